@@ -24,5 +24,8 @@
 extern crate std;
 
 pub mod addr;
+pub mod caps;
 pub mod cmd;
 pub mod ids;
+pub mod mmio;
+pub mod regs;

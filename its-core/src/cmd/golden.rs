@@ -39,19 +39,34 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
     use ItsVersion::*;
     vec![
         (
-            Command::Movi { device: dev(0x1234_5678), event: ev(0x9abc_def0), icid: col(0x4321) },
+            Command::Movi {
+                device: dev(0x1234_5678),
+                event: ev(0x9abc_def0),
+                icid: col(0x4321),
+            },
             V3,
-            [0x1234_5678_0000_0001, 0x0000_0000_9abc_def0, 0x0000_0000_0000_4321, 0],
+            [
+                0x1234_5678_0000_0001,
+                0x0000_0000_9abc_def0,
+                0x0000_0000_0000_4321,
+                0,
+            ],
             "MOVI device=0x12345678 event=0x9abcdef0 icid=0x4321",
         ),
         (
-            Command::Int { device: dev(8), event: ev(1) },
+            Command::Int {
+                device: dev(8),
+                event: ev(1),
+            },
             V3,
             [0x0000_0008_0000_0003, 1, 0, 0],
             "INT device=0x8 event=0x1",
         ),
         (
-            Command::Clear { device: dev(0xffff_ffff), event: ev(0xffff_ffff) },
+            Command::Clear {
+                device: dev(0xffff_ffff),
+                event: ev(0xffff_ffff),
+            },
             V3,
             [0xffff_ffff_0000_0004, 0x0000_0000_ffff_ffff, 0, 0],
             "CLEAR device=0xffffffff event=0xffffffff",
@@ -72,7 +87,9 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
             "SYNC rdbase=0x80a",
         ),
         (
-            Command::Sync { rdbase: RdBase::from_raw((1 << 36) - 1).unwrap() },
+            Command::Sync {
+                rdbase: RdBase::from_raw((1 << 36) - 1).unwrap(),
+            },
             V3,
             [0x05, 0, 0x000f_ffff_ffff_0000, 0],
             "SYNC rdbase=0xfffffffff",
@@ -100,7 +117,11 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
             "MAPD device=0x0 size=0x1f itt=0xfffffffffff00 valid=0x0",
         ),
         (
-            Command::Mapc { icid: col(2), rdbase: proc_rd(3), valid: true },
+            Command::Mapc {
+                icid: col(2),
+                rdbase: proc_rd(3),
+                valid: true,
+            },
             V3,
             [0x09, 0, 0x8000_0000_0003_0002, 0],
             "MAPC icid=0x2 rdbase=0x3 valid=0x1",
@@ -117,13 +138,20 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
             "MAPTI device=0x5 event=0x7 pintid=0x2000 icid=0x1",
         ),
         (
-            Command::Mapi { device: dev(5), event: ev(0x2001), icid: col(0xffff) },
+            Command::Mapi {
+                device: dev(5),
+                event: ev(0x2001),
+                icid: col(0xffff),
+            },
             V3,
             [0x0000_0005_0000_000b, 0x2001, 0xffff, 0],
             "MAPI device=0x5 event=0x2001 icid=0xffff",
         ),
         (
-            Command::Inv { device: dev(0xa), event: ev(0xb) },
+            Command::Inv {
+                device: dev(0xa),
+                event: ev(0xb),
+            },
             V3,
             [0x0000_000a_0000_000c, 0xb, 0, 0],
             "INV device=0xa event=0xb",
@@ -135,13 +163,19 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
             "INVALL icid=0xbeef",
         ),
         (
-            Command::Movall { rdbase1: proc_rd(1), rdbase2: proc_rd(2) },
+            Command::Movall {
+                rdbase1: proc_rd(1),
+                rdbase2: proc_rd(2),
+            },
             V3,
             [0x0e, 0, 0x0000_0000_0001_0000, 0x0000_0000_0002_0000],
             "MOVALL rdbase1=0x1 rdbase2=0x2",
         ),
         (
-            Command::Discard { device: dev(0x99), event: ev(0) },
+            Command::Discard {
+                device: dev(0x99),
+                event: ev(0),
+            },
             V3,
             [0x0000_0099_0000_000f, 0, 0, 0],
             "DISCARD device=0x99 event=0x0",
@@ -155,13 +189,28 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
                 db: IntId::new(0x2003),
             },
             V4_0,
-            [0x0000_0003_0000_0021, 0x0000_0055_0000_0004, 0x0000_2003_0000_0001, 0],
+            [
+                0x0000_0003_0000_0021,
+                0x0000_0055_0000_0004,
+                0x0000_2003_0000_0001,
+                0,
+            ],
             "VMOVI device=0x3 event=0x4 vpe=0x55 d=0x1 db=0x2003",
         ),
         (
-            Command::Vmovp { seq: 0x1234, its_list: 0x8001, vpe: vpe(0x77), rdbase: proc_rd(2) },
+            Command::Vmovp {
+                seq: 0x1234,
+                its_list: 0x8001,
+                vpe: vpe(0x77),
+                rdbase: proc_rd(2),
+            },
             V4_0,
-            [0x0000_1234_0000_0022, 0x0000_0077_0000_8001, 0x0000_0000_0002_0000, 0],
+            [
+                0x0000_1234_0000_0022,
+                0x0000_0077_0000_8001,
+                0x0000_0000_0002_0000,
+                0,
+            ],
             "VMOVP seq=0x1234 its_list=0x8001 vpe=0x77 rdbase=0x2",
         ),
         (
@@ -174,7 +223,12 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
                 default_db: IntId::new(0x2100),
             },
             V4_1,
-            [0x0000_1234_0000_0022, 0x0000_0077_0000_8001, 0x8000_0000_0002_0000, 0x2100],
+            [
+                0x0000_1234_0000_0022,
+                0x0000_0077_0000_8001,
+                0x8000_0000_0002_0000,
+                0x2100,
+            ],
             "VMOVP seq=0x1234 its_list=0x8001 vpe=0x77 rdbase=0x2 db_valid=0x1 default_db=0x2100",
         ),
         (
@@ -219,7 +273,12 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
                 vpt_size: IdBits::new(16).unwrap(),
             },
             V4_0,
-            [0x29, 0x0000_0001_0000_0000, 0x8000_0000_0000_0000, 0x0000_0000_4001_000f],
+            [
+                0x29,
+                0x0000_0001_0000_0000,
+                0x8000_0000_0000_0000,
+                0x0000_0000_4001_000f,
+            ],
             "VMAPP vpe=0x1 rdbase=0x0 valid=0x1 vpt=0x40010000 vpt_size=0xf",
         ),
         (
@@ -253,13 +312,28 @@ fn vectors() -> Vec<(Command, ItsVersion, [u64; 4], &'static str)> {
                 db: IntId::NONE,
             },
             V4_0,
-            [0x0000_0011_0000_002a, 0x0000_0033_0000_0022, 0x0000_03ff_0000_2044, 0],
+            [
+                0x0000_0011_0000_002a,
+                0x0000_0033_0000_0022,
+                0x0000_03ff_0000_2044,
+                0,
+            ],
             "VMAPTI device=0x11 event=0x22 vpe=0x33 vintid=0x2044 db=0x3ff",
         ),
         (
-            Command::Vmapi { device: dev(0x11), event: ev(0x2045), vpe: vpe(0x33), db: IntId::new(0x2005) },
+            Command::Vmapi {
+                device: dev(0x11),
+                event: ev(0x2045),
+                vpe: vpe(0x33),
+                db: IntId::new(0x2005),
+            },
             V4_0,
-            [0x0000_0011_0000_002b, 0x0000_0033_0000_2045, 0x0000_2005_0000_0000, 0],
+            [
+                0x0000_0011_0000_002b,
+                0x0000_0033_0000_2045,
+                0x0000_2005_0000_0000,
+                0,
+            ],
             "VMAPI device=0x11 event=0x2045 vpe=0x33 db=0x2005",
         ),
         (
@@ -320,12 +394,19 @@ fn golden_covers_every_layout() {
 
 #[test]
 fn block_is_little_endian() {
-    let block = Command::Int { device: dev(0x0102_0304), event: ev(0x0506_0708) }.encode_block();
+    let block = Command::Int {
+        device: dev(0x0102_0304),
+        event: ev(0x0506_0708),
+    }
+    .encode_block();
     let bytes = zerocopy::IntoBytes::as_bytes(&block);
     assert_eq!(bytes.len(), 32);
     assert_eq!(&bytes[..8], &[0x03, 0, 0, 0, 0x04, 0x03, 0x02, 0x01]);
     assert_eq!(&bytes[8..16], &[0x08, 0x07, 0x06, 0x05, 0, 0, 0, 0]);
-    assert_eq!(Command::decode_block(&block, ItsVersion::V3).map(|c| c.opcode()), Ok(0x03));
+    assert_eq!(
+        Command::decode_block(&block, ItsVersion::V3).map(|c| c.opcode()),
+        Ok(0x03)
+    );
 }
 
 /// Linux's VMAPP and VMAPTI for the QEMU bring-up in the reference notes: vPE 0 on
@@ -400,7 +481,10 @@ fn gicv41_fields_are_reserved_in_gicv40() {
     let raw = [0x129, 0, 0, 0];
     assert!(matches!(
         Command::decode(&raw, ItsVersion::V4_0),
-        Err(DecodeError::ReservedBits { bits: ReservedBits([0x100, 0, 0, 0]), .. })
+        Err(DecodeError::ReservedBits {
+            bits: ReservedBits([0x100, 0, 0, 0]),
+            ..
+        })
     ));
     assert!(Command::decode(&raw, ItsVersion::V4_1).is_ok());
     // VPT_size bits [7:5] exist only in GICv4.1.
@@ -444,7 +528,11 @@ mod properties {
     use proptest::prelude::*;
 
     fn version() -> impl Strategy<Value = ItsVersion> {
-        prop_oneof![Just(ItsVersion::V3), Just(ItsVersion::V4_0), Just(ItsVersion::V4_1)]
+        prop_oneof![
+            Just(ItsVersion::V3),
+            Just(ItsVersion::V4_0),
+            Just(ItsVersion::V4_1)
+        ]
     }
 
     proptest! {
