@@ -11,7 +11,11 @@
 //! cargo xtask bench
 //! ```
 
+mod bench;
+mod cli;
+mod fuzz;
 mod qemu;
+mod test;
 
 use std::process::ExitCode;
 
@@ -39,6 +43,11 @@ fn main() -> ExitCode {
     };
     match cmd.as_str() {
         "qemu-test" => qemu::qemu_test(rest),
+        "test" => test::run(rest),
+        "decode" => cli::decode(rest),
+        "encode" => cli::encode(rest),
+        "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
         "demo" => qemu::demo(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
