@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The EL2 mini-hypervisor of the QEMU tests.
+//!
+//! One QEMU boot runs one scenario: the runner passes its name on the semihosting command line
+//! (`-semihosting-config enable=on,target=native,arg=hyp,arg=<scenario>`), the hyp looks it up
+//! in [`scenarios::SCENARIOS`], runs it and exits through semihosting with the verdict. See
+//! `scenarios/mod.rs` for how to add one.
+#![no_std]
+#![no_main]
+
+mod exits;
+mod gic_glue;
+mod scenarios;
+mod smp;
+mod vcpu;
+
+use common::palloc::PALLOC;
+use common::platform::{GUEST_BASE, GUEST_SIZE, RAM_END};
+
+common::el2_main!(main);
+
+unsafe extern "C" {
+    /// End of the hyp image, stacks included (64 KiB aligned; from common.ld).
+    static __image_end: u8;
+}
+
+fn main(cpu: usize) -> ! {
+    let image_end = &raw const __image_end as usize;
+    // SAFETY: [image end, guest base) and [guest end, RAM end) are RAM that neither image nor
+    // QEMU (DTB at the start of RAM, below the hyp) uses; given once, at boot.
+    unsafe {
+        PALLOC.add_region(image_end, GUEST_BASE);
+        PALLOC.add_region(GUEST_BASE + GUEST_SIZE, RAM_END);
+    }
+    if let Err(e) = gic_glue::init_distributor() {
+        common::println!("@@T fail boot: GIC distributor: {e:?}");
+    }
+    if let Err(e) = gic_glue::init_cpu(cpu) {
+        common::println!("@@T fail boot: GIC CPU interface of cpu{cpu}: {e:?}");
+    }
+    exits::install();
+
+    let mut buf = [0u8; 256];
+    let name = common::semihosting::cmdline(&mut buf)
+        .and_then(|line| line.split_whitespace().last())
+        .unwrap_or("");
+    scenarios::run(name, cpu)
+}

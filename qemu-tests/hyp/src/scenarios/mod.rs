@@ -1,0 +1,56 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The scenario table: one QEMU boot runs one entry.
+//!
+//! # Adding a scenario
+//!
+//! 1. Write `pub fn my_scenario(ctx: &mut Ctx)` in a module of this directory (one file per
+//!    group; add `mod group;` below if the file is new). Use `common::check!` / `require!` for
+//!    assertions, `common::narrate!` for demo narration, `common::report::metrics` for numbers.
+//! 2. Add one line to [`SCENARIOS`].
+//! 3. Add one line to the runner's table in `xtask/src/qemu/scenarios.rs` (CPU count, `edu`
+//!    device, deadline, and any QEMU guest-error lines the scenario provokes on purpose).
+//!
+//! The driver [`run`] prints `@@T start`, then `@@T ok` if no check failed, then
+//! `@@T done passed=N failed=M`, and exits with status 0 only if everything passed.
+
+mod demo;
+mod infra;
+mod selfcheck;
+
+use common::report;
+
+/// What a scenario gets.
+pub struct Ctx {
+    /// The CPU running the scenario (the boot CPU, 0).
+    pub cpu: usize,
+    /// The scenario's name.
+    pub name: &'static str,
+}
+
+/// A scenario body.
+pub type Scenario = fn(&mut Ctx);
+
+/// Every scenario the hyp knows, by name.
+pub const SCENARIOS: &[(&str, Scenario)] = &[
+    ("boot_smoke", infra::boot_smoke),
+    ("smp_smoke", infra::smp_smoke),
+    ("guest_smoke", infra::guest_smoke),
+    ("demo", demo::demo),
+    // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
+    ("panic_check", selfcheck::panic_check),
+    ("exception_check", selfcheck::exception_check),
+];
+
+/// Runs the scenario called `name` and exits QEMU with the verdict.
+pub fn run(name: &str, cpu: usize) -> ! {
+    let Some(&(name, scenario)) = SCENARIOS.iter().find(|(n, _)| *n == name) else {
+        common::println!("@@T fail {name}: unknown scenario");
+        common::println!("@@T done passed=0 failed=1");
+        common::semihosting::exit(1);
+    };
+    report::start(name);
+    let mut ctx = Ctx { cpu, name };
+    scenario(&mut ctx);
+    report::finish(name);
+    report::done()
+}

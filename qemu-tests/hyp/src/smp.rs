@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Secondary CPUs: start them and give them work.
+//!
+//! A started CPU initialises its GIC CPU interface, checks in, then waits (WFE) on a mailbox:
+//! [`run_on`] posts a `fn(usize) -> u64` to it and waits, bounded, for the result.
+
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::time::Duration;
+
+use common::platform::MAX_CPUS;
+use common::psci::PsciError;
+use common::timer::poll_until;
+
+use crate::gic_glue;
+
+/// Bit n set = CPU n checked in.
+static ONLINE: AtomicUsize = AtomicUsize::new(0);
+/// MPIDR_EL1 each CPU read when it checked in.
+static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// SCTLR_EL2 each CPU read when it checked in.
+static SCTLR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+/// Posted work: a `fn(usize) -> u64` address; 0 = none.
+static WORK: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// Result of the last work item, and a sequence number bumped when it is stored.
+static RESULT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static DONE_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+/// What went wrong starting or using a CPU.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum SmpError {
+    /// CPU_ON failed.
+    Psci(PsciError),
+    /// The CPU did not check in / finish in time.
+    Timeout,
+    /// Not a secondary CPU index, or the CPU is not online.
+    BadCpu,
+}
+
+/// Whether CPU `cpu` has checked in.
+pub fn is_online(cpu: usize) -> bool {
+    cpu < MAX_CPUS && ONLINE.load(Ordering::Acquire) & (1 << cpu) != 0
+}
+
+/// MPIDR_EL1 and SCTLR_EL2 that CPU `cpu` read when it checked in.
+pub fn checkin_regs(cpu: usize) -> (u64, u64) {
+    (
+        MPIDR[cpu].load(Ordering::Acquire),
+        SCTLR[cpu].load(Ordering::Acquire),
+    )
+}
+
+/// Starts CPU `cpu` with PSCI CPU_ON and waits (up to `timeout`) for it to check in.
+pub fn start(cpu: usize, timeout: Duration) -> Result<(), SmpError> {
+    if is_online(cpu) {
+        return Ok(());
+    }
+    common::entry::start_secondary(cpu, secondary_main).map_err(SmpError::Psci)?;
+    if poll_until(timeout, || is_online(cpu)) {
+        Ok(())
+    } else {
+        Err(SmpError::Timeout)
+    }
+}
+
+/// Runs `work(cpu)` on online CPU `cpu` and waits (up to `timeout`) for its result.
+pub fn run_on(cpu: usize, work: fn(usize) -> u64, timeout: Duration) -> Result<u64, SmpError> {
+    if !is_online(cpu) || cpu == common::platform::cpu_index() {
+        return Err(SmpError::BadCpu);
+    }
+    let seq = DONE_SEQ[cpu].load(Ordering::Acquire);
+    WORK[cpu].store(work as usize, Ordering::Release);
+    // SAFETY: `sev` only wakes CPUs waiting in WFE.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+    if poll_until(timeout, || DONE_SEQ[cpu].load(Ordering::Acquire) != seq) {
+        Ok(RESULT[cpu].load(Ordering::Acquire))
+    } else {
+        Err(SmpError::Timeout)
+    }
+}
+
+fn secondary_main(cpu: usize) -> ! {
+    if let Err(e) = gic_glue::init_cpu(cpu) {
+        common::println!(
+            "@@T fail {}: cpu{cpu} GIC init: {e:?}",
+            common::report::current()
+        );
+    }
+    MPIDR[cpu].store(common::read_sysreg!(mpidr_el1), Ordering::Release);
+    SCTLR[cpu].store(common::read_sysreg!(sctlr_el2), Ordering::Release);
+    ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
+    loop {
+        let raw = WORK[cpu].swap(0, Ordering::AcqRel);
+        if raw == 0 {
+            // SAFETY: `wfe` only waits for an event (`sev` from `run_on`, or any interrupt).
+            unsafe { core::arch::asm!("wfe", options(nostack)) };
+            continue;
+        }
+        // SAFETY: only `run_on` stores non-zero values, and it stores `fn(usize) -> u64`
+        // pointers, which have the size of `usize`.
+        let work = unsafe { core::mem::transmute::<usize, fn(usize) -> u64>(raw) };
+        RESULT[cpu].store(work(cpu), Ordering::Release);
+        DONE_SEQ[cpu].fetch_add(1, Ordering::AcqRel);
+    }
+}
