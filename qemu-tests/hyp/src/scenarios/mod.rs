@@ -39,6 +39,7 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
     ("panic_check", selfcheck::panic_check),
     ("exception_check", selfcheck::exception_check),
+    ("guest_error_check", selfcheck::guest_error_check),
 ];
 
 /// Runs the scenario called `name` and exits QEMU with the verdict.

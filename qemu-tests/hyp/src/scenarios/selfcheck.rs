@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Runner self-checks. Both must make the runner report FAILED: they prove a panic and an
+//! Runner self-checks. Each must make the runner report FAILED: they prove a panic and an
 //! unexpected exception cannot pass for success. Not in the default suite; run them with
 //! `cargo xtask qemu-test --filter panic_check` (or `exception_check`).
 
@@ -22,4 +22,20 @@ pub fn exception_check(_ctx: &mut Ctx) {
     // read never completes and no value is produced.
     let v = unsafe { core::ptr::read_volatile(bad) };
     common::println!("exception_check: read {v:#x}, which should not happen");
+}
+
+/// Reads GICR_SYNCR, which QEMU does not implement: it reads as zero and QEMU logs a guest
+/// error ("invalid guest read at offset"). The scenario itself passes, so only the runner's
+/// guest-error rule can fail it.
+pub fn guest_error_check(ctx: &mut Ctx) {
+    /// GICR_SYNCR offset in RD_base.
+    const GICR_SYNCR: usize = 0xc0;
+    let Some(rd) = crate::gic_glue::redistributor(ctx.cpu) else {
+        common::check!(false, "no redistributor for cpu{}", ctx.cpu);
+        return;
+    };
+    // SAFETY: RD_base + 0xC0 lies in this CPU's redistributor frame, mapped as Device memory;
+    // QEMU answers the read (with zero) and logs it.
+    let v = unsafe { core::ptr::read_volatile((rd + GICR_SYNCR) as *const u32) };
+    common::println!("guest_error_check: GICR_SYNCR read {v:#x}");
 }

@@ -1,0 +1,401 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Finding (or installing) QEMU and running one scenario under a deadline.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::images::Images;
+use super::scenarios::Scenario;
+
+/// The QEMU binary name.
+pub const QEMU: &str = "qemu-system-aarch64";
+/// The first QEMU release with the TCG GICv4 model (gic-version=4).
+pub const MIN_VERSION: (u32, u32) = (7, 1);
+/// QEMU is killed if it prints nothing for this long.
+pub const IDLE_DEADLINE: Duration = Duration::from_secs(30);
+/// The Debian command that installs QEMU (without GTK and friends).
+const APT_INSTALL: &str = "apt-get install -y --no-install-recommends qemu-system-arm";
+
+/// The QEMU in use.
+#[derive(Clone, Debug)]
+pub struct Qemu {
+    /// The binary.
+    pub path: PathBuf,
+    /// First line of `--version`.
+    pub version_line: String,
+}
+
+/// Looks `name` up in `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Parses `QEMU emulator version 7.2.22 (Debian ...)` into `(7, 2, 22)`.
+pub fn parse_version(line: &str) -> Option<(u32, u32, u32)> {
+    let rest = &line[line.find("version ")? + "version ".len()..];
+    let word = rest.split_whitespace().next()?;
+    let mut parts = word.split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    let patch = parts.next().flatten().unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+fn apt_get(args: &[&str]) -> io::Result<ExitStatus> {
+    Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdin(Stdio::null())
+        .status()
+}
+
+/// Finds QEMU: `explicit` (`--qemu PATH`), else `qemu-system-aarch64` on `PATH`, else installs
+/// it with apt-get when running as root on a Debian-like system. Checks the version.
+pub fn find_qemu(explicit: Option<&Path>) -> Result<Qemu, String> {
+    let path = match explicit {
+        Some(p) => {
+            if !p.is_file() {
+                return Err(format!("--qemu {}: no such file", p.display()));
+            }
+            p.to_path_buf()
+        }
+        None => match which(QEMU) {
+            Some(p) => p,
+            None => install_qemu()?,
+        },
+    };
+    let out = Command::new(&path)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {} --version: {e}", path.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let version_line = text.lines().next().unwrap_or("").trim().to_owned();
+    let Some((major, minor, _)) = parse_version(&version_line) else {
+        return Err(format!(
+            "cannot read the version of {}: {version_line:?}",
+            path.display()
+        ));
+    };
+    if (major, minor) < MIN_VERSION {
+        return Err(format!(
+            "{version_line} is too old: the GICv4 model needs QEMU >= {}.{} \
+             (Debian 12 ships 7.2: {APT_INSTALL})",
+            MIN_VERSION.0, MIN_VERSION.1
+        ));
+    }
+    Ok(Qemu { path, version_line })
+}
+
+fn install_qemu() -> Result<PathBuf, String> {
+    if !(is_root() && which("apt-get").is_some()) {
+        return Err(format!(
+            "{QEMU} not found. Install it with:\n    sudo {APT_INSTALL}\nor pass --qemu PATH"
+        ));
+    }
+    println!("{QEMU} not found: installing it (apt-get update; {APT_INSTALL})");
+    match apt_get(&["update"]) {
+        Ok(s) if s.success() => {}
+        other => println!("apt-get update failed ({other:?}); trying the install anyway"),
+    }
+    let args: Vec<&str> = APT_INSTALL.split_whitespace().skip(1).collect();
+    match apt_get(&args) {
+        Ok(s) if s.success() => {}
+        other => return Err(format!("`{APT_INSTALL}` failed: {other:?}")),
+    }
+    which(QEMU).ok_or_else(|| format!("{QEMU} still not on PATH after installing qemu-system-arm"))
+}
+
+/// The QEMU arguments for one scenario.
+pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-M",
+        "virt,gic-version=4,virtualization=on",
+        "-cpu",
+        "max",
+        "-smp",
+        &scenario.smp.to_string(),
+        "-m",
+        "512M",
+        "-nographic",
+        "-nic",
+        "none",
+        "-semihosting-config",
+        &format!("enable=on,target=native,arg=hyp,arg={}", scenario.name),
+        "-d",
+        "guest_errors",
+        "-D",
+        &qemu_log.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if scenario.edu {
+        args.extend(["-device".into(), "edu".into()]);
+    }
+    args.extend([
+        "-kernel".into(),
+        images.hyp.display().to_string(),
+        "-device".into(),
+        format!("loader,file={}", images.guest.display()),
+    ]);
+    args
+}
+
+/// Quotes a command line for display.
+pub fn shell_line(program: &Path, args: &[String]) -> String {
+    let quote = |s: &str| {
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=,./:+".contains(c))
+        {
+            s.to_owned()
+        } else {
+            format!("'{}'", s.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once(quote(&program.display().to_string()))
+        .chain(args.iter().map(|a| quote(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Kills and reaps the child when dropped, whatever path the runner leaves by.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// What one QEMU run produced.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// Serial output (QEMU's stdout), then its stderr if any.
+    pub serial: String,
+    /// The `-d guest_errors` log.
+    pub qemu_log: String,
+    /// Exit status; `None` if killed.
+    pub exit: Option<i32>,
+    /// Killed at a deadline: why.
+    pub timeout: Option<String>,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Where the serial output was saved.
+    pub log_path: PathBuf,
+    /// Where the guest-error log was saved.
+    pub qemu_log_path: PathBuf,
+    /// The command line.
+    pub command: String,
+}
+
+/// Boots one scenario and collects its output. `on_line` sees each serial line as it arrives
+/// (for the demo's live narration). Logs go to `<logdir>/<name>.log` and `<name>.qemu.log`.
+pub fn run_scenario(
+    qemu: &Qemu,
+    images: &Images,
+    scenario: &Scenario,
+    logdir: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> io::Result<RunOutput> {
+    let log_path = logdir.join(format!("{}.log", scenario.name));
+    let qemu_log_path = logdir.join(format!("{}.qemu.log", scenario.name));
+    let _ = fs::remove_file(&qemu_log_path);
+    let args = qemu_args(scenario, images, &qemu_log_path);
+    let command = shell_line(&qemu.path, &args);
+    let mut log = File::create(&log_path)?;
+
+    let start = Instant::now();
+    let mut child = KillOnDrop(
+        Command::new(&qemu.path)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?,
+    );
+    let mut stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut stderr = child
+        .0
+        .stderr
+        .take()
+        .ok_or_else(|| io::Error::other("no stderr"))?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let out_reader = thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let err_reader = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+
+    let deadline = start + scenario.deadline;
+    let mut last_output = Instant::now();
+    let mut serial = Vec::new();
+    let mut partial = Vec::new();
+    let mut timeout = None;
+    let emit = |bytes: &[u8], partial: &mut Vec<u8>, on_line: &mut dyn FnMut(&str)| {
+        partial.extend_from_slice(bytes);
+        while let Some(nl) = partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = partial.drain(..=nl).collect();
+            on_line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+        }
+    };
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            timeout = Some(format!(
+                "no verdict within {} s",
+                scenario.deadline.as_secs()
+            ));
+            break;
+        }
+        let idle = now - last_output;
+        if idle >= IDLE_DEADLINE {
+            timeout = Some(format!("no output for {} s", IDLE_DEADLINE.as_secs()));
+            break;
+        }
+        match rx.recv_timeout((deadline - now).min(IDLE_DEADLINE - idle)) {
+            Ok(chunk) => {
+                last_output = Instant::now();
+                log.write_all(&chunk)?;
+                serial.extend_from_slice(&chunk);
+                emit(&chunk, &mut partial, on_line);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+
+    // Stdout closed (or a deadline passed): collect the exit status, bounded by the deadline.
+    let mut exit = None;
+    if timeout.is_none() {
+        loop {
+            if let Some(status) = child.0.try_wait()? {
+                exit = status.code();
+                break;
+            }
+            if Instant::now() >= deadline {
+                timeout = Some(format!(
+                    "QEMU did not exit within {} s",
+                    scenario.deadline.as_secs()
+                ));
+                break;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    drop(child); // kills QEMU if it is still running
+    let _ = out_reader.join();
+    while let Ok(chunk) = rx.try_recv() {
+        log.write_all(&chunk)?;
+        serial.extend_from_slice(&chunk);
+        emit(&chunk, &mut partial, on_line);
+    }
+    if !partial.is_empty() {
+        on_line(&String::from_utf8_lossy(&partial));
+    }
+    let err_bytes = err_reader.join().unwrap_or_default();
+    if !err_bytes.is_empty() {
+        log.write_all(b"\n--- qemu stderr ---\n")?;
+        log.write_all(&err_bytes)?;
+        serial.extend_from_slice(b"\n");
+        serial.extend_from_slice(&err_bytes);
+    }
+    let elapsed = start.elapsed();
+    let qemu_log = fs::read_to_string(&qemu_log_path).unwrap_or_default();
+    Ok(RunOutput {
+        serial: String::from_utf8_lossy(&serial).into_owned(),
+        qemu_log,
+        exit,
+        timeout,
+        elapsed,
+        log_path,
+        qemu_log_path,
+        command,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qemu::scenarios::by_name;
+
+    #[test]
+    fn versions_parse() {
+        let v = parse_version("QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b2)");
+        assert_eq!(v, Some((7, 2, 22)));
+        assert_eq!(
+            parse_version("QEMU emulator version 10.0.2"),
+            Some((10, 0, 2))
+        );
+        assert_eq!(
+            parse_version("QEMU emulator version 7.0.90"),
+            Some((7, 0, 90))
+        );
+        assert_eq!(parse_version("garbage"), None);
+        assert!(parse_version("QEMU emulator version 7.0.0").unwrap() < (7, 1, 0));
+    }
+
+    #[test]
+    fn command_line_has_the_gicv4_machine_and_the_scenario() {
+        let images = Images {
+            hyp: "/x/hyp".into(),
+            guest: "/x/guest".into(),
+        };
+        let demo = by_name("demo").unwrap();
+        let args = qemu_args(demo, &images, Path::new("/logs/demo.qemu.log"));
+        let line = args.join(" ");
+        assert!(line.contains("-M virt,gic-version=4,virtualization=on -cpu max -smp 2 -m 512M"));
+        assert!(line.contains("-nographic -nic none"));
+        assert!(line.contains("-semihosting-config enable=on,target=native,arg=hyp,arg=demo"));
+        assert!(line.contains("-d guest_errors -D /logs/demo.qemu.log"));
+        assert!(line.contains("-device edu"));
+        assert!(line.ends_with("-kernel /x/hyp -device loader,file=/x/guest"));
+        let boot = qemu_args(by_name("boot_smoke").unwrap(), &images, Path::new("/l"));
+        assert!(!boot.iter().any(|a| a == "edu"));
+    }
+
+    #[test]
+    fn shell_line_quotes_only_when_needed() {
+        let s = shell_line(Path::new("/usr/bin/qemu"), &["-a".into(), "b c".into()]);
+        assert_eq!(s, "/usr/bin/qemu -a 'b c'");
+    }
+}

@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The runner's scenario table: how to boot each hyp scenario.
+//!
+//! Every entry names a scenario of `qemu-tests/hyp/src/scenarios/mod.rs` (the hyp owns what a
+//! scenario does; this table owns how QEMU is started for it and what its log may contain).
+//! Adding a scenario is one line here plus one line there.
+
+use std::time::Duration;
+
+/// How to run one scenario.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Scenario {
+    /// The hyp's scenario name (passed on the semihosting command line).
+    pub name: &'static str,
+    /// `-smp`: number of CPUs.
+    pub smp: u32,
+    /// Add `-device edu` (a PCI device that can raise MSIs, DeviceID 0x8).
+    pub edu: bool,
+    /// QEMU is killed if the scenario has not finished by then.
+    pub deadline: Duration,
+    /// Substrings of QEMU `-d guest_errors` lines this scenario provokes on purpose. Each one
+    /// must appear (case-insensitive), and the lines they match are not failures.
+    pub expected_guest_errors: &'static [&'static str],
+    /// A runner self-check that must FAIL (panic, exception, unexpected guest error): not in the
+    /// default suite; it runs only when `--filter` names it exactly.
+    pub hidden: bool,
+}
+
+/// Default total deadline of a scenario.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+impl Scenario {
+    /// A scenario with the defaults: 2 CPUs, no edu, 60 s, no expected guest errors.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            smp: 2,
+            edu: false,
+            deadline: DEFAULT_DEADLINE,
+            expected_guest_errors: &[],
+            hidden: false,
+        }
+    }
+
+    /// With `n` CPUs.
+    pub const fn smp(mut self, n: u32) -> Self {
+        self.smp = n;
+        self
+    }
+
+    /// With the `edu` PCI device.
+    pub const fn edu(mut self) -> Self {
+        self.edu = true;
+        self
+    }
+
+    /// With another deadline.
+    pub const fn deadline(mut self, d: Duration) -> Self {
+        self.deadline = d;
+        self
+    }
+
+    /// Declares QEMU guest-error lines the scenario provokes on purpose.
+    #[allow(
+        dead_code,
+        reason = "for the driver scenarios that provoke ITS errors on purpose"
+    )]
+    pub const fn expects_guest_errors(mut self, substrings: &'static [&'static str]) -> Self {
+        self.expected_guest_errors = substrings;
+        self
+    }
+
+    /// Marks a runner self-check (see [`Scenario::hidden`]).
+    pub const fn hidden(mut self) -> Self {
+        self.hidden = true;
+        self
+    }
+}
+
+/// Deadline of the runner self-checks (they stop at once).
+const SELF_CHECK_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Every scenario, in the order the suite lists them.
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario::new("boot_smoke").smp(1),
+    Scenario::new("smp_smoke").smp(2),
+    Scenario::new("guest_smoke").smp(1),
+    Scenario::new("demo").smp(2).edu(),
+    // Runner self-checks: each must be reported FAILED.
+    Scenario::new("panic_check")
+        .smp(1)
+        .deadline(SELF_CHECK_DEADLINE)
+        .hidden(),
+    Scenario::new("exception_check")
+        .smp(1)
+        .deadline(SELF_CHECK_DEADLINE)
+        .hidden(),
+    Scenario::new("guest_error_check")
+        .smp(1)
+        .deadline(SELF_CHECK_DEADLINE)
+        .hidden(),
+];
+
+/// The scenarios to run: without a filter, every non-hidden one; with one, the non-hidden
+/// scenarios whose name contains it, plus a hidden one if the filter is exactly its name.
+pub fn select(filter: Option<&str>) -> Vec<&'static Scenario> {
+    SCENARIOS
+        .iter()
+        .filter(|s| match filter {
+            None => !s.hidden,
+            Some(f) if s.hidden => s.name == f,
+            Some(f) => s.name.contains(f),
+        })
+        .collect()
+}
+
+/// Looks a scenario up by exact name.
+pub fn by_name(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_suite_is_the_four_infrastructure_scenarios() {
+        let names: Vec<_> = select(None).iter().map(|s| s.name).collect();
+        assert_eq!(names, ["boot_smoke", "smp_smoke", "guest_smoke", "demo"]);
+    }
+
+    #[test]
+    fn hidden_self_checks_need_their_exact_name() {
+        assert!(select(Some("check")).is_empty());
+        let names: Vec<_> = select(Some("panic_check")).iter().map(|s| s.name).collect();
+        assert_eq!(names, ["panic_check"]);
+        let names: Vec<_> = select(Some("smoke")).iter().map(|s| s.name).collect();
+        assert_eq!(names, ["boot_smoke", "smp_smoke", "guest_smoke"]);
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in SCENARIOS.iter().enumerate() {
+            assert!(
+                SCENARIOS[i + 1..].iter().all(|b| b.name != a.name),
+                "{}",
+                a.name
+            );
+        }
+    }
+}
