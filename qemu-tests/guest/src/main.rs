@@ -9,6 +9,7 @@
 #![no_main]
 
 mod hvc;
+mod irq;
 mod programs;
 
 // The image header, at the link base: a branch to the entry, then the magic word the hyp

@@ -5,8 +5,8 @@ use common::{check, mmu, println, read_sysreg, sysreg};
 
 use crate::hvc;
 
-/// Checks EL1 and the MMU, makes one hypercall round trip and executes one WFI (trapped by the
-/// hyp, which skips it).
+/// Checks EL1 and the MMU, turns the virtual CPU interface on (nothing pending: spurious),
+/// makes one hypercall round trip and executes one WFI (trapped by the hyp, which skips it).
 pub fn smoke() {
     let el = sysreg::current_el();
     let sctlr = read_sysreg!(sctlr_el1);
@@ -15,6 +15,12 @@ pub fn smoke() {
     check!(
         mmu::el1_mmu_and_caches_on(),
         "SCTLR_EL1 = {sctlr:#x}: MMU/caches off"
+    );
+    crate::irq::init();
+    let spurious = crate::irq::ack();
+    check!(
+        spurious == crate::irq::SPURIOUS,
+        "ICV_IAR1_EL1 read {spurious} with nothing pending"
     );
     let answer = hvc::print_num(41);
     check!(answer == 42, "PRINT_NUM(41) answered {answer}");
