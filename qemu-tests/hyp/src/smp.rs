@@ -85,8 +85,14 @@ fn secondary_main(cpu: usize) -> ! {
             common::report::current()
         );
     }
-    MPIDR[cpu].store(common::read_sysreg!(mpidr_el1), Ordering::Release);
-    SCTLR[cpu].store(common::read_sysreg!(sctlr_el2), Ordering::Release);
+    let mpidr = common::read_sysreg!(mpidr_el1);
+    let sctlr = common::read_sysreg!(sctlr_el2);
+    common::println!(
+        "cpu{cpu}: up at EL{}, MPIDR={mpidr:#x}, SCTLR_EL2={sctlr:#x}",
+        common::sysreg::current_el()
+    );
+    MPIDR[cpu].store(mpidr, Ordering::Release);
+    SCTLR[cpu].store(sctlr, Ordering::Release);
     ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
     loop {
         let raw = WORK[cpu].swap(0, Ordering::AcqRel);

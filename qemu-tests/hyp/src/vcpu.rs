@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use common::exceptions::{Frame, HostContext, vcpu_enter, vcpu_exit_to_host};
 use common::hvc_abi::{HVC_DONE, HVC_PRINT_NUM};
-use common::platform::{GUEST_BASE, GUEST_MAGIC, MAX_CPUS, cpu_index};
+use common::platform::{GUEST_BASE, GUEST_MAGIC, GUEST_SIZE, MAX_CPUS, cpu_index};
 use common::{entry, mmu, println, write_sysreg};
 
 /// HCR_EL2 while the guest runs: the host value plus TWI (bit 13), so a WFI with nothing
@@ -100,6 +100,9 @@ impl Vcpu {
         regs.elr = GUEST_BASE as u64;
         regs.spsr = SPSR_EL1H_MASKED;
         regs.x[0] = program;
+        // The guest's entry code sets its own stack; until then SP_EL1 points at the top of
+        // its region rather than at address 0.
+        regs.sp_elx = (GUEST_BASE + GUEST_SIZE - 16) as u64;
         Self {
             regs,
             hcr: HCR_EL2_GUEST,
