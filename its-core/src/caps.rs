@@ -97,10 +97,8 @@ impl ItsCaps {
         if d.id_bits < self.vintid_bits {
             self.vintid_bits = d.id_bits;
         }
-        if let Some(v) = d.vpe_id_bits {
-            if matches!(self.version, ItsVersion::V4_1) {
-                self.vpe_id_bits = v;
-            }
+        if let (Some(v), ItsVersion::V4_1) = (d.vpe_id_bits, self.version) {
+            self.vpe_id_bits = v;
         }
         self
     }

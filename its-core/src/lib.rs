@@ -28,4 +28,8 @@ pub mod caps;
 pub mod cmd;
 pub mod ids;
 pub mod mmio;
+pub mod platform;
 pub mod regs;
+
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;

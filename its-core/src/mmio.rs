@@ -524,23 +524,26 @@ mod tests {
 
     fn zerocopy_box<T>() -> Box<T> {
         let layout = core::alloc::Layout::new::<T>();
-        // SAFETY: the register blocks are plain integers, for which all-zero is valid, and the
-        // layout is non-zero-sized.
+        // SAFETY: the layout is non-zero-sized.
+        #[allow(unsafe_code, reason = "test helper allocating register blocks in RAM")]
+        let p = unsafe { alloc::alloc::alloc_zeroed(layout) }.cast::<T>();
+        assert!(!p.is_null());
+        // SAFETY: `p` is a fresh allocation of T's layout; the register blocks are plain
+        // integers, for which all-zero is a valid value.
         #[allow(unsafe_code, reason = "test helper allocating register blocks in RAM")]
         unsafe {
-            Box::from_raw(alloc::alloc::alloc_zeroed(layout).cast::<T>())
+            Box::from_raw(p)
         }
     }
 
+    #[allow(
+        unsafe_code,
+        reason = "test helper reading register blocks as raw words"
+    )]
     fn as_u64s<T>(r: &T) -> &[u64] {
+        let p = (r as *const T).cast::<u64>();
         // SAFETY: the blocks are 8-byte aligned and a multiple of 8 bytes long, and every bit
         // pattern is a valid u64.
-        #[allow(
-            unsafe_code,
-            reason = "test helper reading register blocks as raw words"
-        )]
-        unsafe {
-            core::slice::from_raw_parts((r as *const T).cast::<u64>(), size_of::<T>() / 8)
-        }
+        unsafe { core::slice::from_raw_parts(p, size_of::<T>() / 8) }
     }
 }

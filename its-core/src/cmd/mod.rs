@@ -24,6 +24,8 @@
 //! ```
 
 mod layout;
+#[cfg(feature = "arbitrary")]
+pub mod props;
 mod text;
 mod validate;
 

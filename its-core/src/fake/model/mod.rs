@@ -1,0 +1,552 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! A host model of GICv4 ITSs and redistributors, to test drivers against.
+//!
+//! The model follows QEMU's GICv4.0 model (see the project's reference notes, section A) and
+//! the architecture where QEMU is silent:
+//! - GITS_BASER<n>, GITS_CBASER and the queue are latched when GITS_CTLR.Enabled goes to 1,
+//!   and read-only while enabled;
+//! - commands run when GITS_CWRITER is written (or after a configured number of GITS_CREADR
+//!   polls, or never, to model a slow or dead ITS);
+//! - the device, collection and vPE tables (flat or two-level) and the ITTs live in the
+//!   driver's memory, in QEMU's entry formats, read and written through the fake platform; a
+//!   table or queue the driver programmed non-shareable is read through the
+//!   point-of-coherency view, so a missing clean is seen;
+//! - each command is checked as QEMU checks it, and every error QEMU would log with
+//!   `-d guest_errors` is recorded ([`GicModel::errors`]), with QEMU's wording; the model is
+//!   also stricter than QEMU where QEMU silently tolerates driver bugs (reserved bits, unknown
+//!   opcodes, VMAPTI over a live mapping, SYNC to a missing redistributor, LPIs dropped because
+//!   a table is too small), and says so in the message;
+//! - memory faults (a table, ITT or queue address that is not live memory) stall the queue
+//!   (GITS_CREADR.Stalled), as QEMU does;
+//! - pending state of physical LPIs lives in the redistributors' pending tables, of virtual
+//!   LPIs in the vPEs' virtual pending tables; a vLPI for a vPE that is not resident rings its
+//!   doorbell.
+//!
+//! It can also be told to stall at a given command, to advance GITS_CREADR only after N polls
+//! or never, to report non-shareable memory on every base register, to refuse page sizes or
+//! two-level tables, to report Dirty for N reads, and to report GICv4.1 capabilities.
+
+mod its;
+mod redist;
+
+use std::string::{String, ToString};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::vec::Vec;
+
+use super::platform::{Event, FakePlatform, View};
+use crate::cmd::{Command, ItsVersion};
+use crate::mmio::{ItsRegisters, RedistRegisters};
+use crate::regs::{
+    GicrCtlr, GicrInvallr, GicrInvlpir, GicrPendbaser, GicrPropbaser, GicrSyncr, GicrTyper,
+    GicrWaker, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
+};
+
+use its::ItsState;
+pub use its::{CteView, DteView, IteView, VteView};
+use redist::RdState;
+
+/// When an ITS processes the commands written before a GITS_CWRITER write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delay {
+    /// During the GITS_CWRITER write (as QEMU does).
+    Immediate,
+    /// On the Nth GITS_CREADR read after the write.
+    AfterPolls(u32),
+    /// Never: a dead ITS.
+    Never,
+}
+
+/// Which page sizes GITS_BASER<n>.Page_Size accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSizes {
+    /// 4 KiB.
+    pub k4: bool,
+    /// 16 KiB.
+    pub k16: bool,
+    /// 64 KiB.
+    pub k64: bool,
+}
+
+/// The shape of the modelled GIC.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelConfig {
+    /// Redistributors (CPUs).
+    pub cpus: usize,
+    /// ITSs.
+    pub its_count: usize,
+    /// V3: physical only; V4_0: QEMU's GICv4.0; V4_1: GICv4.1 capabilities and layouts.
+    pub version: ItsVersion,
+    /// GITS_TYPER.PTA: RDbase is a physical address.
+    pub pta: bool,
+    /// GITS_TYPER.VMOVP: one VMOVP suffices. When false, every ITS needs its own VMOVP with
+    /// the same SequenceNumber and an ITSList naming it.
+    pub single_vmovp: bool,
+    /// Accepted page sizes.
+    pub page_sizes: PageSizes,
+    /// GITS_BASER<n>.Indirect is writable.
+    pub indirect: bool,
+    /// Every base register (CBASER, BASER, PROPBASER, PENDBASER) reads back non-shareable.
+    pub non_shareable: bool,
+    /// GICR_TYPER.DirectLPI: GICR_INVLPIR, GICR_INVALLR and GICR_SYNCR exist.
+    pub direct_lpi: bool,
+    /// GICR_TYPER.Dirty, and how many reads of GICR_VPENDBASER show Dirty after a change.
+    pub dirty_reads: Option<u32>,
+    /// GITS_TYPER.Devbits + 1.
+    pub device_bits: u8,
+    /// GITS_TYPER.IDbits + 1.
+    pub event_bits: u8,
+    /// GITS_TYPER.CIDbits + 1 (CIL = 1).
+    pub collection_bits: u8,
+    /// GITS_TYPER.HCC.
+    pub hcc: u8,
+    /// GITS_TYPER.ITT_entry_size + 1.
+    pub itt_entry_bytes: u8,
+    /// GICD_TYPER.IDbits + 1.
+    pub dist_id_bits: u8,
+    /// GITS_CTLR reads without Quiescent this many times after Enabled is cleared.
+    pub quiescent_reads: u32,
+    /// GICR_WAKER reads with ChildrenAsleep this many times after ProcessorSleep is cleared.
+    pub waker_reads: u32,
+}
+
+impl ModelConfig {
+    /// QEMU's virt board with `gic-version=4`: GICv4.0, one ITS, PTA = 0, VMOVP = 1, 16-bit
+    /// IDs, 12-byte ITT entries, no DirectLPI, no Dirty.
+    pub fn qemu(cpus: usize) -> Self {
+        Self {
+            cpus,
+            its_count: 1,
+            version: ItsVersion::V4_0,
+            pta: false,
+            single_vmovp: true,
+            page_sizes: PageSizes {
+                k4: true,
+                k16: true,
+                k64: true,
+            },
+            indirect: true,
+            non_shareable: false,
+            direct_lpi: false,
+            dirty_reads: None,
+            device_bits: 16,
+            event_bits: 16,
+            collection_bits: 16,
+            hcc: 0,
+            itt_entry_bytes: 12,
+            dist_id_bits: 16,
+            quiescent_reads: 0,
+            waker_reads: 0,
+        }
+    }
+
+    /// A GICv4.1 system: the GICv4.1 command layouts, RVPEID, DirectLPI and Dirty.
+    pub fn gicv41(cpus: usize) -> Self {
+        Self {
+            version: ItsVersion::V4_1,
+            direct_lpi: true,
+            dirty_reads: Some(2),
+            ..Self::qemu(cpus)
+        }
+    }
+
+    fn typer(&self) -> GitsTyper {
+        GitsTyper::new()
+            .with_physical(true)
+            .with_virtual_lpis(self.version != ItsVersion::V3)
+            .with_itt_entry_size(self.itt_entry_bytes - 1)
+            .with_id_bits(self.event_bits - 1)
+            .with_dev_bits(self.device_bits - 1)
+            .with_pta(self.pta)
+            .with_hcc(self.hcc)
+            .with_cid_bits(self.collection_bits - 1)
+            .with_cil(true)
+            .with_vmovp(self.version != ItsVersion::V3 && self.single_vmovp)
+            .with_vmapp(self.version == ItsVersion::V4_1)
+            .with_vsgi(self.version == ItsVersion::V4_1)
+    }
+
+    /// The physical address of redistributor `cpu`'s RD_base (used when PTA = 1): QEMU's
+    /// layout, 0x080a_0000 plus a 256 KiB stride.
+    pub fn rd_base(&self, cpu: usize) -> u64 {
+        0x080a_0000 + (cpu as u64) * 0x4_0000
+    }
+}
+
+/// An error the model recorded: what QEMU would log with `-d guest_errors`, or a driver bug
+/// QEMU would tolerate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelError {
+    /// Where: "its0", "rd1", ...
+    pub source: String,
+    /// What, worded as QEMU words it where QEMU logs it.
+    pub message: String,
+}
+
+impl core::fmt::Display for ModelError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}: {}", self.source, self.message)
+    }
+}
+
+pub(crate) struct World {
+    pub(crate) cfg: ModelConfig,
+    pub(crate) plat: FakePlatform,
+    pub(crate) its: Vec<ItsState>,
+    pub(crate) rds: Vec<RdState>,
+    pub(crate) errors: Vec<ModelError>,
+}
+
+impl World {
+    pub(crate) fn error(&mut self, source: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ModelError {
+            source: source.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn reg_event(&self, block: String, reg: &'static str, value: u64) {
+        self.plat.record(Event::Reg { block, reg, value });
+    }
+
+    /// The redistributor an RDbase field names, if any.
+    pub(crate) fn rd_index(&self, rdbase: u64) -> Option<usize> {
+        if self.cfg.pta {
+            (0..self.cfg.cpus).find(|&c| self.cfg.rd_base(c) >> 16 == rdbase)
+        } else {
+            let n = usize::try_from(rdbase).ok()?;
+            (n < self.cfg.cpus).then_some(n)
+        }
+    }
+}
+
+/// A handle to the model. Cheap to clone; every clone sees the same state.
+#[derive(Clone)]
+pub struct GicModel {
+    world: Arc<Mutex<World>>,
+}
+
+impl core::fmt::Debug for GicModel {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GicModel").finish_non_exhaustive()
+    }
+}
+
+impl GicModel {
+    /// A model of `cfg`, reading and writing memory through `plat`.
+    pub fn new(cfg: ModelConfig, plat: FakePlatform) -> Self {
+        let its = (0..cfg.its_count).map(|i| ItsState::new(i, &cfg)).collect();
+        let rds = (0..cfg.cpus).map(|c| RdState::new(c, &cfg)).collect();
+        Self {
+            world: Arc::new(Mutex::new(World {
+                cfg,
+                plat,
+                its,
+                rds,
+                errors: Vec::new(),
+            })),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, World> {
+        self.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> ModelConfig {
+        self.lock().cfg.clone()
+    }
+
+    /// The platform the model reads memory through.
+    pub fn platform(&self) -> FakePlatform {
+        self.lock().plat.clone()
+    }
+
+    /// ITS `n`'s registers.
+    pub fn its(&self, n: usize) -> ItsHandle {
+        ItsHandle {
+            model: self.clone(),
+            n,
+        }
+    }
+
+    /// Redistributor `cpu`'s registers.
+    pub fn redist(&self, cpu: usize) -> RedistHandle {
+        RedistHandle {
+            model: self.clone(),
+            cpu,
+        }
+    }
+
+    /// Every error recorded so far.
+    pub fn errors(&self) -> Vec<ModelError> {
+        self.lock().errors.clone()
+    }
+
+    /// Forgets the recorded errors.
+    pub fn clear_errors(&self) {
+        self.lock().errors.clear();
+    }
+
+    /// Panics with the list of errors if any was recorded (for tests).
+    #[track_caller]
+    pub fn assert_no_errors(&self) {
+        let e = self.errors();
+        assert!(e.is_empty(), "the GIC model recorded errors:\n{}", join(&e));
+    }
+
+    /// The commands ITS `n` has processed, with their queue offsets.
+    pub fn commands(&self, n: usize) -> Vec<(usize, Command)> {
+        self.lock()
+            .its
+            .get(n)
+            .map(|i| i.log.clone())
+            .unwrap_or_default()
+    }
+
+    /// Forgets ITS `n`'s command log.
+    pub fn clear_commands(&self, n: usize) {
+        if let Some(i) = self.lock().its.get_mut(n) {
+            i.log.clear();
+        }
+    }
+
+    /// Counters of ITS `n`: (commands processed, GITS_CWRITER writes, GITS_CREADR reads).
+    pub fn counters(&self, n: usize) -> (u64, u64, u64) {
+        self.lock()
+            .its
+            .get(n)
+            .map(|i| (i.processed, i.cwriter_writes, i.creadr_reads))
+            .unwrap_or((0, 0, 0))
+    }
+
+    /// Makes ITS `n` stall when it reaches the command with this index (counting every
+    /// command it has processed since it was made).
+    pub fn stall_at(&self, n: usize, index: Option<u64>) {
+        if let Some(i) = self.lock().its.get_mut(n) {
+            i.stall_at = index;
+        }
+    }
+
+    /// Sets when ITS `n` processes commands.
+    pub fn set_delay(&self, n: usize, d: Delay) {
+        if let Some(i) = self.lock().its.get_mut(n) {
+            i.delay = d;
+        }
+    }
+
+    /// Runs whatever ITS `n` has pending now (to revive a `Delay::Never` ITS).
+    pub fn process_now(&self, n: usize) {
+        let mut w = self.lock();
+        its::process(&mut w, n);
+    }
+
+    /// Sets the non-shareable readback of every base register.
+    pub fn set_non_shareable(&self, on: bool) {
+        self.lock().cfg.non_shareable = on;
+    }
+
+    /// ITS `n`'s device table entry for `device`, if the table is set up and the entry is
+    /// reachable.
+    pub fn dte(&self, n: usize, device: u32) -> Option<DteView> {
+        let w = self.lock();
+        its::read_dte(&w, n, device).ok().flatten()
+    }
+
+    /// ITS `n`'s interrupt translation entry for `(device, event)`.
+    pub fn ite(&self, n: usize, device: u32, event: u32) -> Option<IteView> {
+        let w = self.lock();
+        its::read_ite_of(&w, n, device, event)
+    }
+
+    /// ITS `n`'s collection table entry.
+    pub fn cte(&self, n: usize, icid: u16) -> Option<CteView> {
+        let w = self.lock();
+        its::read_cte(&w, n, icid).ok().flatten()
+    }
+
+    /// ITS `n`'s vPE table entry.
+    pub fn vte(&self, n: usize, vpe: u16) -> Option<VteView> {
+        let w = self.lock();
+        its::read_vte(&w, n, vpe).ok().flatten()
+    }
+
+    /// The physical LPIs pending on redistributor `cpu` (whether enabled or not), ascending.
+    pub fn pending_lpis(&self, cpu: usize) -> Vec<u32> {
+        let w = self.lock();
+        redist::pending_lpis(&w, cpu)
+    }
+
+    /// Acknowledges the highest-priority pending, enabled physical LPI on `cpu` (as a read of
+    /// ICC_IAR1_EL1 would): clears its pending bit and returns it.
+    pub fn take_lpi(&self, cpu: usize) -> Option<u32> {
+        let mut w = self.lock();
+        redist::take_lpi(&mut w, cpu)
+    }
+
+    /// The vINTIDs pending in the virtual pending table at `vpt` (whatever the residency).
+    pub fn vpt_pending(&self, vpt: u64) -> Vec<u32> {
+        let w = self.lock();
+        redist::vpt_pending(&w, vpt, 1 << w.cfg.event_bits)
+    }
+
+    /// The vPE resident on `cpu`: its VPT address (GICv4.0) or vPE ID (GICv4.1), if any.
+    pub fn resident(&self, cpu: usize) -> Option<u64> {
+        let w = self.lock();
+        w.rds.get(cpu).and_then(RdState::resident)
+    }
+
+    /// Acknowledges the highest-priority pending, enabled vLPI of the vPE resident on `cpu`
+    /// (as the guest's read of ICC_IAR1_EL1 would): clears its VPT bit and returns it.
+    pub fn take_vlpi(&self, cpu: usize) -> Option<u32> {
+        let mut w = self.lock();
+        redist::take_vlpi(&mut w, cpu)
+    }
+
+    /// GITS_TRANSLATER: a device `device` writes `event` to ITS `n`.
+    pub fn translate(&self, n: usize, device: u32, event: u32) {
+        let mut w = self.lock();
+        its::translate(&mut w, n, device, event);
+    }
+}
+
+fn join(e: &[ModelError]) -> String {
+    e.iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// ITS `n`'s registers, as the driver sees them.
+#[derive(Clone, Debug)]
+pub struct ItsHandle {
+    model: GicModel,
+    n: usize,
+}
+
+impl ItsHandle {
+    /// The model.
+    pub fn model(&self) -> &GicModel {
+        &self.model
+    }
+}
+
+impl ItsRegisters for ItsHandle {
+    fn ctlr(&self) -> GitsCtlr {
+        its::read_ctlr(&mut self.model.lock(), self.n)
+    }
+    fn set_ctlr(&mut self, v: GitsCtlr) {
+        its::write_ctlr(&mut self.model.lock(), self.n, v);
+    }
+    fn iidr(&self) -> u32 {
+        0x43b
+    }
+    fn typer(&self) -> GitsTyper {
+        self.model.lock().cfg.typer()
+    }
+    fn cbaser(&self) -> GitsCbaser {
+        self.model.lock().its[self.n].cbaser
+    }
+    fn set_cbaser(&mut self, v: GitsCbaser) {
+        its::write_cbaser(&mut self.model.lock(), self.n, v);
+    }
+    fn cwriter(&self) -> GitsCwriter {
+        GitsCwriter::from(self.model.lock().its[self.n].cwriter)
+    }
+    fn set_cwriter(&mut self, v: GitsCwriter) {
+        its::write_cwriter(&mut self.model.lock(), self.n, v);
+    }
+    fn creadr(&self) -> GitsCreadr {
+        its::read_creadr(&mut self.model.lock(), self.n)
+    }
+    fn baser(&self, n: usize) -> GitsBaser {
+        self.model.lock().its[self.n]
+            .basers
+            .get(n)
+            .copied()
+            .unwrap_or_default()
+    }
+    fn set_baser(&mut self, n: usize, v: GitsBaser) {
+        its::write_baser(&mut self.model.lock(), self.n, n, v);
+    }
+}
+
+/// Redistributor `cpu`'s registers, as the driver sees them.
+#[derive(Clone, Debug)]
+pub struct RedistHandle {
+    model: GicModel,
+    cpu: usize,
+}
+
+impl RedistHandle {
+    /// The model.
+    pub fn model(&self) -> &GicModel {
+        &self.model
+    }
+
+    /// The CPU (redistributor index).
+    pub fn cpu(&self) -> usize {
+        self.cpu
+    }
+}
+
+impl RedistRegisters for RedistHandle {
+    fn ctlr(&self) -> GicrCtlr {
+        self.model.lock().rds[self.cpu].ctlr
+    }
+    fn set_ctlr(&mut self, v: GicrCtlr) {
+        redist::write_ctlr(&mut self.model.lock(), self.cpu, v);
+    }
+    fn typer(&self) -> GicrTyper {
+        self.model.lock().rds[self.cpu].typer
+    }
+    fn waker(&self) -> GicrWaker {
+        redist::read_waker(&mut self.model.lock(), self.cpu)
+    }
+    fn set_waker(&mut self, v: GicrWaker) {
+        redist::write_waker(&mut self.model.lock(), self.cpu, v);
+    }
+    fn propbaser(&self) -> GicrPropbaser {
+        self.model.lock().rds[self.cpu].propbaser
+    }
+    fn set_propbaser(&mut self, v: GicrPropbaser) {
+        redist::write_propbaser(&mut self.model.lock(), self.cpu, v);
+    }
+    fn pendbaser(&self) -> GicrPendbaser {
+        self.model.lock().rds[self.cpu].pendbaser
+    }
+    fn set_pendbaser(&mut self, v: GicrPendbaser) {
+        redist::write_pendbaser(&mut self.model.lock(), self.cpu, v);
+    }
+    fn vpropbaser(&self) -> u64 {
+        self.model.lock().rds[self.cpu].vpropbaser
+    }
+    fn set_vpropbaser(&mut self, v: u64) {
+        redist::write_vpropbaser(&mut self.model.lock(), self.cpu, v);
+    }
+    fn vpendbaser(&self) -> u64 {
+        redist::read_vpendbaser(&mut self.model.lock(), self.cpu)
+    }
+    fn set_vpendbaser(&mut self, v: u64) {
+        redist::write_vpendbaser(&mut self.model.lock(), self.cpu, v);
+    }
+    fn set_invlpir(&mut self, v: GicrInvlpir) {
+        redist::write_invlpir(&mut self.model.lock(), self.cpu, v);
+    }
+    fn set_invallr(&mut self, v: GicrInvallr) {
+        redist::write_invallr(&mut self.model.lock(), self.cpu, v);
+    }
+    fn syncr(&self) -> GicrSyncr {
+        redist::read_syncr(&mut self.model.lock(), self.cpu)
+    }
+}
+
+/// The view a base register's shareability gives the GIC.
+pub(crate) fn view_for(share: crate::regs::Shareability) -> View {
+    match share {
+        crate::regs::Shareability::NonShareable => View::PointOfCoherency,
+        _ => View::Coherent,
+    }
+}
+
+#[cfg(test)]
+mod tests;

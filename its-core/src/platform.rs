@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! What a hypervisor provides to the drivers: DMA memory, cache maintenance and a clock.
+//!
+//! The GIC reads its tables and command queue from memory, so the drivers need memory that is
+//! zeroed, physically contiguous and aligned, with known physical addresses ([`DmaAlloc`]);
+//! cache maintenance to the point of coherency for GICs that do not snoop CPU caches
+//! ([`CacheMaint`]); and a monotonic clock, because every wait is bounded ([`Clock`]).
+//!
+//! [`DmaBuf`] owns one allocation and frees it when dropped. Its accessors check bounds and
+//! alignment and never panic; every write is reported to [`DmaAlloc::note_write`] so a host
+//! fake can record the order of memory writes, cache maintenance and register writes.
+//!
+//! ```no_run
+//! use core::alloc::Layout;
+//! use its_core::platform::{DmaBuf, Platform};
+//!
+//! fn make_table<P: Platform + Clone>(p: P) -> Option<DmaBuf<P>> {
+//!     let mut t = DmaBuf::new(p, Layout::from_size_align(4096, 4096).ok()?).ok()?;
+//!     t.write_u64(0, 0x8000_0000_0000_0000).ok()?;
+//!     t.clean(0, 8);
+//!     Some(t)
+//! }
+//! ```
+#![allow(unsafe_code)]
+
+use core::alloc::Layout;
+use core::fmt;
+use core::ptr::NonNull;
+use core::time::Duration;
+
+use crate::addr::PhysAddr;
+
+/// A block of DMA memory as the allocator hands it out: its CPU address, its physical
+/// address and its layout. Owning it does not free it; [`DmaBuf`] does.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DmaRegion {
+    /// Where the CPU reads and writes it.
+    pub va: NonNull<u8>,
+    /// Where the GIC reads and writes it.
+    pub pa: PhysAddr,
+    /// Size and alignment, as requested.
+    pub layout: Layout,
+}
+
+/// The allocator could not satisfy a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[error("out of DMA memory ({size:#x} bytes, {align:#x}-aligned)")]
+pub struct AllocError {
+    /// Bytes requested.
+    pub size: usize,
+    /// Alignment requested.
+    pub align: usize,
+}
+
+/// DMA memory for GIC tables and queues.
+///
+/// # Safety
+/// Implementations must meet each method's "Implementation safety" section.
+pub unsafe trait DmaAlloc {
+    /// Allocates zeroed memory.
+    ///
+    /// # Implementation safety
+    /// On success, `region.va` is valid for reads and writes of `layout.size()` bytes and not
+    /// aliased until it is passed to [`DmaAlloc::dealloc`]; the memory is physically
+    /// contiguous, starts at `region.pa`, is aligned to `layout.align()` in both address
+    /// spaces, reads as zero, and the zeros are visible at the point of coherency (a GIC that
+    /// does not snoop caches reads zeros too). `region.layout == layout`.
+    ///
+    /// # Errors
+    /// [`AllocError`] when the request cannot be met.
+    fn alloc_zeroed(&self, layout: Layout) -> Result<DmaRegion, AllocError>;
+
+    /// Frees memory.
+    ///
+    /// # Safety
+    /// `region` came from [`DmaAlloc::alloc_zeroed`] on this allocator, has not been freed,
+    /// is not used by the CPU afterwards, and the GIC no longer references it.
+    unsafe fn dealloc(&self, region: DmaRegion);
+
+    /// The physical address of a CPU address in memory this allocator handed out, if known.
+    fn virt_to_phys(&self, va: NonNull<u8>) -> Option<PhysAddr>;
+
+    /// Told after the driver writes `len` bytes at `pa`. Real platforms keep this default (it
+    /// compiles to nothing); the host fake records it to check write ordering.
+    fn note_write(&self, pa: PhysAddr, len: usize) {
+        let _ = (pa, len);
+    }
+}
+
+/// Cache maintenance and barriers for memory the GIC reads.
+pub trait CacheMaint {
+    /// Cleans `len` bytes from `va` to the point of coherency (`DC CVAC` per line).
+    fn clean_to_poc(&self, va: NonNull<u8>, len: usize);
+    /// Cleans and invalidates `len` bytes from `va` to the point of coherency (`DC CIVAC`).
+    fn clean_inval_to_poc(&self, va: NonNull<u8>, len: usize);
+    /// Orders earlier stores before later ones, including the MMIO write that hands memory to
+    /// the GIC (`DSB ISHST`).
+    fn dsb_ishst(&self);
+    /// A full barrier (`DSB SY`): earlier memory accesses and cache maintenance complete.
+    fn dsb_sy(&self);
+}
+
+/// A point on a monotonic clock, in nanoseconds from an arbitrary origin.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Instant(pub u64);
+
+impl Instant {
+    /// Time elapsed from `earlier` to `self` (zero if `earlier` is later).
+    pub fn since(self, earlier: Instant) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// A monotonic clock, used to bound every wait.
+pub trait Clock {
+    /// Now.
+    fn now(&self) -> Instant;
+    /// Called between polls of a register: a spin hint, or a short delay.
+    fn relax(&self) {
+        core::hint::spin_loop();
+    }
+}
+
+/// Everything the drivers need from the platform.
+pub trait Platform: DmaAlloc + CacheMaint + Clock {}
+impl<T: DmaAlloc + CacheMaint + Clock + ?Sized> Platform for T {}
+
+// SAFETY: forwards to `T`, which meets the requirements.
+unsafe impl<T: DmaAlloc + ?Sized> DmaAlloc for &T {
+    fn alloc_zeroed(&self, layout: Layout) -> Result<DmaRegion, AllocError> {
+        (**self).alloc_zeroed(layout)
+    }
+    unsafe fn dealloc(&self, region: DmaRegion) {
+        // SAFETY: our caller promised `dealloc`'s contract, which is `T::dealloc`'s.
+        unsafe { (**self).dealloc(region) }
+    }
+    fn virt_to_phys(&self, va: NonNull<u8>) -> Option<PhysAddr> {
+        (**self).virt_to_phys(va)
+    }
+    fn note_write(&self, pa: PhysAddr, len: usize) {
+        (**self).note_write(pa, len);
+    }
+}
+
+impl<T: CacheMaint + ?Sized> CacheMaint for &T {
+    fn clean_to_poc(&self, va: NonNull<u8>, len: usize) {
+        (**self).clean_to_poc(va, len);
+    }
+    fn clean_inval_to_poc(&self, va: NonNull<u8>, len: usize) {
+        (**self).clean_inval_to_poc(va, len);
+    }
+    fn dsb_ishst(&self) {
+        (**self).dsb_ishst();
+    }
+    fn dsb_sy(&self) {
+        (**self).dsb_sy();
+    }
+}
+
+impl<T: Clock + ?Sized> Clock for &T {
+    fn now(&self) -> Instant {
+        (**self).now()
+    }
+    fn relax(&self) {
+        (**self).relax();
+    }
+}
+
+/// A bounded wait ran out of time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[error("timed out after {waited_ns} ns")]
+pub struct Timeout {
+    /// How long the wait lasted, in nanoseconds.
+    pub waited_ns: u64,
+}
+
+/// Polls `done` until it returns true, or `timeout` passes on `clock`.
+///
+/// `done` is always called at least once, and once more after the deadline, so a condition
+/// that became true just in time is not reported as a timeout.
+///
+/// # Errors
+/// [`Timeout`] when the deadline passes first.
+pub fn poll_until<C: Clock + ?Sized>(
+    clock: &C,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Result<(), Timeout> {
+    let start = clock.now();
+    loop {
+        if done() {
+            return Ok(());
+        }
+        let now = clock.now();
+        if now.since(start) >= timeout {
+            return if done() {
+                Ok(())
+            } else {
+                Err(Timeout {
+                    waited_ns: now.0.saturating_sub(start.0),
+                })
+            };
+        }
+        clock.relax();
+    }
+}
+
+/// An access outside a [`DmaBuf`], or misaligned for its width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[error(
+    "access of {len} bytes at offset {offset:#x} outside a {size:#x}-byte buffer or misaligned"
+)]
+pub struct OutOfBounds {
+    /// The offset.
+    pub offset: usize,
+    /// The access width.
+    pub len: usize,
+    /// The buffer size.
+    pub size: usize,
+}
+
+/// One DMA allocation, freed when dropped.
+///
+/// # Why dropping is safe
+/// The drivers keep a `DmaBuf` exactly as long as the GIC may reference the memory (a table
+/// lives as long as its `Its`, an ITT as long as its device mapping), so `Drop` meets
+/// [`DmaAlloc::dealloc`]'s contract. A `DmaBuf` handed to the GIC outside those rules must be
+/// kept alive by its owner.
+pub struct DmaBuf<P: DmaAlloc> {
+    platform: P,
+    va: NonNull<u8>,
+    pa: PhysAddr,
+    layout: Layout,
+}
+
+// SAFETY: a DmaBuf exclusively owns its memory, like a `Box<[u8]>`; moving it to another
+// thread moves that ownership. The platform handle travels with it, so it must be Send too.
+unsafe impl<P: DmaAlloc + Send> Send for DmaBuf<P> {}
+// SAFETY: shared references only read the memory (with volatile loads); writes need `&mut`.
+unsafe impl<P: DmaAlloc + Sync> Sync for DmaBuf<P> {}
+
+impl<P: DmaAlloc> fmt::Debug for DmaBuf<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DmaBuf")
+            .field("pa", &self.pa())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl<P: DmaAlloc> DmaBuf<P> {
+    /// Allocates zeroed memory from `platform`.
+    ///
+    /// # Errors
+    /// [`AllocError`] from the platform, or for a zero-sized layout.
+    pub fn new(platform: P, layout: Layout) -> Result<Self, AllocError> {
+        if layout.size() == 0 {
+            return Err(AllocError {
+                size: 0,
+                align: layout.align(),
+            });
+        }
+        let DmaRegion { va, pa, layout } = platform.alloc_zeroed(layout)?;
+        Ok(Self {
+            platform,
+            va,
+            pa,
+            layout,
+        })
+    }
+
+    /// The physical address.
+    pub fn pa(&self) -> PhysAddr {
+        self.pa
+    }
+
+    /// The CPU address.
+    pub fn va(&self) -> NonNull<u8> {
+        self.va
+    }
+
+    /// The size in bytes.
+    pub fn len(&self) -> usize {
+        self.layout.size()
+    }
+
+    /// Whether the buffer is empty (never: zero-sized buffers are refused).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The platform this buffer came from.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    fn check(&self, offset: usize, len: usize, align: usize) -> Result<(), OutOfBounds> {
+        let size = self.len();
+        let ok =
+            offset.is_multiple_of(align) && offset.checked_add(len).is_some_and(|end| end <= size);
+        if ok {
+            Ok(())
+        } else {
+            Err(OutOfBounds { offset, len, size })
+        }
+    }
+
+    /// The CPU address `offset` bytes in. Computing it is safe; dereferencing it is only
+    /// sound after `check`.
+    fn at(&self, offset: usize) -> *mut u8 {
+        self.va.as_ptr().wrapping_add(offset)
+    }
+
+    /// Writes a u64 at an 8-byte aligned offset, with one store.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn write_u64(&mut self, offset: usize, value: u64) -> Result<(), OutOfBounds> {
+        self.check(offset, 8, 8)?;
+        let p = self.at(offset).cast::<u64>();
+        if p.is_aligned() {
+            // SAFETY: `check` proved offset..offset+8 lies inside the region, which the
+            // allocator promised is valid for writes; aligned (just checked); exclusively ours
+            // through `&mut self`.
+            unsafe { p.write_volatile(value) };
+        } else {
+            // The region's own alignment is below 8: write it bytewise.
+            for (i, b) in value.to_le_bytes().into_iter().enumerate() {
+                let q = self.at(offset + i);
+                // SAFETY: in bounds (above); byte accesses need no alignment.
+                unsafe { q.write_volatile(b) };
+            }
+        }
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), 8);
+        Ok(())
+    }
+
+    /// Reads a u64 at an 8-byte aligned offset.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn read_u64(&self, offset: usize) -> Result<u64, OutOfBounds> {
+        self.check(offset, 8, 8)?;
+        let p = self.at(offset).cast::<u64>();
+        if p.is_aligned() {
+            // SAFETY: in bounds, as `check` proved, and aligned; the region is valid for reads.
+            Ok(unsafe { p.read_volatile() })
+        } else {
+            let mut b = [0u8; 8];
+            for (i, out) in b.iter_mut().enumerate() {
+                let q = self.at(offset + i);
+                // SAFETY: in bounds; byte reads need no alignment.
+                *out = unsafe { q.read_volatile() };
+            }
+            Ok(u64::from_le_bytes(b))
+        }
+    }
+
+    /// Writes one byte.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn write_u8(&mut self, offset: usize, value: u8) -> Result<(), OutOfBounds> {
+        self.check(offset, 1, 1)?;
+        let p = self.at(offset);
+        // SAFETY: in bounds, as `check` proved; exclusively ours through `&mut self`.
+        unsafe { p.write_volatile(value) };
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), 1);
+        Ok(())
+    }
+
+    /// Reads one byte.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn read_u8(&self, offset: usize) -> Result<u8, OutOfBounds> {
+        self.check(offset, 1, 1)?;
+        let p = self.at(offset);
+        // SAFETY: in bounds, as `check` proved.
+        Ok(unsafe { p.read_volatile() })
+    }
+
+    /// Writes `value` to `len` bytes from `offset`.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn fill(&mut self, offset: usize, len: usize, value: u8) -> Result<(), OutOfBounds> {
+        self.check(offset, len, 1)?;
+        for i in 0..len {
+            let p = self.at(offset + i);
+            // SAFETY: offset + i < offset + len <= size, as `check` proved.
+            unsafe { p.write_volatile(value) };
+        }
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), len);
+        Ok(())
+    }
+
+    /// Copies `data` in from `offset`.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn write_bytes(&mut self, offset: usize, data: &[u8]) -> Result<(), OutOfBounds> {
+        self.check(offset, data.len(), 1)?;
+        for (i, &b) in data.iter().enumerate() {
+            let p = self.at(offset + i);
+            // SAFETY: offset + i < offset + data.len() <= size, as `check` proved.
+            unsafe { p.write_volatile(b) };
+        }
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), data.len());
+        Ok(())
+    }
+}
+
+impl<P: DmaAlloc + CacheMaint> DmaBuf<P> {
+    /// Cleans `len` bytes from `offset` to the point of coherency. Out-of-range parts are
+    /// clipped.
+    pub fn clean(&self, offset: usize, len: usize) {
+        let size = self.len();
+        if offset >= size {
+            return;
+        }
+        let len = len.min(size - offset);
+        let Some(va) = NonNull::new(self.at(offset)) else {
+            return;
+        };
+        self.platform.clean_to_poc(va, len);
+    }
+
+    /// Cleans the whole buffer to the point of coherency.
+    pub fn clean_all(&self) {
+        self.clean(0, self.len());
+    }
+}
+
+impl<P: DmaAlloc> Drop for DmaBuf<P> {
+    fn drop(&mut self) {
+        let region = DmaRegion {
+            va: self.va,
+            pa: self.pa,
+            layout: self.layout,
+        };
+        // SAFETY: this region came from `alloc_zeroed` on `self.platform` in `new`, is freed
+        // only here, once, and the owner guarantees the GIC no longer references it (see
+        // "Why dropping is safe").
+        unsafe { self.platform.dealloc(region) };
+    }
+}
