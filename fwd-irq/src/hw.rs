@@ -5,7 +5,7 @@
 //! few lines and record every access:
 //! - [`IchRegs`]: the GICv3 virtualization control registers (ICH_*_EL2) of this PE;
 //! - [`PhysIrqState`]: pending/active state of a physical PPI or SPI at the physical GIC
-//!   (GICD_ISPENDR<n>, GICD_I[SC]ACTIVER<n>, GICR_ISPENDR0, GICR_I[SC]ACTIVER0);
+//!   (`GICD_ISPENDR<n>`, `GICD_I[SC]ACTIVER<n>`, `GICR_ISPENDR0`, `GICR_I[SC]ACTIVER0`);
 //! - [`HostCpuIf`]: the host's own CPU interface (ICC_IAR1_EL1, ICC_EOIR1_EL1, ICC_DIR_EL1,
 //!   ICC_CTLR_EL1);
 //! - [`VtimerRegs`]: the EL1 virtual timer registers a hypervisor context-switches
@@ -28,9 +28,9 @@ use crate::regs::{
 /// a list register at or beyond ICH_VTR_EL2.ListRegs + 1 (UNDEFINED on hardware);
 /// [`crate::vgic::VgicCpu`] never does.
 pub trait IchRegs {
-    /// Reads ICH_LR<n>_EL2.
+    /// Reads `ICH_LR<n>_EL2`.
     fn read_lr(&self, n: LrIndex) -> IchLr;
-    /// Writes ICH_LR<n>_EL2.
+    /// Writes `ICH_LR<n>_EL2`.
     fn write_lr(&mut self, n: LrIndex, value: IchLr);
     /// Reads ICH_HCR_EL2.
     fn hcr(&self) -> IchHcr;
@@ -48,13 +48,13 @@ pub trait IchRegs {
     fn eisr(&self) -> IchEisr;
     /// Reads ICH_MISR_EL2.
     fn misr(&self) -> IchMisr;
-    /// Reads ICH_AP0R<n>_EL2.
+    /// Reads `ICH_AP0R<n>_EL2`.
     fn ap0r(&self, n: ApIndex) -> IchApr;
-    /// Writes ICH_AP0R<n>_EL2.
+    /// Writes `ICH_AP0R<n>_EL2`.
     fn set_ap0r(&mut self, n: ApIndex, value: IchApr);
-    /// Reads ICH_AP1R<n>_EL2.
+    /// Reads `ICH_AP1R<n>_EL2`.
     fn ap1r(&self, n: ApIndex) -> IchApr;
-    /// Writes ICH_AP1R<n>_EL2.
+    /// Writes `ICH_AP1R<n>_EL2`.
     fn set_ap1r(&mut self, n: ApIndex, value: IchApr);
 }
 
@@ -63,15 +63,15 @@ pub trait IchRegs {
 ///
 /// PPIs are per PE: an implementation answers for the PE it runs on (its redistributor).
 pub trait PhysIrqState {
-    /// Whether the interrupt is pending at the physical GIC (GICD_ISPENDR<n> / GICR_ISPENDR0).
+    /// Whether the interrupt is pending at the physical GIC (`GICD_ISPENDR<n>` / GICR_ISPENDR0).
     ///
     /// For a level-sensitive interrupt this is the sampled input line (unless software made
     /// it pending), which is what folding a mapped level interrupt needs.
     fn is_pending(&self, pintid: PIntId) -> bool;
-    /// Whether the interrupt is active at the physical GIC (GICD_ISACTIVER<n> /
+    /// Whether the interrupt is active at the physical GIC (`GICD_ISACTIVER<n>` /
     /// GICR_ISACTIVER0).
     fn is_active(&self, pintid: PIntId) -> bool;
-    /// Sets (GICD_ISACTIVER<n> / GICR_ISACTIVER0) or clears (GICD_ICACTIVER<n> /
+    /// Sets (`GICD_ISACTIVER<n>` / GICR_ISACTIVER0) or clears (`GICD_ICACTIVER<n>` /
     /// GICR_ICACTIVER0) the active state.
     fn set_active(&mut self, pintid: PIntId, active: bool);
 }

@@ -19,7 +19,7 @@ pub const FIRST_SPI: u32 = 32;
 pub const SPURIOUS: u32 = 1023;
 /// The architecture allows at most 16 list registers (ICH_VTR_EL2.ListRegs is at most 15).
 pub const MAX_LRS: usize = 16;
-/// At most 4 ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2 registers exist (7 preemption bits).
+/// At most 4 `ICH_AP0R<n>_EL2` / `ICH_AP1R<n>_EL2` registers exist (7 preemption bits).
 pub const MAX_APRS: usize = 4;
 
 /// A virtual INTID held by the virtual CPU interface: an SGI, PPI or SPI (0..=1019).
@@ -63,7 +63,7 @@ impl fmt::Display for VIntId {
 /// A physical INTID that can be forwarded with the HW bit: a PPI or SPI (16..=1019).
 ///
 /// SGIs are excluded (they are not device interrupts) and so are LPIs (no active state, so
-/// ICH_LR<n>_EL2.HW has nothing to deactivate).
+/// `ICH_LR<n>_EL2`.HW has nothing to deactivate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
 pub struct PIntId(u16);
@@ -105,7 +105,7 @@ impl fmt::Display for PIntId {
     }
 }
 
-/// The index `<n>` of a list register ICH_LR<n>_EL2, 0..=15.
+/// The index `<n>` of a list register `ICH_LR<n>_EL2`, 0..=15.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
 pub struct LrIndex(u8);
@@ -151,7 +151,7 @@ impl LrIndex {
     }
 }
 
-/// The index `<n>` of an active-priorities register ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2, 0..=3.
+/// The index `<n>` of an active-priorities register `ICH_AP0R<n>_EL2` / `ICH_AP1R<n>_EL2`, 0..=3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(transparent)]
 pub struct ApIndex(u8);

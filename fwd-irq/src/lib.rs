@@ -7,8 +7,8 @@
 //! deactivates the physical one, so the hypervisor is not involved at EOI. This crate holds
 //! the host-side pieces an EL2 hypervisor needs for that, none of which allocates:
 //!
-//! - [`regs`]: value types of ICH_LR<n>_EL2, ICH_HCR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
-//!   ICH_ELRSR_EL2, ICH_EISR_EL2, ICH_MISR_EL2, ICH_AP{0,1}R<n>_EL2, ICC_CTLR_EL1 and the
+//! - [`regs`]: value types of `ICH_LR<n>_EL2`, ICH_HCR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2,
+//!   ICH_ELRSR_EL2, ICH_EISR_EL2, ICH_MISR_EL2, `ICH_AP{0,1}R<n>_EL2`, ICC_CTLR_EL1 and the
 //!   timer control registers;
 //! - [`hw`]: the narrow traits the algorithms run against ([`hw::IchRegs`],
 //!   [`hw::PhysIrqState`], [`hw::HostCpuIf`], [`hw::VtimerRegs`], [`hw::HostTimer`]), with

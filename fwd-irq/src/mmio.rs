@@ -7,10 +7,10 @@
 //!
 //! | Offset | GICD | GICR SGI_base |
 //! |---|---|---|
-//! | 0x200 | GICD_ISPENDR<n> | GICR_ISPENDR0 |
-//! | 0x280 | GICD_ICPENDR<n> | GICR_ICPENDR0 |
-//! | 0x300 | GICD_ISACTIVER<n> | GICR_ISACTIVER0 |
-//! | 0x380 | GICD_ICACTIVER<n> | GICR_ICACTIVER0 |
+//! | 0x200 | `GICD_ISPENDR<n>` | GICR_ISPENDR0 |
+//! | 0x280 | `GICD_ICPENDR<n>` | GICR_ICPENDR0 |
+//! | 0x300 | `GICD_ISACTIVER<n>` | GICR_ISACTIVER0 |
+//! | 0x380 | `GICD_ICACTIVER<n>` | GICR_ICACTIVER0 |
 //!
 //! [`IrqStateRegs`] covers 0x000..0x400 of either frame. PPIs (16..=31) are answered from the
 //! redistributor of the PE the hypervisor runs on, SPIs from the distributor. Writes to these
@@ -28,13 +28,13 @@ use crate::ids::PIntId;
 #[repr(C, align(4))]
 pub struct IrqStateRegs {
     _reserved: [u32; 0x200 / 4],
-    /// (GICD_ISPENDR<n> / GICR_ISPENDR0) Read: pending bits. Write 1: set pending.
+    /// (`GICD_ISPENDR<n>` / GICR_ISPENDR0) Read: pending bits. Write 1: set pending.
     pub ispendr: [ReadPureWrite<u32>; 32],
-    /// (GICD_ICPENDR<n> / GICR_ICPENDR0) Read: pending bits. Write 1: clear pending.
+    /// (`GICD_ICPENDR<n>` / GICR_ICPENDR0) Read: pending bits. Write 1: clear pending.
     pub icpendr: [ReadPureWrite<u32>; 32],
-    /// (GICD_ISACTIVER<n> / GICR_ISACTIVER0) Read: active bits. Write 1: set active.
+    /// (`GICD_ISACTIVER<n>` / GICR_ISACTIVER0) Read: active bits. Write 1: set active.
     pub isactiver: [ReadPureWrite<u32>; 32],
-    /// (GICD_ICACTIVER<n> / GICR_ICACTIVER0) Read: active bits. Write 1: clear active.
+    /// (`GICD_ICACTIVER<n>` / GICR_ICACTIVER0) Read: active bits. Write 1: clear active.
     pub icactiver: [ReadPureWrite<u32>; 32],
 }
 

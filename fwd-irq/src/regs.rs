@@ -2,9 +2,9 @@
 //! Register value types: the GICv3 virtualization control registers (ICH_*), the host CPU
 //! interface control register (ICC_CTLR_EL1) and the generic-timer control registers.
 //!
-//! Field positions follow Arm IHI 0069 ("GIC System register descriptions"; ICH_LR<n>_EL2,
+//! Field positions follow Arm IHI 0069 ("GIC System register descriptions"; `ICH_LR<n>_EL2`,
 //! ICH_HCR_EL2, ICH_VMCR_EL2, ICH_VTR_EL2, ICH_MISR_EL2, ICH_EISR_EL2, ICH_ELRSR_EL2,
-//! ICH_AP1R<n>_EL2, ICC_CTLR_EL1) and the Arm ARM (CNTV_CTL_EL0, CNTHP_CTL_EL2). Each field's
+//! `ICH_AP1R<n>_EL2`, ICC_CTLR_EL1) and the Arm ARM (CNTV_CTL_EL0, CNTHP_CTL_EL2). Each field's
 //! doc quotes the spec's field name in parentheses. The host tests in this module pin every
 //! field to its bit position.
 //!
@@ -20,7 +20,7 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::ids::{LrIndex, PIntId, VIntId};
 
-/// ICH_LR<n>_EL2.State: the state of the virtual interrupt in a list register.
+/// `ICH_LR<n>_EL2`.State: the state of the virtual interrupt in a list register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum LrState {
@@ -77,10 +77,10 @@ impl LrState {
     }
 }
 
-/// ICH_LR<n>_EL2: one virtual interrupt presented to the vCPU (GICv3 64-bit layout).
+/// `ICH_LR<n>_EL2`: one virtual interrupt presented to the vCPU (GICv3 64-bit layout).
 ///
-/// Bits [44:32] are pINTID when HW = 1. When HW = 0, bit 41 is EOI ("assert a maintenance
-/// interrupt when the guest deactivates this interrupt") and the rest of [44:32] is RES0.
+/// Bits \[44:32\] are pINTID when HW = 1. When HW = 0, bit 41 is EOI ("assert a maintenance
+/// interrupt when the guest deactivates this interrupt") and the rest of \[44:32\] is RES0.
 /// The two meanings overlap, so pINTID and EOI have hand-written accessors: build list
 /// registers with [`IchLr::virtual_irq`] or [`IchLr::hw_irq`] and the overlap cannot bite.
 #[bitfield(u64)]
@@ -88,7 +88,7 @@ impl LrState {
 pub struct IchLr {
     /// (vINTID) The virtual INTID the guest acknowledges.
     pub vintid: u32,
-    /// (pINTID) bits [44:32]; see [`IchLr::pintid`] and [`IchLr::eoi`].
+    /// (pINTID) bits \[44:32\]; see [`IchLr::pintid`] and [`IchLr::eoi`].
     #[bits(13)]
     pintid_bits: u16,
     #[bits(3)]
@@ -156,7 +156,7 @@ impl IchLr {
             .with_state(state)
     }
 
-    /// (pINTID) Bits [44:32]: the physical INTID when HW = 1; `None` when HW = 0.
+    /// (pINTID) Bits \[44:32\]: the physical INTID when HW = 1; `None` when HW = 0.
     pub const fn pintid(&self) -> Option<u16> {
         if self.hw() {
             Some(self.pintid_bits())
@@ -176,7 +176,7 @@ impl IchLr {
         !self.hw() && self.into_bits() & Self::EOI_BIT != 0
     }
 
-    /// Sets or clears EOI (bit 41) and clears HW, so the bit means EOI and not pINTID[9].
+    /// Sets or clears EOI (bit 41) and clears HW, so the bit means EOI and not pINTID\[9\].
     pub const fn with_eoi(self, eoi: bool) -> Self {
         let bits = self.with_hw(false).with_pintid_bits(0).into_bits();
         Self::from_bits(if eoi { bits | Self::EOI_BIT } else { bits })
@@ -317,7 +317,7 @@ impl IchVtr {
         self.listregs() as usize + 1
     }
 
-    /// How many ICH_AP{0,1}R<n>_EL2 registers the implemented preemption bits need:
+    /// How many `ICH_AP{0,1}R<n>_EL2` registers the implemented preemption bits need:
     /// 1 for 5 bits, 2 for 6 bits, 4 for 7 bits.
     pub const fn nr_aprs(&self) -> usize {
         match self.prebits() {
@@ -354,7 +354,7 @@ lr_status_reg!(
     /// ICH_ELRSR_EL2: which list registers are empty (State = invalid and either HW = 1 or
     /// EOI = 0), so that reading them back can be skipped.
     IchElrsr,
-    "(Status<n>) Bit n set: ICH_LR<n>_EL2 holds no valid interrupt and no pending EOI \
+    "(`Status<n>`) Bit n set: `ICH_LR<n>_EL2` holds no valid interrupt and no pending EOI \
      maintenance.",
     is_empty,
     "Whether list register `lr` is empty."
@@ -364,7 +364,7 @@ lr_status_reg!(
     /// ICH_EISR_EL2: which list registers signal an EOI maintenance interrupt (State =
     /// invalid, HW = 0, EOI = 1).
     IchEisr,
-    "(Status<n>) Bit n set: ICH_LR<n>_EL2 signals an EOI maintenance interrupt.",
+    "(`Status<n>`) Bit n set: `ICH_LR<n>_EL2` signals an EOI maintenance interrupt.",
     signals_eoi,
     "Whether list register `lr` signals an EOI maintenance interrupt."
 );
@@ -400,16 +400,16 @@ impl IchMisr {
     }
 }
 
-/// ICH_AP0R<n>_EL2 / ICH_AP1R<n>_EL2: active priorities of the vCPU, saved and restored with
+/// `ICH_AP0R<n>_EL2` / `ICH_AP1R<n>_EL2`: active priorities of the vCPU, saved and restored with
 /// the vCPU.
 #[bitfield(u64)]
 #[derive(PartialEq, Eq, Hash, FromBytes, IntoBytes, Immutable, KnownLayout)]
 pub struct IchApr {
-    /// (P<x>) One bit per group priority, set while an interrupt of that priority is active.
+    /// (`P<x>`) One bit per group priority, set while an interrupt of that priority is active.
     pub p: u32,
     #[bits(31)]
     _res0_32: u32,
-    /// (NMI) ICH_AP1R<n>_EL2 only, FEAT_GICv3_NMI: a non-maskable interrupt is active.
+    /// (NMI) `ICH_AP1R<n>_EL2` only, FEAT_GICv3_NMI: a non-maskable interrupt is active.
     pub nmi: bool,
 }
 

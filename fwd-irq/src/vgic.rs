@@ -10,7 +10,7 @@
 //! all state; while the guest runs, the list registers own the listed interrupts.
 //!
 //! References: Arm IHI 0069, "Virtual interrupt handling and prioritization" (list registers,
-//! the HW bit, maintenance interrupts) and "ICH_LR<n>_EL2".
+//! the HW bit, maintenance interrupts) and "`ICH_LR<n>_EL2`".
 //!
 //! # Forwarded (mapped) interrupts
 //! A forwarded interrupt is a virtual interrupt that stands for a physical PPI or SPI. The
@@ -96,7 +96,7 @@ pub struct Forward {
 /// Static configuration of a virtual interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VirqConfig {
-    /// Priority written to ICH_LR<n>_EL2.Priority (lower is more urgent).
+    /// Priority written to `ICH_LR<n>_EL2`.Priority (lower is more urgent).
     pub priority: u8,
     /// Group 1 (true) or Group 0.
     pub group1: bool,
@@ -275,7 +275,7 @@ pub struct LrPlan {
 }
 
 impl LrPlan {
-    /// The values of ICH_LR0_EL2 .. ICH_LR<count-1>_EL2.
+    /// The values of `ICH_LR0_EL2` .. `ICH_LR<count-1>_EL2`.
     pub fn lrs(&self) -> &[IchLr] {
         &self.lrs[..usize::from(self.count)]
     }
@@ -321,9 +321,9 @@ pub struct FoldReport {
 pub struct CpuIfState {
     /// ICH_VMCR_EL2.
     pub vmcr: IchVmcr,
-    /// ICH_AP0R<n>_EL2.
+    /// `ICH_AP0R<n>_EL2`.
     pub ap0r: [IchApr; MAX_APRS],
-    /// ICH_AP1R<n>_EL2.
+    /// `ICH_AP1R<n>_EL2`.
     pub ap1r: [IchApr; MAX_APRS],
 }
 
@@ -579,7 +579,13 @@ impl<const N: usize> VgicCpu<N> {
     /// pending state they carry. Pure: no register access. [`Self::populate_lrs`] writes the
     /// result; a world switch that writes list registers itself uses [`LrPlan::writes`] and
     /// [`LrPlan::hcr`], then must call [`Self::fold_saved`] after the exit.
+    ///
+    /// Populating again without a fold in between re-plans from scratch, as if the guest had
+    /// not seen the previous list registers: the pending state they carried is given back
+    /// first. That is for a hypervisor that changes its mind (injects more) before entering;
+    /// after the guest ran, always fold first.
     pub fn plan_populate(&mut self) -> LrPlan {
+        self.unplace();
         let mut cands: Vec<Candidate, N> = Vec::new();
         for (index, irq) in self.irqs.iter().enumerate() {
             let pending = irq.cfg.enabled && irq.is_pending();
@@ -646,6 +652,28 @@ impl<const N: usize> VgicCpu<N> {
         }
     }
 
+    /// Gives back the pending state of list registers populated but never folded.
+    fn unplace(&mut self) {
+        for k in 0..usize::from(self.populated) {
+            let Some(slot) = self.slots[k].take() else {
+                continue;
+            };
+            let Ok(i) = self.find(slot.vintid) else {
+                continue;
+            };
+            let Some(irq) = self.irqs.get_mut(i) else {
+                continue;
+            };
+            if slot.written.state().is_pending() {
+                irq.pending_latch |= slot.consumed_latch;
+                if irq.is_mapped_level() {
+                    irq.line_level = true;
+                }
+            }
+        }
+        self.populated = 0;
+    }
+
     /// Populates the list registers before a guest entry: writes the listed interrupts, zeroes
     /// stale list registers, then writes ICH_HCR_EL2 (En = 1, UIE/NPIE on overflow).
     pub fn populate_lrs(&mut self, regs: &mut impl IchRegs) -> LrPlan {
@@ -658,7 +686,7 @@ impl<const N: usize> VgicCpu<N> {
     }
 
     /// Folds the list-register values read after an exit into the software view. `saved[k]`
-    /// is ICH_LR<k>_EL2 for k below the count populate listed; extra values are ignored and
+    /// is `ICH_LR<k>_EL2` for k below the count populate listed; extra values are ignored and
     /// missing ones count as invalid. `phys` is sampled for mapped level interrupts and
     /// written to clear physical active states.
     pub fn fold_saved(&mut self, saved: &[IchLr], phys: &mut impl PhysIrqState) -> FoldReport {
@@ -771,7 +799,7 @@ impl<const N: usize> VgicCpu<N> {
         report
     }
 
-    /// The saved CPU-interface state (ICH_VMCR_EL2, ICH_AP{0,1}R<n>_EL2).
+    /// The saved CPU-interface state (ICH_VMCR_EL2, `ICH_AP{0,1}R<n>_EL2`).
     pub const fn cpuif(&self) -> CpuIfState {
         self.cpuif
     }
@@ -782,7 +810,7 @@ impl<const N: usize> VgicCpu<N> {
         self.cpuif = state;
     }
 
-    /// Saves ICH_VMCR_EL2 and the implemented ICH_AP{0,1}R<n>_EL2 on vCPU put.
+    /// Saves ICH_VMCR_EL2 and the implemented `ICH_AP{0,1}R<n>_EL2` on vCPU put.
     pub fn save_cpuif(&mut self, regs: &impl IchRegs) {
         self.cpuif.vmcr = regs.vmcr();
         for n in ApIndex::first(usize::from(self.nr_aprs)) {
@@ -791,7 +819,7 @@ impl<const N: usize> VgicCpu<N> {
         }
     }
 
-    /// Restores ICH_VMCR_EL2 and the implemented ICH_AP{0,1}R<n>_EL2 on vCPU load.
+    /// Restores ICH_VMCR_EL2 and the implemented `ICH_AP{0,1}R<n>_EL2` on vCPU load.
     pub fn restore_cpuif(&self, regs: &mut impl IchRegs) {
         regs.set_vmcr(self.cpuif.vmcr);
         for n in ApIndex::first(usize::from(self.nr_aprs)) {

@@ -14,9 +14,9 @@ use crate::regs::{IchApr, IchEisr, IchElrsr, IchHcr, IchLr, IchMisr, IchVmcr, Ic
 /// One hypervisor access through [`IchRegs`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IchOp {
-    /// ICH_LR<n>_EL2 read.
+    /// `ICH_LR<n>_EL2` read.
     ReadLr(u8),
-    /// ICH_LR<n>_EL2 written with this value.
+    /// `ICH_LR<n>_EL2` written with this value.
     WriteLr(u8, u64),
     /// ICH_HCR_EL2 read.
     ReadHcr,
@@ -34,13 +34,13 @@ pub enum IchOp {
     ReadEisr,
     /// ICH_MISR_EL2 read.
     ReadMisr,
-    /// ICH_AP0R<n>_EL2 read.
+    /// `ICH_AP0R<n>_EL2` read.
     ReadAp0r(u8),
-    /// ICH_AP0R<n>_EL2 written.
+    /// `ICH_AP0R<n>_EL2` written.
     WriteAp0r(u8, u64),
-    /// ICH_AP1R<n>_EL2 read.
+    /// `ICH_AP1R<n>_EL2` read.
     ReadAp1r(u8),
-    /// ICH_AP1R<n>_EL2 written.
+    /// `ICH_AP1R<n>_EL2` written.
     WriteAp1r(u8, u64),
 }
 
@@ -57,8 +57,9 @@ pub enum GuestExit {
     Budget,
 }
 
-/// A fake ICH register file with `nr_lrs` list registers, 5 priority and preemption bits,
-/// GICv4 capable. The guest side models one vCPU's ICV_IAR1/EOIR1/DIR accesses.
+/// A fake ICH register file with `nr_lrs` list registers, 5 priority and preemption bits
+/// (list-register priorities keep their top 5 bits, as on QEMU), GICv4 capable. The guest
+/// side models one vCPU's ICV_IAR1/EOIR1/DIR accesses.
 #[derive(Debug)]
 pub struct FakeIch {
     lrs: [IchLr; MAX_LRS],
@@ -133,7 +134,7 @@ impl FakeIch {
         }
     }
 
-    /// ICH_LR<n>_EL2 without logging an access.
+    /// `ICH_LR<n>_EL2` without logging an access.
     pub fn lr(&self, n: usize) -> IchLr {
         self.lrs.get(n).copied().unwrap_or(IchLr::new())
     }
@@ -377,7 +378,9 @@ impl IchRegs for FakeIch {
             ));
         }
         if self.check_lr(n) {
-            self.lrs[n.get()] = value;
+            // Only the top PRIbits + 1 priority bits are implemented.
+            let mask = 0xFFu8 << (7 - self.vtr.pribits().min(7));
+            self.lrs[n.get()] = value.with_priority(value.priority() & mask);
         }
     }
 

@@ -12,8 +12,9 @@
 //!   active, priority, enable) with edge and level semantics (a level interrupt whose line is
 //!   high is pending; if it is also inactive it is signalled to the host), and the host's CPU
 //!   interface ([`crate::hw::HostCpuIf`]) with EOImode.
-//! - [`FakeTimer`]: the EL1 virtual timer, the physical count, and the EL2 host timer, with
-//!   their output lines, which [`FakeTimer::drive`] feeds into a [`FakePhysGic`].
+//! - [`FakeTimer`]: the EL1 virtual timer and the system counter, and [`FakeHostTimer`], an
+//!   EL2 host timer on the same counter; `drive` feeds their outputs into a [`FakePhysGic`]
+//!   as PPI 27 and PPI 26 line levels.
 //!
 //! Every access a hypervisor makes through a trait is logged with a sequence number from a
 //! [`Sequencer`] that the fakes can share, so a test can assert the order of accesses across
@@ -30,7 +31,7 @@ use std::rc::Rc;
 
 pub use gic::{FakePhysGic, PhysOp};
 pub use ich::{FakeIch, GuestExit, IchOp};
-pub use timer::{FakeTimer, TimerOp};
+pub use timer::{FakeHostTimer, FakeTimer, TimerOp};
 
 /// A sequence counter shared by fakes so that their logs interleave in one order.
 #[derive(Clone, Debug, Default)]

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A fake generic timer: the EL1 virtual timer, the physical count, and an EL2 host timer.
+//! A fake generic timer: the EL1 virtual timer and the physical count ([`FakeTimer`]), and an
+//! EL2 host timer on the same count ([`FakeHostTimer`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::vec::Vec;
 
 use super::{FakePhysGic, Sequencer};
@@ -30,16 +32,15 @@ pub enum TimerOp {
     Disarm,
 }
 
-/// A fake timer block for one PE. Time only moves when the test calls [`Self::advance`].
+/// A fake EL1 virtual timer and system counter for one PE. Time only moves when the test
+/// calls [`Self::advance`].
 #[derive(Debug)]
 pub struct FakeTimer {
-    now: u64,
+    clock: Rc<Cell<u64>>,
     cntvoff: u64,
     ctl: CntCtl,
     cval: u64,
-    host_deadline: Option<u64>,
     vtimer_ppi: PIntId,
-    host_ppi: PIntId,
     log: RefCell<Vec<(u64, TimerOp)>>,
     seq: Sequencer,
 }
@@ -51,18 +52,27 @@ impl Default for FakeTimer {
 }
 
 impl FakeTimer {
-    /// Count 0, everything disabled; the virtual timer drives PPI 27, the host timer PPI 26.
+    /// Count 0, timer disabled, driving PPI 27.
     pub fn new() -> Self {
         Self {
-            now: 0,
+            clock: Rc::new(Cell::new(0)),
             cntvoff: 0,
             ctl: CntCtl::new(),
             cval: 0,
-            host_deadline: None,
             vtimer_ppi: PIntId::VTIMER,
-            host_ppi: PIntId::HYP_TIMER,
             log: RefCell::new(Vec::new()),
             seq: Sequencer::new(),
+        }
+    }
+
+    /// An EL2 host timer on the same system counter, driving PPI 26, sharing the sequencer.
+    pub fn host_timer(&self) -> FakeHostTimer {
+        FakeHostTimer {
+            clock: Rc::clone(&self.clock),
+            deadline: None,
+            ppi: PIntId::HYP_TIMER,
+            log: RefCell::new(Vec::new()),
+            seq: self.seq.clone(),
         }
     }
 
@@ -78,17 +88,17 @@ impl FakeTimer {
 
     /// The physical count.
     pub fn now(&self) -> u64 {
-        self.now
+        self.clock.get()
     }
 
     /// The virtual count the guest sees (physical count - CNTVOFF).
     pub fn virtual_now(&self) -> u64 {
-        self.now.wrapping_sub(self.cntvoff)
+        self.now().wrapping_sub(self.cntvoff)
     }
 
-    /// Moves time forward.
+    /// Moves time forward (for every fake sharing this counter).
     pub fn advance(&mut self, ticks: u64) {
-        self.now = self.now.wrapping_add(ticks);
+        self.clock.set(self.now().wrapping_add(ticks));
     }
 
     /// The guest programs its timer (CNTV_CVAL_EL0, then CNTV_CTL_EL0), not a hypervisor
@@ -112,20 +122,9 @@ impl FakeTimer {
         self.condition_met() && !self.ctl.imask()
     }
 
-    /// The armed host timer deadline, if any.
-    pub fn host_deadline(&self) -> Option<u64> {
-        self.host_deadline
-    }
-
-    /// Whether the host timer's output is asserted.
-    pub fn host_timer_asserted(&self) -> bool {
-        self.host_deadline.is_some_and(|d| self.now >= d)
-    }
-
-    /// Feeds both timer outputs into `gic` as the level of their PPIs.
+    /// Feeds the virtual timer's output into `gic` as the level of its PPI.
     pub fn drive(&self, gic: &mut FakePhysGic) {
         gic.set_line(self.vtimer_ppi.get(), self.vtimer_asserted());
-        gic.set_line(self.host_ppi.get(), self.host_timer_asserted());
     }
 
     /// Every logged hypervisor access, with sequence numbers.
@@ -173,18 +172,54 @@ impl VtimerRegs for FakeTimer {
 
     fn cntpct(&self) -> u64 {
         self.record(TimerOp::ReadCntpct);
-        self.now
+        self.now()
     }
 }
 
-impl HostTimer for FakeTimer {
+/// A fake EL2 host timer (CNTHP) on a [`FakeTimer`]'s system counter.
+#[derive(Debug)]
+pub struct FakeHostTimer {
+    clock: Rc<Cell<u64>>,
+    deadline: Option<u64>,
+    ppi: PIntId,
+    log: RefCell<Vec<(u64, TimerOp)>>,
+    seq: Sequencer,
+}
+
+impl FakeHostTimer {
+    /// The armed deadline, if any.
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    /// Whether the output is asserted (armed and the count reached the deadline).
+    pub fn asserted(&self) -> bool {
+        self.deadline.is_some_and(|d| self.clock.get() >= d)
+    }
+
+    /// Feeds the output into `gic` as the level of its PPI (26).
+    pub fn drive(&self, gic: &mut FakePhysGic) {
+        gic.set_line(self.ppi.get(), self.asserted());
+    }
+
+    /// Every logged hypervisor access ([`TimerOp::Arm`], [`TimerOp::Disarm`]).
+    pub fn log(&self) -> Vec<(u64, TimerOp)> {
+        self.log.borrow().clone()
+    }
+}
+
+impl HostTimer for FakeHostTimer {
     fn arm(&mut self, deadline: u64) {
-        self.record(TimerOp::Arm(deadline));
-        self.host_deadline = Some(deadline);
+        self.log
+            .borrow_mut()
+            .push((self.seq.next(), TimerOp::Arm(deadline)));
+        self.deadline = Some(deadline);
     }
 
     fn disarm(&mut self) {
-        self.record(TimerOp::Disarm);
-        self.host_deadline = None;
+        self.log
+            .borrow_mut()
+            .push((self.seq.next(), TimerOp::Disarm));
+        self.deadline = None;
     }
 }
