@@ -52,11 +52,24 @@
 //! longer pending) with one. The exit folds and the next populate lists the rest, so every
 //! interrupt is delivered, in priority order.
 //!
+//! # Priorities
+//! Candidates are ordered by the full 8-bit priority; the virtual CPU interface keeps only
+//! the top ICH_VTR_EL2.PRIbits + 1 bits (5 on QEMU) and breaks ties by list-register index,
+//! which populate fills in the same order, so the guest still sees priority order.
+//!
 //! # Why fold parks ICH_HCR_EL2.En
 //! After fold the list registers are stale copies. Left enabled, a condition such as "at most
 //! one valid entry" (UIE) or an EOI-signalling entry would keep the maintenance PPI asserted
 //! while the hypervisor runs. [`VgicCpu::fold_lrs`] therefore writes ICH_HCR_EL2 with En = 0;
-//! [`VgicCpu::populate_lrs`] writes it back with En = 1 after the list registers.
+//! [`VgicCpu::populate_lrs`] writes it back with En = 1 after the list registers. Populate
+//! writes En = 1 even with nothing to list: GICv4 direct vLPI delivery needs it too.
+//!
+//! # EOIcount
+//! Active interrupts are always listed again, so the guest never deactivates an interrupt
+//! that has no list register and ICH_HCR_EL2.EOIcount stays 0 (directly injected vLPIs do
+//! not count either); populate writes it as 0. More simultaneously active interrupts than
+//! list registers (nesting deeper than ListRegs + 1) is not supported and is counted in
+//! [`VgicStats::active_overflows`].
 
 use heapless::Vec;
 
@@ -272,6 +285,7 @@ pub struct LrPlan {
     count: u8,
     clear_to: u8,
     hcr: IchHcr,
+    overflowed: bool,
 }
 
 impl LrPlan {
@@ -292,9 +306,10 @@ impl LrPlan {
         self.hcr
     }
 
-    /// Whether some candidate did not fit.
+    /// Whether some candidate did not fit (and a maintenance interrupt was requested, unless
+    /// the only list register holds an HW = 1 active interrupt).
     pub const fn overflowed(&self) -> bool {
-        self.hcr.uie() || self.hcr.npie()
+        self.overflowed
     }
 }
 
@@ -333,7 +348,7 @@ struct Candidate {
     pending_only: bool,
     priority: u8,
     vintid: VIntId,
-    index: u16,
+    index: usize,
 }
 
 /// One vCPU's virtual interrupts (up to `N`) and its list-register bookkeeping.
@@ -595,7 +610,7 @@ impl<const N: usize> VgicCpu<N> {
                     pending_only: !irq.active,
                     priority: irq.cfg.priority,
                     vintid: irq.vintid,
-                    index: index as u16,
+                    index,
                 });
             }
         }
@@ -609,7 +624,7 @@ impl<const N: usize> VgicCpu<N> {
         let mut lrs = [IchLr::new(); MAX_LRS];
         self.slots = [None; MAX_LRS];
         for (k, c) in cands.iter().take(count).enumerate() {
-            if let Some(irq) = self.irqs.get_mut(usize::from(c.index)) {
+            if let Some(irq) = self.irqs.get_mut(c.index) {
                 let (lr, consumed_latch) = irq.place();
                 lrs[k] = lr;
                 self.slots[k] = Some(LrSlot {
@@ -621,7 +636,8 @@ impl<const N: usize> VgicCpu<N> {
         }
 
         let mut hcr = self.hcr_base.with_en(true);
-        if cands.len() > count {
+        let overflowed = cands.len() > count;
+        if overflowed {
             self.stats.overflows += 1;
             if nr >= 2 {
                 hcr = hcr.with_uie(true);
@@ -649,6 +665,7 @@ impl<const N: usize> VgicCpu<N> {
             count: count as u8,
             clear_to,
             hcr,
+            overflowed,
         }
     }
 

@@ -125,7 +125,7 @@ fn overflow_with_one_active_list_register_asks_for_eoi_maintenance() {
     let lr = plan.lrs()[0];
     assert_eq!((lr.vintid(), lr.state()), (90, LrState::Active));
     assert!(lr.eoi());
-    assert!(!plan.hcr().uie() && !plan.hcr().npie());
+    assert!(plan.overflowed() && !plan.hcr().uie() && !plan.hcr().npie());
     assert!(!rig.ich.maintenance_asserted());
     rig.ich.guest_eoi(90, &mut rig.gic);
     assert!(rig.ich.maintenance_asserted());
