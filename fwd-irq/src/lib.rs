@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Forwarded physical interrupts through GICv3 list registers: HW bit, level, timer.
+//! Forwarded physical interrupts via GICv3 list registers: HW bit, level, timer.
 //!
 //! Not every interrupt a guest needs is an LPI the ITS can inject directly. The architected
 //! timer and wired PPIs/SPIs reach a guest through the list registers of the GIC's virtual
