@@ -1,0 +1,530 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The ITS command queue: batches, one GITS_CWRITER write per batch, completion tickets,
+//! bounded waits, stall reporting and recovery.
+//!
+//! # How a batch is posted
+//! 1. Every command is checked against the ITS's capabilities ([`Command::validate`]); one bad
+//!    command refuses the whole batch before anything is written.
+//! 2. The queue lock is taken: a batch is never interleaved with another CPU's.
+//! 3. The commands, then the SYNC/VSYNC commands the caller asked for (duplicates dropped), are
+//!    written contiguously in ring order, wrapping at the end of the ring.
+//! 4. # Why CWRITER is written after a clean or a DSB
+//!    The ITS reads the slots as soon as it sees GITS_CWRITER move. If it reported the queue
+//!    memory non-shareable, it does not snoop CPU caches: the slots are cleaned to the point of
+//!    coherency (then `DSB SY`). Otherwise `DSB ISHST` orders the slot writes before the MMIO
+//!    write. This is the order Linux's `its_flush_cmd` keeps.
+//! 5. GITS_CWRITER is written once. A batch larger than the ring is written in ring-sized
+//!    pieces, waiting for room between them, still under the lock.
+//!
+//! Posting returns a [`Ticket`]; [`CmdQueue::wait`] polls GITS_CREADR until the ITS has
+//! consumed everything up to it, bounded by a timeout, and reports GITS_CREADR.Stalled with
+//! the offending command instead of waiting it out.
+
+use core::alloc::Layout;
+use core::time::Duration;
+
+use its_core::addr::Addr4K;
+use its_core::caps::ItsCaps;
+use its_core::cmd::{Command, ItsVersion};
+use its_core::ids::{RdBase, VpeId};
+use its_core::mmio::ItsRegisters;
+use its_core::platform::{DmaBuf, Platform};
+use its_core::regs::{GitsCbaser, GitsCwriter, MemAttrs, Shareability};
+use spin::Mutex;
+
+use crate::error::{ItsError, Trace, TraceEntry};
+use crate::ring::{Ring, SLOT, Span, Ticket};
+
+/// Distinct SYNC/VSYNC targets one batch may carry.
+pub const MAX_SYNCS: usize = 64;
+
+/// What a batch needs to be synchronised with after its commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SyncTarget {
+    /// SYNC to a redistributor: effects of physical commands are visible there.
+    Redist(RdBase),
+    /// VSYNC for a vPE: effects of virtual commands are visible for it.
+    Vpe(VpeId),
+}
+
+impl SyncTarget {
+    fn command(self) -> Command {
+        match self {
+            Self::Redist(rdbase) => Command::Sync { rdbase },
+            Self::Vpe(vpe) => Command::Vsync { vpe },
+        }
+    }
+}
+
+/// Queue parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// Ring size in bytes: a multiple of 4 KiB, from 4 KiB to 1 MiB. Default 64 KiB (2048
+    /// commands), as Linux uses.
+    pub bytes: usize,
+    /// How long posting waits for room before [`ItsError::QueueFull`]. Default 1 s.
+    pub full_timeout: Duration,
+    /// How long [`CmdQueue::wait`] waits before [`ItsError::Timeout`]. Default 1 s.
+    pub completion_timeout: Duration,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            bytes: 0x1_0000,
+            full_timeout: Duration::from_secs(1),
+            completion_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Counters, for benchmarks and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct QueueStats {
+    /// Commands written to the ring (including appended SYNC/VSYNC).
+    pub commands: u64,
+    /// GITS_CWRITER writes.
+    pub cwriter_writes: u64,
+    /// Calls to [`CmdQueue::wait`] (completion waits).
+    pub waits: u64,
+    /// Waits for room in the ring.
+    pub full_waits: u64,
+    /// GITS_CREADR reads.
+    pub creadr_reads: u64,
+    /// Batches posted.
+    pub batches: u64,
+}
+
+/// Where a posted batch sits in the stream of commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Posted {
+    /// Sequence number of the batch's first command.
+    pub first: u64,
+    /// Commands in the batch, appended SYNC/VSYNC included.
+    pub len: usize,
+    /// Complete once the ITS has consumed the whole batch.
+    pub ticket: Ticket,
+}
+
+impl Posted {
+    /// The index within the batch of the command with sequence number `seq`, if it is one.
+    pub fn index_of(&self, seq: u64) -> Option<usize> {
+        let i = seq.checked_sub(self.first)?;
+        (i < self.len as u64).then_some(i as usize)
+    }
+}
+
+/// How to get a stalled queue going again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Recovery {
+    /// Write GITS_CWRITER.Retry: the ITS tries the stalled command again (after the cause,
+    /// such as unmapped memory, was fixed).
+    Retry,
+    /// Replace the stalled command with a harmless SYNC, then retry: the command is dropped.
+    Skip,
+}
+
+struct Inner<R, P: Platform> {
+    regs: R,
+    version: ItsVersion,
+    buf: DmaBuf<P>,
+    ring: Ring,
+    flush: bool,
+    trace: Trace,
+    stats: QueueStats,
+    skipped: heapless::Deque<SkippedCmd, 32>,
+}
+
+/// A command dropped by [`Recovery::Skip`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct SkippedCmd {
+    /// Its sequence number in the command stream.
+    pub seq: u64,
+    /// Its byte offset in the queue.
+    pub offset: u32,
+    /// Its doublewords.
+    pub raw: [u64; 4],
+}
+
+/// The command queue of one ITS. Usable from several CPUs at once (`&self` methods, an
+/// internal spin lock held while a batch is written).
+pub struct CmdQueue<R: ItsRegisters, P: Platform> {
+    inner: Mutex<Inner<R, P>>,
+    caps: ItsCaps,
+    clock: P,
+    cfg: QueueConfig,
+    /// A SYNC target that always exists (used to replace a skipped command).
+    noop: RdBase,
+}
+
+impl<R: ItsRegisters, P: Platform + Clone> CmdQueue<R, P> {
+    /// Allocates the ring and programs GITS_CBASER (with the shareability read-back rule) and
+    /// GITS_CWRITER. The ITS must be disabled: GITS_CBASER is read-only while it is enabled.
+    ///
+    /// `noop` names a redistributor that exists; a SYNC to it replaces a skipped command.
+    ///
+    /// # Errors
+    /// [`ItsError::Config`] for an unsupported size or an enabled ITS, [`ItsError::Alloc`],
+    /// [`ItsError::DidNotStick`] if GITS_CBASER does not keep the queue's address or size.
+    pub fn new(
+        mut regs: R,
+        platform: P,
+        caps: ItsCaps,
+        cfg: QueueConfig,
+        noop: RdBase,
+    ) -> Result<Self, ItsError> {
+        if cfg.bytes < 0x1000 || cfg.bytes > 0x10_0000 || !cfg.bytes.is_multiple_of(0x1000) {
+            return Err(ItsError::Config(
+                "command queue size must be a multiple of 4 KiB from 4 KiB to 1 MiB",
+            ));
+        }
+        if regs.ctlr().enabled() {
+            return Err(ItsError::Config(
+                "GITS_CBASER cannot be programmed while the ITS is enabled",
+            ));
+        }
+        let align = cfg.bytes.min(0x1_0000);
+        let layout = Layout::from_size_align(cfg.bytes, align)
+            .map_err(|_| ItsError::Config("queue layout"))?;
+        let buf = DmaBuf::new(platform.clone(), layout)?;
+        let base = Addr4K::new(buf.pa())?;
+        let pages = (cfg.bytes / 0x1000 - 1) as u8;
+        let want = GitsCbaser::new()
+            .with_addr(base)
+            .with_size(pages)
+            .with_valid(true);
+        regs.set_cbaser(want.with_attrs(MemAttrs::CACHED));
+        let mut got = regs.cbaser();
+        let mut flush = false;
+        if got.shareability() == Shareability::NonShareable {
+            // The ITS does not snoop: make the queue non-cacheable and clean every command.
+            regs.set_cbaser(want.with_attrs(MemAttrs::NON_CACHEABLE));
+            got = regs.cbaser();
+            flush = true;
+        }
+        if got.addr() != want.addr() || got.size() != pages || !got.valid() {
+            return Err(ItsError::DidNotStick {
+                register: "GITS_CBASER",
+                wrote: want.into(),
+                read: got.into(),
+            });
+        }
+        flush |= got.attrs().needs_clean_to_poc();
+        regs.set_cwriter(GitsCwriter::at(0));
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                regs,
+                version: caps.version,
+                buf,
+                ring: Ring::new(cfg.bytes),
+                flush,
+                trace: Trace::default(),
+                stats: QueueStats::default(),
+                skipped: heapless::Deque::new(),
+            }),
+            caps,
+            clock: platform,
+            cfg,
+            noop,
+        })
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
+    /// The capabilities commands are checked against.
+    pub fn caps(&self) -> &ItsCaps {
+        &self.caps
+    }
+
+    /// Whether commands are cleaned to the point of coherency (the ITS reported the queue
+    /// non-shareable).
+    pub fn cleans_to_poc(&self) -> bool {
+        self.inner.lock().flush
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> QueueStats {
+        self.inner.lock().stats
+    }
+
+    /// The last commands posted.
+    pub fn trace(&self) -> Trace {
+        self.inner.lock().trace
+    }
+
+    /// The commands of a posted batch that [`Recovery::Skip`] dropped (the most recent 32
+    /// skips are remembered), with their index in the batch.
+    pub fn skipped_in(&self, batch: &Posted) -> heapless::Vec<(usize, SkippedCmd), 8> {
+        let inner = self.inner.lock();
+        inner
+            .skipped
+            .iter()
+            .filter_map(|s| batch.index_of(s.seq).map(|i| (i, *s)))
+            .take(8)
+            .collect()
+    }
+
+    /// Runs `f` with the ITS registers (for the bring-up code that shares them).
+    pub fn with_regs<T>(&self, f: impl FnOnce(&mut R) -> T) -> T {
+        f(&mut self.inner.lock().regs)
+    }
+
+    /// Posts a batch and returns the ticket to wait for. See the module documentation.
+    ///
+    /// # Errors
+    /// [`ItsError::InvalidCommand`] (nothing written), [`ItsError::QueueFull`],
+    /// [`ItsError::Stalled`] if the ITS stalls while the batch waits for room,
+    /// [`ItsError::BadCreadr`].
+    pub fn post(&self, commands: &[Command], syncs: &[SyncTarget]) -> Result<Ticket, ItsError> {
+        self.post_with(commands.len(), |i| commands[i], syncs)
+            .map(|p| p.ticket)
+    }
+
+    /// Posts a batch of `n` commands produced by `command(0..n)` (called twice per index:
+    /// once to validate, once to write), so large batches need no buffer. Returns where the
+    /// batch sits in the command stream.
+    ///
+    /// # Errors
+    /// As [`CmdQueue::post`].
+    pub fn post_with(
+        &self,
+        n: usize,
+        command: impl Fn(usize) -> Command,
+        syncs: &[SyncTarget],
+    ) -> Result<Posted, ItsError> {
+        for index in 0..n {
+            command(index)
+                .validate(&self.caps)
+                .map_err(|error| ItsError::InvalidCommand { index, error })?;
+        }
+        let commands_len = n;
+        let mut unique = heapless::Vec::<SyncTarget, MAX_SYNCS>::new();
+        for (i, s) in syncs.iter().enumerate() {
+            s.command()
+                .validate(&self.caps)
+                .map_err(|error| ItsError::InvalidCommand {
+                    index: commands_len + i,
+                    error,
+                })?;
+            if !unique.contains(s) && unique.push(*s).is_err() {
+                return Err(ItsError::Exhausted("sync targets per batch"));
+            }
+        }
+        let total = commands_len + unique.len();
+        let mut inner = self.inner.lock();
+        let first = inner.ring.written();
+        if total == 0 {
+            return Ok(Posted {
+                first,
+                len: 0,
+                ticket: inner.ring.ticket(),
+            });
+        }
+        let mut all = (0..commands_len)
+            .map(&command)
+            .chain(unique.iter().map(|s| s.command()));
+        inner.stats.batches += 1;
+        let mut left = total;
+        while left > 0 {
+            let chunk = left.min(inner.ring.capacity());
+            self.wait_for_room(&mut inner, chunk)?;
+            let Some((a, b)) = inner.ring.reserve(chunk) else {
+                return Err(ItsError::Exhausted("ring space"));
+            };
+            for span in [Some(a), b].into_iter().flatten() {
+                for k in 0..span.len / SLOT {
+                    let Some(cmd) = all.next() else { break };
+                    let offset = span.offset + k * SLOT;
+                    write_slot(&mut inner, offset, cmd.encode())?;
+                }
+            }
+            publish(&mut inner, [Some(a), b], false);
+            inner.stats.commands += chunk as u64;
+            left -= chunk;
+        }
+        Ok(Posted {
+            first,
+            len: total,
+            ticket: inner.ring.ticket(),
+        })
+    }
+
+    /// Waits for room for `n` slots, reading GITS_CREADR.
+    fn wait_for_room(&self, inner: &mut Inner<R, P>, n: usize) -> Result<(), ItsError> {
+        if inner.ring.free() >= n {
+            return Ok(());
+        }
+        inner.stats.full_waits += 1;
+        let start = self.clock.now();
+        loop {
+            observe(inner)?;
+            if inner.ring.free() >= n {
+                return Ok(());
+            }
+            let now = self.clock.now();
+            if now.since(start) >= self.cfg.full_timeout {
+                return Err(ItsError::QueueFull {
+                    needed: n,
+                    free: inner.ring.free(),
+                    waited_ns: now.0.saturating_sub(start.0),
+                    creadr: inner.regs.creadr().byte_offset() as u32,
+                    cwriter: inner.ring.write_offset() as u32,
+                });
+            }
+            self.clock.relax();
+        }
+    }
+
+    /// Waits until the ITS has consumed everything up to `ticket`.
+    ///
+    /// # Errors
+    /// [`ItsError::Stalled`] as soon as GITS_CREADR.Stalled is seen (see
+    /// [`CmdQueue::recover`]), [`ItsError::Timeout`] with the last commands posted,
+    /// [`ItsError::BadCreadr`].
+    pub fn wait(&self, ticket: Ticket) -> Result<(), ItsError> {
+        self.inner.lock().stats.waits += 1;
+        let start = self.clock.now();
+        loop {
+            {
+                let mut inner = self.inner.lock();
+                observe(&mut inner)?;
+                if inner.ring.is_done(ticket) {
+                    return Ok(());
+                }
+            }
+            let now = self.clock.now();
+            if now.since(start) >= self.cfg.completion_timeout {
+                let mut inner = self.inner.lock();
+                observe(&mut inner)?;
+                if inner.ring.is_done(ticket) {
+                    return Ok(());
+                }
+                return Err(ItsError::Timeout {
+                    waited_ns: now.0.saturating_sub(start.0),
+                    creadr: inner.regs.creadr().byte_offset() as u32,
+                    cwriter: inner.ring.write_offset() as u32,
+                    trace: inner.trace,
+                });
+            }
+            self.clock.relax();
+        }
+    }
+
+    /// Posts a batch and waits for it.
+    ///
+    /// # Errors
+    /// As [`CmdQueue::post`] and [`CmdQueue::wait`].
+    pub fn submit(&self, commands: &[Command], syncs: &[SyncTarget]) -> Result<(), ItsError> {
+        let t = self.post(commands, syncs)?;
+        self.wait(t)
+    }
+
+    /// Gets a stalled queue going again. Does nothing when the queue is not stalled.
+    ///
+    /// # Errors
+    /// [`ItsError::OutOfBounds`] only on an internal inconsistency (reported, not panicked).
+    pub fn recover(&self, how: Recovery) -> Result<(), ItsError> {
+        let mut inner = self.inner.lock();
+        let creadr = inner.regs.creadr();
+        inner.stats.creadr_reads += 1;
+        if !creadr.stalled() {
+            return Ok(());
+        }
+        let at = creadr.byte_offset();
+        let span = if how == Recovery::Skip {
+            let mut raw = [0u64; 4];
+            for (i, d) in raw.iter_mut().enumerate() {
+                *d = inner.buf.read_u64(at + 8 * i)?;
+            }
+            let seq = inner.ring.seq_at(at).unwrap_or(u64::MAX);
+            if inner.skipped.is_full() {
+                inner.skipped.pop_front();
+            }
+            // Cannot fail: there is room now.
+            let _ = inner.skipped.push_back(SkippedCmd {
+                seq,
+                offset: at as u32,
+                raw,
+            });
+            write_slot(&mut inner, at, Command::Sync { rdbase: self.noop }.encode())?;
+            Some(Span {
+                offset: at,
+                len: SLOT,
+            })
+        } else {
+            None
+        };
+        publish(&mut inner, [span, None], true);
+        Ok(())
+    }
+}
+
+/// Writes one command's doublewords at `offset` and records it in the trace.
+fn write_slot<R: ItsRegisters, P: Platform>(
+    inner: &mut Inner<R, P>,
+    offset: usize,
+    raw: [u64; 4],
+) -> Result<(), ItsError> {
+    for (i, d) in raw.iter().enumerate() {
+        inner.buf.write_u64(offset + 8 * i, *d)?;
+    }
+    inner.trace.push(TraceEntry {
+        offset: offset as u32,
+        raw,
+    });
+    Ok(())
+}
+
+/// Makes written slots visible to the ITS (clean or barrier), then writes GITS_CWRITER
+/// (with Retry when restarting a stalled queue).
+fn publish<R: ItsRegisters, P: Platform>(
+    inner: &mut Inner<R, P>,
+    spans: [Option<Span>; 2],
+    retry: bool,
+) {
+    if inner.flush {
+        for s in spans.into_iter().flatten() {
+            inner.buf.clean(s.offset, s.len);
+        }
+        inner.buf.platform().dsb_sy();
+    } else {
+        inner.buf.platform().dsb_ishst();
+    }
+    let wr = inner.ring.write_offset();
+    inner
+        .regs
+        .set_cwriter(GitsCwriter::at(wr).with_retry(retry));
+    inner.stats.cwriter_writes += 1;
+}
+
+/// Reads GITS_CREADR into the ring; reports a stall or an impossible offset.
+fn observe<R: ItsRegisters, P: Platform>(inner: &mut Inner<R, P>) -> Result<(), ItsError> {
+    let c = inner.regs.creadr();
+    inner.stats.creadr_reads += 1;
+    let offset = c.byte_offset();
+    if !inner.ring.observe(offset) {
+        return Err(ItsError::BadCreadr {
+            creadr: offset as u32,
+            cwriter: inner.ring.write_offset() as u32,
+        });
+    }
+    if c.stalled() {
+        let mut raw = [0u64; 4];
+        for (i, d) in raw.iter_mut().enumerate() {
+            *d = inner.buf.read_u64(offset + 8 * i)?;
+        }
+        let command = Command::decode(&raw, inner.version).ok();
+        let seq = inner.ring.seq_at(offset).unwrap_or(u64::MAX);
+        return Err(ItsError::Stalled {
+            offset: offset as u32,
+            seq,
+            raw,
+            command,
+        });
+    }
+    Ok(())
+}
