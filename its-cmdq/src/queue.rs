@@ -353,6 +353,36 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         })
     }
 
+    /// Posts raw command blocks without validating them. Test hook (feature `test-hooks`):
+    /// it exists so a test can prove that a bad command which does reach the ITS is caught
+    /// (QEMU logs it with `-d guest_errors`). Drivers never use it.
+    ///
+    /// # Errors
+    /// As [`CmdQueue::post`], without the validation errors.
+    #[cfg(feature = "test-hooks")]
+    pub fn post_raw_unchecked(&self, raw: &[[u64; 4]]) -> Result<Ticket, ItsError> {
+        let mut inner = self.inner.lock();
+        if raw.is_empty() || raw.len() > inner.ring.capacity() {
+            return Err(ItsError::Config("raw batch must fit the ring"));
+        }
+        self.wait_for_room(&mut inner, raw.len())?;
+        let Some((a, b)) = inner.ring.reserve(raw.len()) else {
+            return Err(ItsError::Exhausted("ring space"));
+        };
+        let mut it = raw.iter();
+        for span in [Some(a), b].into_iter().flatten() {
+            for k in 0..span.len / SLOT {
+                if let Some(r) = it.next() {
+                    write_slot(&mut inner, span.offset + k * SLOT, *r)?;
+                }
+            }
+        }
+        publish(&mut inner, [Some(a), b], false);
+        inner.stats.commands += raw.len() as u64;
+        inner.stats.batches += 1;
+        Ok(inner.ring.ticket())
+    }
+
     /// Waits for room for `n` slots, reading GITS_CREADR.
     fn wait_for_room(&self, inner: &mut Inner<R, P>, n: usize) -> Result<(), ItsError> {
         if inner.ring.free() >= n {

@@ -378,3 +378,20 @@ fn concurrent_batches_are_never_interleaved() {
     }
     r.model.assert_no_errors();
 }
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn raw_unchecked_commands_reach_the_its() {
+    let r = Rig::new(ModelConfig::qemu(1));
+    let bad = Command::Mapti {
+        device: DeviceId::new(1),
+        event: EventId::new(0),
+        pintid: IntId::new(5),
+        icid: CollectionId::new(0),
+    };
+    let t = r.its.queue().post_raw_unchecked(&[bad.encode()]).unwrap();
+    r.its.queue().wait(t).unwrap();
+    let e = r.model.errors();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].message.contains("no valid DTE for devid 0x1"));
+}
