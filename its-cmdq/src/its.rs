@@ -290,6 +290,11 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         &self.queue
     }
 
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
     /// The CPUs this ITS targets.
     pub fn cpus(&self) -> &[CpuTarget] {
         &self.cpus

@@ -151,7 +151,7 @@ impl LpiAllocator {
 
 /// The LPI property table shared by all redistributors, and the INTID allocator.
 pub struct Lpis<P: Platform> {
-    prop: Mutex<DmaBuf<P>>,
+    prop: DmaBuf<P>,
     id_bits: u8,
     flush: AtomicBool,
     alloc: Mutex<LpiAllocator>,
@@ -180,7 +180,7 @@ impl<P: Platform + Clone> Lpis<P> {
         prop.clean_all();
         platform.dsb_sy();
         Ok(Self {
-            prop: Mutex::new(prop),
+            prop,
             id_bits,
             flush: AtomicBool::new(false),
             alloc: Mutex::new(LpiAllocator::new(id_bits)),
@@ -239,7 +239,8 @@ impl<P: Platform> Lpis<P> {
     }
 
     /// Sets an LPI's priority and enable bit in the property table. The redistributor reads
-    /// it again only after an INV or INVALL for the LPI (see `Its::inv_event`).
+    /// it again only after an INV or INVALL for the LPI (see `Its::inv_event`). Takes no lock:
+    /// safe to call from an interrupt handler.
     ///
     /// # Errors
     /// [`ItsError::BadLpi`] for an LPI outside the table.
@@ -256,16 +257,16 @@ impl<P: Platform> Lpis<P> {
     /// [`ItsError::BadLpi`] for an LPI outside the table.
     pub fn property(&self, lpi: Lpi) -> Result<u8, ItsError> {
         self.check(lpi).map_err(|_| ItsError::BadLpi(lpi.get()))?;
-        Ok(self.prop.lock().read_u8(lpi.index() as usize)?)
+        Ok(self.prop.read_u8(lpi.index() as usize)?)
     }
 
+    /// Lock-free, so an interrupt handler may call it (see [`Lpis::configure`]).
     fn write_prop(&self, lpi: Lpi, byte: u8) -> Result<(), ItsError> {
         self.check(lpi).map_err(|_| ItsError::BadLpi(lpi.get()))?;
         let offset = lpi.index() as usize;
-        let mut prop = self.prop.lock();
-        prop.write_u8(offset, byte)?;
+        self.prop.store_u8(offset, byte)?;
         if self.flush.load(Ordering::Relaxed) {
-            prop.clean(offset, 1);
+            self.prop.clean(offset, 1);
             self.platform.dsb_sy();
         } else {
             self.platform.dsb_ishst();
@@ -324,7 +325,7 @@ impl<P: Platform> Lpis<P> {
             })?;
         }
         // Property table.
-        let prop_pa = Addr4K::new(self.prop.lock().pa())?;
+        let prop_pa = Addr4K::new(self.prop.pa())?;
         let want = GicrPropbaser::new()
             .with_addr(prop_pa)
             .with_id_bits(self.id_bits - 1);
@@ -335,7 +336,7 @@ impl<P: Platform> Lpis<P> {
             got = rd.propbaser();
             self.flush.store(true, Ordering::Relaxed);
             // Everything written so far must reach the point of coherency.
-            self.prop.lock().clean_all();
+            self.prop.clean_all();
         }
         if got.addr() != want.addr() || got.id_bits() != want.id_bits() {
             return Err(ItsError::DidNotStick {

@@ -203,6 +203,21 @@ impl<P: Platform + Clone> ItsTable<P> {
         Ok(())
     }
 
+    /// The (first-level) table's physical address.
+    pub fn base(&self) -> its_core::addr::PhysAddr {
+        self.l1.lock().pa()
+    }
+
+    /// Pages of the (first-level) table.
+    pub fn pages(&self) -> usize {
+        self.l1.lock().len() / self.page.bytes()
+    }
+
+    /// Bytes per entry.
+    pub fn entry_bytes(&self) -> usize {
+        self.esz
+    }
+
     /// IDs the table covers.
     pub fn ids(&self) -> u64 {
         self.ids

@@ -375,6 +375,64 @@ impl<P: DmaAlloc> DmaBuf<P> {
         Ok(())
     }
 
+    /// Writes one byte through a shared reference, as one atomic byte store. For tables that
+    /// several CPUs, or an interrupt handler, update byte by byte (LPI property tables): no
+    /// lock is needed, so it cannot deadlock against the code it interrupts.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`].
+    pub fn store_u8(&self, offset: usize, value: u8) -> Result<(), OutOfBounds> {
+        self.check(offset, 1, 1)?;
+        let p = self.at(offset);
+        // SAFETY: in bounds, as `check` proved; the region is valid for writes for the
+        // buffer's lifetime, and every concurrent access of this byte through a `DmaBuf` is an
+        // atomic byte access or a volatile read of an aligned byte, which do not tear.
+        let a = unsafe { core::sync::atomic::AtomicU8::from_ptr(p) };
+        a.store(value, core::sync::atomic::Ordering::Relaxed);
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), 1);
+        Ok(())
+    }
+
+    /// Stores a u32 at a 4-byte aligned offset through a shared reference, atomically (for
+    /// lookup tables read from interrupt handlers).
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] (also when the address is not 4-byte aligned).
+    pub fn store_u32(&self, offset: usize, value: u32) -> Result<(), OutOfBounds> {
+        let a = self.atomic_u32(offset)?;
+        a.store(value, core::sync::atomic::Ordering::Release);
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), 4);
+        Ok(())
+    }
+
+    /// Loads a u32 at a 4-byte aligned offset, atomically.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] (also when the address is not 4-byte aligned).
+    pub fn load_u32(&self, offset: usize) -> Result<u32, OutOfBounds> {
+        Ok(self
+            .atomic_u32(offset)?
+            .load(core::sync::atomic::Ordering::Acquire))
+    }
+
+    fn atomic_u32(&self, offset: usize) -> Result<&core::sync::atomic::AtomicU32, OutOfBounds> {
+        self.check(offset, 4, 4)?;
+        let p = self.at(offset).cast::<u32>();
+        if !p.is_aligned() {
+            return Err(OutOfBounds {
+                offset,
+                len: 4,
+                size: self.len(),
+            });
+        }
+        // SAFETY: in bounds (checked) and 4-byte aligned (checked); the memory stays valid for
+        // as long as `self` is borrowed, and all accesses to it through a shared `DmaBuf` are
+        // atomic.
+        Ok(unsafe { core::sync::atomic::AtomicU32::from_ptr(p) })
+    }
+
     /// Reads one byte.
     ///
     /// # Errors

@@ -373,14 +373,36 @@ pub(crate) fn set_lpi_pending(w: &mut World, cpu: usize, intid: u32, level: bool
     bit_rw(w, base, intid, Some(level));
 }
 
+/// The set bits of a bitmap table, from INTID 8192 up to `limit`, read in one access.
+fn set_bits(w: &World, table: u64, limit: u64) -> Vec<u32> {
+    let limit = limit.min(1 << 24);
+    if limit <= 8192 {
+        return Vec::new();
+    }
+    let first = 8192 / 8;
+    let mut bytes = std::vec![0u8; (limit / 8) as usize - first];
+    if w.plat
+        .read(table + first as u64, &mut bytes, View::Coherent)
+        .is_err()
+    {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (k, &b) in bytes.iter().enumerate() {
+        for bit in 0..8 {
+            if b & 1 << bit != 0 {
+                out.push(((first + k) * 8 + bit) as u32);
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn pending_lpis(w: &World, cpu: usize) -> Vec<u32> {
     let Some(rd) = w.rds.get(cpu) else {
         return Vec::new();
     };
-    let base = rd.pendbaser.addr().get();
-    (8192..lpi_limit(rd) as u32)
-        .filter(|&i| bit_rw(w, base, i, None))
-        .collect()
+    set_bits(w, rd.pendbaser.addr().get(), lpi_limit(rd))
 }
 
 fn prop_byte(w: &World, prop: u64, view: View, intid: u32) -> Option<u8> {
@@ -431,9 +453,7 @@ pub(crate) fn move_all(w: &mut World, from: usize, to: usize) {
 // Virtual LPIs
 
 pub(crate) fn vpt_pending(w: &World, vpt: u64, limit: u64) -> Vec<u32> {
-    (8192..limit.min(1 << 24) as u32)
-        .filter(|&i| bit_rw(w, vpt, i, None))
-        .collect()
+    set_bits(w, vpt, limit)
 }
 
 fn enabled_pending_vlpis(w: &World, r: &Resident) -> Vec<(u8, u32)> {

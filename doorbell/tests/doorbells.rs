@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Doorbells against the host model: allocation, lookup, invalidation, waiters.
+#![allow(
+    clippy::result_large_err,
+    reason = "ItsError carries a command trace by value"
+)]
+
+use core::time::Duration;
+
+use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
+use its_cmdq::{Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
+use its_core::addr::PhysAddr;
+use its_core::caps::DistCaps;
+use its_core::cmd::Command;
+use its_core::fake::{Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
+use its_core::ids::{DeviceId, Lpi, VpeId};
+use its_core::mmio::RedistRegisters;
+use its_core::platform::DmaBuf;
+use its_core::regs::GicdTyper;
+
+type P = FakePlatform;
+
+struct Rig {
+    model: GicModel,
+    plat: P,
+    its: Its<ItsHandle, P>,
+    lpis: Lpis<P>,
+    _pend: Vec<DmaBuf<P>>,
+}
+
+fn rig(cfg: ModelConfig) -> Rig {
+    let plat = FakePlatform::new();
+    let model = GicModel::new(cfg.clone(), plat.clone());
+    let d = DistCaps::from_typer(
+        GicdTyper::new()
+            .with_lpis(true)
+            .with_dvis(true)
+            .with_id_bits(15),
+        None,
+    );
+    let lpis = Lpis::new(&d, plat.clone()).unwrap();
+    let pend = (0..cfg.cpus)
+        .map(|c| {
+            lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(1))
+                .unwrap()
+        })
+        .collect();
+    let rds: Vec<RedistInfo> = (0..cfg.cpus)
+        .map(|c| RedistInfo {
+            rd_base: PhysAddr::new(cfg.rd_base(c)),
+            typer: model.redist(c).typer(),
+        })
+        .collect();
+    let mut c = ItsConfig::new(d);
+    c.queue = QueueConfig {
+        bytes: 0x1_0000,
+        full_timeout: Duration::from_millis(5),
+        completion_timeout: Duration::from_millis(5),
+    };
+    let its = Its::new(model.its(0), plat.clone(), &rds, c).unwrap();
+    Rig {
+        model,
+        plat,
+        its,
+        lpis,
+        _pend: pend,
+    }
+}
+
+#[test]
+fn blocks_are_contiguous_and_looked_up_in_constant_time() {
+    let r = rig(ModelConfig::qemu(2));
+    let dbs = Doorbells::new(
+        &r.its,
+        &r.lpis,
+        DoorbellConfig::proxy(DeviceId::new(0xffff), 8),
+    )
+    .unwrap();
+    let a = dbs
+        .alloc_block(&[
+            (VpeId::new(10), 0),
+            (VpeId::new(11), 1),
+            (VpeId::new(12), 0),
+        ])
+        .unwrap();
+    let b = dbs.alloc_block(&[(VpeId::new(20), 1)]).unwrap();
+    assert_eq!(a.len(), 3);
+    let base = dbs.range().base.get();
+    assert_eq!(a.lpi(0).map(Lpi::get), Some(base));
+    assert_eq!(a.lpi(2).map(Lpi::get), Some(base + 2));
+    assert_eq!(a.lpi(3), None);
+    assert_eq!(b.lpi(0).map(Lpi::get), Some(base + 3));
+    assert_eq!(dbs.vpe_of(base + 1), Some(VpeId::new(11)));
+    assert_eq!(dbs.vpe_of(base + 3), Some(VpeId::new(20)));
+    assert_eq!(dbs.vpe_of(base + 4), None, "free");
+    assert_eq!(dbs.vpe_of(base + 8), None, "outside the range");
+    assert_eq!(dbs.vpe_of(100), None);
+    // Each doorbell is mapped through the proxy device to its vPE's CPU, and disabled.
+    for (i, cpu) in [(0u32, 0u16), (1, 1), (2, 0), (3, 1)] {
+        let ite = r.model.ite(0, 0xffff, i).expect("proxy event mapped");
+        assert_eq!((ite.intid, ite.icid), (base + i, cpu));
+        assert_eq!(r.lpis.property(Lpi::new(base + i).unwrap()).unwrap() & 1, 0);
+    }
+    // Exhaustion, then reuse after free.
+    assert_eq!(
+        dbs.alloc_block(&[(VpeId::new(1), 0); 5]),
+        Err(DoorbellError::Exhausted(5))
+    );
+    dbs.free_block(a).unwrap();
+    assert!(r.model.ite(0, 0xffff, 0).is_none());
+    let c = dbs.alloc_block(&[(VpeId::new(1), 0); 4]).unwrap();
+    assert_eq!(
+        c.lpi(0).map(Lpi::get),
+        Some(base + 4),
+        "first fit after the live block"
+    );
+    let d = dbs.alloc_block(&[(VpeId::new(2), 0); 3]).unwrap();
+    assert_eq!(d.lpi(0).map(Lpi::get), Some(base));
+    assert!(matches!(
+        dbs.alloc_block(&[(VpeId::new(2), 9)]),
+        Err(DoorbellError::Its(its_cmdq::ItsError::NoSuchCpu(9)))
+    ));
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn enable_goes_through_the_proxy_device_without_direct_lpi() {
+    let r = rig(ModelConfig::qemu(1));
+    let dbs = Doorbells::new(
+        &r.its,
+        &r.lpis,
+        DoorbellConfig::proxy(DeviceId::new(0xffff), 4),
+    )
+    .unwrap();
+    let b = dbs.alloc_block(&[(VpeId::new(0), 0)]).unwrap();
+    let db = b.lpi(0).unwrap();
+    r.model.clear_commands(0);
+    dbs.set_enabled(db, true, None).unwrap();
+    assert!(dbs.is_enabled(db));
+    assert_eq!(r.lpis.property(db).unwrap() & 1, 1);
+    let cmds: Vec<Command> = r.model.commands(0).into_iter().map(|(_, c)| c).collect();
+    assert!(
+        matches!(cmds[0], Command::Inv { device, event } if device.get() == 0xffff && event.get() == 0),
+        "{cmds:?}"
+    );
+    assert!(matches!(cmds[1], Command::Sync { .. }));
+    // No GICR_INVLPIR on a GIC without DirectLPI.
+    assert!(!r.plat.events().iter().any(|e| matches!(
+        e,
+        Event::Reg {
+            reg: "GICR_INVLPIR",
+            ..
+        }
+    )));
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn enable_uses_invlpir_with_direct_lpi() {
+    let r = rig(ModelConfig::gicv41(1));
+    let dbs = Doorbells::new(&r.its, &r.lpis, DoorbellConfig::direct(4)).unwrap();
+    let b = dbs.alloc_block(&[(VpeId::new(0), 0)]).unwrap();
+    let db = b.lpi(0).unwrap();
+    assert_eq!(
+        dbs.set_enabled(db, true, None),
+        Err(DoorbellError::NeedRedistributor)
+    );
+    let mut rd = r.model.redist(0);
+    dbs.set_enabled(db, true, Some(&mut rd as &mut dyn RedistRegisters))
+        .unwrap();
+    let ev = r.plat.events();
+    let inv = ev.iter().position(|e| matches!(e, Event::Reg { reg: "GICR_INVLPIR", value, .. } if *value as u32 == db.get())).expect("INVLPIR");
+    let write = ev
+        .iter()
+        .rposition(|e| matches!(e, Event::Write { len: 1, .. }))
+        .expect("property byte written");
+    assert!(write < inv, "property byte before the invalidation");
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn handle_wakes_waiters_of_that_vpe_once() {
+    let r = rig(ModelConfig::qemu(1));
+    let w0: &'static Waiter = Box::leak(Box::new(Waiter::new(VpeId::new(7))));
+    let w0b: &'static Waiter = Box::leak(Box::new(Waiter::new(VpeId::new(7))));
+    let w1: &'static Waiter = Box::leak(Box::new(Waiter::new(VpeId::new(8))));
+    let its: &'static Its<ItsHandle, P> = Box::leak(Box::new(r.its));
+    let lpis: &'static Lpis<P> = Box::leak(Box::new(r.lpis));
+    let dbs = Doorbells::new(its, lpis, DoorbellConfig::proxy(DeviceId::new(0xffff), 4)).unwrap();
+    let b = dbs
+        .alloc_block(&[(VpeId::new(7), 0), (VpeId::new(8), 0)])
+        .unwrap();
+    let db7 = b.lpi(0).unwrap();
+    dbs.set_enabled(db7, true, None).unwrap();
+    for w in [w0, w0b, w1] {
+        dbs.wait_on(w);
+    }
+    assert_eq!(dbs.handle(db7.get()), Some(VpeId::new(7)));
+    assert!(w0.is_woken() && w0b.is_woken());
+    assert!(!w1.is_woken() && w1.is_waiting());
+    // Disabled by the interrupt path, the invalidation deferred to settle().
+    assert!(!dbs.is_enabled(db7));
+    assert_eq!(lpis.property(db7).unwrap() & 1, 0);
+    r.model.clear_commands(0);
+    dbs.settle(db7, None).unwrap();
+    assert!(matches!(r.model.commands(0)[0].1, Command::Inv { .. }));
+    dbs.settle(db7, None).unwrap();
+    assert_eq!(r.model.commands(0).len(), 2, "settle is idempotent");
+    // A second interrupt before the disable took effect is counted as late.
+    assert_eq!(dbs.handle(db7.get()), Some(VpeId::new(7)));
+    assert_eq!(dbs.stats().rings, 1);
+    assert_eq!(dbs.stats().late, 1);
+    assert_eq!(dbs.stats().woken, 2);
+    // Not a doorbell.
+    assert_eq!(dbs.handle(8192 - 1), None);
+    // Cancel a waiter that was not woken.
+    dbs.cancel(w1);
+    assert!(!w1.is_waiting());
+    assert_eq!(dbs.handle(b.lpi(1).unwrap().get()), Some(VpeId::new(8)));
+    assert!(!w1.is_woken());
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn doorbell_follows_the_vpe_to_another_cpu() {
+    let r = rig(ModelConfig::qemu(2));
+    let dbs = Doorbells::new(
+        &r.its,
+        &r.lpis,
+        DoorbellConfig::proxy(DeviceId::new(0xffff), 4),
+    )
+    .unwrap();
+    let b = dbs.alloc_block(&[(VpeId::new(3), 0)]).unwrap();
+    let db = b.lpi(0).unwrap();
+    dbs.move_to(db, 1).unwrap();
+    assert_eq!(r.model.ite(0, 0xffff, 0).map(|i| i.icid), Some(1));
+    assert_eq!(
+        dbs.move_to(Lpi::new(9999).unwrap(), 1),
+        Err(DoorbellError::NotADoorbell(9999))
+    );
+    r.model.assert_no_errors();
+}

@@ -1,0 +1,602 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! VMs and vPEs: tables, VMAPP/VINVALL, teardown, and residency.
+
+use core::alloc::Layout;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use doorbell::DoorbellBlock;
+use its_cmdq::{Its, SyncTarget};
+use its_core::addr::{Addr4K, VconfAddr, VptAddr};
+use its_core::cmd::{Command, IdBits, ItsVersion};
+use its_core::ids::{IntId, Lpi, VpeId};
+use its_core::mmio::{ItsRegisters, RedistRegisters};
+use its_core::platform::{DmaBuf, Platform};
+use its_core::regs::{GicrVpendbaser, GicrVpendbaserV41, MemAttrs};
+use spin::Mutex;
+
+use crate::error::VpeError;
+use crate::residency::Residency;
+use crate::{Descheduled, GicV4};
+
+/// vPEs one VM can have.
+pub const MAX_VPES: usize = 64;
+
+/// Default priority byte of a vLPI before it is configured: priority 0xa0, group 1, disabled.
+const PROP_DEFAULT: u8 = 0xa0 | 1 << 1;
+
+/// What a VM needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmConfig<'c> {
+    /// The vINTID width (14 to the GIC's maximum): vLPIs 8192 to 2^bits - 1.
+    pub vintid_bits: u8,
+    /// One entry per vPE: the CPU its VTE first targets.
+    pub vpes: &'c [usize],
+}
+
+pub(crate) struct VpeState {
+    pub(crate) residency: Residency,
+    pub(crate) affinity: usize,
+}
+
+/// A vPE: its ID, virtual pending table and doorbell.
+pub struct Vpe<P: Platform> {
+    pub(crate) id: VpeId,
+    pub(crate) vpt: DmaBuf<P>,
+    pub(crate) doorbell: Lpi,
+    pub(crate) state: Mutex<VpeState>,
+    pub(crate) vlpis: AtomicU32,
+}
+
+impl<P: Platform> Vpe<P> {
+    /// The vPE ID.
+    pub fn id(&self) -> VpeId {
+        self.id
+    }
+
+    /// Its doorbell LPI.
+    pub fn doorbell(&self) -> Lpi {
+        self.doorbell
+    }
+
+    /// Where it is.
+    pub fn residency(&self) -> Residency {
+        self.state.lock().residency
+    }
+
+    /// The CPU its VTE targets (where its doorbell rings).
+    pub fn affinity(&self) -> usize {
+        self.state.lock().affinity
+    }
+
+    /// vLPIs mapped to it.
+    pub fn vlpis(&self) -> u32 {
+        self.vlpis.load(Ordering::Relaxed)
+    }
+
+    /// Its virtual pending table's address.
+    pub fn vpt(&self) -> VptAddr {
+        VptAddr::from_field(self.vpt.pa().get() >> 16)
+    }
+
+    /// Whether vINTID `v` is pending in its VPT (meaningful while not resident).
+    pub fn vpt_pending(&self, v: u32) -> bool {
+        self.vpt
+            .read_u8((v / 8) as usize)
+            .is_ok_and(|b| b & 1 << (v % 8) != 0)
+    }
+}
+
+/// A VM: its vLPI configuration table and its vPEs.
+pub struct Vm<P: Platform> {
+    pub(crate) prop: DmaBuf<P>,
+    pub(crate) vintid_bits: u8,
+    pub(crate) vpes: heapless::Vec<Vpe<P>, MAX_VPES>,
+    pub(crate) doorbells: DoorbellBlock,
+    pub(crate) flush: bool,
+    destroyed: bool,
+}
+
+impl<P: Platform> core::fmt::Debug for Vm<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vm")
+            .field("vintid_bits", &self.vintid_bits)
+            .field("vpes", &self.vpes.len())
+            .finish()
+    }
+}
+
+impl<P: Platform> Vm<P> {
+    /// The vPEs.
+    pub fn vpes(&self) -> &[Vpe<P>] {
+        &self.vpes
+    }
+
+    /// vPE `i`.
+    ///
+    /// # Errors
+    /// [`VpeError::NoSuchVpe`].
+    pub fn vpe(&self, i: usize) -> Result<&Vpe<P>, VpeError> {
+        self.vpes.get(i).ok_or(VpeError::NoSuchVpe(i))
+    }
+
+    /// The vINTID width.
+    pub fn vintid_bits(&self) -> u8 {
+        self.vintid_bits
+    }
+
+    /// Whether vPE `id` belongs to this VM.
+    pub fn owns(&self, id: VpeId) -> Option<usize> {
+        self.vpes.iter().position(|v| v.id == id)
+    }
+
+    pub(crate) fn check_vintid(&self, v: u32) -> Result<(), VpeError> {
+        if v >= 8192 && u64::from(v) < 1u64 << self.vintid_bits {
+            Ok(())
+        } else {
+            Err(VpeError::VintidOutOfRange {
+                vintid: v,
+                bits: self.vintid_bits,
+            })
+        }
+    }
+
+    /// The property byte of vINTID `v`.
+    ///
+    /// # Errors
+    /// [`VpeError::VintidOutOfRange`].
+    pub fn property(&self, v: u32) -> Result<u8, VpeError> {
+        self.check_vintid(v)?;
+        Ok(self.prop.read_u8((v - 8192) as usize)?)
+    }
+
+    /// Writes the property byte of vINTID `v` (priority bits [7:2], group 1, enable).
+    pub(crate) fn set_property(&self, v: u32, priority: u8, enabled: bool) -> Result<(), VpeError>
+    where
+        P: its_core::platform::CacheMaint,
+    {
+        self.check_vintid(v)?;
+        let off = (v - 8192) as usize;
+        self.prop
+            .store_u8(off, (priority & 0xfc) | 1 << 1 | u8::from(enabled))?;
+        if self.flush {
+            self.prop.clean(off, 1);
+            self.prop.platform().dsb_sy();
+        } else {
+            self.prop.platform().dsb_ishst();
+        }
+        Ok(())
+    }
+
+    /// Memory the VM's tables use: the configuration table and every VPT.
+    pub fn table_bytes(&self) -> usize {
+        self.prop.len() + self.vpes.iter().map(|v| v.vpt.len()).sum::<usize>()
+    }
+}
+
+impl<P: Platform> Drop for Vm<P> {
+    fn drop(&mut self) {
+        if !self.destroyed {
+            // Still mapped in the ITSs (not given to destroy_vm): the GIC may still write the
+            // VPTs and read the configuration table, so they must never be reused.
+            for v in self.vpes.drain(..) {
+                core::mem::forget(v.vpt);
+            }
+        }
+    }
+}
+
+/// A VM that could not be destroyed, handed back with the reason.
+pub struct DestroyError<P: Platform> {
+    /// The VM, still owning its memory.
+    pub vm: Vm<P>,
+    /// Why.
+    pub error: VpeError,
+}
+
+impl<P: Platform> core::fmt::Debug for DestroyError<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DestroyError")
+            .field("vm", &self.vm)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
+    /// Creates a VM (Linux: `its_alloc_vcpu_irqs`): vPE IDs, the vLPI configuration table
+    /// (every vLPI disabled), one zeroed 64 KiB-aligned VPT per vPE, one doorbell per vPE, and
+    /// VMAPP + VINVALL on every GICv4 ITS. On failure everything is undone.
+    ///
+    /// # Errors
+    /// [`VpeError::Config`], [`VpeError::VpeIdsExhausted`], allocation, doorbell and ITS
+    /// errors.
+    pub fn create_vm(&self, cfg: VmConfig<'_>) -> Result<Vm<P>, VpeError> {
+        let n = cfg.vpes.len();
+        if n == 0 || n > MAX_VPES {
+            return Err(VpeError::Config("a VM has 1 to 64 vPEs"));
+        }
+        if cfg.vintid_bits < 14 || cfg.vintid_bits > self.max_bits {
+            return Err(VpeError::Config(
+                "vINTID bits must be from 14 to the GIC's maximum",
+            ));
+        }
+        for &cpu in cfg.vpes {
+            for its in self.v4() {
+                Self::rdbase(its, cpu)?;
+            }
+        }
+        let platform = self
+            .its
+            .first()
+            .ok_or(VpeError::NotV4("no ITS"))?
+            .platform()
+            .clone();
+        // The configuration table: one byte per INTID, 64 KiB aligned as Linux allocates it.
+        let bytes = 1usize << cfg.vintid_bits;
+        let mut prop = DmaBuf::new(
+            platform.clone(),
+            Layout::from_size_align(bytes, 0x1_0000).map_err(|_| VpeError::Config("layout"))?,
+        )?;
+        prop.fill(0, bytes, PROP_DEFAULT)?;
+        prop.clean_all();
+        let flush = self.lpis.cleans_to_poc();
+        let vpt_bytes = (bytes / 8).max(0x1000);
+        let vpt_layout =
+            Layout::from_size_align(vpt_bytes, 0x1_0000).map_err(|_| VpeError::Config("layout"))?;
+        let mut vpes: heapless::Vec<Vpe<P>, MAX_VPES> = heapless::Vec::new();
+        // IDs and VPTs; undone on error by `release`.
+        let release = |vpes: &mut heapless::Vec<Vpe<P>, MAX_VPES>| {
+            let mut ids = self.ids.lock();
+            for v in vpes.drain(..) {
+                ids.free(v.id);
+            }
+        };
+        for &cpu in cfg.vpes {
+            let id = match self.ids.lock().alloc() {
+                Some(id) => id,
+                None => {
+                    release(&mut vpes);
+                    return Err(VpeError::VpeIdsExhausted);
+                }
+            };
+            let vpt = match DmaBuf::new(platform.clone(), vpt_layout) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.ids.lock().free(id);
+                    release(&mut vpes);
+                    return Err(e.into());
+                }
+            };
+            vpt.clean_all();
+            let vpe = Vpe {
+                id,
+                vpt,
+                doorbell: Lpi::MIN,
+                state: Mutex::new(VpeState {
+                    residency: Residency::default(),
+                    affinity: cpu,
+                }),
+                vlpis: AtomicU32::new(0),
+            };
+            let _ = vpes.push(vpe);
+        }
+        for its in self.v4() {
+            for v in &vpes {
+                if let Err(e) = its.ensure_vpe(v.id) {
+                    release(&mut vpes);
+                    return Err(e.into());
+                }
+            }
+        }
+        let ids: heapless::Vec<(VpeId, usize), MAX_VPES> =
+            vpes.iter().zip(cfg.vpes).map(|(v, &c)| (v.id, c)).collect();
+        let block = match self.doorbells.alloc_block(&ids) {
+            Ok(b) => b,
+            Err(e) => {
+                release(&mut vpes);
+                return Err(e.into());
+            }
+        };
+        for (i, v) in vpes.iter_mut().enumerate() {
+            v.doorbell = block.lpi(i as u32).unwrap_or(Lpi::MIN);
+        }
+        let mut vm = Vm {
+            prop,
+            vintid_bits: cfg.vintid_bits,
+            vpes,
+            doorbells: block,
+            flush,
+            destroyed: false,
+        };
+        // VMAPP + VINVALL of every vPE on every GICv4 ITS, then a VSYNC per vPE.
+        let mut mapped_on = 0usize;
+        let mut result = Ok(());
+        for its in self.v4() {
+            match self.vmapp_all(its, &vm, true) {
+                Ok(()) => mapped_on += 1,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        if let Err(e) = result {
+            for its in self.v4().take(mapped_on) {
+                let _ = self.vmapp_all(its, &vm, false);
+            }
+            let _ = self.doorbells.free_block(vm.doorbells);
+            if its_dead(self) {
+                // The ITS may still use the tables: keep them (the VM's Drop leaks them).
+                return Err(e);
+            }
+            release(&mut vm.vpes);
+            vm.destroyed = true;
+            return Err(e);
+        }
+        Ok(vm)
+    }
+
+    fn vmapp_all(&self, its: &Its<R, P>, vm: &Vm<P>, valid: bool) -> Result<(), VpeError> {
+        let n = vm.vpes.len();
+        let v41 = its.caps().version == ItsVersion::V4_1;
+        let size = IdBits::new(vm.vintid_bits)?;
+        let vconf = VconfAddr::new(vm.prop.pa())?;
+        let mut cmds: heapless::Vec<Command, { 2 * MAX_VPES }> = heapless::Vec::new();
+        for v in &vm.vpes {
+            let cpu = v.state.lock().affinity;
+            let rdbase = Self::rdbase(its, cpu)?;
+            let vpt = VptAddr::new(v.vpt.pa())?;
+            let c = if v41 {
+                Command::VmappV41 {
+                    vpe: v.id,
+                    rdbase,
+                    valid,
+                    vpt,
+                    vpt_size: size.field(),
+                    alloc: true,
+                    ptz: false,
+                    vconf,
+                    default_db: if valid {
+                        v.doorbell.intid()
+                    } else {
+                        IntId::NONE
+                    },
+                }
+            } else {
+                Command::Vmapp {
+                    vpe: v.id,
+                    rdbase,
+                    valid,
+                    vpt,
+                    vpt_size: size,
+                }
+            };
+            let _ = cmds.push(c);
+            if valid {
+                let _ = cmds.push(Command::Vinvall { vpe: v.id });
+            }
+        }
+        let syncs: heapless::Vec<SyncTarget, MAX_VPES> =
+            vm.vpes.iter().map(|v| SyncTarget::Vpe(v.id)).collect();
+        // GICv4.1: unmapping a vPE is self-synchronising.
+        let syncs: &[SyncTarget] = if !valid && v41 { &[] } else { &syncs };
+        let _ = n;
+        let out = Self::run(its, cmds.len(), |i| cmds[i], syncs)?;
+        Self::first_error(&out)
+    }
+
+    /// Destroys a VM (Linux: `its_free_vcpu_irqs`): VMAPP with V = 0 on every GICv4 ITS, then
+    /// frees its doorbells, vPE IDs and tables. Every vPE must be non-resident and have no
+    /// vLPI left.
+    ///
+    /// # Errors
+    /// [`DestroyError`] with the VM, still whole, and the reason.
+    pub fn destroy_vm(&self, mut vm: Vm<P>) -> Result<(), DestroyError<P>> {
+        if vm.vpes.iter().any(|v| v.residency().is_resident()) {
+            return Err(DestroyError {
+                vm,
+                error: VpeError::InUse("a vPE is resident"),
+            });
+        }
+        if vm.vpes.iter().any(|v| v.vlpis() != 0) {
+            return Err(DestroyError {
+                vm,
+                error: VpeError::InUse("vLPIs are still mapped"),
+            });
+        }
+        for its in self.v4() {
+            if let Err(error) = self.vmapp_all(its, &vm, false) {
+                return Err(DestroyError { vm, error });
+            }
+        }
+        if let Err(e) = self.doorbells.free_block(vm.doorbells) {
+            return Err(DestroyError {
+                vm,
+                error: e.into(),
+            });
+        }
+        let mut ids = self.ids.lock();
+        for v in vm.vpes.drain(..) {
+            ids.free(v.id);
+        }
+        vm.destroyed = true;
+        Ok(())
+    }
+
+    /// Makes vPE `i` of `vm` resident on `cpu`, whose redistributor is `rd` (Linux:
+    /// `its_make_vpe_resident`). If the vPE last targeted another CPU, VMOVP moves it (and its
+    /// doorbell) first, so vLPIs are checked against the new redistributor. GICv4.0 writes
+    /// GICR_VPROPBASER then GICR_VPENDBASER {Valid, PendingLast, IDAI}; GICv4.1 writes
+    /// GICR_VPENDBASER {Valid, vPEID, vGrp1En}. Call [`GicV4::commit`] before entering the
+    /// guest.
+    ///
+    /// # Errors
+    /// [`VpeError::Residency`] if already resident, [`VpeError::RedistBusy`],
+    /// [`VpeError::NoSuchVpe`], [`VpeError::NoSuchCpu`], VMOVP and doorbell errors.
+    pub fn make_resident<D: RedistRegisters>(
+        &self,
+        vm: &Vm<P>,
+        i: usize,
+        cpu: usize,
+        rd: &mut D,
+    ) -> Result<(), VpeError> {
+        let vpe = vm.vpe(i)?;
+        let slot = self.resident.get(cpu).ok_or(VpeError::NoSuchCpu(cpu))?;
+        let mut st = vpe.state.lock();
+        if let Residency::Resident { cpu } = st.residency {
+            return Err(VpeError::Residency(
+                crate::residency::Transition::AlreadyResident { cpu },
+            ));
+        }
+        if let Some(other) = self.resident_on(cpu) {
+            return Err(VpeError::RedistBusy {
+                cpu,
+                vpe: other.get(),
+            });
+        }
+        if st.affinity != cpu {
+            self.vmovp(vpe, cpu)?;
+            st.affinity = cpu;
+            self.doorbells.move_to(vpe.doorbell, cpu)?;
+        }
+        // A doorbell that rang was disabled in the interrupt path: finish that now.
+        self.doorbells
+            .settle(vpe.doorbell, None)
+            .or_else(|e| match e {
+                doorbell::DoorbellError::NeedRedistributor => Ok(()),
+                e => Err(e),
+            })?;
+        let attrs = if vm.flush {
+            MemAttrs::NON_CACHEABLE
+        } else {
+            MemAttrs::CACHED
+        };
+        if self.version == ItsVersion::V4_1 {
+            let v = st.residency.schedule_v41(vpe.id, false, true)?;
+            rd.set_vpendbaser(v.into());
+        } else {
+            let s = st.residency.schedule_v40(
+                Addr4K::new(vm.prop.pa())?,
+                vm.vintid_bits,
+                VptAddr::new(vpe.vpt.pa())?,
+                attrs,
+            )?;
+            rd.set_vpropbaser(s.vpropbaser.into());
+            rd.set_vpendbaser(s.vpendbaser.into());
+        }
+        st.residency.scheduled(cpu)?;
+        slot.store(u32::from(vpe.id.get()) + 1, Ordering::Release);
+        Ok(())
+    }
+
+    /// Waits, when GICR_TYPER.Dirty says it can, for the redistributor to finish parsing
+    /// the resident vPE's VPT (Linux: `its_commit_vpe`, 500 µs).
+    ///
+    /// # Errors
+    /// [`VpeError::DirtyTimeout`].
+    pub fn commit<D: RedistRegisters>(&self, rd: &mut D) -> Result<(), VpeError> {
+        let start = self
+            .its
+            .first()
+            .map(|i| its_core::platform::Clock::now(i.platform()));
+        if self.poll_dirty(rd, self.cfg.commit_timeout) {
+            Ok(())
+        } else {
+            let now = self
+                .its
+                .first()
+                .map(|i| its_core::platform::Clock::now(i.platform()));
+            Err(VpeError::DirtyTimeout {
+                waited_ns: match (start, now) {
+                    (Some(a), Some(b)) => b.0.saturating_sub(a.0),
+                    _ => 0,
+                },
+            })
+        }
+    }
+
+    /// Makes vPE `i` of `vm`, resident on `rd`'s CPU, non-resident (Linux:
+    /// `its_make_vpe_non_resident`). With `doorbell`, the vPE's doorbell is enabled first so a
+    /// vLPI arriving while it is away wakes the hypervisor; without, it is disabled. Clears
+    /// Valid, polls Dirty (bounded; on timeout PendingLast is assumed, as Linux does) and
+    /// returns PendingLast.
+    ///
+    /// # Errors
+    /// [`VpeError::Residency`] if not resident, doorbell errors.
+    pub fn make_non_resident<D: RedistRegisters>(
+        &self,
+        vm: &Vm<P>,
+        i: usize,
+        rd: &mut D,
+        doorbell: bool,
+    ) -> Result<Descheduled, VpeError> {
+        let vpe = vm.vpe(i)?;
+        let mut st = vpe.state.lock();
+        let Residency::Resident { cpu } = st.residency else {
+            return Err(VpeError::Residency(
+                crate::residency::Transition::NotResident,
+            ));
+        };
+        let v41 = self.version == ItsVersion::V4_1;
+        if !v41 && self.doorbells.is_enabled(vpe.doorbell) != doorbell {
+            self.doorbells
+                .set_enabled(vpe.doorbell, doorbell, None)
+                .or_else(|e| match e {
+                    // DirectLPI systems invalidate through the redistributor the doorbell
+                    // targets, which is this one.
+                    doorbell::DoorbellError::NeedRedistributor => self.doorbells.set_enabled(
+                        vpe.doorbell,
+                        doorbell,
+                        Some(rd as &mut dyn RedistRegisters),
+                    ),
+                    e => Err(e),
+                })?;
+        }
+        let mut dirty_timeout = !self.poll_dirty(rd, self.cfg.dirty_timeout);
+        let value = if v41 {
+            u64::from(st.residency.deschedule_v41(vpe.id, doorbell)?)
+        } else {
+            u64::from(
+                st.residency
+                    .deschedule_v40(GicrVpendbaser::from(rd.vpendbaser()))?,
+            )
+        };
+        rd.set_vpendbaser(value);
+        dirty_timeout |= !self.poll_dirty(rd, self.cfg.dirty_timeout);
+        let after = rd.vpendbaser();
+        let (pending_last, idai) = if v41 {
+            (GicrVpendbaserV41::from(after).pending_last(), false)
+        } else {
+            let v = GicrVpendbaser::from(after);
+            (v.pending_last(), v.idai())
+        };
+        let pending_last = pending_last || dirty_timeout;
+        st.residency.descheduled(pending_last, idai)?;
+        if let Some(slot) = self.resident.get(cpu) {
+            slot.store(0, Ordering::Release);
+        }
+        Ok(Descheduled {
+            pending_last,
+            dirty_timeout,
+        })
+    }
+
+    /// Records a doorbell for vPE `i` (call after [`doorbell::Doorbells::handle`] returned
+    /// it): its PendingLast is now true.
+    pub fn doorbell_rang(&self, vm: &Vm<P>, i: usize) {
+        if let Ok(v) = vm.vpe(i) {
+            v.state.lock().residency.doorbell_rang();
+        }
+    }
+}
+
+fn its_dead<R: ItsRegisters, P: Platform>(g: &GicV4<'_, R, P>) -> bool {
+    g.its.iter().any(|i| i.is_dead())
+}
+
+impl<R: ItsRegisters, P: Platform> GicV4<'_, R, P> {
+    /// The vPE's doorbell is rung by the ITS only while it is not resident: whether it is.
+    pub fn is_resident(&self, vm: &Vm<P>, i: usize) -> bool {
+        vm.vpe(i).is_ok_and(|v| v.residency().is_resident())
+    }
+}

@@ -1,0 +1,763 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The GICv4 layer against the host model: VMs, residency, doorbells, vLPIs, VMOVP, GICv4.1.
+#![allow(
+    clippy::result_large_err,
+    reason = "ItsError carries a command trace by value"
+)]
+
+use core::time::Duration;
+
+use doorbell::{DoorbellConfig, Doorbells, Waiter};
+use its_cmdq::{Device, Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
+use its_core::addr::PhysAddr;
+use its_core::caps::{DistCaps, RedistCaps};
+use its_core::cmd::{Command, ItsVersion};
+use its_core::fake::{AllocFaults, FakePlatform, GicModel, ItsHandle, ModelConfig, RedistHandle};
+use its_core::ids::{DeviceId, SgiId, SgiPriority, VLpi};
+use its_core::mmio::RedistRegisters;
+use its_core::platform::DmaBuf;
+use its_core::regs::GicdTyper;
+use vpe_sched::{
+    GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
+};
+
+type P = FakePlatform;
+type G = GicV4<'static, ItsHandle, P>;
+
+struct Rig {
+    model: GicModel,
+    plat: P,
+    its: &'static [Its<ItsHandle, P>],
+    lpis: &'static Lpis<P>,
+    dbs: &'static Doorbells<'static, ItsHandle, P>,
+    g: G,
+    _pend: Vec<DmaBuf<P>>,
+}
+
+fn dist(cfg: &ModelConfig) -> DistCaps {
+    DistCaps::from_typer(
+        GicdTyper::new()
+            .with_lpis(true)
+            .with_dvis(true)
+            .with_id_bits(cfg.dist_id_bits - 1),
+        None,
+    )
+}
+
+fn rig(cfg: ModelConfig) -> Rig {
+    let plat = FakePlatform::new();
+    let model = GicModel::new(cfg.clone(), plat.clone());
+    let d = dist(&cfg);
+    let lpis: &'static Lpis<P> = Box::leak(Box::new(Lpis::new(&d, plat.clone()).unwrap()));
+    let pend = (0..cfg.cpus)
+        .map(|c| {
+            lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(1))
+                .unwrap()
+        })
+        .collect();
+    let rds: Vec<RedistInfo> = (0..cfg.cpus)
+        .map(|c| RedistInfo {
+            rd_base: PhysAddr::new(cfg.rd_base(c)),
+            typer: model.redist(c).typer(),
+        })
+        .collect();
+    let its: Vec<Its<ItsHandle, P>> = (0..cfg.its_count)
+        .map(|n| {
+            let mut c = ItsConfig::new(d);
+            c.queue = QueueConfig {
+                bytes: 0x1_0000,
+                full_timeout: Duration::from_millis(5),
+                completion_timeout: Duration::from_millis(5),
+            };
+            c.its_number = Some(n as u8);
+            Its::new(model.its(n), plat.clone(), &rds, c).unwrap()
+        })
+        .collect();
+    let its: &'static [Its<ItsHandle, P>] = Box::leak(its.into_boxed_slice());
+    let dbcfg = if cfg.direct_lpi {
+        DoorbellConfig::direct(256)
+    } else {
+        DoorbellConfig::proxy(DeviceId::new(0xffff), 256)
+    };
+    let dbs = Box::leak(Box::new(Doorbells::new(&its[0], lpis, dbcfg).unwrap()));
+    let g = GicV4::new(
+        its,
+        lpis,
+        dbs,
+        RedistCaps::from_typer(model.redist(0).typer()),
+        V4Config {
+            dirty_timeout: Duration::from_millis(1),
+            ..V4Config::default()
+        },
+    )
+    .unwrap();
+    for c in 0..cfg.cpus {
+        g.init_redistributor(&mut model.redist(c)).unwrap();
+    }
+    model.assert_no_errors();
+    Rig {
+        model,
+        plat,
+        its,
+        lpis,
+        dbs,
+        g,
+        _pend: pend,
+    }
+}
+
+impl Rig {
+    fn rd(&self, cpu: usize) -> RedistHandle {
+        self.model.redist(cpu)
+    }
+
+    fn vm(&self, vpes: &[usize]) -> Vm<P> {
+        self.g
+            .create_vm(VmConfig {
+                vintid_bits: 16,
+                vpes,
+            })
+            .unwrap()
+    }
+
+    fn device(&self, id: u32, events: u32) -> Device<P> {
+        self.its[0].map_device(DeviceId::new(id), events).unwrap()
+    }
+}
+
+fn cfg(v: u32, enabled: bool) -> VlpiConfig {
+    VlpiConfig {
+        vintid: VLpi::new(v).unwrap(),
+        priority: 0xa0,
+        enabled,
+        doorbell: true,
+    }
+}
+
+#[test]
+fn vm_creation_maps_every_vpe_and_teardown_frees_everything() {
+    let r = rig(ModelConfig::qemu(2));
+    let live = r.plat.live_bytes();
+    let vm = r.vm(&[0, 1, 1]);
+    for (i, v) in vm.vpes().iter().enumerate() {
+        let vte = r.model.vte(0, v.id().get()).expect("VTE");
+        assert!(vte.valid);
+        assert_eq!(vte.vpt, v.vpt().get());
+        assert_eq!(vte.vpt_size, 15);
+        assert_eq!(usize::from(vte.rd), [0, 1, 1][i]);
+        assert_eq!(r.dbs.vpe_of(v.doorbell().get()), Some(v.id()));
+    }
+    let cmds: Vec<Command> = r.model.commands(0).into_iter().map(|(_, c)| c).collect();
+    assert_eq!(
+        cmds.iter()
+            .filter(|c| matches!(c, Command::Vinvall { .. }))
+            .count(),
+        3
+    );
+    let ids: Vec<u16> = vm.vpes().iter().map(|v| v.id().get()).collect();
+    r.g.destroy_vm(vm).unwrap();
+    for id in ids {
+        assert!(r.model.vte(0, id).is_some_and(|v| !v.valid));
+        assert_eq!(r.dbs.vpe_of(8192), None);
+    }
+    // Everything is freed but the vPE table's second-level page, which belongs to the table.
+    let l2 = r.its[0].vpe_table().unwrap();
+    let l2_bytes = if l2.is_indirect() {
+        l2.l2_pages() * l2.page_size().bytes()
+    } else {
+        0
+    };
+    assert_eq!(r.plat.live_bytes(), live + l2_bytes);
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn resident_vpe_receives_vlpis_directly() {
+    let r = rig(ModelConfig::qemu(2));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(1, 4);
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.commit(&mut r.rd(0)).unwrap();
+    assert_eq!(r.model.resident(0), Some(vm.vpe(0).unwrap().vpt().get()));
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_vlpi(0), Some(8192));
+    assert_eq!(r.model.take_lpi(0), None, "no doorbell while resident");
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn pending_while_non_resident_is_delivered_at_residency() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(1, 4);
+    r.g.map_vlpi(&r.its[0], &mut dev, 2, &vm, 0, cfg(8300, true))
+        .unwrap();
+    r.its[0].int_event(&dev, 2).unwrap();
+    assert!(vm.vpe(0).unwrap().vpt_pending(8300));
+    // The doorbell was never armed: nothing for the hypervisor.
+    assert_eq!(r.model.take_lpi(0), None);
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    assert_eq!(r.model.take_vlpi(0), Some(8300));
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn doorbell_wakes_the_vcpu_exactly_once() {
+    let r = rig(ModelConfig::qemu(2));
+    let vm = r.vm(&[1]);
+    let vpe = vm.vpe(0).unwrap();
+    let waiter: &'static Waiter = Box::leak(Box::new(Waiter::new(vpe.id())));
+    let mut dev = r.device(1, 4);
+    r.g.map_vlpis(
+        &r.its[0],
+        &mut dev,
+        &vm,
+        &[(0, 0, cfg(8192, true)), (1, 0, cfg(8193, true))],
+    )
+    .unwrap();
+    r.g.make_resident(&vm, 0, 1, &mut r.rd(1)).unwrap();
+    // The guest blocks in WFI: the hypervisor deschedules it with the doorbell armed.
+    let d = r.g.make_non_resident(&vm, 0, &mut r.rd(1), true).unwrap();
+    assert!(!d.pending_last);
+    assert!(r.dbs.is_enabled(vpe.doorbell()));
+    r.dbs.wait_on(waiter);
+    r.its[0].int_event(&dev, 0).unwrap();
+    let db = r
+        .model
+        .take_lpi(1)
+        .expect("the doorbell rings on the VTE's CPU");
+    assert_eq!(db, vpe.doorbell().get());
+    assert_eq!(r.dbs.handle(db), Some(vpe.id()));
+    r.g.doorbell_rang(&vm, 0);
+    assert!(waiter.is_woken());
+    assert!(!waiter.is_waiting());
+    // A second vLPI before the vCPU runs does not ring again: one doorbell per wake-up.
+    r.its[0].int_event(&dev, 1).unwrap();
+    assert_eq!(r.model.take_lpi(1), None);
+    assert_eq!(
+        vpe.residency(),
+        Residency::NonResident {
+            pending_last: true,
+            idai: false
+        }
+    );
+    r.g.make_resident(&vm, 0, 1, &mut r.rd(1)).unwrap();
+    let mut got = vec![r.model.take_vlpi(1), r.model.take_vlpi(1)];
+    got.sort();
+    assert_eq!(got, [Some(8192), Some(8193)]);
+    assert_eq!(r.dbs.stats().rings, 1);
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn masked_vlpi_does_not_ring_the_doorbell() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(1, 2);
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, false))
+        .unwrap();
+    assert_eq!(
+        r.model.ite(0, 1, 0).map(|i| i.doorbell),
+        Some(1023),
+        "masked: no doorbell in the ITE"
+    );
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.make_non_resident(&vm, 0, &mut r.rd(0), true).unwrap();
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_lpi(0), None);
+    // Unmasked: VMOVI puts the doorbell back.
+    r.g.update_vlpi(
+        &r.its[0],
+        &dev,
+        0,
+        &vm,
+        VlpiProp {
+            priority: 0xa0,
+            enabled: true,
+            inv: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        r.model.ite(0, 1, 0).map(|i| i.doorbell),
+        Some(vm.vpe(0).unwrap().doorbell().get())
+    );
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn moving_to_another_cpu_issues_vmovp_first() {
+    let r = rig(ModelConfig::qemu(2));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(1, 2);
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    let id = vm.vpe(0).unwrap().id();
+    for cpu in [1usize, 0, 1] {
+        r.model.clear_commands(0);
+        r.g.make_resident(&vm, 0, cpu, &mut r.rd(cpu)).unwrap();
+        let cmds: Vec<Command> = r.model.commands(0).into_iter().map(|(_, c)| c).collect();
+        assert!(
+            matches!(cmds[0], Command::Vmovp { vpe, .. } if vpe == id),
+            "{cmds:?}"
+        );
+        assert_eq!(
+            r.model.vte(0, id.get()).map(|v| usize::from(v.rd)),
+            Some(cpu)
+        );
+        // The doorbell's proxy event followed the vPE.
+        let db = vm.vpe(0).unwrap().doorbell();
+        let slot = db.get() - r.dbs.range().base.get();
+        assert_eq!(
+            r.model.ite(0, 0xffff, slot).map(|i| usize::from(i.icid)),
+            Some(cpu)
+        );
+        r.its[0].int_event(&dev, 0).unwrap();
+        assert_eq!(
+            r.model.take_vlpi(cpu),
+            Some(8192),
+            "the vLPI follows to CPU {cpu}"
+        );
+        r.g.make_non_resident(&vm, 0, &mut r.rd(cpu), false)
+            .unwrap();
+    }
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn unmap_restores_the_host_lpi() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let host = r.lpis.alloc(1).unwrap().base;
+    r.lpis.configure(host, 0xa0, true).unwrap();
+    let mut dev = r.device(1, 2);
+    r.its[0].map_event(&mut dev, 0, host, 0).unwrap();
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    assert!(r.model.ite(0, 1, 0).is_some_and(|i| !i.physical));
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.unmap_vlpi(&r.its[0], &mut dev, 0, &vm, true).unwrap();
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_vlpi(0), None, "nothing delivered after unmap");
+    assert_eq!(r.model.take_lpi(0), Some(host.get()));
+    assert_eq!(vm.vpe(0).unwrap().vlpis(), 0);
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn vlpi_moves_between_vpes_of_the_vm() {
+    let r = rig(ModelConfig::qemu(2));
+    let vm = r.vm(&[0, 1]);
+    let mut dev = r.device(1, 2);
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    r.g.move_vlpi(&r.its[0], &mut dev, 0, &vm, 1).unwrap();
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert!(vm.vpe(1).unwrap().vpt_pending(8192));
+    assert!(!vm.vpe(0).unwrap().vpt_pending(8192));
+    assert_eq!(vm.vpe(1).unwrap().vlpis(), 1);
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn property_update_with_invalidation() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(1, 2);
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.update_vlpi(
+        &r.its[0],
+        &dev,
+        0,
+        &vm,
+        VlpiProp {
+            priority: 0xa0,
+            enabled: false,
+            inv: true,
+        },
+    )
+    .unwrap();
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_vlpi(0), None, "disabled: not delivered");
+    r.g.update_vlpi(
+        &r.its[0],
+        &dev,
+        0,
+        &vm,
+        VlpiProp {
+            priority: 0xa0,
+            enabled: true,
+            inv: true,
+        },
+    )
+    .unwrap();
+    assert_eq!(r.model.take_vlpi(0), Some(8192), "enabled: delivered");
+    assert_eq!(r.model.take_vlpi(0), None, "once");
+    r.g.invall_vpe::<RedistHandle>(&vm, 0, None).unwrap();
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn bad_requests_are_typed_errors() {
+    let r = rig(ModelConfig::qemu(2));
+    let vm = r.vm(&[0]);
+    let other = r.vm(&[1]);
+    let mut dev = r.device(1, 4);
+    let before = r.model.counters(0);
+    assert_eq!(
+        r.g.create_vm(VmConfig {
+            vintid_bits: 17,
+            vpes: &[0]
+        })
+        .err(),
+        Some(VpeError::Config(
+            "vINTID bits must be from 14 to the GIC's maximum"
+        ))
+    );
+    assert!(matches!(
+        r.g.create_vm(VmConfig {
+            vintid_bits: 16,
+            vpes: &[]
+        }),
+        Err(VpeError::Config(_))
+    ));
+    assert!(matches!(
+        r.g.create_vm(VmConfig {
+            vintid_bits: 16,
+            vpes: &[5]
+        }),
+        Err(VpeError::NoSuchCpu(5))
+    ));
+    assert!(matches!(
+        r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 3, cfg(8192, true)),
+        Err(VpeError::NoSuchVpe(3))
+    ));
+    assert!(matches!(
+        r.g.map_vlpi(&r.its[0], &mut dev, 9, &vm, 0, cfg(8192, true)),
+        Err(VpeError::Its(_))
+    ));
+    assert_eq!(
+        r.model.counters(0),
+        before,
+        "refused requests reach nothing"
+    );
+    let vm14 =
+        r.g.create_vm(VmConfig {
+            vintid_bits: 14,
+            vpes: &[0],
+        })
+        .unwrap();
+    let before = r.model.counters(0);
+    assert_eq!(
+        r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm14, 0, cfg(16384, true)),
+        Err(VpeError::VintidOutOfRange {
+            vintid: 16384,
+            bits: 14
+        })
+    );
+    assert_eq!(r.model.counters(0), before, "nothing reached the ITS");
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    assert_eq!(
+        r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8193, true)),
+        Err(VpeError::AlreadyForwarded {
+            device: 1,
+            event: 0
+        })
+    );
+    assert_eq!(
+        r.g.unmap_vlpi(&r.its[0], &mut dev, 0, &other, false),
+        Err(VpeError::WrongVm {
+            device: 1,
+            event: 0
+        })
+    );
+    assert_eq!(
+        r.g.unmap_vlpi(&r.its[0], &mut dev, 1, &vm, false),
+        Err(VpeError::NotForwarded {
+            device: 1,
+            event: 1
+        })
+    );
+    // Residency rules.
+    assert!(matches!(
+        r.g.make_non_resident(&vm, 0, &mut r.rd(0), false),
+        Err(VpeError::Residency(_))
+    ));
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    assert!(matches!(
+        r.g.make_resident(&vm, 0, 1, &mut r.rd(1)),
+        Err(VpeError::Residency(_))
+    ));
+    assert!(matches!(
+        r.g.make_resident(&vm14, 0, 0, &mut r.rd(0)),
+        Err(VpeError::RedistBusy { cpu: 0, .. })
+    ));
+    assert!(matches!(
+        r.g.make_resident(&vm14, 0, 7, &mut r.rd(0)),
+        Err(VpeError::NoSuchCpu(7))
+    ));
+    // A VM in use cannot be destroyed, and comes back whole.
+    let e = r.g.destroy_vm(vm).unwrap_err();
+    assert_eq!(e.error, VpeError::InUse("a vPE is resident"));
+    let vm = e.vm;
+    r.g.make_non_resident(&vm, 0, &mut r.rd(0), false).unwrap();
+    let e = r.g.destroy_vm(vm).unwrap_err();
+    assert_eq!(e.error, VpeError::InUse("vLPIs are still mapped"));
+    let vm = e.vm;
+    r.g.unmap_vlpi(&r.its[0], &mut dev, 0, &vm, false).unwrap();
+    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(vm14).unwrap();
+    r.g.destroy_vm(other).unwrap();
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn vmovp_is_serialised_across_itses_without_single_vmovp() {
+    let mut c = ModelConfig::qemu(2);
+    c.its_count = 2;
+    c.single_vmovp = false;
+    let r = rig(c);
+    let vm = r.vm(&[0, 0]);
+    for round in 0..3 {
+        for i in 0..2 {
+            let cpu = (round + i + 1) % 2;
+            r.g.make_resident(&vm, i, cpu, &mut r.rd(cpu)).unwrap();
+            r.g.make_non_resident(&vm, i, &mut r.rd(cpu), false)
+                .unwrap();
+        }
+    }
+    let seqs = |n: usize| -> Vec<(u16, u16)> {
+        r.model
+            .commands(n)
+            .into_iter()
+            .filter_map(|(_, c)| match c {
+                Command::Vmovp { seq, its_list, .. } => Some((seq, its_list)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        seqs(0),
+        seqs(1),
+        "both ITSs saw the same VMOVPs in the same order"
+    );
+    assert!(seqs(0).iter().all(|&(_, list)| list == 0b11));
+    assert!(seqs(0).windows(2).all(|w| w[1].0 == w[0].0.wrapping_add(1)));
+    assert!(!seqs(0).is_empty());
+    for n in 0..2 {
+        for v in vm.vpes() {
+            assert_eq!(
+                r.model.vte(n, v.id().get()).map(|t| t.rd),
+                Some(v.affinity() as u16)
+            );
+        }
+    }
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn gicv41_paths() {
+    let r = rig(ModelConfig::gicv41(2));
+    assert_eq!(r.g.version(), ItsVersion::V4_1);
+    let vm = r.vm(&[0]);
+    let v = vm.vpe(0).unwrap();
+    let vmapp = r.model.commands(0).into_iter().find_map(|(_, c)| match c {
+        Command::VmappV41 {
+            vpe,
+            vconf,
+            default_db,
+            alloc,
+            ptz,
+            ..
+        } if vpe == v.id() => Some((vconf, default_db, alloc, ptz)),
+        _ => None,
+    });
+    let (vconf, default_db, alloc, ptz) = vmapp.expect("a GICv4.1 VMAPP");
+    assert_eq!(default_db, v.doorbell().intid());
+    assert!(
+        alloc && !ptz,
+        "Alloc on first map; PTZ never set (as Linux)"
+    );
+    assert_ne!(vconf.get(), 0);
+    let mut dev = r.device(1, 2);
+    r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, cfg(8192, true))
+        .unwrap();
+    assert_eq!(
+        r.model.ite(0, 1, 0).map(|i| i.doorbell),
+        Some(1023),
+        "GICv4.1: no individual doorbell"
+    );
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.commit(&mut r.rd(0)).unwrap();
+    assert_eq!(
+        r.model.resident(0),
+        Some(u64::from(v.id().get())),
+        "GICR_VPENDBASER names the vPE by ID"
+    );
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_vlpi(0), Some(8192));
+    // Deschedule with the doorbell requested: the default doorbell rings.
+    r.g.make_non_resident(&vm, 0, &mut r.rd(0), true).unwrap();
+    r.lpis.configure(v.doorbell(), 0x80, true).unwrap();
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_lpi(0), Some(v.doorbell().get()));
+    r.g.update_vsgi(
+        &vm,
+        0,
+        VsgiConfig {
+            sgi: SgiId::new(3).unwrap(),
+            priority: SgiPriority::new(0xa0).unwrap(),
+            group: true,
+            enable: true,
+            clear: false,
+        },
+    )
+    .unwrap();
+    r.g.invdb(&vm, 0).unwrap();
+    r.g.invall_vpe(&vm, 0, Some(&mut r.rd(0))).unwrap();
+    let cmds: Vec<Command> = r.model.commands(0).into_iter().map(|(_, c)| c).collect();
+    assert!(cmds.iter().any(|c| matches!(c, Command::Vsgi { .. })));
+    assert!(cmds.iter().any(|c| matches!(c, Command::Invdb { .. })));
+    assert!(r.plat.events().iter().any(|e| matches!(
+        e,
+        its_core::fake::Event::Reg {
+            reg: "GICR_INVALLR",
+            ..
+        }
+    )));
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn gicv40_refuses_gicv41_operations() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    assert_eq!(r.g.invdb(&vm, 0), Err(VpeError::NeedsV41("INVDB")));
+    assert!(matches!(
+        r.g.update_vsgi(
+            &vm,
+            0,
+            VsgiConfig {
+                sgi: SgiId::new(0).unwrap(),
+                priority: SgiPriority::new(0).unwrap(),
+                group: false,
+                enable: false,
+                clear: false
+            }
+        ),
+        Err(VpeError::NeedsV41("VSGI"))
+    ));
+}
+
+#[test]
+fn dirty_is_polled_and_bounded() {
+    let mut c = ModelConfig::qemu(1);
+    c.dirty_reads = Some(3);
+    let r = rig(c.clone());
+    let vm = r.vm(&[0]);
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.commit(&mut r.rd(0)).unwrap();
+    let d = r.g.make_non_resident(&vm, 0, &mut r.rd(0), false).unwrap();
+    assert!(!d.dirty_timeout);
+    // A redistributor that stays dirty: bounded wait, PendingLast assumed.
+    c.dirty_reads = Some(u32::MAX);
+    let r = rig(c);
+    let vm = r.vm(&[0]);
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    assert!(matches!(
+        r.g.commit(&mut r.rd(0)),
+        Err(VpeError::DirtyTimeout { .. })
+    ));
+    let d = r.g.make_non_resident(&vm, 0, &mut r.rd(0), false).unwrap();
+    assert!(d.dirty_timeout && d.pending_last);
+}
+
+#[test]
+fn vm_creation_allocation_failures_leak_nothing() {
+    // Count the allocations of a VM creation, then fail each in turn. A first VM is made and
+    // destroyed so the vPE table's second-level page (allocated once) is already there.
+    let r = rig(ModelConfig::qemu(2));
+    let warm = r.vm(&[0, 1]);
+    r.g.destroy_vm(warm).unwrap();
+    let base = r.plat.allocations();
+    let vm = r.vm(&[0, 1]);
+    let n = r.plat.allocations() - base;
+    r.g.destroy_vm(vm).unwrap();
+    let live = r.plat.live_bytes();
+    for k in 0..n {
+        r.plat.set_faults(AllocFaults {
+            fail_at: Some(r.plat.allocations() + k),
+            ..Default::default()
+        });
+        let e =
+            r.g.create_vm(VmConfig {
+                vintid_bits: 16,
+                vpes: &[0, 1],
+            })
+            .unwrap_err();
+        assert!(
+            matches!(e, VpeError::Its(its_cmdq::ItsError::Alloc(_))),
+            "allocation {k}: {e:?}"
+        );
+        r.plat.set_faults(AllocFaults::default());
+        assert_eq!(
+            r.plat.live_bytes(),
+            live,
+            "allocation {k} failing leaked memory"
+        );
+    }
+    // IDs and doorbells were released too: a VM can still be made.
+    let vm = r.vm(&[0, 1]);
+    r.g.destroy_vm(vm).unwrap();
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn many_vpes_rescheduled_lose_nothing() {
+    let r = rig(ModelConfig::qemu(2));
+    let cpus: Vec<usize> = (0..32).map(|i| i % 2).collect();
+    let vm = r.vm(&cpus);
+    let mut dev = r.device(2, 64);
+    let items: Vec<(u32, usize, VlpiConfig)> = (0..64)
+        .map(|e| (e, e as usize % 32, cfg(8192 + e, true)))
+        .collect();
+    r.g.map_vlpis(&r.its[0], &mut dev, &vm, &items).unwrap();
+    let mut seen = vec![0u32; 64];
+    for round in 0..4 {
+        // Fire every event while all vPEs are away, then schedule each vPE in turn.
+        for e in 0..64 {
+            r.its[0].int_event(&dev, e).unwrap();
+        }
+        for i in 0..32 {
+            let cpu = (i + round) % 2;
+            r.g.make_resident(&vm, i, cpu, &mut r.rd(cpu)).unwrap();
+            while let Some(v) = r.model.take_vlpi(cpu) {
+                seen[(v - 8192) as usize] += 1;
+            }
+            r.g.make_non_resident(&vm, i, &mut r.rd(cpu), false)
+                .unwrap();
+        }
+    }
+    assert!(seen.iter().all(|&n| n == 4), "{seen:?}");
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn batched_vlpi_map_costs_one_cwriter_write() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(3, 256);
+    let before = r.its[0].queue().stats();
+    let items: Vec<(u32, usize, VlpiConfig)> =
+        (0..256).map(|e| (e, 0, cfg(8192 + e, true))).collect();
+    r.g.map_vlpis(&r.its[0], &mut dev, &vm, &items).unwrap();
+    let s = r.its[0].queue().stats();
+    assert_eq!(s.commands - before.commands, 257, "256 VMAPTI + 1 VSYNC");
+    assert_eq!(s.cwriter_writes - before.cwriter_writes, 1);
+    r.model.assert_no_errors();
+}
