@@ -12,8 +12,9 @@
 //! - [`mmu`]: a stage 1 identity map (1 GiB blocks, device below 1 GiB, RAM cacheable);
 //! - [`console`] (PL011, `print!`/`println!`), [`semihosting`] (exit status, command line),
 //!   [`timer`] (generic timer), [`cache`] (maintenance by VA), [`palloc`] (physical page
-//!   allocator), [`psci`] (CPU_ON over SMC), [`report`] (the `@@` line protocol the xtask
-//!   runner parses) and the panic handler.
+//!   allocator), [`gic_platform`] (the driver crates' platform traits over those), [`psci`]
+//!   (CPU_ON over SMC), [`report`] (the `@@` line protocol the xtask runner parses) and the
+//!   panic handler.
 //!
 //! Both images link this crate. The entry code for both exception levels is present in the
 //! library; each image's linker script names its own entry symbol and the linker drops the other.
@@ -23,6 +24,7 @@ pub mod cache;
 pub mod console;
 pub mod entry;
 pub mod exceptions;
+pub mod gic_platform;
 pub mod hvc_abi;
 pub mod mmu;
 pub mod palloc;

@@ -43,7 +43,11 @@ pub const PCIE_MMIO_BASE: usize = 0x1000_0000;
 /// Most CPUs the images support (stacks are reserved for each).
 pub const MAX_CPUS: usize = 8;
 /// Stack size of each CPU, at each exception level.
-pub const STACK_SIZE: usize = 64 << 10;
+///
+/// 256 KiB: the driver crates hold their state inline (no heap), so a brought-up GIC is about
+/// 25 KiB and bring-up moves it a few times; 64 KiB overflowed into BSS (the page tables). The
+/// hyp measures each stack's high-water mark (`hyp::stack`) and fails a run that gets close.
+pub const STACK_SIZE: usize = 256 << 10;
 
 /// A CPU index, from MPIDR_EL1.Aff0 (QEMU `virt` numbers CPUs 0..n in Aff0; cpu1's MPIDR reads
 /// 0x8000_0001 because bit 31 is RES1).

@@ -9,9 +9,12 @@
 #![no_main]
 
 mod exits;
+mod gic;
 mod gic_glue;
+mod pci;
 mod scenarios;
 mod smp;
+mod stack;
 mod vcpu;
 
 use common::palloc::PALLOC;
@@ -25,6 +28,7 @@ unsafe extern "C" {
 }
 
 fn main(cpu: usize) -> ! {
+    stack::paint_current();
     let image_end = &raw const __image_end as usize;
     // SAFETY: [image end, guest base) and [guest end, RAM end) are RAM that neither image nor
     // QEMU (DTB at the start of RAM, below the hyp) uses; given once, at boot.

@@ -79,6 +79,7 @@ pub fn run_on(cpu: usize, work: fn(usize) -> u64, timeout: Duration) -> Result<u
 }
 
 fn secondary_main(cpu: usize) -> ! {
+    crate::stack::paint_current();
     if let Err(e) = gic_glue::init_cpu(cpu) {
         common::println!(
             "@@T fail {}: cpu{cpu} GIC init: {e:?}",

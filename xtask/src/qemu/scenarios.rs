@@ -61,10 +61,6 @@ impl Scenario {
     }
 
     /// Declares QEMU guest-error lines the scenario provokes on purpose.
-    #[allow(
-        dead_code,
-        reason = "for the driver scenarios that provoke ITS errors on purpose"
-    )]
     pub const fn expects_guest_errors(mut self, substrings: &'static [&'static str]) -> Self {
         self.expected_guest_errors = substrings;
         self
@@ -86,6 +82,21 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("smp_smoke").smp(2),
     Scenario::new("guest_smoke").smp(1),
     Scenario::new("demo").smp(2).edu(),
+    // Physical LPIs through the ITS (qemu-tests/hyp/src/scenarios/{its,lpi}.rs).
+    Scenario::new("its_probe").smp(2),
+    Scenario::new("lpi_int").smp(1),
+    Scenario::new("lpi_translater").smp(2),
+    Scenario::new("lpi_edu_msi").smp(1).edu(),
+    Scenario::new("lpi_movi_smp").smp(2),
+    Scenario::new("lpi_discard").smp(1),
+    Scenario::new("lpi_disable_inv").smp(1),
+    Scenario::new("cmdq_wrap").smp(1),
+    Scenario::new("cmdq_batch_many").smp(1),
+    // A raw MAPTI with pINTID 5 pushed past the driver: QEMU 7.2 skips it (no stall) and logs
+    // exactly this line.
+    Scenario::new("its_bad_command")
+        .smp(1)
+        .expects_guest_errors(&["process_mapti: invalid interrupt ID 0x5"]),
     // Runner self-checks: each must be reported FAILED.
     Scenario::new("panic_check")
         .smp(1)
@@ -124,9 +135,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_suite_is_the_four_infrastructure_scenarios() {
+    fn default_suite_is_infrastructure_then_physical_lpis() {
         let names: Vec<_> = select(None).iter().map(|s| s.name).collect();
-        assert_eq!(names, ["boot_smoke", "smp_smoke", "guest_smoke", "demo"]);
+        assert_eq!(
+            names,
+            [
+                "boot_smoke",
+                "smp_smoke",
+                "guest_smoke",
+                "demo",
+                "its_probe",
+                "lpi_int",
+                "lpi_translater",
+                "lpi_edu_msi",
+                "lpi_movi_smp",
+                "lpi_discard",
+                "lpi_disable_inv",
+                "cmdq_wrap",
+                "cmdq_batch_many",
+                "its_bad_command",
+            ]
+        );
+    }
+
+    #[test]
+    fn smp_and_edu_where_the_scenarios_need_them() {
+        for name in ["lpi_translater", "lpi_movi_smp", "its_probe"] {
+            assert!(by_name(name).is_some_and(|s| s.smp >= 2), "{name}");
+        }
+        assert!(by_name("lpi_edu_msi").is_some_and(|s| s.edu));
+        assert!(by_name("its_bad_command").is_some_and(|s| !s.expected_guest_errors.is_empty()));
     }
 
     #[test]

@@ -15,7 +15,10 @@
 
 mod demo;
 mod infra;
+mod its;
+mod lpi;
 mod selfcheck;
+mod support;
 
 use common::report;
 
@@ -36,6 +39,17 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("smp_smoke", infra::smp_smoke),
     ("guest_smoke", infra::guest_smoke),
     ("demo", demo::demo),
+    // Physical LPIs through the ITS, on the driver crates.
+    ("its_probe", its::its_probe),
+    ("lpi_int", lpi::lpi_int),
+    ("lpi_translater", lpi::lpi_translater),
+    ("lpi_edu_msi", lpi::lpi_edu_msi),
+    ("lpi_movi_smp", lpi::lpi_movi_smp),
+    ("lpi_discard", lpi::lpi_discard),
+    ("lpi_disable_inv", lpi::lpi_disable_inv),
+    ("cmdq_wrap", its::cmdq_wrap),
+    ("cmdq_batch_many", its::cmdq_batch_many),
+    ("its_bad_command", its::its_bad_command),
     // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
     ("panic_check", selfcheck::panic_check),
     ("exception_check", selfcheck::exception_check),
@@ -52,6 +66,24 @@ pub fn run(name: &str, cpu: usize) -> ! {
     report::start(name);
     let mut ctx = Ctx { cpu, name };
     scenario(&mut ctx);
+    check_stacks();
     report::finish(name);
     report::done()
+}
+
+/// Fails the run if a CPU used more than [`crate::stack::LIMIT`] of its stack, and reports the
+/// deepest use.
+fn check_stacks() {
+    let mut deepest = 0;
+    for cpu in 0..common::platform::MAX_CPUS {
+        if let Some(used) = crate::stack::peak(cpu) {
+            deepest = deepest.max(used);
+            common::check!(
+                used <= crate::stack::LIMIT,
+                "cpu{cpu} used {used} of {} stack bytes",
+                common::platform::STACK_SIZE
+            );
+        }
+    }
+    report::metrics(&[("stack_peak", deepest as u64)]);
 }

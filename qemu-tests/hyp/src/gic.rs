@@ -1,0 +1,525 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! GIC bring-up on the driver crates, and physical LPIs taken at EL2.
+//!
+//! Glue only: every GIC decision (table sizes, page-size probing, the shareability read-back
+//! rule, redistributor wake-up, MAPC/INVALL per CPU) is `its-cmdq`'s. This module finds the
+//! redistributors, hands the crates their MMIO blocks and the [`HwPlatform`], and counts the
+//! LPIs taken at EL2 per INTID per CPU through the infrastructure's IRQ hook
+//! ([`exits::set_irq_hook`]).
+//!
+//! ```text
+//! Gic::bring_up_with(QueueConfig) -> GicHandle   (the Gic itself lives in a static slot)
+//!   GICD_TYPER            -> DistCaps          (GICD_CTLR: ARE + Group 1 already on: gic_glue)
+//!   Lpis::new             -> property table (one for all redistributors)
+//!   init_redistributor    -> per CPU: wake, PROPBASER, PENDBASER, EnableLPIs (all from CPU0)
+//!   Its::new              -> BASERs, CBASER, Enabled, MAPC + INVALL per CPU, SYNC
+//!   set_irq_hook          -> LPIs counted per INTID per CPU
+//! drop(GicHandle)         -> GITS_CTLR.Enabled = 0, EnableLPIs = 0, then the memory is freed
+//! ```
+//!
+//! # Why `Gic` disables the ITS before dropping it
+//! `its-cmdq` has no shut-down call: dropping an `Its` frees its tables and command queue while
+//! GITS_CTLR.Enabled is still 1 (and `Lpis` its property table while redistributors still use
+//! it). [`Gic`]'s `Drop` disables the ITS (waiting for Quiescent) and each redistributor's LPIs
+//! (waiting for RWP) first, and leaks, rather than frees, whatever it could not disable.
+
+use core::mem::ManuallyDrop;
+use core::ops::Deref;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
+use core::time::Duration;
+
+use common::gic_platform::HwPlatform;
+use common::platform::{GICD_BASE, GICR_BASE, GICR_REGION_SIZE, GICR_STRIDE, GITS_BASE, MAX_CPUS};
+use common::sync::{SpinLock, SpinLockGuard};
+use common::timer;
+use its_cmdq::{Its, ItsConfig, ItsError, Lpis, QueueConfig, RedistInfo};
+use its_core::addr::PhysAddr;
+use its_core::caps::DistCaps;
+use its_core::ids::{LPI_BASE, Lpi};
+use its_core::mmio::{
+    GicdRegs, GicrRegs, GitsRegs, GitsTranslationRegs, ItsRegisters, RedistRegisters,
+};
+use its_core::platform::{CacheMaint, DmaBuf};
+use its_core::regs::{GicdCtlr, GicrTyper};
+use safe_mmio::{UniqueMmioPointer, field, field_shared};
+
+use crate::exits;
+
+/// The ITS as the scenarios hold it.
+pub type HwIts = Its<UniqueMmioPointer<'static, GitsRegs>, HwPlatform>;
+/// A device mapped in [`HwIts`].
+pub type HwDevice = its_cmdq::Device<HwPlatform>;
+
+/// How long bring-up waits for a redistributor or the ITS.
+const REG_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Set while a [`Gic`] owns the ITS control frame: there is one `UniqueMmioPointer` to it.
+static ITS_CLAIMED: AtomicBool = AtomicBool::new(false);
+
+/// Where the brought-up [`Gic`] lives while a [`GicHandle`] holds it.
+///
+/// # Why a static rather than a value on the scenario's stack
+/// The driver holds its state inline (no heap): a `Gic` is about 25 KiB, and every `Result` /
+/// `Option` it travels through costs another copy in the caller's frame. Built here, in place,
+/// the scenarios' frames stay small.
+static SLOT: SpinLock<Option<Gic>> = SpinLock::new(None);
+
+/// The brought-up GIC, held by one scenario. Dereferences to [`Gic`]; dropping it shuts the GIC
+/// down (see [`Gic`]'s `Drop`) and frees its memory.
+pub struct GicHandle(SpinLockGuard<'static, Option<Gic>>);
+
+impl Deref for GicHandle {
+    type Target = Gic;
+    fn deref(&self) -> &Gic {
+        // `bring_up_with` returns a handle only after filling the slot, and only `Drop` empties it.
+        self.0.as_ref().expect("GicHandle over an empty slot")
+    }
+}
+
+impl Drop for GicHandle {
+    fn drop(&mut self) {
+        // Dropped in place (`take()` would first move the 25 KiB out onto this frame).
+        *self.0 = None;
+    }
+}
+
+/// A redistributor's register block (RD, SGI and VLPI frames).
+///
+/// # Safety
+/// `cpu`'s redistributor exists (see [`find_redistributors`]) and, while the pointer lives,
+/// nothing else accesses its RD or VLPI frame (the infrastructure's `gic_glue` touches only
+/// GICR_WAKER and the SGI frame, and only while a CPU comes up).
+unsafe fn gicr<'a>(cpu: usize) -> UniqueMmioPointer<'a, GicrRegs> {
+    let base = GICR_BASE + cpu * GICR_STRIDE;
+    // SAFETY: our caller promised the frame exists and is not otherwise accessed; the identity
+    // map covers [0, 1 GiB) as Device memory; the address is 256 KiB aligned and non-null.
+    unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(base as *mut GicrRegs)) }
+}
+
+/// The distributor's register block.
+fn gicd<'a>() -> UniqueMmioPointer<'a, GicdRegs> {
+    // SAFETY: GICD_BASE is the distributor of QEMU `virt`, mapped as Device memory. Only
+    // GICD_CTLR and GICD_TYPER are accessed through it, and only while bring-up runs on CPU0
+    // (gic_glue writes GICD_CTLR once at boot, before any scenario).
+    unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(GICD_BASE as *mut GicdRegs)) }
+}
+
+/// GICD_CTLR.
+pub fn gicd_ctlr() -> GicdCtlr {
+    let d = gicd();
+    field_shared!(d, ctlr).read()
+}
+
+/// GICD_TYPER as `DistCaps`. GICD_TYPER2 is not read: it exists only in GICv4.1 (QEMU is
+/// GICv4.0 and would log the access).
+pub fn dist_caps() -> DistCaps {
+    let d = gicd();
+    DistCaps::from_typer(field_shared!(d, typer).read(), None)
+}
+
+/// The redistributors of CPUs `0..n` in CPU order (Aff0 = CPU index), found by walking the
+/// GICR region up to GICR_TYPER.Last.
+pub fn find_redistributors() -> ([Option<RedistInfo>; MAX_CPUS], usize) {
+    let mut out = [None; MAX_CPUS];
+    let mut n = 0;
+    let mut base = GICR_BASE;
+    while base < GICR_BASE + GICR_REGION_SIZE && n < MAX_CPUS {
+        // SAFETY: RD_base + 8 (GICR_TYPER) of a redistributor frame of the GICR region, which
+        // the identity map covers as Device memory; a read-only 64-bit register.
+        let typer = GicrTyper::from(unsafe { core::ptr::read_volatile((base + 8) as *const u64) });
+        let cpu = (typer.affinity() & 0xff) as usize;
+        if cpu < MAX_CPUS && typer.affinity() >> 8 == 0 && out[cpu].is_none() {
+            out[cpu] = Some(RedistInfo {
+                rd_base: PhysAddr::new(base as u64),
+                typer,
+            });
+            n += 1;
+        }
+        if typer.last() {
+            break;
+        }
+        base += GICR_STRIDE;
+    }
+    // Only a gap-free prefix 0..n is usable (CPU i gets collection i).
+    let contiguous = out.iter().take_while(|r| r.is_some()).count();
+    (out, contiguous)
+}
+
+/// The GIC brought up on the crates: distributor capabilities, LPI tables on every
+/// redistributor, the ITS with one collection per CPU.
+pub struct Gic {
+    /// What GICD_TYPER reported.
+    pub dist: DistCaps,
+    /// The redistributors, CPU `i` at index `i`.
+    pub redists: [Option<RedistInfo>; MAX_CPUS],
+    /// Number of CPUs (redistributors) in use.
+    pub cpus: usize,
+    lpis: ManuallyDrop<Lpis<HwPlatform>>,
+    its: ManuallyDrop<HwIts>,
+    pending: [Option<DmaBuf<HwPlatform>>; MAX_CPUS],
+}
+
+/// Why bring-up failed.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "ItsError carries a command trace by value; bring-up fails once, if ever"
+)]
+pub enum BringUpError {
+    /// Another `Gic` owns the ITS.
+    AlreadyUp,
+    /// No redistributor found for CPU 0.
+    NoRedistributor,
+    /// GICD_CTLR lacks ARE or EnableGrp1 (gic_glue should have set them).
+    DistributorOff(GicdCtlr),
+    /// A driver error.
+    Driver(ItsError),
+}
+
+impl core::fmt::Display for BringUpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::AlreadyUp => f.write_str("the GIC is already brought up"),
+            Self::NoRedistributor => f.write_str("no redistributor for cpu0"),
+            Self::DistributorOff(c) => {
+                write!(f, "GICD_CTLR {:#x} lacks ARE or EnableGrp1", u32::from(*c))
+            }
+            Self::Driver(e) => write!(f, "driver: {e}"),
+        }
+    }
+}
+
+impl From<ItsError> for BringUpError {
+    fn from(e: ItsError) -> Self {
+        Self::Driver(e)
+    }
+}
+
+impl Gic {
+    /// Brings the GIC up with the default 64 KiB command queue.
+    #[allow(
+        clippy::result_large_err,
+        reason = "ItsError carries a command trace by value"
+    )]
+    pub fn bring_up() -> Result<GicHandle, BringUpError> {
+        Self::bring_up_with(QueueConfig::default())
+    }
+
+    /// Brings the GIC up with the given command queue (see the module documentation) and
+    /// installs the LPI-counting IRQ hook.
+    #[allow(
+        clippy::result_large_err,
+        reason = "ItsError carries a command trace by value"
+    )]
+    pub fn bring_up_with(queue: QueueConfig) -> Result<GicHandle, BringUpError> {
+        if ITS_CLAIMED.swap(true, Ordering::AcqRel) {
+            return Err(BringUpError::AlreadyUp);
+        }
+        // ITS_CLAIMED is ours, so no handle holds the slot: this lock does not wait.
+        let mut slot = SLOT.lock();
+        match Self::bring_up_claimed(queue, &mut slot) {
+            Ok(()) => Ok(GicHandle(slot)),
+            Err(e) => {
+                // Its::new failed, so no ITS pointer survives (the error path dropped it).
+                ITS_CLAIMED.store(false, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    #[inline(never)]
+    #[allow(
+        clippy::result_large_err,
+        reason = "ItsError carries a command trace by value"
+    )]
+    fn bring_up_claimed(queue: QueueConfig, slot: &mut Option<Gic>) -> Result<(), BringUpError> {
+        let ctlr = gicd_ctlr();
+        if !(ctlr.are() && ctlr.enable_grp1()) {
+            return Err(BringUpError::DistributorOff(ctlr));
+        }
+        let dist = dist_caps();
+        let (redists, cpus) = find_redistributors();
+        if cpus == 0 {
+            return Err(BringUpError::NoRedistributor);
+        }
+        let lpis = Lpis::new(&dist, HwPlatform)?;
+        let mut pending: [Option<DmaBuf<HwPlatform>>; MAX_CPUS] = [const { None }; MAX_CPUS];
+        // On failure past this point, redistributors may already use the property table and
+        // their pending tables: leak them rather than free memory the GIC may read.
+        let leak = |lpis, pending| {
+            core::mem::forget::<Lpis<HwPlatform>>(lpis);
+            core::mem::forget::<[Option<DmaBuf<HwPlatform>>; MAX_CPUS]>(pending);
+        };
+        for cpu in 0..cpus {
+            // SAFETY: CPU `cpu`'s redistributor was found above; this pointer is the only
+            // access to its RD frame while it lives (this loop iteration).
+            let mut rd = unsafe { gicr(cpu) };
+            match lpis.init_redistributor(&mut rd, REG_TIMEOUT) {
+                Ok(t) => pending[cpu] = Some(t),
+                Err(e) => {
+                    leak(lpis, pending);
+                    return Err(e.into());
+                }
+            }
+        }
+        let infos: [RedistInfo; MAX_CPUS] = core::array::from_fn(|i| {
+            redists[i].unwrap_or(RedistInfo {
+                rd_base: PhysAddr::new(0),
+                typer: GicrTyper::new(),
+            })
+        });
+        // SAFETY: GITS_BASE is the ITS control frame of QEMU `virt` (Device memory in the
+        // identity map); ITS_CLAIMED makes this the only pointer to it until the `Gic` that
+        // owns it is dropped (and only then released).
+        let regs = unsafe {
+            UniqueMmioPointer::<'static, GitsRegs>::new(NonNull::new_unchecked(
+                GITS_BASE as *mut GitsRegs,
+            ))
+        };
+        let cfg = ItsConfig {
+            queue,
+            ..ItsConfig::new(dist)
+        };
+        let its = match Its::new(regs, HwPlatform, &infos[..cpus], cfg) {
+            Ok(its) => its,
+            Err(e) => {
+                leak(lpis, pending);
+                return Err(e.into());
+            }
+        };
+        reset_counts();
+        exits::set_irq_hook(Some(count_irq));
+        *slot = Some(Self {
+            dist,
+            redists,
+            cpus,
+            lpis: ManuallyDrop::new(lpis),
+            its: ManuallyDrop::new(its),
+            pending,
+        });
+        Ok(())
+    }
+
+    /// The ITS driver.
+    pub fn its(&self) -> &HwIts {
+        &self.its
+    }
+
+    /// The LPI tables and allocator.
+    pub fn lpis(&self) -> &Lpis<HwPlatform> {
+        &self.lpis
+    }
+
+    /// Runs `f` with the ITS registers (shared with the command queue, under its lock).
+    pub fn with_its_regs<T>(
+        &self,
+        f: impl FnOnce(&mut UniqueMmioPointer<'static, GitsRegs>) -> T,
+    ) -> T {
+        self.its.queue().with_regs(f)
+    }
+
+    /// Runs `f` with CPU `cpu`'s redistributor registers. `None` for an unknown CPU.
+    pub fn with_redist<T>(
+        &self,
+        cpu: usize,
+        f: impl FnOnce(&mut UniqueMmioPointer<'_, GicrRegs>) -> T,
+    ) -> Option<T> {
+        if cpu >= self.cpus {
+            return None;
+        }
+        // SAFETY: the redistributor exists (cpu < self.cpus); the crates keep no pointer to
+        // it after bring-up, so this is the only one while `f` runs.
+        let mut rd = unsafe { gicr(cpu) };
+        Some(f(&mut rd))
+    }
+
+    /// Whether `lpi` is pending in CPU `cpu`'s pending table in memory.
+    ///
+    /// QEMU keeps LPI pending state in the table itself, so this is exact there; real
+    /// hardware may cache it (the table is only guaranteed up to date with EnableLPIs = 0).
+    pub fn lpi_pending_in_table(&self, cpu: usize, lpi: Lpi) -> Option<bool> {
+        let t = self.pending.get(cpu)?.as_ref()?;
+        let off = (lpi.get() / 8) as usize;
+        let line = NonNull::new(t.va().as_ptr().wrapping_add(off))?;
+        // Drop any stale cached copy: the redistributor, not the CPU, writes this byte.
+        HwPlatform.clean_inval_to_poc(line, 1);
+        t.read_u8(off).ok().map(|b| b & (1 << (lpi.get() % 8)) != 0)
+    }
+
+    /// Allocates one LPI, enables it at the default priority, and maps `event` of `dev` to it
+    /// on CPU `cpu`'s collection (MAPTI + SYNC), then INV so the redistributor reads its
+    /// configuration.
+    #[allow(
+        clippy::result_large_err,
+        reason = "ItsError carries a command trace by value"
+    )]
+    pub fn map_new_lpi(&self, dev: &mut HwDevice, event: u32, cpu: usize) -> Result<Lpi, ItsError> {
+        let range = self.lpis.alloc(1)?;
+        let lpi = range.base;
+        let mapped = self
+            .lpis
+            .configure(lpi, its_cmdq::lpi::DEFAULT_PRIORITY, true)
+            .and_then(|()| self.its.map_event(dev, event, lpi, cpu));
+        if let Err(e) = mapped {
+            // Not mapped: the LPI goes back (disabled again by `free`).
+            let _ = self.lpis.free(range);
+            return Err(e);
+        }
+        self.its.inv_event(dev, event)?;
+        Ok(lpi)
+    }
+
+    /// Disables the ITS and each redistributor's LPIs; returns which of them stopped.
+    fn shut_down(&mut self) -> (bool, [bool; MAX_CPUS]) {
+        let its_off = self.with_its_regs(|r| {
+            let c = r.ctlr();
+            r.set_ctlr(c.with_enabled(false));
+            timer::poll_until(REG_TIMEOUT, || r.ctlr().quiescent())
+        });
+        let mut rd_off = [false; MAX_CPUS];
+        for (cpu, off) in rd_off.iter_mut().enumerate().take(self.cpus) {
+            *off = self
+                .with_redist(cpu, |rd| {
+                    let c = rd.ctlr();
+                    rd.set_ctlr(c.with_enable_lpis(false));
+                    timer::poll_until(REG_TIMEOUT, || {
+                        let c = rd.ctlr();
+                        !c.rwp() && !c.enable_lpis()
+                    })
+                })
+                .unwrap_or(false);
+        }
+        (its_off, rd_off)
+    }
+}
+
+impl Drop for Gic {
+    fn drop(&mut self) {
+        exits::set_irq_hook(None);
+        let (its_off, rd_off) = self.shut_down();
+        if its_off {
+            // SAFETY: dropped once, here; the ITS is disabled and quiescent, so it no longer
+            // reads its tables or command queue.
+            unsafe { ManuallyDrop::drop(&mut self.its) };
+            ITS_CLAIMED.store(false, Ordering::Release);
+        } else {
+            common::println!("gic: ITS did not go quiescent: its memory is leaked, not freed");
+        }
+        for (cpu, off) in rd_off.iter().enumerate().take(self.cpus) {
+            if !off && let Some(t) = self.pending[cpu].take() {
+                common::println!("gic: cpu{cpu} LPIs stay enabled: pending table leaked");
+                core::mem::forget(t);
+            }
+        }
+        if rd_off[..self.cpus].iter().all(|&b| b) && its_off {
+            // SAFETY: dropped once, here; no redistributor has LPIs enabled any more, so none
+            // reads the property table.
+            unsafe { ManuallyDrop::drop(&mut self.lpis) };
+        }
+        // The remaining pending tables are freed when `self.pending` drops.
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LPIs taken at EL2, per INTID per CPU.
+
+/// CPUs whose LPIs are counted individually.
+pub const COUNTED_CPUS: usize = 4;
+/// LPIs counted individually: INTIDs 8192 .. 8192 + COUNTED_LPIS.
+pub const COUNTED_LPIS: usize = 4096;
+
+static COUNTS: [[AtomicU16; COUNTED_LPIS]; COUNTED_CPUS] =
+    [const { [const { AtomicU16::new(0) }; COUNTED_LPIS] }; COUNTED_CPUS];
+/// Every IRQ the hook saw (counted or not).
+static TOTAL: AtomicU64 = AtomicU64::new(0);
+/// IRQs that are not a counted LPI (another INTID, or an LPI / CPU beyond the counters).
+static OTHER: AtomicU64 = AtomicU64::new(0);
+static LAST_OTHER: AtomicU32 = AtomicU32::new(0);
+
+/// The IRQ hook: runs at EL2 between acknowledge and EOI.
+fn count_irq(intid: u32) {
+    TOTAL.fetch_add(1, Ordering::AcqRel);
+    let cpu = common::platform::cpu_index();
+    let idx = intid.wrapping_sub(LPI_BASE) as usize;
+    if intid >= LPI_BASE && idx < COUNTED_LPIS && cpu < COUNTED_CPUS {
+        COUNTS[cpu][idx].fetch_add(1, Ordering::AcqRel);
+    } else {
+        OTHER.fetch_add(1, Ordering::AcqRel);
+        LAST_OTHER.store(intid, Ordering::Release);
+    }
+}
+
+/// Zeroes every counter. Call with IRQs masked.
+pub fn reset_counts() {
+    for cpu in &COUNTS {
+        for c in cpu {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+    TOTAL.store(0, Ordering::Release);
+    OTHER.store(0, Ordering::Release);
+}
+
+/// Times `lpi` was taken on `cpu` since the last reset (`u32::MAX` if not counted).
+pub fn taken(cpu: usize, lpi: Lpi) -> u32 {
+    let idx = (lpi.get() - LPI_BASE) as usize;
+    match COUNTS.get(cpu).and_then(|c| c.get(idx)) {
+        Some(c) => c.load(Ordering::Acquire).into(),
+        None => u32::MAX,
+    }
+}
+
+/// IRQs taken at EL2 since the last reset, all CPUs.
+pub fn total_taken() -> u64 {
+    TOTAL.load(Ordering::Acquire)
+}
+
+/// IRQs taken that are not a counted LPI, and the last such INTID.
+pub fn others() -> (u64, u32) {
+    (
+        OTHER.load(Ordering::Acquire),
+        LAST_OTHER.load(Ordering::Acquire),
+    )
+}
+
+/// How long to keep IRQs unmasked after the expected ones arrived, to catch extras.
+pub const SETTLE: Duration = Duration::from_millis(5);
+/// How long to wait when checking that nothing arrives.
+pub const QUIET: Duration = Duration::from_millis(20);
+
+/// Unmasks IRQs on this CPU until `total_taken()` reaches `until` (or `timeout` passes),
+/// then for [`SETTLE`] more, and masks them again. Returns `total_taken()`.
+pub fn take_irqs(until: u64, timeout: Duration) -> u64 {
+    common::sysreg::unmask_irqs();
+    timer::poll_until(timeout, || total_taken() >= until);
+    timer::delay(SETTLE);
+    common::sysreg::mask_irqs();
+    total_taken()
+}
+
+/// Unmasks IRQs for `d` and masks them again; returns how many IRQs were taken meanwhile.
+pub fn irqs_during(d: Duration) -> u64 {
+    let before = total_taken();
+    common::sysreg::unmask_irqs();
+    timer::delay(d);
+    common::sysreg::mask_irqs();
+    total_taken() - before
+}
+
+/// A CPU store of `event` to GITS_TRANSLATER (the MSI doorbell), as a device's MSI would be.
+///
+/// The DeviceID the ITS uses is the transaction's requester ID; what a CPU store carries is
+/// QEMU's choice (see the `lpi_translater` scenario for what 7.2 does).
+pub fn translater_write(event: u32) {
+    let base = common::platform::GITS_TRANSLATER - 0x40;
+    // SAFETY: the ITS translation frame of QEMU `virt` (ITS_base + 64 KiB), Device memory in
+    // the identity map; GITS_TRANSLATER is write-only and a write only requests a translation.
+    // The pointer lives for this one write, and no other code keeps one.
+    let mut frame = unsafe {
+        UniqueMmioPointer::<GitsTranslationRegs>::new(NonNull::new_unchecked(
+            base as *mut GitsTranslationRegs,
+        ))
+    };
+    field!(frame, translater).write(event);
+}

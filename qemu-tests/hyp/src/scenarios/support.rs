@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Shared steps of the physical-LPI scenarios: bring-up with failures reported, leak checks,
+//! and "exactly these LPIs, each exactly once" checks.
+
+use core::time::Duration;
+
+use common::check;
+use common::palloc::PALLOC;
+use its_cmdq::QueueConfig;
+use its_core::ids::Lpi;
+
+use crate::gic::{self, Gic, GicHandle};
+
+/// How long a scenario waits for LPIs it expects.
+pub const LPI_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Brings the GIC up (see [`Gic::bring_up_with`]), recording a failure if it does not come up.
+pub fn up(queue: QueueConfig) -> Option<GicHandle> {
+    match Gic::bring_up_with(queue) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            check!(false, "GIC bring-up failed: {e}");
+            None
+        }
+    }
+}
+
+/// Brings the GIC up with the default queue.
+pub fn up_default() -> Option<GicHandle> {
+    up(QueueConfig::default())
+}
+
+/// DMA memory in use at some point, and how much of it the ITS tables held (their second-level
+/// pages stay allocated once a DeviceID needs them, by design).
+#[derive(Clone, Copy, Debug)]
+pub struct MemMark {
+    outstanding: usize,
+    tables: usize,
+}
+
+fn table_bytes(gic: &Gic) -> usize {
+    let its = gic.its();
+    its.device_table().bytes()
+        + its.collection_table().map_or(0, |t| t.bytes())
+        + its.vpe_table().map_or(0, |t| t.bytes())
+}
+
+impl MemMark {
+    /// Now.
+    pub fn now(gic: &Gic) -> Self {
+        Self {
+            outstanding: PALLOC.outstanding(),
+            tables: table_bytes(gic),
+        }
+    }
+
+    /// Checks that everything allocated since `self` was freed, except second-level ITS table
+    /// pages the driver keeps.
+    pub fn check_no_leak(&self, gic: &Gic) {
+        let now = PALLOC.outstanding();
+        let tables = table_bytes(gic) - self.tables;
+        check!(
+            now == self.outstanding + tables,
+            "DMA memory leaked: {} bytes outstanding before, {now} after ({tables} of them new \
+             ITS table pages)",
+            self.outstanding
+        );
+    }
+}
+
+/// Checks that `lpi` was taken on `cpu` exactly `n` times since the last reset.
+pub fn check_taken(cpu: usize, lpi: Lpi, n: u32) -> bool {
+    let got = gic::taken(cpu, lpi);
+    check!(
+        got == n,
+        "LPI {} taken {got} times on cpu{cpu}, expected {n}",
+        lpi.get()
+    )
+}
+
+/// Checks that exactly `n` IRQs were taken in total since the last reset, none of them an
+/// unexpected INTID.
+pub fn check_total(n: u64) -> bool {
+    let total = gic::total_taken();
+    let (others, last) = gic::others();
+    check!(
+        total == n && others == 0,
+        "{total} IRQs taken at EL2, expected {n}; {others} unexpected (last INTID {last})"
+    )
+}
