@@ -80,11 +80,33 @@ pub fn handle_host_irq<const N: usize>(
     ppis: HostPpis,
 ) -> HostIrq {
     let intid = icc.ack();
-    if (MAX_SPI + 1..=SPURIOUS).contains(&intid) {
+    if is_special(intid) {
         // 1020..=1023 are special INTIDs: nothing was acknowledged, nothing to end.
         return HostIrq::Spurious;
     }
     icc.eoi(intid);
+    handle_acked_irq(icc, vgic, vtimer, host_timer, ppis, intid)
+}
+
+/// The second half of [`handle_host_irq`], for a hypervisor whose exception vector already
+/// acknowledged the interrupt (ICC_IAR1_EL1) and dropped its priority (ICC_EOIR1_EL1 with
+/// EOImode = 1), say to count or trace it before the run loop sees the exit.
+///
+/// `intid` is what the acknowledge returned. A special INTID (1020..=1023) is
+/// [`HostIrq::Spurious`] and touches nothing; otherwise the interrupt is forwarded, deactivated
+/// or handed back exactly as [`handle_host_irq`] does, and `icc` is used only for
+/// deactivations (ICC_DIR_EL1).
+pub fn handle_acked_irq<const N: usize>(
+    icc: &mut impl HostCpuIf,
+    vgic: &mut VgicCpu<N>,
+    vtimer: Option<&mut VtimerFwd>,
+    host_timer: &mut impl HostTimer,
+    ppis: HostPpis,
+    intid: u32,
+) -> HostIrq {
+    if is_special(intid) {
+        return HostIrq::Spurious;
+    }
     if let Some(vt) = vtimer {
         if vt.owns(intid) {
             return HostIrq::Vtimer(vt.on_host_irq(vgic));
@@ -105,4 +127,9 @@ pub fn handle_host_irq<const N: usize>(
         return HostIrq::Forwarded { pintid, vintid };
     }
     HostIrq::Other(intid)
+}
+
+/// INTIDs 1020..=1023: an acknowledge that acknowledged nothing.
+const fn is_special(intid: u32) -> bool {
+    intid > MAX_SPI && intid <= SPURIOUS
 }

@@ -38,6 +38,8 @@
 //! every exit:       vgic.fold_lrs(ich, phys)              first, before anything else
 //! IRQ exit:         handle_host_irq(icc, vgic, Some(vtimer), host_timer, HostPpis::BSA)
 //!                   (maintenance IRQ: nothing more, fold did it; Other(i): handle, icc.deactivate(i))
+//!                   or handle_acked_irq(.., intid) if the exception vector already
+//!                   acknowledged and priority-dropped it
 //! WFI exit:         if vgic.has_pending() { re-enter } else match vtimer.vcpu_block(..) {
 //!                     Expired => vtimer.vcpu_unblock(..), re-enter
 //!                     Armed/NoDeadline => wait for an IRQ; on HostIrq::HostTimer { woke: true }
@@ -111,7 +113,7 @@ pub mod fake;
 mod tests;
 
 pub use error::FwdError;
-pub use host_irq::{HostIrq, HostPpis, handle_host_irq};
+pub use host_irq::{HostIrq, HostPpis, handle_acked_irq, handle_host_irq};
 pub use ids::{LrIndex, PIntId, VIntId};
 pub use regs::{IchLr, LrState};
 pub use timer::{BlockOutcome, VtimerConfig, VtimerFwd};

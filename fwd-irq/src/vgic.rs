@@ -52,6 +52,13 @@
 //! longer pending) with one. The exit folds and the next populate lists the rest, so every
 //! interrupt is delivered, in priority order.
 //!
+//! A single list register that holds an active interrupt would raise NP and U at once, so it
+//! asks for an EOI maintenance interrupt instead. If the interrupt is forwarded with HW = 1,
+//! that instance is listed HW = 0, EOI = 1 (bit 41 is pINTID when HW = 1, so an HW entry cannot
+//! ask) and fold deactivates the physical interrupt, as for [`FwdMode::EoiMaintenance`].
+//! Otherwise the guest's deactivation would cause no exit and the others would wait for an
+//! unrelated one (NPIE fires as soon as the guest acknowledges, i.e. while it is active).
+//!
 //! # Priorities
 //! Candidates are ordered by the full 8-bit priority; the virtual CPU interface keeps only
 //! the top ICH_VTR_EL2.PRIbits + 1 bits (5 on QEMU) and breaks ties by list-register index,
@@ -306,8 +313,8 @@ impl LrPlan {
         self.hcr
     }
 
-    /// Whether some candidate did not fit (and a maintenance interrupt was requested, unless
-    /// the only list register holds an HW = 1 active interrupt).
+    /// Whether some candidate did not fit (and a maintenance interrupt was requested: UIE,
+    /// NPIE, or EOI on a single active list register).
     pub const fn overflowed(&self) -> bool {
         self.overflowed
     }
@@ -643,15 +650,16 @@ impl<const N: usize> VgicCpu<N> {
                 hcr = hcr.with_uie(true);
             } else if lrs[0].state() == LrState::Pending {
                 hcr = hcr.with_npie(true);
-            } else if !lrs[0].hw() {
+            } else {
                 // One list register holding an active interrupt: NP and U would fire at once.
-                // Ask to hear about its deactivation instead.
+                // Ask to hear about its deactivation instead. An HW = 1 entry has no EOI bit
+                // (bit 41 is pINTID then), so this instance is listed HW = 0, EOI = 1 and fold
+                // deactivates the physical interrupt, as for FwdMode::EoiMaintenance.
                 lrs[0] = lrs[0].with_eoi(true);
                 if let Some(slot) = self.slots[0].as_mut() {
                     slot.written = lrs[0];
                 }
             }
-            // else: a single HW = 1 active entry; the rest waits for the next natural exit.
         }
 
         let clear_to = self.dirty.max(count as u8);
@@ -778,12 +786,11 @@ impl<const N: usize> VgicCpu<N> {
 
         if before.is_valid()
             && !state.is_valid()
-            && let Some(Forward {
-                pintid,
-                mode: FwdMode::EoiMaintenance,
-            }) = irq.fwd
+            && !slot.written.hw()
+            && let Some(Forward { pintid, .. }) = irq.fwd
         {
-            // The guest deactivated it; with HW = 0 the physical deactivation is ours.
+            // The guest deactivated it; with HW = 0 (FwdMode::EoiMaintenance, or the single
+            // list register overflow case) the physical deactivation is ours.
             phys.set_active(pintid, false);
             report.eoi_deactivations += 1;
         }
@@ -836,8 +843,18 @@ impl<const N: usize> VgicCpu<N> {
         }
     }
 
-    /// Restores ICH_VMCR_EL2 and the implemented `ICH_AP{0,1}R<n>_EL2` on vCPU load.
-    pub fn restore_cpuif(&self, regs: &mut impl IchRegs) {
+    /// Restores ICH_VMCR_EL2 and the implemented `ICH_AP{0,1}R<n>_EL2` on vCPU load, and
+    /// marks every list register as holding unknown values, so that the next populate zeroes
+    /// them all.
+    ///
+    /// # Why load forgets which list registers are clean
+    /// Fold leaves the list registers as they were (stale copies, harmless while
+    /// ICH_HCR_EL2.En = 0), and populate only zeroes those this vCPU may have written. That
+    /// bookkeeping is about the PE the vCPU last ran on. After a migration, or after another
+    /// vCPU ran on this PE, higher-numbered list registers can still hold another context's
+    /// valid entries, which the guest would take as soon as populate sets En = 1.
+    pub fn restore_cpuif(&mut self, regs: &mut impl IchRegs) {
+        self.dirty = self.nr_lrs;
         regs.set_vmcr(self.cpuif.vmcr);
         for n in ApIndex::first(usize::from(self.nr_aprs)) {
             regs.set_ap0r(n, self.cpuif.ap0r[n.get()]);

@@ -3,6 +3,8 @@
 //! crate, the fakes play the guest, the physical GIC, the devices and the timer.
 
 mod fold;
+mod host_irq;
+mod load;
 mod overflow;
 mod populate;
 mod props;

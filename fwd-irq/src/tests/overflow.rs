@@ -5,6 +5,7 @@ use std::vec::Vec;
 
 use super::{Rig, p, v};
 use crate::fake::GuestExit;
+use crate::host_irq::HostIrq;
 use crate::regs::LrState;
 use crate::vgic::{Forward, FwdMode, Trigger, VirqConfig};
 
@@ -132,5 +133,65 @@ fn overflow_with_one_active_list_register_asks_for_eoi_maintenance() {
     rig.exit();
     rig.run_to_idle();
     assert_eq!(rig.ich.delivered(), [91]);
+    rig.assert_clean();
+}
+
+/// fwd_lr_overflow with one list register and HW = 1 forwarding, host side. NPIE fires as
+/// soon as the guest acknowledges the listed interrupt, so the exit finds it active while
+/// others still pend. An active HW = 1 entry cannot ask for an EOI maintenance interrupt (bit
+/// 41 is pINTID then), and without one nothing would exit when the guest deactivates it: the
+/// others would wait for an unrelated exit. Populate therefore lists that one instance with
+/// HW = 0, EOI = 1; the guest's EOI exits and fold deactivates the physical interrupt.
+#[test]
+fn overflow_with_one_list_register_and_an_active_hw_entry_still_makes_progress() {
+    let mut rig = Rig::new(1);
+    for (n, prio) in [(100, 0x30), (101, 0x10), (102, 0x20)] {
+        rig.vgic
+            .map(
+                v(n),
+                VirqConfig::edge(prio),
+                Forward {
+                    pintid: p(n),
+                    mode: FwdMode::Hw,
+                },
+            )
+            .unwrap();
+        rig.gic.configure(n, Trigger::Edge, prio);
+        rig.gic.pulse(n);
+        assert!(matches!(rig.host_irq(None), HostIrq::Forwarded { .. }));
+    }
+
+    let plan = rig.enter();
+    assert!(plan.hcr().npie());
+    assert!(
+        plan.lrs()[0].hw(),
+        "the pending entry is listed with HW = 1"
+    );
+    assert_eq!(rig.ich.guest_ack(), 101);
+    assert!(
+        rig.ich.maintenance_asserted(),
+        "NP: nothing pending any more"
+    );
+    rig.exit();
+
+    // The guest is inside its handler for 101; two more wait.
+    let plan = rig.enter();
+    let lr = plan.lrs()[0];
+    assert_eq!((lr.vintid(), lr.state()), (101, LrState::Active));
+    assert!(!lr.hw() && lr.eoi(), "listed as HW = 0, EOI = 1: {lr:?}");
+    assert!(!rig.ich.maintenance_asserted());
+    assert!(rig.gic.active(101), "still active at the physical GIC");
+    rig.ich.guest_eoi(101, &mut rig.gic);
+    assert!(rig.ich.maintenance_asserted(), "the EOI exits");
+    let report = rig.exit();
+    assert_eq!(report.eoi_deactivations, 1);
+    assert!(!rig.gic.active(101), "fold deactivated it");
+
+    rig.run_to_idle();
+    // 101 was acknowledged by hand above; `delivered` records only what `guest_run` took.
+    assert_eq!(rig.ich.delivered(), [102, 100]);
+    for n in [100, 101, 102] {
+        assert!(!rig.gic.active(n), "pINTID {n} left active");
+    }
     rig.assert_clean();
 }
