@@ -1,10 +1,257 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `cargo xtask fuzz` (stub).
+//! `cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]`: run the cargo-fuzz targets.
+//!
+//! For each target (default: all of [`TARGETS`], one after the other) this runs
+//! `cargo +nightly fuzz run T -- -max_total_time=SECS -print_final_stats=1`, which adds new
+//! inputs to `fuzz/corpus/T/`, then `cargo +nightly fuzz cmin T`, which minimizes that
+//! directory in place so the committed corpus stays small. It installs cargo-fuzz
+//! (`cargo install cargo-fuzz --locked`) when `cargo fuzz` is missing, and stops with a hint
+//! when the nightly toolchain is. The summary gives, per target, executions, exec/s (from
+//! libFuzzer's final stats) and the corpus size before the run, after it and after cmin.
+//!
+//! A crash leaves its input in `fuzz/artifacts/T/`; replay it with
+//! `cargo +nightly fuzz run T fuzz/artifacts/T/<file>`. See docs/fuzzing.md.
 
-use std::process::ExitCode;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
 
-/// `cargo xtask run`.
-pub fn run(_args: &[String]) -> ExitCode {
-    eprintln!("not implemented yet");
-    ExitCode::from(2)
+use crate::test::{cargo, workspace_root};
+
+/// The fuzz targets, as named in `fuzz/Cargo.toml`.
+pub const TARGETS: [&str; 2] = ["decode", "encode"];
+
+const USAGE: &str = "\
+usage: cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]
+
+Runs each cargo-fuzz target (nightly) for SECS seconds (default 60), adding new inputs to
+fuzz/corpus/T/, then minimizes the corpus with `cargo fuzz cmin` (unless --no-cmin).
+
+  --target T    decode | encode (default: both, one after the other)
+  --time SECS   libFuzzer -max_total_time per target (default 60)
+  --no-cmin     keep every new input (do not minimize)
+";
+
+struct Options {
+    targets: Vec<&'static str>,
+    secs: u64,
+    cmin: bool,
+}
+
+fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
+    let mut opts = Options {
+        targets: TARGETS.to_vec(),
+        secs: 60,
+        cmin: true,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--target" => {
+                let t = it.next().ok_or("--target needs a value")?;
+                let t = TARGETS
+                    .into_iter()
+                    .find(|k| k == t)
+                    .ok_or_else(|| format!("unknown target `{t}` (targets: {TARGETS:?})"))?;
+                opts.targets = vec![t];
+            }
+            "--time" => {
+                let s = it.next().ok_or("--time needs a value")?;
+                opts.secs =
+                    s.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("--time: `{s}` is not a positive number of seconds")
+                    })?;
+            }
+            "--no-cmin" => opts.cmin = false,
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(Some(opts))
+}
+
+/// `cargo xtask fuzz`.
+pub fn run(args: &[String]) -> ExitCode {
+    let opts = match parse_args(args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = ensure_tools() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let root = workspace_root();
+    let mut summaries = Vec::new();
+    let mut ok = true;
+    for target in &opts.targets {
+        match fuzz_target(&root, target, &opts) {
+            Ok(s) => summaries.push(s),
+            Err(e) => {
+                eprintln!("error: {target}: {e}");
+                ok = false;
+            }
+        }
+    }
+    println!("\nfuzz summary ({} s per target):", opts.secs);
+    for s in &summaries {
+        println!("{s}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Checks for the nightly toolchain and installs cargo-fuzz when it is missing.
+fn ensure_tools() -> Result<(), String> {
+    if !quiet_ok(cargo(Some("nightly")).arg("--version")) {
+        return Err("the nightly toolchain is needed: rustup toolchain install nightly".into());
+    }
+    if quiet_ok(cargo(Some("nightly")).args(["fuzz", "--version"])) {
+        return Ok(());
+    }
+    eprintln!("cargo-fuzz not found: cargo install cargo-fuzz --locked");
+    let status = cargo(None)
+        .args(["install", "cargo-fuzz", "--locked"])
+        .status()
+        .map_err(|e| format!("cannot run cargo install: {e}"))?;
+    if status.success() && quiet_ok(cargo(Some("nightly")).args(["fuzz", "--version"])) {
+        Ok(())
+    } else {
+        Err("installing cargo-fuzz failed".into())
+    }
+}
+
+fn quiet_ok(cmd: &mut Command) -> bool {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Files and bytes in a corpus directory (0, 0 when it does not exist).
+fn corpus_size(dir: &Path) -> (usize, u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (0, 0);
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .fold((0, 0), |(n, b), m| (n + 1, b + m.len()))
+}
+
+/// libFuzzer's final statistics (`-print_final_stats=1`).
+#[derive(Default)]
+struct Stats {
+    execs: Option<u64>,
+    exec_per_sec: Option<u64>,
+}
+
+impl Stats {
+    /// Reads `stat::number_of_executed_units: N` and `stat::average_exec_per_sec: N`.
+    fn take_line(&mut self, line: &str) {
+        let Some((key, value)) = line.trim().rsplit_once(':') else {
+            return;
+        };
+        let value = value.trim().parse().ok();
+        match key {
+            "stat::number_of_executed_units" => self.execs = value,
+            "stat::average_exec_per_sec" => self.exec_per_sec = value,
+            _ => {}
+        }
+    }
+}
+
+fn fuzz_target(root: &Path, target: &str, opts: &Options) -> Result<String, String> {
+    let dir = root.join("fuzz/corpus").join(target);
+    let before = corpus_size(&dir);
+    let time = format!("-max_total_time={}", opts.secs);
+    let mut cmd = cargo(Some("nightly"));
+    cmd.current_dir(root)
+        .args(["fuzz", "run", target, "--", &time, "-print_final_stats=1"])
+        .stderr(Stdio::piped());
+    eprintln!("+ cargo +nightly fuzz run {target} -- {time} -print_final_stats=1");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run cargo fuzz: {e}"))?;
+    // libFuzzer reports on stderr: echo it, and keep the final statistics.
+    let mut stats = Stats::default();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            stats.take_line(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!(
+            "cargo fuzz run failed ({status}); a crashing input is in fuzz/artifacts/{target}/"
+        ));
+    }
+    let after_run = corpus_size(&dir);
+    let mut line = format!(
+        "{target}: {} executions, {} exec/s; corpus {} files / {} bytes before, {} / {} after \
+         the run",
+        stats.execs.map_or("?".into(), |n| n.to_string()),
+        stats.exec_per_sec.map_or("?".into(), |n| n.to_string()),
+        before.0,
+        before.1,
+        after_run.0,
+        after_run.1,
+    );
+    if opts.cmin {
+        eprintln!("+ cargo +nightly fuzz cmin {target}");
+        let status = cargo(Some("nightly"))
+            .current_dir(root)
+            .args(["fuzz", "cmin", target])
+            .status()
+            .map_err(|e| format!("cannot run cargo fuzz cmin: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo fuzz cmin failed ({status})"));
+        }
+        let after_cmin = corpus_size(&dir);
+        line += &format!(", {} / {} after cmin", after_cmin.0, after_cmin.1);
+    }
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_stats_are_read() {
+        let mut s = Stats::default();
+        for line in [
+            "#123\tNEW    cov: 1 ft: 2 corp: 3/4b exec/s: 5",
+            "stat::number_of_executed_units: 4106113",
+            "stat::average_exec_per_sec:     6823",
+            "stat::new_units_added:          1011",
+        ] {
+            s.take_line(line);
+        }
+        assert_eq!(s.execs, Some(4_106_113));
+        assert_eq!(s.exec_per_sec, Some(6823));
+    }
+
+    #[test]
+    fn arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = parse_args(&args(&["--target", "encode", "--time", "5"]))
+            .unwrap()
+            .unwrap();
+        assert_eq!((o.targets, o.secs, o.cmin), (vec!["encode"], 5, true));
+        assert!(parse_args(&args(&["--target", "nope"])).is_err());
+        assert!(parse_args(&args(&["--time", "0"])).is_err());
+        assert!(parse_args(&args(&["--help"])).unwrap().is_none());
+    }
 }
