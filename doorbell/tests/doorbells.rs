@@ -15,7 +15,6 @@ use its_core::cmd::Command;
 use its_core::fake::{Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::RedistRegisters;
-use its_core::platform::DmaBuf;
 use its_core::regs::GicdTyper;
 
 type P = FakePlatform;
@@ -25,7 +24,7 @@ struct Rig {
     plat: P,
     its: Its<ItsHandle, P>,
     lpis: Lpis<P>,
-    _pend: Vec<DmaBuf<P>>,
+    _pend: Vec<its_cmdq::PendingTable<P>>,
 }
 
 fn rig(cfg: ModelConfig) -> Rig {

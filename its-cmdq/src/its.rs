@@ -111,7 +111,44 @@ impl Outcome {
     }
 }
 
+/// The DeviceIDs mapped, kept in platform memory (4 KiB for [`MAX_DEVICES`]).
+struct DeviceSet<P: Platform> {
+    ids: DmaBuf<P>,
+    len: usize,
+}
+
+impl<P: Platform> DeviceSet<P> {
+    fn get(&self, i: usize) -> u32 {
+        self.ids.load_u32(i * 4).unwrap_or(u32::MAX)
+    }
+
+    fn contains(&self, id: u32) -> bool {
+        (0..self.len).any(|i| self.get(i) == id)
+    }
+
+    fn insert(&mut self, id: u32) -> Result<(), ItsError> {
+        if self.len >= MAX_DEVICES {
+            return Err(ItsError::Exhausted("mapped devices"));
+        }
+        self.ids.store_u32(self.len * 4, id)?;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn remove(&mut self, id: u32) {
+        if let Some(i) = (0..self.len).find(|&i| self.get(i) == id) {
+            let last = self.get(self.len - 1);
+            let _ = self.ids.store_u32(i * 4, last);
+            self.len -= 1;
+        }
+    }
+}
+
 /// An ITS, brought up and ready to map devices.
+///
+/// # Shutting down
+/// Call [`Its::disable`] before dropping it: while the ITS is enabled it may read its tables
+/// and queue, so dropping an enabled `Its` keeps (leaks) their memory rather than free it.
 pub struct Its<R: ItsRegisters, P: Platform> {
     queue: CmdQueue<R, P>,
     caps: ItsCaps,
@@ -120,8 +157,9 @@ pub struct Its<R: ItsRegisters, P: Platform> {
     collections: Option<ItsTable<P>>,
     vpes: Option<ItsTable<P>>,
     cpus: heapless::Vec<CpuTarget, MAX_CPUS>,
-    mapped: Mutex<heapless::Vec<u32, MAX_DEVICES>>,
+    mapped: Mutex<DeviceSet<P>>,
     dead: AtomicBool,
+    enabled: AtomicBool,
     its_number: u8,
     platform: P,
 }
@@ -224,6 +262,10 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             .first()
             .map(|c: &CpuTarget| c.rdbase)
             .unwrap_or_default();
+        let ids = DmaBuf::new(
+            platform.clone(),
+            Layout::from_size_align(MAX_DEVICES * 4, 8).map_err(|_| ItsError::Config("layout"))?,
+        )?;
         let queue = CmdQueue::new(regs, platform.clone(), caps, cfg.queue, noop)?;
         queue.with_regs(|r| {
             let c = r.ctlr();
@@ -237,15 +279,19 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             collections,
             vpes,
             cpus,
-            mapped: Mutex::new(heapless::Vec::new()),
+            mapped: Mutex::new(DeviceSet { ids, len: 0 }),
             dead: AtomicBool::new(false),
+            enabled: AtomicBool::new(true),
             its_number,
             platform,
         };
         // MAPC + INVALL for every CPU, then a SYNC to each.
         for c in &its.cpus {
             if let Some(t) = &its.collections {
-                t.ensure(c.icid.get().into())?;
+                if let Err(e) = t.ensure(c.icid.get().into()) {
+                    let _ = its.disable(cfg.quiescent_timeout);
+                    return Err(e);
+                }
             }
         }
         let n = its.cpus.len();
@@ -270,8 +316,17 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 }
             },
             &syncs,
-        )?;
+        );
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                let _ = its.disable(cfg.quiescent_timeout);
+                return Err(e);
+            }
+        };
         if let Some(e) = out.error() {
+            // Disable again so the tables can be freed (they are kept if that fails too).
+            let _ = its.disable(cfg.quiescent_timeout);
             return Err(e);
         }
         Ok(its)
@@ -455,13 +510,12 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         // Reserve the DeviceID first, so a concurrent map of the same ID is refused.
         {
             let mut m = self.mapped.lock();
-            if m.contains(&id.get()) {
+            if m.contains(id.get()) {
                 return Err(ItsError::DeviceMapped(id.get()));
             }
-            m.push(id.get())
-                .map_err(|_| ItsError::Exhausted("mapped devices"))?;
+            m.insert(id.get())?;
         }
-        let release = || self.mapped.lock().retain(|&d| d != id.get());
+        let release = || self.mapped.lock().remove(id.get());
         let build = || -> Result<(DmaBuf<P>, DmaBuf<P>), ItsError> {
             self.devices.ensure(id.get().into())?;
             let itt_bytes =
@@ -586,7 +640,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 fail(dev, e)
             }
             Ok(_) => {
-                self.mapped.lock().retain(|&d| d != dev.id.get());
+                self.mapped.lock().remove(dev.id.get());
                 // The ITS no longer references the ITT: it may be freed.
                 drop(dev.itt.take());
                 Ok(())
@@ -817,6 +871,48 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             &[SyncTarget::Redist(t.rdbase)],
         )?;
         out.error().map_or(Ok(()), Err)
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> Its<R, P> {
+    /// Disables the ITS (GITS_CTLR.Enabled = 0) and waits for GITS_CTLR.Quiescent, so it no
+    /// longer reads its tables or queue: afterwards dropping the `Its` frees them. Devices
+    /// should be unmapped first (a `Device` dropped while mapped keeps its ITT).
+    ///
+    /// # Errors
+    /// [`ItsError::RegisterTimeout`] when the ITS does not become quiescent (it stays marked
+    /// enabled, and its memory is kept on drop).
+    pub fn disable(&self, timeout: Duration) -> Result<(), ItsError> {
+        self.queue.with_regs(|r| {
+            let c = r.ctlr();
+            r.set_ctlr(c.with_enabled(false));
+            poll_until(&self.platform, timeout, || r.ctlr().quiescent()).map_err(|t| {
+                ItsError::RegisterTimeout {
+                    what: "GITS_CTLR.Quiescent",
+                    waited_ns: t.waited_ns,
+                }
+            })
+        })?;
+        self.enabled.store(false, Ordering::Release);
+        self.dead.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> Drop for Its<R, P> {
+    fn drop(&mut self) {
+        if self.enabled.load(Ordering::Acquire) {
+            // Still enabled: the ITS may read these tables and the queue at any time, so their
+            // memory must never be reused. Keep it.
+            self.queue.keep_memory();
+            self.devices.keep_memory();
+            for t in [&mut self.collections, &mut self.vpes]
+                .into_iter()
+                .flatten()
+            {
+                t.keep_memory();
+            }
+        }
     }
 }
 

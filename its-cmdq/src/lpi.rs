@@ -7,7 +7,7 @@
 //! caps them: 57 344 LPIs, an 8 KiB allocator bitmap kept inline.
 
 use core::alloc::Layout;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use its_core::addr::{Addr4K, Addr64K};
@@ -22,7 +22,6 @@ use crate::error::ItsError;
 
 /// The widest LPI INTID space this driver manages (bits).
 pub const MAX_LPI_ID_BITS: u8 = 16;
-const WORDS: usize = (1 << MAX_LPI_ID_BITS) / 64;
 
 /// Property byte: Group 1 (bit 1, RES1 in GICv3 for LPIs).
 const PROP_GROUP1: u8 = 1 << 1;
@@ -55,37 +54,48 @@ impl LpiRange {
     }
 }
 
-/// A first-fit allocator of contiguous LPI INTID ranges over a bitmap.
-pub struct LpiAllocator {
-    used: [u64; WORDS],
+/// A first-fit allocator of contiguous LPI INTID ranges over a bitmap kept in platform memory
+/// (8 KiB for 16-bit INTIDs), so it costs nothing on the stack.
+pub struct LpiAllocator<P: Platform> {
+    used: DmaBuf<P>,
     limit: u32,
 }
 
-impl LpiAllocator {
+impl<P: Platform> LpiAllocator<P> {
     /// An allocator of INTIDs 8192 up to 2^`id_bits` (at most 2^16).
-    pub const fn new(id_bits: u8) -> Self {
-        let bits = if id_bits > MAX_LPI_ID_BITS {
-            MAX_LPI_ID_BITS
-        } else {
-            id_bits
-        };
-        Self {
-            used: [0; WORDS],
-            limit: 1 << bits,
-        }
+    ///
+    /// # Errors
+    /// [`ItsError::Alloc`] for the bitmap.
+    pub fn new(platform: P, id_bits: u8) -> Result<Self, ItsError> {
+        let bits = id_bits.min(MAX_LPI_ID_BITS);
+        let limit = 1u32 << bits;
+        let layout = Layout::from_size_align((limit / 8) as usize, 8)
+            .map_err(|_| ItsError::Config("layout"))?;
+        Ok(Self {
+            used: DmaBuf::new(platform, layout)?,
+            limit,
+        })
+    }
+
+    fn word(&self, intid: u32) -> u64 {
+        self.used
+            .read_u64((intid / 64) as usize * 8)
+            .unwrap_or(u64::MAX)
     }
 
     fn is_used(&self, intid: u32) -> bool {
-        self.used[(intid / 64) as usize] & (1 << (intid % 64)) != 0
+        self.word(intid) & (1 << (intid % 64)) != 0
     }
 
-    fn set(&mut self, intid: u32, on: bool) {
-        let w = &mut self.used[(intid / 64) as usize];
-        if on {
-            *w |= 1 << (intid % 64)
+    fn set(&mut self, intid: u32, on: bool) -> Result<(), ItsError> {
+        let w = self.word(intid);
+        let w = if on {
+            w | 1 << (intid % 64)
         } else {
-            *w &= !(1 << (intid % 64))
-        }
+            w & !(1 << (intid % 64))
+        };
+        self.used.write_u64((intid / 64) as usize * 8, w)?;
+        Ok(())
     }
 
     /// Allocates `count` contiguous LPIs.
@@ -105,7 +115,7 @@ impl LpiAllocator {
                 Some(used) => start = used + 1,
                 None => {
                     for i in start..start + count {
-                        self.set(i, true);
+                        self.set(i, true)?;
                     }
                     let base = Lpi::new(start)?;
                     return Ok(LpiRange { base, count });
@@ -132,7 +142,7 @@ impl LpiAllocator {
             return Err(ItsError::BadLpi(i));
         }
         for i in r.base.get()..end {
-            self.set(i, false);
+            self.set(i, false)?;
         }
         Ok(())
     }
@@ -144,17 +154,72 @@ impl LpiAllocator {
 
     /// LPIs free.
     pub fn free_count(&self) -> u32 {
-        let used: u32 = self.used.iter().map(|w| w.count_ones()).sum();
-        self.limit - LPI_BASE - used
+        let used: u32 = (0..self.limit / 64)
+            .map(|w| self.word(w * 64).count_ones())
+            .sum();
+        self.limit - LPI_BASE - used.min(self.limit - LPI_BASE)
+    }
+}
+
+/// A redistributor's LPI pending table. The redistributor writes it while its LPIs are
+/// enabled, so dropping it keeps (leaks) its memory; [`Lpis::disable_redistributor`] frees it
+/// once the redistributor's LPIs are off.
+pub struct PendingTable<P: Platform> {
+    buf: DmaBuf<P>,
+    /// The redistributor's LPIs are off: the memory may be freed.
+    released: bool,
+}
+
+impl<P: Platform> PendingTable<P> {
+    /// The table's memory, to inspect (the redistributor owns its contents).
+    pub fn buffer(&self) -> &DmaBuf<P> {
+        &self.buf
+    }
+
+    /// Its physical address.
+    pub fn pa(&self) -> its_core::addr::PhysAddr {
+        self.buf.pa()
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether it is empty (never).
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+impl<P: Platform> Drop for PendingTable<P> {
+    fn drop(&mut self) {
+        if !self.released {
+            self.buf.leak_on_drop();
+        }
+    }
+}
+
+impl<P: Platform> core::fmt::Debug for PendingTable<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingTable")
+            .field("pa", &self.buf.pa())
+            .finish()
     }
 }
 
 /// The LPI property table shared by all redistributors, and the INTID allocator.
+///
+/// # Shutting down
+/// Each redistributor brought up with [`Lpis::init_redistributor`] reads the property table
+/// until [`Lpis::disable_redistributor`] turns its LPIs off; dropping `Lpis` while any still
+/// has LPIs on keeps (leaks) the table rather than free memory the GIC may read.
 pub struct Lpis<P: Platform> {
     prop: DmaBuf<P>,
+    users: AtomicUsize,
     id_bits: u8,
     flush: AtomicBool,
-    alloc: Mutex<LpiAllocator>,
+    alloc: Mutex<LpiAllocator<P>>,
     platform: P,
 }
 
@@ -181,11 +246,21 @@ impl<P: Platform + Clone> Lpis<P> {
         platform.dsb_sy();
         Ok(Self {
             prop,
+            users: AtomicUsize::new(0),
             id_bits,
             flush: AtomicBool::new(false),
-            alloc: Mutex::new(LpiAllocator::new(id_bits)),
+            alloc: Mutex::new(LpiAllocator::new(platform.clone(), id_bits)?),
             platform,
         })
+    }
+}
+
+impl<P: Platform> Drop for Lpis<P> {
+    fn drop(&mut self) {
+        if self.users.load(Ordering::Acquire) != 0 {
+            // A redistributor still has LPIs on and may read the table: keep it.
+            self.prop.leak_on_drop();
+        }
     }
 }
 
@@ -292,7 +367,7 @@ impl<P: Platform> Lpis<P> {
         &self,
         rd: &mut R,
         timeout: Duration,
-    ) -> Result<DmaBuf<P>, ItsError>
+    ) -> Result<PendingTable<P>, ItsError>
     where
         P: Clone,
     {
@@ -375,7 +450,53 @@ impl<P: Platform> Lpis<P> {
                 read: u32::from(rd.ctlr()).into(),
             });
         }
-        Ok(pend)
+        self.users.fetch_add(1, Ordering::AcqRel);
+        Ok(PendingTable {
+            buf: pend,
+            released: false,
+        })
+    }
+
+    /// Turns a redistributor's LPIs off (GICR_CTLR.EnableLPIs = 0, then GICR_CTLR.RWP) and
+    /// frees its pending table.
+    ///
+    /// # Errors
+    /// The table is handed back with [`ItsError::RegisterTimeout`] when RWP does not clear, or
+    /// [`ItsError::Unsupported`] when EnableLPIs cannot be cleared (GICR_CTLR.CES = 0).
+    pub fn disable_redistributor<R: RedistRegisters>(
+        &self,
+        rd: &mut R,
+        table: PendingTable<P>,
+        timeout: Duration,
+    ) -> Result<(), (PendingTable<P>, ItsError)> {
+        let c = rd.ctlr();
+        if !c.ces() && c.enable_lpis() {
+            return Err((
+                table,
+                ItsError::Unsupported("disabling LPIs (GICR_CTLR.CES = 0)"),
+            ));
+        }
+        rd.set_ctlr(c.with_enable_lpis(false));
+        if let Err(t) = poll_until(&self.platform, timeout, || !rd.ctlr().rwp()) {
+            return Err((
+                table,
+                ItsError::RegisterTimeout {
+                    what: "GICR_CTLR.RWP",
+                    waited_ns: t.waited_ns,
+                },
+            ));
+        }
+        if rd.ctlr().enable_lpis() {
+            return Err((
+                table,
+                ItsError::Unsupported("disabling LPIs (EnableLPIs stayed set)"),
+            ));
+        }
+        let mut table = table;
+        table.released = true;
+        drop(table);
+        self.users.fetch_sub(1, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -383,9 +504,15 @@ impl<P: Platform> Lpis<P> {
 mod tests {
     use super::*;
 
+    use its_core::fake::FakePlatform;
+
+    fn alloc(bits: u8) -> LpiAllocator<FakePlatform> {
+        LpiAllocator::new(FakePlatform::new(), bits).unwrap()
+    }
+
     #[test]
     fn allocator_first_fit_and_free() {
-        let mut a = LpiAllocator::new(14); // INTIDs 8192..16383: 8192 LPIs
+        let mut a = alloc(14); // INTIDs 8192..16383: 8192 LPIs
         assert_eq!(a.free_count(), 8192);
         let r1 = a.alloc(10).unwrap();
         assert_eq!(r1.base.get(), 8192);
@@ -406,18 +533,18 @@ mod tests {
 
     #[test]
     fn allocator_exhaustion() {
-        let mut a = LpiAllocator::new(14);
+        let mut a = alloc(14);
         assert!(a.alloc(8192).is_ok());
         assert_eq!(a.alloc(1), Err(ItsError::Exhausted("LPI INTIDs")));
         assert_eq!(a.alloc(0), Err(ItsError::Config("allocating zero LPIs")));
-        let mut b = LpiAllocator::new(14);
+        let mut b = alloc(14);
         assert!(b.alloc(8193).is_err());
         assert!(b.alloc(u32::MAX).is_err());
     }
 
     #[test]
     fn allocator_caps_id_bits() {
-        let mut a = LpiAllocator::new(32);
+        let mut a = alloc(32);
         assert_eq!(a.free_count(), 65536 - 8192);
         let r = a.alloc(65536 - 8192).unwrap();
         assert_eq!(r.iter().last().map(Lpi::get), Some(65535));

@@ -135,7 +135,7 @@ struct Inner<R, P: Platform> {
     flush: bool,
     trace: Trace,
     stats: QueueStats,
-    skipped: heapless::Deque<SkippedCmd, 32>,
+    skipped: heapless::Deque<SkippedCmd, 8>,
 }
 
 /// A command dropped by [`Recovery::Skip`].
@@ -246,6 +246,11 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         self.inner.lock().flush
     }
 
+    /// Makes dropping the queue keep the ring's memory (the ITS may still read it).
+    pub fn keep_memory(&mut self) {
+        self.inner.get_mut().buf.leak_on_drop();
+    }
+
     /// The counters.
     pub fn stats(&self) -> QueueStats {
         self.inner.lock().stats
@@ -256,7 +261,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         self.inner.lock().trace
     }
 
-    /// The commands of a posted batch that [`Recovery::Skip`] dropped (the most recent 32
+    /// The commands of a posted batch that [`Recovery::Skip`] dropped (the most recent 8
     /// skips are remembered), with their index in the batch.
     pub fn skipped_in(&self, batch: &Posted) -> heapless::Vec<(usize, SkippedCmd), 8> {
         let inner = self.inner.lock();

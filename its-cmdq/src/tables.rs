@@ -14,14 +14,11 @@ use core::alloc::Layout;
 
 use its_core::addr::{Addr4K, PageSize};
 use its_core::mmio::ItsRegisters;
-use its_core::platform::{DmaBuf, Platform};
+use its_core::platform::{DmaBuf, DmaSlots, Platform, SlotError};
 use its_core::regs::{BaserType, GitsBaser, ItsL1Entry, MemAttrs, Shareability};
 use spin::Mutex;
 
 use crate::error::ItsError;
-
-/// Second-level pages one two-level table can hold.
-pub const MAX_L2_PAGES: usize = 64;
 
 /// One ITS table and the memory behind it.
 pub struct ItsTable<P: Platform> {
@@ -33,8 +30,8 @@ pub struct ItsTable<P: Platform> {
     flush: bool,
     ids: u64,
     l1: Mutex<DmaBuf<P>>,
-    l2: Mutex<heapless::Vec<(usize, DmaBuf<P>), MAX_L2_PAGES>>,
-    platform: P,
+    /// Second-level pages, one slot per first-level entry (empty for flat tables).
+    l2: Mutex<DmaSlots<P>>,
 }
 
 impl<P: Platform> core::fmt::Debug for ItsTable<P> {
@@ -137,6 +134,11 @@ impl<P: Platform + Clone> ItsTable<P> {
                     // The zeros must be visible to an ITS that does not snoop.
                     l1.clean_all();
                 }
+                let psz = page.bytes();
+                let l2_layout = Layout::from_size_align(psz, psz)
+                    .map_err(|_| ItsError::Config("table layout"))?;
+                let l2_slots = if indirect { l1.len() / 8 } else { 0 };
+                let l2 = DmaSlots::new(platform.clone(), l2_slots, l2_layout)?;
                 return Ok(Self {
                     kind,
                     index,
@@ -146,8 +148,7 @@ impl<P: Platform + Clone> ItsTable<P> {
                     flush,
                     ids: covered.min(ids),
                     l1: Mutex::new(l1),
-                    l2: Mutex::new(heapless::Vec::new()),
-                    platform: platform.clone(),
+                    l2: Mutex::new(l2),
                 });
             }
         }
@@ -159,8 +160,7 @@ impl<P: Platform + Clone> ItsTable<P> {
     /// first use (two-level tables). Idempotent.
     ///
     /// # Errors
-    /// [`ItsError::TableTooSmall`] beyond the table, [`ItsError::Alloc`],
-    /// [`ItsError::Exhausted`] past [`MAX_L2_PAGES`] second-level pages.
+    /// [`ItsError::TableTooSmall`] beyond the table, [`ItsError::Alloc`].
     pub fn ensure(&self, id: u64) -> Result<(), ItsError> {
         if id >= self.ids {
             return Err(ItsError::TableTooSmall {
@@ -174,35 +174,33 @@ impl<P: Platform + Clone> ItsTable<P> {
         let per_page = self.page.bytes() as u64 / self.esz as u64;
         let l1_index = (id / per_page) as usize;
         let mut l2 = self.l2.lock();
-        if l2.iter().any(|(i, _)| *i == l1_index) {
+        let (pa, new) = l2.alloc(l1_index).map_err(|e| match e {
+            SlotError::OutOfRange(_) => ItsError::TableTooSmall {
+                table: name(self.kind),
+                id,
+            },
+            SlotError::Alloc(a) => ItsError::Alloc(a),
+        })?;
+        if !new {
             return Ok(());
         }
-        if l2.is_full() {
-            return Err(ItsError::Exhausted("second-level ITS table pages"));
-        }
-        let psz = self.page.bytes();
-        let layout =
-            Layout::from_size_align(psz, psz).map_err(|_| ItsError::Config("table layout"))?;
-        let page = DmaBuf::new(self.platform.clone(), layout)?;
-        let entry = ItsL1Entry::pointing_at(Addr4K::new(page.pa())?);
         if self.flush {
-            page.clean_all();
+            // The page's zeros must be visible to an ITS that does not snoop.
+            l2.clean(l1_index);
         }
-        {
-            let mut l1 = self.l1.lock();
-            l1.write_u64(l1_index * 8, entry.into())?;
-            if self.flush {
-                l1.clean(l1_index * 8, 8);
-            }
+        let entry = ItsL1Entry::pointing_at(Addr4K::new(pa)?);
+        let mut l1 = self.l1.lock();
+        l1.write_u64(l1_index * 8, entry.into())?;
+        if self.flush {
+            l1.clean(l1_index * 8, 8);
         }
-        // Orders the entry before any later command that uses it: the queue's own barrier or
+        // The entry is ordered before any later command that uses it: the queue's barrier or
         // clean comes before GITS_CWRITER, and the ITS reads the entry only for such commands.
-        if l2.push((l1_index, page)).is_err() {
-            return Err(ItsError::Exhausted("second-level ITS table pages"));
-        }
         Ok(())
     }
+}
 
+impl<P: Platform> ItsTable<P> {
     /// The (first-level) table's physical address.
     pub fn base(&self) -> its_core::addr::PhysAddr {
         self.l1.lock().pa()
@@ -216,6 +214,12 @@ impl<P: Platform + Clone> ItsTable<P> {
     /// Bytes per entry.
     pub fn entry_bytes(&self) -> usize {
         self.esz
+    }
+
+    /// Makes dropping the table keep its memory (the ITS may still use it).
+    pub fn keep_memory(&mut self) {
+        self.l1.get_mut().leak_on_drop();
+        self.l2.get_mut().leak_on_drop();
     }
 
     /// IDs the table covers.
@@ -245,11 +249,11 @@ impl<P: Platform + Clone> ItsTable<P> {
 
     /// Second-level pages allocated so far.
     pub fn l2_pages(&self) -> usize {
-        self.l2.lock().len()
+        self.l2.lock().used()
     }
 
     /// Bytes of memory the table uses now.
     pub fn bytes(&self) -> usize {
-        self.l1.lock().len() + self.l2.lock().len() * self.page.bytes()
+        self.l1.lock().len() + self.l2.lock().used() * self.page.bytes()
     }
 }

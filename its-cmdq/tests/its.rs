@@ -14,7 +14,7 @@ use its_core::addr::PageSize;
 use its_core::cmd::Command;
 use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
 use its_core::ids::{DeviceId, Lpi};
-use its_core::mmio::RedistRegisters;
+use its_core::mmio::{ItsRegisters, RedistRegisters};
 
 fn lpi(n: u32) -> Lpi {
     Lpi::new(n).unwrap()
@@ -254,39 +254,56 @@ fn bad_requests_are_refused_before_any_command() {
 #[test]
 fn allocation_failure_at_each_step_leaks_nothing() {
     // First count the allocations of a successful run.
-    let run =
-        |plat: &FakePlatform| -> Result<(), ItsError> {
-            let model = GicModel::new(ModelConfig::qemu(2), plat.clone());
-            let cfg = model.config();
-            let lpis = its_cmdq::Lpis::new(&common::dist(&cfg), plat.clone())?;
-            let mut pend = Vec::new();
-            for c in 0..2 {
-                pend.push(lpis.init_redistributor(
-                    &mut model.redist(c),
-                    core::time::Duration::from_millis(1),
-                )?);
+    // A hypervisor's whole lifetime: bring-up, maps, teardown, shutdown. Whatever fails, the
+    // shutdown still runs (as a hypervisor's error path would), so nothing may stay allocated.
+    let run = |plat: &FakePlatform| -> Result<(), ItsError> {
+        let model = GicModel::new(ModelConfig::qemu(2), plat.clone());
+        let cfg = model.config();
+        let t = core::time::Duration::from_millis(1);
+        let lpis = its_cmdq::Lpis::new(&common::dist(&cfg), plat.clone())?;
+        let mut pend = Vec::new();
+        let mut result = Ok(());
+        for c in 0..2 {
+            match lpis.init_redistributor(&mut model.redist(c), t) {
+                Ok(p) => pend.push(p),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            let its = Its::new(
-                model.its(0),
-                plat.clone(),
-                &redists(&model),
-                its_config(&cfg, 0x1_0000),
-            )?;
-            let mut dev = its.map_device(DeviceId::new(70), 8)?;
-            // A device must be unmapped before it is dropped (dropping a mapped device keeps its
-            // ITT on purpose), so unmap on the error paths too.
-            let rest = (|| {
-                its.map_event(&mut dev, 3, lpi(8200), 1)?;
-                let mut dev2 = its.map_device(DeviceId::new(40000), 2)?;
-                let mapped = its.map_event(&mut dev2, 0, lpi(8201), 0);
-                its.unmap_device(dev2).map_err(|e| e.error)?;
-                mapped
+        }
+        if result.is_ok() {
+            result = (|| {
+                let its = Its::new(
+                    model.its(0),
+                    plat.clone(),
+                    &redists(&model),
+                    its_config(&cfg, 0x1_0000),
+                )?;
+                let maps = (|| {
+                    let mut dev = its.map_device(DeviceId::new(70), 8)?;
+                    let rest = (|| {
+                        its.map_event(&mut dev, 3, lpi(8200), 1)?;
+                        let mut dev2 = its.map_device(DeviceId::new(40000), 2)?;
+                        let mapped = its.map_event(&mut dev2, 0, lpi(8201), 0);
+                        its.unmap_device(dev2).map_err(|e| e.error)?;
+                        mapped
+                    })();
+                    its.unmap_device(dev).map_err(|e| e.error)?;
+                    rest
+                })();
+                its.disable(t)?;
+                maps
             })();
-            its.unmap_device(dev).map_err(|e| e.error)?;
-            rest?;
-            model.assert_no_errors();
-            Ok(())
-        };
+        }
+        for (c, p) in pend.into_iter().enumerate() {
+            if let Err((_, e)) = lpis.disable_redistributor(&mut model.redist(c), p, t) {
+                result = result.and(Err(e));
+            }
+        }
+        model.assert_no_errors();
+        result
+    };
     let plat = FakePlatform::new();
     run(&plat).unwrap();
     assert_eq!(plat.live_bytes(), 0);
@@ -462,4 +479,79 @@ fn gicv41_capabilities_are_probed() {
     assert!(r.model.redist(0).typer().rvpeid());
     assert!(r.model.redist(0).typer().direct_lpi());
     r.model.assert_no_errors();
+}
+
+#[test]
+fn shutdown_frees_memory_only_once_the_gic_stops_using_it() {
+    let plat = FakePlatform::new();
+    let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
+    let cfg = model.config();
+    let t = core::time::Duration::from_millis(1);
+    let lpis = its_cmdq::Lpis::new(&common::dist(&cfg), plat.clone()).unwrap();
+    let pend = lpis.init_redistributor(&mut model.redist(0), t).unwrap();
+    let before_its = plat.live_bytes();
+    // An ITS dropped while enabled keeps its tables and queue: the ITS may still read them.
+    let its = Its::new(
+        model.its(0),
+        plat.clone(),
+        &redists(&model),
+        its_config(&cfg, 0x1_0000),
+    )
+    .unwrap();
+    let its_bytes = plat.live_bytes() - before_its;
+    drop(its);
+    // Only the driver's own bookkeeping (the mapped-device list) is freed.
+    assert_eq!(
+        plat.live_bytes(),
+        before_its + its_bytes - its_cmdq::MAX_DEVICES * 4
+    );
+    // A disabled one frees everything.
+    let model2 = GicModel::new(ModelConfig::qemu(1), plat.clone());
+    let before = plat.live_bytes();
+    let its = Its::new(
+        model2.its(0),
+        plat.clone(),
+        &redists(&model2),
+        its_config(&cfg, 0x1_0000),
+    )
+    .unwrap();
+    its.disable(t).unwrap();
+    assert!(its.is_dead(), "a disabled ITS takes no more work");
+    assert!(model2.its(0).ctlr().quiescent());
+    drop(its);
+    assert_eq!(plat.live_bytes(), before);
+    // A pending table dropped while its redistributor has LPIs on is kept; disabling frees it.
+    let pend_bytes = pend.len();
+    let live = plat.live_bytes();
+    lpis.disable_redistributor(&mut model.redist(0), pend, t)
+        .unwrap();
+    assert_eq!(plat.live_bytes(), live - pend_bytes);
+    assert!(!model.redist(0).ctlr().enable_lpis());
+    let prop = plat.live_bytes();
+    drop(lpis);
+    assert!(
+        plat.live_bytes() < prop,
+        "no redistributor uses the property table any more"
+    );
+    model.assert_no_errors();
+}
+
+#[test]
+fn lpis_dropped_while_a_redistributor_uses_them_keep_the_table() {
+    let plat = FakePlatform::new();
+    let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
+    let lpis = its_cmdq::Lpis::new(&common::dist(&model.config()), plat.clone()).unwrap();
+    let pend = lpis
+        .init_redistributor(&mut model.redist(0), core::time::Duration::from_millis(1))
+        .unwrap();
+    let live = plat.live_bytes();
+    drop(pend);
+    drop(lpis);
+    // Only the allocator's bitmap (2^16 bits) is freed: the redistributor still reads the
+    // property and pending tables.
+    assert_eq!(
+        plat.live_bytes(),
+        live - 0x2000,
+        "the redistributor still reads both tables"
+    );
 }

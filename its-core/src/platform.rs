@@ -235,6 +235,7 @@ pub struct DmaBuf<P: DmaAlloc> {
     va: NonNull<u8>,
     pa: PhysAddr,
     layout: Layout,
+    leak: bool,
 }
 
 // SAFETY: a DmaBuf exclusively owns its memory, like a `Box<[u8]>`; moving it to another
@@ -270,7 +271,46 @@ impl<P: DmaAlloc> DmaBuf<P> {
             va,
             pa,
             layout,
+            leak: false,
         })
+    }
+
+    /// Makes dropping this buffer keep its memory instead of freeing it: for memory the GIC
+    /// may still use (a table of an ITS that could not be disabled).
+    pub fn leak_on_drop(&mut self) {
+        self.leak = true;
+    }
+
+    /// Gives up ownership without freeing: returns the region, which the caller must later
+    /// free with [`DmaBuf::from_region`] (or `dealloc`). For tables that keep many buffers as
+    /// raw records in DMA memory rather than as `DmaBuf`s on the stack.
+    pub fn into_region(self) -> DmaRegion {
+        let me = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never used or dropped again, so the platform handle is moved out of
+        // it exactly once (and dropped normally at the end of this function).
+        let _platform = unsafe { core::ptr::read(&me.platform) };
+        DmaRegion {
+            va: me.va,
+            pa: me.pa,
+            layout: me.layout,
+        }
+    }
+
+    /// Takes back ownership of a region.
+    ///
+    /// # Safety
+    /// `region` came from [`DmaBuf::into_region`] of a buffer allocated from `platform` (or
+    /// from `platform.alloc_zeroed`), is not owned by anything else, and is freed only through
+    /// the returned buffer.
+    pub unsafe fn from_region(platform: P, region: DmaRegion) -> Self {
+        let DmaRegion { va, pa, layout } = region;
+        Self {
+            platform,
+            va,
+            pa,
+            layout,
+            leak: false,
+        }
     }
 
     /// The physical address.
@@ -500,6 +540,9 @@ impl<P: DmaAlloc + CacheMaint> DmaBuf<P> {
 
 impl<P: DmaAlloc> Drop for DmaBuf<P> {
     fn drop(&mut self) {
+        if self.leak {
+            return;
+        }
         let region = DmaRegion {
             va: self.va,
             pa: self.pa,
@@ -509,5 +552,153 @@ impl<P: DmaAlloc> Drop for DmaBuf<P> {
         // only here, once, and the owner guarantees the GIC no longer references it (see
         // "Why dropping is safe").
         unsafe { self.platform.dealloc(region) };
+    }
+}
+
+/// Why a [`DmaSlots`] operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SlotError {
+    /// No such slot.
+    #[error("slot {0} out of range")]
+    OutOfRange(usize),
+    /// Out of memory.
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+}
+
+/// A set of DMA allocations of one layout, indexed by slot and allocated on demand: the
+/// second-level pages of a two-level table. Its bookkeeping (CPU and physical address of each
+/// slot) lives in DMA memory too, so a large table costs nothing on the stack. Every page is
+/// freed when the set is dropped.
+pub struct DmaSlots<P: DmaAlloc> {
+    records: DmaBuf<P>,
+    layout: Layout,
+    slots: usize,
+    used: usize,
+}
+
+impl<P: DmaAlloc + Clone> DmaSlots<P> {
+    /// `slots` empty slots for allocations of `layout`.
+    ///
+    /// # Errors
+    /// [`AllocError`] for the bookkeeping.
+    pub fn new(platform: P, slots: usize, layout: Layout) -> Result<Self, AllocError> {
+        let bytes = slots.max(1).saturating_mul(16);
+        let rl = Layout::from_size_align(bytes, 8).map_err(|_| AllocError {
+            size: bytes,
+            align: 8,
+        })?;
+        let records = DmaBuf::new(platform, rl)?;
+        Ok(Self {
+            records,
+            layout,
+            slots,
+            used: 0,
+        })
+    }
+
+    /// Allocates slot `slot` (zeroed) if it is empty; returns its physical address and whether
+    /// it was just allocated.
+    ///
+    /// # Errors
+    /// [`SlotError::OutOfRange`], [`SlotError::Alloc`].
+    pub fn alloc(&mut self, slot: usize) -> Result<(PhysAddr, bool), SlotError> {
+        if let Some((_, pa)) = self.get(slot)? {
+            return Ok((pa, false));
+        }
+        let buf = DmaBuf::new(self.records.platform().clone(), self.layout)?;
+        let region = buf.into_region();
+        let (va, pa) = (region.va.as_ptr() as usize as u64, region.pa.get());
+        let stored = self
+            .records
+            .write_u64(slot * 16, va)
+            .and_then(|()| self.records.write_u64(slot * 16 + 8, pa));
+        if stored.is_err() {
+            // SAFETY: `region` came from `into_region` of a buffer from this platform and is
+            // owned by nothing else.
+            drop(unsafe { DmaBuf::from_region(self.records.platform().clone(), region) });
+            return Err(SlotError::OutOfRange(slot));
+        }
+        self.used += 1;
+        Ok((PhysAddr::new(pa), true))
+    }
+}
+
+impl<P: DmaAlloc> DmaSlots<P> {
+    /// Makes dropping the set keep every allocation (see [`DmaBuf::leak_on_drop`]).
+    pub fn leak_on_drop(&mut self) {
+        self.records.leak_on_drop();
+    }
+
+    /// Slot `slot`'s CPU and physical address, if allocated.
+    ///
+    /// # Errors
+    /// [`SlotError::OutOfRange`].
+    pub fn get(&self, slot: usize) -> Result<Option<(NonNull<u8>, PhysAddr)>, SlotError> {
+        if slot >= self.slots {
+            return Err(SlotError::OutOfRange(slot));
+        }
+        let va = self
+            .records
+            .read_u64(slot * 16)
+            .map_err(|_| SlotError::OutOfRange(slot))?;
+        let pa = self
+            .records
+            .read_u64(slot * 16 + 8)
+            .map_err(|_| SlotError::OutOfRange(slot))?;
+        Ok(NonNull::new(va as usize as *mut u8).map(|v| (v, PhysAddr::new(pa))))
+    }
+
+    /// Slots allocated.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Slots in the set.
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    /// The layout of each allocation.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+}
+
+impl<P: DmaAlloc + CacheMaint + Clone> DmaSlots<P> {
+    /// Cleans slot `slot`'s whole allocation to the point of coherency (if allocated).
+    pub fn clean(&self, slot: usize) {
+        if let Ok(Some((va, _))) = self.get(slot) {
+            self.records.platform().clean_to_poc(va, self.layout.size());
+        }
+    }
+}
+
+impl<P: DmaAlloc> Drop for DmaSlots<P> {
+    fn drop(&mut self) {
+        if self.records.leak {
+            return;
+        }
+        for slot in 0..self.slots {
+            let (Ok(va), Ok(pa)) = (
+                self.records.read_u64(slot * 16),
+                self.records.read_u64(slot * 16 + 8),
+            ) else {
+                continue;
+            };
+            let Some(va) = NonNull::new(va as usize as *mut u8) else {
+                continue;
+            };
+            let region = DmaRegion {
+                va,
+                pa: PhysAddr::new(pa),
+                layout: self.layout,
+            };
+            // SAFETY: the record was written by `alloc` from a region of `into_region` of a
+            // buffer from this platform with this layout; this set owns it alone and frees it
+            // only here, once. The owner guarantees the GIC no longer uses it (as for DmaBuf).
+            unsafe { self.records.platform().dealloc(region) };
+        }
     }
 }

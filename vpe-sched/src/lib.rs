@@ -44,7 +44,7 @@ use its_core::caps::RedistCaps;
 use its_core::cmd::{Command, ItsVersion};
 use its_core::ids::{RdBase, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_core::platform::{Platform, poll_until};
+use its_core::platform::{DmaBuf, Platform, poll_until};
 use its_core::regs::{GicrVpendbaser, GicrVpropbaser, GicrVpropbaserV41, MemAttrs};
 use spin::Mutex;
 
@@ -84,21 +84,30 @@ pub struct Descheduled {
     pub dirty_timeout: bool,
 }
 
-struct VpeIds {
-    used: [u64; 1024],
+/// The vPE ID allocator: a bitmap in platform memory (8 KiB for 16-bit IDs).
+struct VpeIds<P: Platform> {
+    used: DmaBuf<P>,
     limit: u32,
 }
 
-impl VpeIds {
+impl<P: Platform> VpeIds<P> {
+    fn word(&self, i: u32) -> u64 {
+        self.used
+            .read_u64((i / 64) as usize * 8)
+            .unwrap_or(u64::MAX)
+    }
+
     fn alloc(&mut self) -> Option<VpeId> {
-        let i = (0..self.limit).find(|&i| self.used[(i / 64) as usize] & (1 << (i % 64)) == 0)?;
-        self.used[(i / 64) as usize] |= 1 << (i % 64);
+        let i = (0..self.limit).find(|&i| self.word(i) & (1 << (i % 64)) == 0)?;
+        let w = self.word(i) | 1 << (i % 64);
+        self.used.write_u64((i / 64) as usize * 8, w).ok()?;
         Some(VpeId::new(i as u16))
     }
 
     fn free(&mut self, id: VpeId) {
         let i = u32::from(id.get());
-        self.used[(i / 64) as usize] &= !(1 << (i % 64));
+        let w = self.word(i) & !(1 << (i % 64));
+        let _ = self.used.write_u64((i / 64) as usize * 8, w);
     }
 }
 
@@ -107,7 +116,7 @@ pub struct GicV4<'a, R: ItsRegisters, P: Platform> {
     its: &'a [Its<R, P>],
     lpis: &'a Lpis<P>,
     doorbells: &'a Doorbells<'a, R, P>,
-    ids: Mutex<VpeIds>,
+    ids: Mutex<VpeIds<P>>,
     vmovp_seq: Mutex<u16>,
     resident: [AtomicU32; MAX_CPUS],
     version: ItsVersion,
@@ -155,14 +164,15 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         let limit = first.vpe_table().map_or(0, |t| {
             t.ids().min(1 << first.caps().vpe_id_bits).min(1 << 16)
         }) as u32;
+        let bitmap =
+            core::alloc::Layout::from_size_align(((limit as usize).div_ceil(64) * 8).max(8), 8)
+                .map_err(|_| VpeError::Config("layout"))?;
+        let used = DmaBuf::new(first.platform().clone(), bitmap)?;
         Ok(Self {
             its,
             lpis,
             doorbells,
-            ids: Mutex::new(VpeIds {
-                used: [0; 1024],
-                limit,
-            }),
+            ids: Mutex::new(VpeIds { used, limit }),
             vmovp_seq: Mutex::new(0),
             resident: [const { AtomicU32::new(0) }; MAX_CPUS],
             version,

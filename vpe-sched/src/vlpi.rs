@@ -3,7 +3,7 @@
 
 use its_cmdq::{Device, EventState, Its, PhysMapping, SyncTarget, VirtMapping};
 use its_core::cmd::{Command, ItsVersion};
-use its_core::ids::{EventId, IntId, SgiId, SgiPriority, VLpi};
+use its_core::ids::{DeviceId, EventId, IntId, SgiId, SgiPriority, VLpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::platform::Platform;
 use its_core::regs::GicrInvallr;
@@ -90,10 +90,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// mapping are DISCARDed (then SYNC) in a first batch; then VMAPTI for each, then one
     /// VSYNC per vPE. The host mapping is remembered, to restore on unmap.
     ///
+    /// The driver's records change only for what the ITS did: if a DISCARD stalls, every host
+    /// mapping of the batch is put back and nothing is mapped; if a VMAPTI stalls, that event
+    /// gets its host mapping back (if it had one) and stays unforwarded.
+    ///
     /// # Errors
     /// [`VpeError::AlreadyForwarded`] (VMAPTI over a live mapping is UNPREDICTABLE),
-    /// [`VpeError::VintidOutOfRange`], [`VpeError::NoSuchVpe`], ITS errors (a stalled command
-    /// leaves its event as it was).
+    /// [`VpeError::VintidOutOfRange`], [`VpeError::NoSuchVpe`], ITS errors.
     pub fn map_vlpis(
         &self,
         its: &Its<R, P>,
@@ -103,6 +106,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     ) -> Result<(), VpeError> {
         let mut syncs: heapless::Vec<SyncTarget, 64> = heapless::Vec::new();
         let mut phys_syncs: heapless::Vec<SyncTarget, 64> = heapless::Vec::new();
+        let mut nphys = 0;
         for (k, &(event, vpe, c)) in items.iter().enumerate() {
             let s = dev.event(event)?;
             if s.virt.is_some() || items[..k].iter().any(|x| x.0 == event) {
@@ -119,6 +123,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                     .map_err(|_| VpeError::Config("more than 64 vPEs in one batch"))?;
             }
             if let Some(p) = s.phys {
+                nphys += 1;
                 let t = SyncTarget::Redist(its.cpu(p.cpu.into())?.rdbase);
                 if !phys_syncs.contains(&t) {
                     phys_syncs
@@ -131,86 +136,65 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             vm.set_property(c.vintid.get(), c.priority, c.enabled)?;
         }
         let id = dev.id();
+        let dev_ro: &Device<P> = dev;
+        // The j-th item that has a host mapping, found by scanning (no buffer on the stack).
+        let phys_item = |j: usize| -> (u32, Option<PhysMapping>) {
+            items
+                .iter()
+                .filter_map(|x| {
+                    dev_ro
+                        .event(x.0)
+                        .ok()
+                        .and_then(|s| s.phys)
+                        .map(|p| (x.0, Some(p)))
+                })
+                .nth(j)
+                .unwrap_or((0, None))
+        };
         // DISCARD the host mappings first: VMAPTI must not land on a live ITE.
-        let phys: heapless::Vec<(usize, u32, PhysMapping), 256> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(k, x)| {
-                dev.event(x.0)
-                    .ok()
-                    .and_then(|s| s.phys)
-                    .map(|p| (k, x.0, p))
-            })
-            .take(256)
-            .collect();
-        let mut discarded_ok: heapless::Vec<bool, 256> = heapless::Vec::new();
-        if !phys.is_empty() {
+        if nphys > 0 {
             let out = Self::run(
                 its,
-                phys.len(),
-                |i| Command::Discard {
+                nphys,
+                |j| Command::Discard {
                     device: id,
-                    event: EventId::new(phys[i].1),
+                    event: EventId::new(phys_item(j).0),
                 },
                 &phys_syncs,
             )?;
-            for i in 0..phys.len() {
-                let _ = discarded_ok.push(!out.was_skipped(i));
-                if out.was_skipped(i) {
-                    continue;
-                }
-                // The host mapping is gone from the ITS; remember it for restoring.
-                dev.set_event(
-                    phys[i].1,
-                    EventState {
-                        phys: Some(phys[i].2),
-                        virt: None,
-                    },
-                )?;
-            }
             if let Some(e) = out.error() {
-                // Events whose DISCARD stalled keep their host mapping; map none of the batch.
-                for (i, &(_, ev, p)) in phys.iter().enumerate() {
-                    if discarded_ok.get(i).copied().unwrap_or(false) {
-                        // Put the host mapping back so the device keeps working.
-                        let cpu = usize::from(p.cpu);
-                        let icid = its.cpu(cpu)?.icid;
-                        let r = Self::run(
-                            its,
-                            1,
-                            |_| Command::Mapti {
-                                device: id,
-                                event: EventId::new(ev),
-                                pintid: p.lpi.intid(),
-                                icid,
-                            },
-                            &[SyncTarget::Redist(its.cpu(cpu)?.rdbase)],
-                        )?;
-                        Self::first_error(&r)?;
+                for j in (0..nphys).filter(|&j| !out.was_skipped(j)) {
+                    if let (event, Some(p)) = phys_item(j) {
+                        Self::restore_phys(its, id, event, p)?;
                     }
                 }
                 return Err(VpeError::Its(e));
             }
         }
-        let mut cmds: heapless::Vec<Command, 256> = heapless::Vec::new();
-        for &(event, vpe, c) in items {
-            let db = self.doorbell_field(vm, vpe, c.enabled, c.doorbell)?;
-            let v = vm.vpe(vpe)?;
-            cmds.push(Command::Vmapti {
+        let command = |k: usize| {
+            let (event, vpe, c) = items[k];
+            let db = self
+                .doorbell_field(vm, vpe, c.enabled, c.doorbell)
+                .unwrap_or(IntId::NONE);
+            let vpe_id = vm.vpe(vpe).map(|v| v.id).unwrap_or_default();
+            Command::Vmapti {
                 device: id,
                 event: EventId::new(event),
-                vpe: v.id,
+                vpe: vpe_id,
                 vintid: c.vintid.intid(),
                 db,
-            })
-            .map_err(|_| VpeError::Config("at most 256 vLPIs per batch"))?;
-        }
-        let out = Self::run(its, cmds.len(), |i| cmds[i], &syncs)?;
+            }
+        };
+        let out = Self::run(its, items.len(), command, &syncs)?;
         for (k, &(event, vpe, c)) in items.iter().enumerate() {
+            let s = dev.event(event)?;
             if out.was_skipped(k) {
+                // Discarded but not forwarded: give the event its host mapping back.
+                if let Some(p) = s.phys {
+                    Self::restore_phys(its, id, event, p)?;
+                }
                 continue;
             }
-            let s = dev.event(event)?;
             let v = vm.vpe(vpe)?;
             dev.set_event(
                 event,
@@ -225,6 +209,28 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             )?;
             v.vlpis.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         }
+        Self::first_error(&out)
+    }
+
+    /// Puts a host mapping back (MAPTI, then SYNC).
+    fn restore_phys(
+        its: &Its<R, P>,
+        id: DeviceId,
+        event: u32,
+        p: PhysMapping,
+    ) -> Result<(), VpeError> {
+        let t = *its.cpu(p.cpu.into())?;
+        let out = Self::run(
+            its,
+            1,
+            |_| Command::Mapti {
+                device: id,
+                event: EventId::new(event),
+                pintid: p.lpi.intid(),
+                icid: t.icid,
+            },
+            &[SyncTarget::Redist(t.rdbase)],
+        )?;
         Self::first_error(&out)
     }
 

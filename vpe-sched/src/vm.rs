@@ -337,16 +337,25 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     }
 
     fn vmapp_all(&self, its: &Its<R, P>, vm: &Vm<P>, valid: bool) -> Result<(), VpeError> {
-        let n = vm.vpes.len();
         let v41 = its.caps().version == ItsVersion::V4_1;
         let size = IdBits::new(vm.vintid_bits)?;
         let vconf = VconfAddr::new(vm.prop.pa())?;
-        let mut cmds: heapless::Vec<Command, { 2 * MAX_VPES }> = heapless::Vec::new();
+        // Check every vPE's target and VPT first, so the batch below cannot fail half-built.
         for v in &vm.vpes {
-            let cpu = v.state.lock().affinity;
-            let rdbase = Self::rdbase(its, cpu)?;
-            let vpt = VptAddr::new(v.vpt.pa())?;
-            let c = if v41 {
+            Self::rdbase(its, v.state.lock().affinity)?;
+            VptAddr::new(v.vpt.pa())?;
+        }
+        // One VMAPP per vPE, followed by a VINVALL when mapping; built per index, so a large
+        // VM needs no command buffer on the stack.
+        let per_vpe = if valid { 2 } else { 1 };
+        let command = |i: usize| {
+            let v = &vm.vpes[i / per_vpe];
+            if i % per_vpe == 1 {
+                return Command::Vinvall { vpe: v.id };
+            }
+            let rdbase = Self::rdbase(its, v.state.lock().affinity).unwrap_or_default();
+            let vpt = VptAddr::from_field(v.vpt.pa().get() >> 16);
+            if v41 {
                 Command::VmappV41 {
                     vpe: v.id,
                     rdbase,
@@ -370,18 +379,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                     vpt,
                     vpt_size: size,
                 }
-            };
-            let _ = cmds.push(c);
-            if valid {
-                let _ = cmds.push(Command::Vinvall { vpe: v.id });
             }
-        }
+        };
         let syncs: heapless::Vec<SyncTarget, MAX_VPES> =
             vm.vpes.iter().map(|v| SyncTarget::Vpe(v.id)).collect();
         // GICv4.1: unmapping a vPE is self-synchronising.
         let syncs: &[SyncTarget] = if !valid && v41 { &[] } else { &syncs };
-        let _ = n;
-        let out = Self::run(its, cmds.len(), |i| cmds[i], syncs)?;
+        let out = Self::run(its, vm.vpes.len() * per_vpe, command, syncs)?;
         Self::first_error(&out)
     }
 

@@ -15,7 +15,6 @@ use its_core::cmd::{Command, ItsVersion};
 use its_core::fake::{AllocFaults, FakePlatform, GicModel, ItsHandle, ModelConfig, RedistHandle};
 use its_core::ids::{DeviceId, SgiId, SgiPriority, VLpi};
 use its_core::mmio::RedistRegisters;
-use its_core::platform::DmaBuf;
 use its_core::regs::GicdTyper;
 use vpe_sched::{
     GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
@@ -31,7 +30,7 @@ struct Rig {
     lpis: &'static Lpis<P>,
     dbs: &'static Doorbells<'static, ItsHandle, P>,
     g: G,
-    _pend: Vec<DmaBuf<P>>,
+    _pend: Vec<its_cmdq::PendingTable<P>>,
 }
 
 fn dist(cfg: &ModelConfig) -> DistCaps {
@@ -760,4 +759,80 @@ fn batched_vlpi_map_costs_one_cwriter_write() {
     assert_eq!(s.commands - before.commands, 257, "256 VMAPTI + 1 VSYNC");
     assert_eq!(s.cwriter_writes - before.cwriter_writes, 1);
     r.model.assert_no_errors();
+}
+
+#[test]
+fn stalled_vmapti_gives_the_event_its_host_lpi_back() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let host = r.lpis.alloc(2).unwrap();
+    for l in host.iter() {
+        r.lpis.configure(l, 0xa0, true).unwrap();
+    }
+    let mut dev = r.device(1, 2);
+    r.its[0]
+        .map_events(&mut dev, &[(0, host.base, 0), (1, host.get(1).unwrap(), 0)])
+        .unwrap();
+    // DISCARD, DISCARD, SYNC, then VMAPTI(0) stalls.
+    let done = r.model.counters(0).0;
+    r.model.stall_at(0, Some(done + 3));
+    let e =
+        r.g.map_vlpis(
+            &r.its[0],
+            &mut dev,
+            &vm,
+            &[(0, 0, cfg(8192, true)), (1, 0, cfg(8193, true))],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, VpeError::Its(its_cmdq::ItsError::Stalled { .. })),
+        "{e:?}"
+    );
+    // Event 0 is a host LPI again, on the ITS and in the records; event 1 is forwarded.
+    assert!(dev.event(0).unwrap().virt.is_none());
+    assert!(
+        r.model
+            .ite(0, 1, 0)
+            .is_some_and(|i| i.physical && i.intid == host.base.get())
+    );
+    assert!(dev.event(1).unwrap().virt.is_some());
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_lpi(0), Some(host.base.get()));
+    assert_eq!(
+        r.model.errors().len(),
+        1,
+        "only the injected stall: {:?}",
+        r.model.errors()
+    );
+}
+
+#[test]
+fn stalled_discard_maps_nothing_and_restores_the_batch() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let host = r.lpis.alloc(2).unwrap();
+    let mut dev = r.device(1, 2);
+    r.its[0]
+        .map_events(&mut dev, &[(0, host.base, 0), (1, host.get(1).unwrap(), 0)])
+        .unwrap();
+    let done = r.model.counters(0).0;
+    r.model.stall_at(0, Some(done + 1)); // the second DISCARD
+    let e =
+        r.g.map_vlpis(
+            &r.its[0],
+            &mut dev,
+            &vm,
+            &[(0, 0, cfg(8192, true)), (1, 0, cfg(8193, true))],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, VpeError::Its(its_cmdq::ItsError::Stalled { .. })),
+        "{e:?}"
+    );
+    for ev in 0..2 {
+        assert!(dev.event(ev).unwrap().virt.is_none());
+        let ite = r.model.ite(0, 1, ev).expect("host mapping in place");
+        assert!(ite.physical && ite.intid == host.base.get() + ev);
+    }
+    assert_eq!(vm.vpe(0).unwrap().vlpis(), 0);
 }

@@ -9,7 +9,6 @@ use its_core::addr::PhysAddr;
 use its_core::caps::DistCaps;
 use its_core::fake::{FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::mmio::RedistRegisters;
-use its_core::platform::DmaBuf;
 use its_core::regs::GicdTyper;
 
 pub type P = FakePlatform;
@@ -19,7 +18,7 @@ pub struct Rig {
     pub model: GicModel,
     pub plat: P,
     pub lpis: Lpis<P>,
-    pub pending: Vec<DmaBuf<P>>,
+    pub pending: Vec<its_cmdq::PendingTable<P>>,
     pub its: TestIts,
 }
 
@@ -42,7 +41,7 @@ pub fn redists(model: &GicModel) -> Vec<RedistInfo> {
 }
 
 /// LPIs brought up on every redistributor.
-pub fn lpis(model: &GicModel, plat: &P) -> (Lpis<P>, Vec<DmaBuf<P>>) {
+pub fn lpis(model: &GicModel, plat: &P) -> (Lpis<P>, Vec<its_cmdq::PendingTable<P>>) {
     let cfg = model.config();
     let lpis = Lpis::new(&dist(&cfg), plat.clone()).expect("LPI tables");
     let pending = (0..cfg.cpus)

@@ -23,7 +23,6 @@
 //! it). [`Gic`]'s `Drop` disables the ITS (waiting for Quiescent) and each redistributor's LPIs
 //! (waiting for RWP) first, and leaks, rather than frees, whatever it could not disable.
 
-use core::mem::ManuallyDrop;
 use core::ops::Deref;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
@@ -33,14 +32,12 @@ use common::gic_platform::HwPlatform;
 use common::platform::{GICD_BASE, GICR_BASE, GICR_REGION_SIZE, GICR_STRIDE, GITS_BASE, MAX_CPUS};
 use common::sync::{SpinLock, SpinLockGuard};
 use common::timer;
-use its_cmdq::{Its, ItsConfig, ItsError, Lpis, QueueConfig, RedistInfo};
+use its_cmdq::{Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::DistCaps;
 use its_core::ids::{LPI_BASE, Lpi};
-use its_core::mmio::{
-    GicdRegs, GicrRegs, GitsRegs, GitsTranslationRegs, ItsRegisters, RedistRegisters,
-};
-use its_core::platform::{CacheMaint, DmaBuf};
+use its_core::mmio::{GicdRegs, GicrRegs, GitsRegs, GitsTranslationRegs};
+use its_core::platform::CacheMaint;
 use its_core::regs::{GicdCtlr, GicrTyper};
 use safe_mmio::{UniqueMmioPointer, field, field_shared};
 
@@ -155,9 +152,9 @@ pub struct Gic {
     pub redists: [Option<RedistInfo>; MAX_CPUS],
     /// Number of CPUs (redistributors) in use.
     pub cpus: usize,
-    lpis: ManuallyDrop<Lpis<HwPlatform>>,
-    its: ManuallyDrop<HwIts>,
-    pending: [Option<DmaBuf<HwPlatform>>; MAX_CPUS],
+    lpis: Lpis<HwPlatform>,
+    its: HwIts,
+    pending: [Option<PendingTable<HwPlatform>>; MAX_CPUS],
 }
 
 /// Why bring-up failed.
@@ -244,12 +241,13 @@ impl Gic {
             return Err(BringUpError::NoRedistributor);
         }
         let lpis = Lpis::new(&dist, HwPlatform)?;
-        let mut pending: [Option<DmaBuf<HwPlatform>>; MAX_CPUS] = [const { None }; MAX_CPUS];
+        let mut pending: [Option<PendingTable<HwPlatform>>; MAX_CPUS] = [const { None }; MAX_CPUS];
         // On failure past this point, redistributors may already use the property table and
-        // their pending tables: leak them rather than free memory the GIC may read.
-        let leak = |lpis, pending| {
-            core::mem::forget::<Lpis<HwPlatform>>(lpis);
-            core::mem::forget::<[Option<DmaBuf<HwPlatform>>; MAX_CPUS]>(pending);
+        // their pending tables: dropping them keeps that memory (the driver's rule), so the
+        // error paths just drop them.
+        let leak = |lpis: Lpis<HwPlatform>, pending| {
+            drop::<[Option<PendingTable<HwPlatform>>; MAX_CPUS]>(pending);
+            drop(lpis);
         };
         for cpu in 0..cpus {
             // SAFETY: CPU `cpu`'s redistributor was found above; this pointer is the only
@@ -294,8 +292,8 @@ impl Gic {
             dist,
             redists,
             cpus,
-            lpis: ManuallyDrop::new(lpis),
-            its: ManuallyDrop::new(its),
+            lpis,
+            its,
             pending,
         });
         Ok(())
@@ -339,7 +337,7 @@ impl Gic {
     /// QEMU keeps LPI pending state in the table itself, so this is exact there; real
     /// hardware may cache it (the table is only guaranteed up to date with EnableLPIs = 0).
     pub fn lpi_pending_in_table(&self, cpu: usize, lpi: Lpi) -> Option<bool> {
-        let t = self.pending.get(cpu)?.as_ref()?;
+        let t = self.pending.get(cpu)?.as_ref()?.buffer();
         let off = (lpi.get() / 8) as usize;
         let line = NonNull::new(t.va().as_ptr().wrapping_add(off))?;
         // Drop any stale cached copy: the redistributor, not the CPU, writes this byte.
@@ -369,55 +367,33 @@ impl Gic {
         self.its.inv_event(dev, event)?;
         Ok(lpi)
     }
-
-    /// Disables the ITS and each redistributor's LPIs; returns which of them stopped.
-    fn shut_down(&mut self) -> (bool, [bool; MAX_CPUS]) {
-        let its_off = self.with_its_regs(|r| {
-            let c = r.ctlr();
-            r.set_ctlr(c.with_enabled(false));
-            timer::poll_until(REG_TIMEOUT, || r.ctlr().quiescent())
-        });
-        let mut rd_off = [false; MAX_CPUS];
-        for (cpu, off) in rd_off.iter_mut().enumerate().take(self.cpus) {
-            *off = self
-                .with_redist(cpu, |rd| {
-                    let c = rd.ctlr();
-                    rd.set_ctlr(c.with_enable_lpis(false));
-                    timer::poll_until(REG_TIMEOUT, || {
-                        let c = rd.ctlr();
-                        !c.rwp() && !c.enable_lpis()
-                    })
-                })
-                .unwrap_or(false);
-        }
-        (its_off, rd_off)
-    }
 }
 
 impl Drop for Gic {
     fn drop(&mut self) {
         exits::set_irq_hook(None);
-        let (its_off, rd_off) = self.shut_down();
-        if its_off {
-            // SAFETY: dropped once, here; the ITS is disabled and quiescent, so it no longer
-            // reads its tables or command queue.
-            unsafe { ManuallyDrop::drop(&mut self.its) };
-            ITS_CLAIMED.store(false, Ordering::Release);
-        } else {
-            common::println!("gic: ITS did not go quiescent: its memory is leaked, not freed");
+        // The driver's shutdown: the ITS disabled and quiescent, then each redistributor's
+        // LPIs off. Whatever could not be stopped keeps its memory (the drivers' rule).
+        let its_off = self.its.disable(REG_TIMEOUT).is_ok();
+        if !its_off {
+            common::println!("gic: ITS did not go quiescent: its memory is kept, not freed");
         }
-        for (cpu, off) in rd_off.iter().enumerate().take(self.cpus) {
-            if !off && let Some(t) = self.pending[cpu].take() {
-                common::println!("gic: cpu{cpu} LPIs stay enabled: pending table leaked");
-                core::mem::forget(t);
+        for cpu in 0..self.cpus {
+            let Some(table) = self.pending[cpu].take() else {
+                continue;
+            };
+            let lpis = &self.lpis;
+            let done =
+                self.with_redist(cpu, |rd| lpis.disable_redistributor(rd, table, REG_TIMEOUT));
+            if let Some(Err((_kept, e))) = done {
+                common::println!("gic: cpu{cpu} LPIs stay enabled ({e}): pending table kept");
             }
         }
-        if rd_off[..self.cpus].iter().all(|&b| b) && its_off {
-            // SAFETY: dropped once, here; no redistributor has LPIs enabled any more, so none
-            // reads the property table.
-            unsafe { ManuallyDrop::drop(&mut self.lpis) };
+        if its_off {
+            ITS_CLAIMED.store(false, Ordering::Release);
         }
-        // The remaining pending tables are freed when `self.pending` drops.
+        // `its` and `lpis` drop after this: each frees its memory only if the GIC no longer
+        // uses it.
     }
 }
 
