@@ -287,11 +287,11 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         };
         // MAPC + INVALL for every CPU, then a SYNC to each.
         for c in &its.cpus {
-            if let Some(t) = &its.collections {
-                if let Err(e) = t.ensure(c.icid.get().into()) {
-                    let _ = its.disable(cfg.quiescent_timeout);
-                    return Err(e);
-                }
+            if let Some(t) = &its.collections
+                && let Err(e) = t.ensure(c.icid.get().into())
+            {
+                let _ = its.disable(cfg.quiescent_timeout);
+                return Err(e);
             }
         }
         let n = its.cpus.len();
