@@ -12,9 +12,39 @@ pub const HVC_DONE: u64 = 0;
 pub const HVC_PRINT_NUM: u64 = 1;
 /// First call number free for scenario-specific hypercalls.
 pub const HVC_SCENARIO_BASE: u64 = 0x100;
+/// The fwd-irq scenarios' one hypercall (`hyp/src/scenarios/fwd.rs`,
+/// `guest/src/programs/fwd.rs`): x1 = a [`fwd_step`] number, x2, x3 = its arguments; returns a
+/// step-specific value.
+pub const HVC_FWD_STEP: u64 = HVC_SCENARIO_BASE + 0x40;
+
+/// The steps of [`HVC_FWD_STEP`] (their meaning is documented in `hyp/src/scenarios/fwd.rs`).
+pub mod fwd_step {
+    /// Returns the SGI_base frame address of the physical redistributor the vCPU runs on.
+    pub const PHYS_GICR: u64 = 1;
+    /// x2 = phase: starts a measured phase; returns its iteration count (0 = no more phases).
+    pub const BEGIN: u64 = 2;
+    /// x2 = interrupts handled, x3 = failures: ends the measured phase.
+    pub const END: u64 = 3;
+    /// A scenario-specific checkpoint: x2 = which one; returns a scenario-specific value.
+    pub const SYNC: u64 = 4;
+    /// Move the vCPU to the other CPU; returns the CPU it now runs on.
+    pub const MIGRATE: u64 = 5;
+}
 
 /// Guest program numbers: what the guest does after it boots (x0 at guest entry).
 pub mod program {
     /// Boot, print, one hypercall round trip, one trapped WFI, done.
     pub const SMOKE: u64 = 0;
+    /// fwd-irq: the virtual timer through an HW list register, measured (`fwd_vtimer`).
+    pub const FWD_VTIMER: u64 = 0x40;
+    /// fwd-irq: the virtual timer while the guest idles in WFI (`fwd_vtimer_wfi`).
+    pub const FWD_VTIMER_WFI: u64 = 0x41;
+    /// fwd-irq: a level interrupt whose line drops while masked (`fwd_level_lowered`).
+    pub const FWD_LEVEL_LOWERED: u64 = 0x42;
+    /// fwd-irq: a level interrupt whose line stays high after EOI (`fwd_level_reassert`).
+    pub const FWD_LEVEL_REASSERT: u64 = 0x43;
+    /// fwd-irq: more pending interrupts than list registers (`fwd_lr_overflow`).
+    pub const FWD_LR_OVERFLOW: u64 = 0x44;
+    /// fwd-irq: the virtual timer follows the vCPU to another CPU (`fwd_vtimer_migrate`).
+    pub const FWD_VTIMER_MIGRATE: u64 = 0x45;
 }

@@ -9,6 +9,7 @@
 #![no_main]
 
 mod exits;
+mod fwd;
 mod gic;
 mod gic_glue;
 mod pci;

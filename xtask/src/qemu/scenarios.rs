@@ -97,6 +97,13 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("its_bad_command")
         .smp(1)
         .expects_guest_errors(&["process_mapti: invalid interrupt ID 0x5"]),
+    // Forwarded physical interrupts through list registers (qemu-tests/hyp/src/scenarios/fwd.rs).
+    Scenario::new("fwd_vtimer").smp(1),
+    Scenario::new("fwd_vtimer_wfi").smp(1),
+    Scenario::new("fwd_level_lowered").smp(1),
+    Scenario::new("fwd_level_reassert").smp(1),
+    Scenario::new("fwd_lr_overflow").smp(1),
+    Scenario::new("fwd_vtimer_migrate").smp(2),
     // Runner self-checks: each must be reported FAILED.
     Scenario::new("panic_check")
         .smp(1)
@@ -154,6 +161,12 @@ mod tests {
                 "cmdq_wrap",
                 "cmdq_batch_many",
                 "its_bad_command",
+                "fwd_vtimer",
+                "fwd_vtimer_wfi",
+                "fwd_level_lowered",
+                "fwd_level_reassert",
+                "fwd_lr_overflow",
+                "fwd_vtimer_migrate",
             ]
         );
     }

@@ -11,6 +11,7 @@
 //! [`run`] prints `@@T start guest.<name>`, runs it, prints `@@T ok guest.<name>` if no check
 //! failed, and reports the number of failures to the hyp with the DONE hypercall.
 
+mod fwd;
 mod smoke;
 
 use common::hvc_abi::program;
@@ -19,7 +20,35 @@ use common::report;
 use crate::hvc;
 
 /// Every guest program: (number, name, body).
-pub const PROGRAMS: &[(u64, &str, fn())] = &[(program::SMOKE, "guest.smoke", smoke::smoke)];
+pub const PROGRAMS: &[(u64, &str, fn())] = &[
+    (program::SMOKE, "guest.smoke", smoke::smoke),
+    (program::FWD_VTIMER, "guest.fwd_vtimer", fwd::vtimer),
+    (
+        program::FWD_VTIMER_WFI,
+        "guest.fwd_vtimer_wfi",
+        fwd::vtimer_wfi,
+    ),
+    (
+        program::FWD_LEVEL_LOWERED,
+        "guest.fwd_level_lowered",
+        fwd::level_lowered,
+    ),
+    (
+        program::FWD_LEVEL_REASSERT,
+        "guest.fwd_level_reassert",
+        fwd::level_reassert,
+    ),
+    (
+        program::FWD_LR_OVERFLOW,
+        "guest.fwd_lr_overflow",
+        fwd::lr_overflow,
+    ),
+    (
+        program::FWD_VTIMER_MIGRATE,
+        "guest.fwd_vtimer_migrate",
+        fwd::vtimer_migrate,
+    ),
+];
 
 /// Runs program `number`, then reports to the hyp. Never returns.
 pub fn run(number: u64) -> ! {

@@ -14,6 +14,7 @@
 //! `@@T done passed=N failed=M`, and exits with status 0 only if everything passed.
 
 mod demo;
+mod fwd;
 mod infra;
 mod its;
 mod lpi;
@@ -50,6 +51,13 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("cmdq_wrap", its::cmdq_wrap),
     ("cmdq_batch_many", its::cmdq_batch_many),
     ("its_bad_command", its::its_bad_command),
+    // Forwarded physical interrupts through list registers, on fwd-irq.
+    ("fwd_vtimer", fwd::fwd_vtimer),
+    ("fwd_vtimer_wfi", fwd::fwd_vtimer_wfi),
+    ("fwd_level_lowered", fwd::fwd_level_lowered),
+    ("fwd_level_reassert", fwd::fwd_level_reassert),
+    ("fwd_lr_overflow", fwd::fwd_lr_overflow),
+    ("fwd_vtimer_migrate", fwd::fwd_vtimer_migrate),
     // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
     ("panic_check", selfcheck::panic_check),
     ("exception_check", selfcheck::exception_check),
