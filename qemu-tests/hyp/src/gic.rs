@@ -370,6 +370,10 @@ impl Gic {
 }
 
 impl Drop for Gic {
+    #[allow(
+        clippy::result_large_err,
+        reason = "ItsError carries a command trace by value"
+    )]
     fn drop(&mut self) {
         exits::set_irq_hook(None);
         // The driver's shutdown: the ITS disabled and quiescent, then each redistributor's
