@@ -17,6 +17,35 @@ pub const HVC_SCENARIO_BASE: u64 = 0x100;
 /// step-specific value.
 pub const HVC_FWD_STEP: u64 = HVC_SCENARIO_BASE + 0x40;
 
+/// The vLPI scenarios' one hypercall (`hyp/src/scenarios/vlpi.rs`, `hyp/src/v4/guest.rs`,
+/// `guest/src/programs/vlpi.rs`): x1 = a [`vlpi_step`] number, x2, x3 = its arguments. The hyp
+/// answers with an order: x0 = a [`vlpi_order`] number, x1, x2 = its arguments.
+pub const HVC_VLPI_STEP: u64 = HVC_SCENARIO_BASE + 0x50;
+
+/// The steps of [`HVC_VLPI_STEP`].
+pub mod vlpi_step {
+    /// The guest is ready: x2 = address of its receive counters (one `u16` per vINTID from
+    /// 8192), x3 = how many. Answered with the first order.
+    pub const HELLO: u64 = 1;
+    /// The last order is carried out: x2 = vLPIs received so far, x3 = the guest's own
+    /// anomalies so far (waits that timed out, vINTIDs outside its counters). Answered with
+    /// the next order.
+    pub const NEXT: u64 = 2;
+}
+
+/// The orders the hyp gives the vLPI guest (x0 of the answer to [`HVC_VLPI_STEP`]).
+pub mod vlpi_order {
+    /// Finish: report, then DONE.
+    pub const STOP: u64 = 0;
+    /// Spin, with no exit, until x1 vLPIs were received in total, then x2 more microseconds.
+    pub const WAIT: u64 = 1;
+    /// WFI until x1 vLPIs were received in total (with nothing pending, each WFI traps).
+    pub const WFI: u64 = 2;
+    /// x2 times: raise the `edu` interrupt (its BAR0 at x1), wait for the next vLPI,
+    /// acknowledge the device.
+    pub const EDU: u64 = 3;
+}
+
 /// The steps of [`HVC_FWD_STEP`] (their meaning is documented in `hyp/src/scenarios/fwd.rs`).
 pub mod fwd_step {
     /// Returns the SGI_base frame address of the physical redistributor the vCPU runs on.
@@ -47,4 +76,6 @@ pub mod program {
     pub const FWD_LR_OVERFLOW: u64 = 0x44;
     /// fwd-irq: the virtual timer follows the vCPU to another CPU (`fwd_vtimer_migrate`).
     pub const FWD_VTIMER_MIGRATE: u64 = 0x45;
+    /// vLPI scenarios: the receiver that counts vLPIs and carries out the hyp's orders.
+    pub const VLPI: u64 = 0x50;
 }

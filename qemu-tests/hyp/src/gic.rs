@@ -417,8 +417,9 @@ static TOTAL: AtomicU64 = AtomicU64::new(0);
 static OTHER: AtomicU64 = AtomicU64::new(0);
 static LAST_OTHER: AtomicU32 = AtomicU32::new(0);
 
-/// The IRQ hook: runs at EL2 between acknowledge and EOI.
-fn count_irq(intid: u32) {
+/// The IRQ hook: runs at EL2 between acknowledge and EOI. Public so that a hook of its own
+/// (the GICv4 doorbell dispatch, `crate::v4`) can chain to it.
+pub fn count_irq(intid: u32) {
     TOTAL.fetch_add(1, Ordering::AcqRel);
     let cpu = common::platform::cpu_index();
     let idx = intid.wrapping_sub(LPI_BASE) as usize;

@@ -16,6 +16,7 @@ mod pci;
 mod scenarios;
 mod smp;
 mod stack;
+mod v4;
 mod vcpu;
 
 use common::palloc::PALLOC;

@@ -104,6 +104,17 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("fwd_level_reassert").smp(1),
     Scenario::new("fwd_lr_overflow").smp(1),
     Scenario::new("fwd_vtimer_migrate").smp(2),
+    // GICv4 direct injection: vLPIs, doorbells, vPEs (qemu-tests/hyp/src/scenarios/vlpi.rs).
+    Scenario::new("vlpi_direct").smp(2),
+    Scenario::new("vlpi_pending_then_resident").smp(1),
+    Scenario::new("vlpi_doorbell_wake").smp(2).edu(),
+    Scenario::new("vlpi_vmovp_smp").smp(2),
+    Scenario::new("vlpi_unmap").smp(1),
+    Scenario::new("vlpi_prop_inv").smp(1),
+    Scenario::new("vlpi_edu_passthrough").smp(1).edu(),
+    Scenario::new("vlpi_two_vms").smp(1),
+    Scenario::new("vlpi_many").smp(1),
+    Scenario::new("vpe_many").smp(2),
     // Runner self-checks: each must be reported FAILED.
     Scenario::new("panic_check")
         .smp(1)
@@ -167,6 +178,16 @@ mod tests {
                 "fwd_level_reassert",
                 "fwd_lr_overflow",
                 "fwd_vtimer_migrate",
+                "vlpi_direct",
+                "vlpi_pending_then_resident",
+                "vlpi_doorbell_wake",
+                "vlpi_vmovp_smp",
+                "vlpi_unmap",
+                "vlpi_prop_inv",
+                "vlpi_edu_passthrough",
+                "vlpi_two_vms",
+                "vlpi_many",
+                "vpe_many",
             ]
         );
     }
@@ -177,6 +198,17 @@ mod tests {
             assert!(by_name(name).is_some_and(|s| s.smp >= 2), "{name}");
         }
         assert!(by_name("lpi_edu_msi").is_some_and(|s| s.edu));
+        for name in [
+            "vlpi_direct",
+            "vlpi_doorbell_wake",
+            "vlpi_vmovp_smp",
+            "vpe_many",
+        ] {
+            assert!(by_name(name).is_some_and(|s| s.smp >= 2), "{name}");
+        }
+        for name in ["vlpi_doorbell_wake", "vlpi_edu_passthrough"] {
+            assert!(by_name(name).is_some_and(|s| s.edu), "{name}");
+        }
         assert!(by_name("its_bad_command").is_some_and(|s| !s.expected_guest_errors.is_empty()));
     }
 

@@ -13,6 +13,7 @@
 
 mod fwd;
 mod smoke;
+mod vlpi;
 
 use common::hvc_abi::program;
 use common::report;
@@ -48,6 +49,7 @@ pub const PROGRAMS: &[(u64, &str, fn())] = &[
         "guest.fwd_vtimer_migrate",
         fwd::vtimer_migrate,
     ),
+    (program::VLPI, "guest.vlpi", vlpi::vlpi),
 ];
 
 /// Runs program `number`, then reports to the hyp. Never returns.

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `cargo xtask demo`: narrates the platform coming up, then the physical-LPI story on the
 //! driver crates (ITS probed, tables, collections, the `edu` PCI device mapped, its MSI taken
-//! as an LPI at EL2). Later work extends it with the vLPI story (vPE resident, direct
-//! injection without an exit, doorbell): the GIC stays up ([`GicHandle`]) for it.
+//! as an LPI at EL2), then GICv4 direct injection on `vpe-sched` and `doorbell`: a VM created,
+//! vLPIs mapped, the vPE resident, an INT taken by the guest as a vLPI with no EL2 exit, and
+//! the doorbell story (guest WFI, vPE descheduled with its doorbell, edu's MSI, doorbell at
+//! EL2, vCPU scheduled, vLPI taken).
 
 use core::time::Duration;
 
@@ -10,11 +12,18 @@ use common::hvc_abi::{HVC_PRINT_NUM, program};
 use common::{check, mmu, narrate, read_sysreg, require, sysreg};
 
 use super::Ctx;
+use super::support::MemMark;
+use super::vlpi::{
+    CPU1_TIMEOUT, Events, FIRE_EDU, FIRE_INT, WAKE_TIMEOUT, cfg, create_vm, deschedule, destroy_vm,
+    finish_guest, map_device, order, schedule, start_guest, unmap_device, unmap_vlpis,
+};
 use crate::exits;
 use crate::gic::{self, Gic, GicHandle};
 use crate::pci::Edu;
 use crate::smp;
-use crate::vcpu::{Exit, Vcpu};
+use crate::v4::guest::Order;
+use crate::v4::{self, V4, cpus};
+use crate::vcpu::{Exit, Flow, Vcpu};
 
 /// The narrated boot: EL2, MMU, CPU1, guest entry, guest hypercall.
 pub fn demo(_ctx: &mut Ctx) {
@@ -38,7 +47,7 @@ pub fn demo(_ctx: &mut Ctx) {
         }
     }
 
-    let Some(_gic) = physical_lpis() else { return };
+    let Some(gic) = physical_lpis() else { return };
 
     narrate!(
         "entering the EL1 guest at 0x{:x} (program: smoke)",
@@ -73,6 +82,10 @@ pub fn demo(_ctx: &mut Ctx) {
         counts.irq
     );
     counts.report();
+
+    if let Err(e) = v4::with_v4(&gic, direct_injection) {
+        check!(false, "{e}");
+    }
 }
 
 /// The physical-LPI story: bring-up on the driver crates, then an MSI from `edu` taken at EL2.
@@ -185,4 +198,161 @@ fn physical_lpis() -> Option<GicHandle> {
         core::mem::forget(e.device);
     }
     Some(gic)
+}
+
+/// The direct-injection story, with the GICv4 layer up.
+fn direct_injection(v: &V4<'_>) {
+    let its = v.gic.its();
+    let dbs = v.dbs.range();
+    narrate!(
+        "GICv4 layer up: {} doorbell LPIs from {} (invalidated through proxy device {:#x}: no \
+         DirectLPI); GICR_VPROPBASER.IDbits set on {} redistributors",
+        dbs.count,
+        dbs.base.get(),
+        v4::PROXY_DEVICE,
+        v.gic.cpus
+    );
+    let mark = MemMark::now(v.gic);
+    let q = its.queue().stats();
+    let Some(vm) = create_vm(v, &[0]) else { return };
+    let Some(vpe) = vm.vpe(0).ok() else { return };
+    let (id, db) = (vpe.id(), vpe.doorbell());
+    let s = its.queue().stats();
+    narrate!(
+        "VM created: vPE {} for cpu0, its pending table at {:#x}, doorbell LPI {}; VMAPP + \
+         VINVALL + VSYNC, proxy MAPTI + SYNC: {} commands, {} CWRITER writes",
+        id.get(),
+        vpe.vpt().get(),
+        db.get(),
+        s.commands - q.commands,
+        s.cwriter_writes - q.cwriter_writes
+    );
+    let edu = match Edu::probe() {
+        Ok(e) => e,
+        Err(e) => {
+            check!(false, "edu: {e:?}");
+            return;
+        }
+    };
+    let rid = edu.bdf.requester_id();
+    let Some(mut dev) = map_device(v.gic, 0x60, 1) else {
+        return;
+    };
+    let Some(mut edu_dev) = map_device(v.gic, rid, 1) else {
+        return;
+    };
+    require!(
+        v.g4.map_vlpi(its, &mut dev, 0, &vm, 0, cfg(8192, true))
+            .is_ok()
+    );
+    require!(
+        v.g4.map_vlpi(its, &mut edu_dev, 0, &vm, 0, cfg(8193, true))
+            .is_ok()
+    );
+    edu.enable_msi(common::platform::GITS_TRANSLATER as u64, 0);
+    narrate!(
+        "vLPIs mapped (VMAPTI + VSYNC): DeviceID 0x60 event 0 -> vINTID 8192, edu's MSI \
+         (DeviceID {rid:#x}) -> vINTID 8193, both with doorbell {}",
+        db.get()
+    );
+
+    let Some(mut g) = start_guest() else { return };
+    require!(schedule(v, &vm, 0, 0));
+    let vpendbaser = v
+        .gic
+        .with_redist(0, |rd| its_core::mmio::RedistRegisters::vpendbaser(rd))
+        .unwrap_or(0);
+    narrate!("vPE resident on cpu0: GICR_VPENDBASER={vpendbaser:#x} (Valid); guest entered");
+
+    let events = Events::new();
+    let agent = events.agent(its, &dev, Some(edu));
+    let waiter = v4::waiter(id);
+    let lpis_before = gic::total_taken();
+    let r = cpus::alongside(1, agent, CPU1_TIMEOUT, || {
+        events.send(FIRE_INT);
+        let direct = order(
+            &mut g,
+            Order::Wait {
+                total: 1,
+                quiet: Duration::from_millis(2),
+            },
+        );
+        if let Some(r) = direct {
+            narrate!(
+                "cpu1 issued INT (DeviceID 0x60, event 0) while the guest ran: the guest took \
+                 vINTID 8192 at EL1 from ICV_IAR1_EL1 ({} EL2 exits, {} IRQs at EL2)",
+                r.exits.exits(),
+                gic::total_taken() - lpis_before
+            );
+            check!(r.exits.exits() == 0 && r.total == 1, "{r:?}");
+        }
+        let q = its.queue().stats();
+        let r = g.order(Order::Wfi { total: 2 }, |vcpu, exit| {
+            let Exit::Wfx { .. } = exit else { return None };
+            vcpu.regs.elr += 4;
+            let d = deschedule(v, &vm, 0, true)?;
+            narrate!(
+                "guest WFI trapped to EL2 (TWI): vPE made non-resident with its doorbell armed \
+                 (PendingLast={}); the hyp sleeps in WFI",
+                u8::from(d.pending_last)
+            );
+            v.dbs.wait_on(waiter);
+            events.send(FIRE_EDU);
+            let woken = v4::block_on(waiter, WAKE_TIMEOUT);
+            if woken {
+                narrate!(
+                    "edu raised its MSI (from cpu1): the vPE was away, so the ITS set vINTID \
+                     8193 in its VPT and rang doorbell LPI {} -> taken at EL2 on cpu0, \
+                     Doorbells::handle woke vPE {}'s waiter",
+                    db.get(),
+                    id.get()
+                );
+            } else {
+                check!(false, "no doorbell within {WAKE_TIMEOUT:?}");
+            }
+            v.g4.doorbell_rang(&vm, 0);
+            let ok = schedule(v, &vm, 0, 0);
+            narrate!("vPE resident again (GICR_VPENDBASER.Valid=1), guest resumed after its WFI");
+            ok.then_some(Flow::Continue)
+        });
+        events.stop();
+        (r, q)
+    });
+    match r {
+        Ok((Ok(r), q)) => {
+            let s = its.queue().stats();
+            narrate!(
+                "guest took vINTID 8193 (edu's MSI) right after its WFI: the wake-up cost {} EL2 \
+                 exit (the WFI), {} doorbell, {} ITS commands in {} CWRITER writes",
+                r.exits.exits(),
+                v.dbs.stats().rings,
+                s.commands - q.commands,
+                s.cwriter_writes - q.cwriter_writes
+            );
+            check!(
+                r.total == 2 && r.exits.exits() == 1 && v4::rang(id) == 1,
+                "{r:?}, {} doorbells",
+                v4::rang(id)
+            );
+        }
+        other => {
+            check!(false, "the guest stopped: {other:x?}");
+            return;
+        }
+    }
+
+    edu.ack(1);
+    edu.shut_down();
+    require!(deschedule(v, &vm, 0, false).is_some());
+    unmap_vlpis(v, &mut dev, &vm, 1);
+    unmap_vlpis(v, &mut edu_dev, &vm, 1);
+    unmap_device(v.gic, dev);
+    unmap_device(v.gic, edu_dev);
+    destroy_vm(v, vm);
+    finish_guest(g);
+    mark.check_no_leak(v.gic);
+    narrate!(
+        "teardown: vPE non-resident, vLPIs unmapped (DISCARD), devices unmapped (MAPD V=0), VM \
+         destroyed (VMAPP V=0); DMA memory back to its baseline"
+    );
 }

@@ -20,6 +20,7 @@ mod its;
 mod lpi;
 mod selfcheck;
 mod support;
+mod vlpi;
 
 use common::report;
 
@@ -58,6 +59,20 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("fwd_level_reassert", fwd::fwd_level_reassert),
     ("fwd_lr_overflow", fwd::fwd_lr_overflow),
     ("fwd_vtimer_migrate", fwd::fwd_vtimer_migrate),
+    // GICv4 direct injection, on vpe-sched and doorbell.
+    ("vlpi_direct", vlpi::vlpi_direct),
+    (
+        "vlpi_pending_then_resident",
+        vlpi::vlpi_pending_then_resident,
+    ),
+    ("vlpi_doorbell_wake", vlpi::vlpi_doorbell_wake),
+    ("vlpi_vmovp_smp", vlpi::vlpi_vmovp_smp),
+    ("vlpi_unmap", vlpi::vlpi_unmap),
+    ("vlpi_prop_inv", vlpi::vlpi_prop_inv),
+    ("vlpi_edu_passthrough", vlpi::vlpi_edu_passthrough),
+    ("vlpi_two_vms", vlpi::vlpi_two_vms),
+    ("vlpi_many", vlpi::vlpi_many),
+    ("vpe_many", vlpi::vpe_many),
     // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
     ("panic_check", selfcheck::panic_check),
     ("exception_check", selfcheck::exception_check),
