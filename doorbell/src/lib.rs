@@ -28,7 +28,8 @@
 //! use its_core::ids::{DeviceId, VpeId};
 //!
 //! # fn f<R: ItsRegisters, P: Platform + Clone>(its: &Its<R, P>, lpis: &Lpis<P>) -> Result<(), doorbell::DoorbellError> {
-//! let waiter = Waiter::new(VpeId::new(0));
+//! static WAITER: Waiter = Waiter::new(VpeId::new(0));
+//! let waiter = &WAITER;
 //! let dbs = Doorbells::new(its, lpis, DoorbellConfig::proxy(DeviceId::new(0xffff), 64))?;
 //! let block = dbs.alloc_block(&[(VpeId::new(0), 0)])?;
 //! dbs.wait_on(&waiter);
@@ -122,7 +123,9 @@ impl DoorbellConfig {
 }
 
 /// A vCPU waiting for its vPE's doorbell: link it with [`Doorbells::wait_on`]; the doorbell
-/// interrupt unlinks it and sets [`Waiter::is_woken`].
+/// interrupt unlinks it and sets [`Waiter::is_woken`]. Waiters are per-vCPU objects that live
+/// as long as the hypervisor (`&'static`: a `static`, or leaked at vCPU creation), so the
+/// interrupt path never touches freed memory.
 #[derive(Debug)]
 pub struct Waiter {
     link: LinkedListAtomicLink,
@@ -130,7 +133,7 @@ pub struct Waiter {
     woken: AtomicBool,
 }
 
-intrusive_adapter!(WaiterAdapter<'a> = &'a Waiter: Waiter { link => LinkedListAtomicLink });
+intrusive_adapter!(WaiterAdapter = &'static Waiter: Waiter { link => LinkedListAtomicLink });
 
 impl Waiter {
     /// A waiter for `vpe`.
@@ -210,7 +213,7 @@ pub struct Doorbells<'a, R: ItsRegisters, P: Platform> {
     state: DmaBuf<P>,
     used: Mutex<()>,
     proxy: Option<Mutex<Device<P>>>,
-    waiters: Mutex<LinkedList<WaiterAdapter<'a>>>,
+    waiters: Mutex<LinkedList<WaiterAdapter>>,
     cfg: DoorbellConfig,
     rings: AtomicU64,
     late: AtomicU64,
@@ -523,7 +526,7 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
     /// Links a waiter: the next doorbell of its vPE wakes it. Relinking a woken waiter resets
     /// it. Call with interrupts masked on this CPU (the list's lock is also taken by
     /// [`Doorbells::handle`]).
-    pub fn wait_on(&self, w: &'a Waiter) {
+    pub fn wait_on(&self, w: &'static Waiter) {
         let mut list = self.waiters.lock();
         w.woken.store(false, Ordering::Release);
         if !w.link.is_linked() {
@@ -532,7 +535,7 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
     }
 
     /// Unlinks a waiter that was not woken (a vCPU that woke for another reason).
-    pub fn cancel(&self, w: &'a Waiter) {
+    pub fn cancel(&self, w: &'static Waiter) {
         let mut list = self.waiters.lock();
         let mut c = list.front_mut();
         while let Some(x) = c.get() {
