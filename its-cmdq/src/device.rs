@@ -182,8 +182,8 @@ impl<P: Platform> Drop for Device<P> {
     fn drop(&mut self) {
         // Still mapped in the ITS (not returned through unmap_device): the ITS may still read
         // or write the ITT, so it must never be reused.
-        if let Some(itt) = self.itt.take() {
-            core::mem::forget(itt);
+        if let Some(itt) = self.itt.as_mut() {
+            itt.leak_on_drop();
         }
     }
 }

@@ -562,7 +562,8 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 release();
                 if self.is_dead() {
                     // The ITS may still act on the MAPD: never reuse the ITT.
-                    core::mem::forget(itt);
+                    let mut itt = itt;
+                    itt.leak_on_drop();
                 }
                 Err(e)
             }

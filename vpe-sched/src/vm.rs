@@ -178,8 +178,9 @@ impl<P: Platform> Drop for Vm<P> {
         if !self.destroyed {
             // Still mapped in the ITSs (not given to destroy_vm): the GIC may still write the
             // VPTs and read the configuration table, so they must never be reused.
-            for v in self.vpes.drain(..) {
-                core::mem::forget(v.vpt);
+            self.prop.leak_on_drop();
+            for v in &mut self.vpes {
+                v.vpt.leak_on_drop();
             }
         }
     }
@@ -409,7 +410,16 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             });
         }
         for its in self.v4() {
-            if let Err(error) = self.vmapp_all(its, &vm, false) {
+            // VMAPP V = 0 is idempotent: a batch where the ITS stalled on one vPE is simply
+            // sent again (the skipped command is the only one not done).
+            let mut r = self.vmapp_all(its, &vm, false);
+            for _ in 0..2 {
+                if !matches!(r, Err(VpeError::Its(its_cmdq::ItsError::Stalled { .. }))) {
+                    break;
+                }
+                r = self.vmapp_all(its, &vm, false);
+            }
+            if let Err(error) = r {
                 return Err(DestroyError { vm, error });
             }
         }
