@@ -27,10 +27,12 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 extern crate std;
 
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod residency;
 mod vlpi;
 mod vm;

@@ -274,43 +274,26 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             },
             &[SyncTarget::Vpe(v.vpe)],
         )?;
-        Self::first_error(&out)?;
+        if out.was_skipped(0) {
+            // The ITS did not DISCARD: the event is still forwarded.
+            return Self::first_error(&out);
+        }
         vm.vpe(i)?
             .vlpis
             .fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
-        match (restore, s.phys) {
-            (true, Some(p)) => {
-                dev.set_event(
-                    event,
-                    EventState {
-                        phys: None,
-                        virt: None,
-                    },
-                )?;
-                let t = *its.cpu(p.cpu.into())?;
-                let out = Self::run(
-                    its,
-                    1,
-                    |_| Command::Mapti {
-                        device: id,
-                        event: EventId::new(event),
-                        pintid: p.lpi.intid(),
-                        icid: t.icid,
-                    },
-                    &[SyncTarget::Redist(t.rdbase)],
-                )?;
-                Self::first_error(&out)?;
-                dev.set_event(
-                    event,
-                    EventState {
-                        phys: Some(p),
-                        virt: None,
-                    },
-                )?;
-            }
-            _ => dev.set_event(event, EventState::default())?,
+        dev.set_event(event, EventState::default())?;
+        if let (true, Some(p)) = (restore, s.phys) {
+            Self::restore_phys(its, id, event, p)?;
+            dev.set_event(
+                event,
+                EventState {
+                    phys: Some(p),
+                    virt: None,
+                },
+            )?;
         }
-        Ok(())
+        // A skipped VSYNC after a completed DISCARD is still reported.
+        Self::first_error(&out)
     }
 
     /// Moves a vLPI to another vPE of the same VM (VMOVI with the new vPE's doorbell, then
@@ -343,7 +326,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             },
             &[SyncTarget::Vpe(v.vpe), SyncTarget::Vpe(new.id)],
         )?;
-        Self::first_error(&out)?;
+        if out.was_skipped(0) {
+            return Self::first_error(&out);
+        }
         dev.set_event(
             event,
             EventState {
@@ -356,7 +341,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
         new.vlpis
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        Self::first_error(&out)
     }
 
     /// Updates a vLPI's priority and enable bit (Linux: `its_prop_update_vlpi`): writes the

@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 use crate::test::{cargo, workspace_root};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml`.
-pub const TARGETS: [&str; 2] = ["decode", "encode"];
+pub const TARGETS: [&str; 3] = ["decode", "encode", "driver"];
 
 const USAGE: &str = "\
 usage: cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]
@@ -27,7 +27,7 @@ usage: cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]
 Runs each cargo-fuzz target (nightly) for SECS seconds (default 60), adding new inputs to
 fuzz/corpus/T/, then minimizes the corpus with `cargo fuzz cmin` (unless --no-cmin).
 
-  --target T    decode | encode (default: both, one after the other)
+  --target T    decode | encode | driver (default: all, one after the other)
   --time SECS   libFuzzer -max_total_time per target (default 60)
   --no-cmin     keep every new input (do not minimize)
 ";

@@ -6,10 +6,11 @@
 //!    crate with default features (the xtask CLI contract tests included);
 //! 2. `all-features`: `cargo test -p its-core --all-features`, its-core with its fakes,
 //!    `arbitrary`, `defmt` and `log` code compiled in;
-//! 3. `fuzz-corpus`: `cargo test -p its-core --features arbitrary --test fuzz_corpus`, the
-//!    replay of the committed fuzz corpus. Stage 2 runs it too; this stage runs it on its own
-//!    and checks from its output that both corpora were actually replayed (a stage that passes
-//!    because nothing ran is a failure);
+//! 3. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
+//!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
+//!    vpe-sched --features fuzzing --test fuzz_corpus` (the stateful target `driver`, plus its
+//!    scripted sequences). It checks from their output that every corpus was actually
+//!    replayed (a stage that passes because nothing ran is a failure);
 //! 4. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
@@ -25,8 +26,8 @@ const USAGE: &str = "\
 usage: cargo xtask test
 
 Runs, in order: host tests (cargo test --workspace), its-core with all features, the fuzz-corpus
-replay, the QEMU suite. Prints `stage NAME ... ok|FAILED` per stage and ends with
-`N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
+replays (its-core and vpe-sched), the QEMU suite. Prints `stage NAME ... ok|FAILED` per stage
+and ends with `N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
 ";
 
 /// The workspace root (the parent of xtask/).
@@ -160,7 +161,7 @@ fn all_features() -> Result<(), String> {
 }
 
 fn fuzz_corpus() -> Result<(), String> {
-    let lines = run_cargo(cargo(None).args([
+    let mut lines = run_cargo(cargo(None).args([
         "test",
         "-p",
         "its-core",
@@ -176,6 +177,17 @@ fn fuzz_corpus() -> Result<(), String> {
         "decode_corpus",
         "encode_corpus",
     ]))?;
+    lines.extend(run_cargo(cargo(None).args([
+        "test",
+        "-p",
+        "vpe-sched",
+        "--features",
+        "fuzzing",
+        "--test",
+        "fuzz_corpus",
+        "--",
+        "--nocapture",
+    ]))?);
     check_replayed(&lines)
 }
 
@@ -217,13 +229,23 @@ mod tests {
             "decode: 12 corpus inputs replayed",
             "test decode_corpus ... ok",
             "encode: 3 corpus inputs replayed",
+            "driver: 40 corpus inputs replayed",
         ]);
         assert_eq!(check_replayed(&both), Ok(()));
         assert!(check_replayed(&lines(&["decode: 12 corpus inputs replayed"])).is_err());
         assert!(
             check_replayed(&lines(&[
-                "decode: 0 corpus inputs replayed",
+                "decode: 12 corpus inputs replayed",
                 "encode: 3 corpus inputs replayed"
+            ]))
+            .is_err(),
+            "a missing driver replay must fail"
+        );
+        assert!(
+            check_replayed(&lines(&[
+                "decode: 0 corpus inputs replayed",
+                "encode: 3 corpus inputs replayed",
+                "driver: 40 corpus inputs replayed"
             ]))
             .is_err()
         );
