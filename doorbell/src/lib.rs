@@ -59,7 +59,7 @@ use its_cmdq::{Device, Its, ItsError, LpiRange, Lpis};
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::platform::{DmaBuf, Platform, poll_until};
-use its_core::regs::GicrInvlpir;
+use its_core::regs::{GicrInvlpir, GicrLpir};
 use spin::Mutex;
 
 /// What went wrong.
@@ -78,6 +78,9 @@ pub enum DoorbellError {
     /// DirectLPI mode needs the target redistributor's registers for an invalidation.
     #[error("DirectLPI invalidation needs the target redistributor")]
     NeedRedistributor,
+    /// Doorbells are still allocated to VMs (shut-down needs every block freed).
+    #[error("{0} doorbells still allocated")]
+    InUse(u32),
     /// GICR_SYNCR stayed busy.
     #[error("GICR_SYNCR busy after {waited_ns} ns")]
     SyncTimeout {
@@ -403,14 +406,77 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             (Some(proxy), _) => self.its.inv_event(&proxy.lock(), i)?,
             (None, Some(rd)) => {
                 rd.set_invlpir(GicrInvlpir::new().with_intid(doorbell.get()));
-                poll_until(&lpis_platform(self.its), self.cfg.sync_timeout, || {
-                    !rd.syncr().busy()
-                })
-                .map_err(|t| DoorbellError::SyncTimeout {
-                    waited_ns: t.waited_ns,
-                })?;
+                self.wait_syncr(rd)?;
             }
             (None, None) => return Err(DoorbellError::NeedRedistributor),
+        }
+        Ok(())
+    }
+
+    /// Clears a doorbell's pending state (proxy CLEAR + SYNC, or GICR_CLRLPIR + GICR_SYNCR on
+    /// `rd`, the target CPU's redistributor, in DirectLPI mode).
+    ///
+    /// On GICv4.0 the ITS makes a doorbell pending for every vLPI that finds its vPE away,
+    /// also while the doorbell is disabled (after [`Doorbells::handle`] disabled it, a second
+    /// vLPI before the vPE is back): that pending state would fire at the next enable, a
+    /// wake-up with nothing to take. Call it once the vPE is resident again (the GICv4 layer
+    /// does, in `make_resident`): any vLPI it stood for is in the VPT and is delivered by the
+    /// residency. Not needed on GICv4.1, where the redistributor owns the doorbell.
+    ///
+    /// # Errors
+    /// [`DoorbellError::NotADoorbell`], [`DoorbellError::NeedRedistributor`],
+    /// [`DoorbellError::SyncTimeout`], ITS errors.
+    pub fn clear_pending(
+        &self,
+        doorbell: Lpi,
+        rd: Option<&mut dyn RedistRegisters>,
+    ) -> Result<(), DoorbellError> {
+        let i = self.index(doorbell)?;
+        match (&self.proxy, rd) {
+            (Some(proxy), _) => self.its.clear_event(&proxy.lock(), i)?,
+            (None, Some(rd)) => {
+                rd.set_clrlpir(GicrLpir::new().with_intid(doorbell.get()));
+                self.wait_syncr(rd)?;
+            }
+            (None, None) => return Err(DoorbellError::NeedRedistributor),
+        }
+        Ok(())
+    }
+
+    fn wait_syncr(&self, rd: &mut dyn RedistRegisters) -> Result<(), DoorbellError> {
+        poll_until(&lpis_platform(self.its), self.cfg.sync_timeout, || {
+            !rd.syncr().busy()
+        })
+        .map_err(|t| DoorbellError::SyncTimeout {
+            waited_ns: t.waited_ns,
+        })
+    }
+
+    /// Shuts the doorbells down: unmaps the proxy device and frees the reserved LPI range.
+    /// Every block must have been freed ([`Doorbells::free_block`]) and no doorbell may ring
+    /// any more.
+    ///
+    /// # Errors
+    /// The doorbells handed back with [`DoorbellError::InUse`] (nothing done) or the ITS error
+    /// that stopped the proxy's unmap (the doorbells stay usable).
+    pub fn shutdown(self) -> Result<(), (Self, DoorbellError)> {
+        let used = (0..self.range.count)
+            .filter(|&i| self.word(i) & 0xffff != 0)
+            .count() as u32;
+        if used != 0 {
+            return Err((self, DoorbellError::InUse(used)));
+        }
+        let mut this = self;
+        if let Some(proxy) = this.proxy.take()
+            && let Err(e) = this.its.unmap_device(proxy.into_inner())
+        {
+            this.proxy = Some(Mutex::new(e.device));
+            return Err((this, e.error.into()));
+        }
+        // The doorbells are disabled in the property table (free_block) and no longer mapped:
+        // the range can go back to the allocator.
+        if let Err(e) = this.lpis.free(this.range) {
+            return Err((this, e.into()));
         }
         Ok(())
     }
@@ -432,6 +498,18 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             self.set_word(i, self.word(i) & !NEEDS_INV)?;
         }
         Ok(())
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for Doorbells<'_, R, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Doorbells")
+            .field("range", &self.range)
+            .field("cfg", &self.cfg)
+            .field("rings", &self.rings.load(Ordering::Relaxed))
+            .field("late", &self.late.load(Ordering::Relaxed))
+            .field("woken", &self.woken.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 

@@ -239,3 +239,79 @@ fn doorbell_follows_the_vpe_to_another_cpu() {
     );
     r.model.assert_no_errors();
 }
+
+#[test]
+fn shutdown_needs_every_block_freed_then_returns_everything() {
+    let r = rig(ModelConfig::qemu(1));
+    let l2 = |r: &Rig| {
+        let t = r.its.device_table();
+        t.l2_pages() * t.page_size().bytes()
+    };
+    let live = r.plat.live_bytes() - l2(&r);
+    let dbs = Doorbells::new(
+        &r.its,
+        &r.lpis,
+        DoorbellConfig::proxy(DeviceId::new(0x77), 16),
+    )
+    .unwrap();
+    let range = dbs.range();
+    let block = dbs
+        .alloc_block(&[(VpeId::new(1), 0), (VpeId::new(2), 0)])
+        .unwrap();
+    let (dbs, e) = dbs.shutdown().unwrap_err();
+    assert_eq!(e, DoorbellError::InUse(2));
+    // Still fully usable after the refusal.
+    assert_eq!(dbs.vpe_of(block.lpi(1).unwrap().get()), Some(VpeId::new(2)));
+    dbs.free_block(block).unwrap();
+    dbs.shutdown().unwrap();
+    assert!(
+        r.model.dte(0, 0x77).is_none_or(|d| !d.valid),
+        "proxy unmapped"
+    );
+    // The LPI range is back in the allocator: the same INTIDs can be had again.
+    let again = r.lpis.alloc(range.count).unwrap();
+    assert_eq!(again.base, range.base);
+    r.lpis.free(again).unwrap();
+    // Everything but the device table's second-level page, which belongs to the table.
+    assert_eq!(r.plat.live_bytes() - l2(&r), live, "nothing leaked");
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn clear_pending_drops_a_disabled_doorbell_pending_state() {
+    for direct in [false, true] {
+        let mut cfg = ModelConfig::qemu(1);
+        cfg.direct_lpi = direct;
+        let r = rig(cfg);
+        let dbcfg = if direct {
+            DoorbellConfig::direct(4)
+        } else {
+            DoorbellConfig::proxy(DeviceId::new(0x77), 4)
+        };
+        let dbs = Doorbells::new(&r.its, &r.lpis, dbcfg).unwrap();
+        let block = dbs.alloc_block(&[(VpeId::new(1), 0)]).unwrap();
+        let db = block.lpi(0).unwrap();
+        let mut rd = r.model.redist(0);
+        // Made pending while disabled (what a GICv4.0 ITS does for a vPE that is away).
+        r.model.set_lpi_pending(0, db.get());
+        assert!(r.model.pending_lpis(0).contains(&db.get()));
+        dbs.clear_pending(db, Some(&mut rd)).unwrap();
+        assert!(
+            !r.model.pending_lpis(0).contains(&db.get()),
+            "direct={direct}"
+        );
+        dbs.set_enabled(db, true, Some(&mut rd)).unwrap();
+        assert_eq!(r.model.take_lpi(0), None, "nothing fires at enable");
+        assert_eq!(
+            dbs.clear_pending(Lpi::new(8191 + 9000).unwrap(), Some(&mut rd)),
+            Err(DoorbellError::NotADoorbell(8191 + 9000))
+        );
+        if direct {
+            assert_eq!(
+                dbs.clear_pending(db, None),
+                Err(DoorbellError::NeedRedistributor)
+            );
+        }
+        r.model.assert_no_errors();
+    }
+}

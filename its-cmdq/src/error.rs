@@ -209,6 +209,15 @@ pub enum ItsError {
         /// EventID.
         event: u32,
     },
+    /// The event is forwarded to a vPE (a vLPI): the GICv4 layer owns it, and must unmap it
+    /// (it keeps per-vPE accounting the ITS layer does not see).
+    #[error("event {event:#x} of device {device:#x} is forwarded to a vPE")]
+    EventForwarded {
+        /// DeviceID.
+        device: u32,
+        /// EventID.
+        event: u32,
+    },
     /// The EventID is beyond the device's ITT.
     #[error("event {event:#x} is beyond the {events} events of device {device:#x}")]
     EventOutOfRange {

@@ -574,11 +574,26 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
     /// memory. On failure the device is handed back, still owning its memory.
     ///
     /// # Errors
-    /// [`UnmapError`] with the device and the reason.
+    /// [`UnmapError`] with the device and the reason; [`ItsError::EventForwarded`] (before any
+    /// command) if an event is still forwarded to a vPE: unmap its vLPIs through the GICv4
+    /// layer first.
     pub fn unmap_device(&self, mut dev: Device<P>) -> Result<(), UnmapError<P>> {
         let fail = |dev, error| Err(UnmapError { device: dev, error });
         if let Err(e) = self.alive() {
             return fail(dev, e);
+        }
+        for e in 0..dev.events {
+            match dev.event(e) {
+                Ok(s) if s.virt.is_some() => {
+                    let error = ItsError::EventForwarded {
+                        device: dev.id.get(),
+                        event: e,
+                    };
+                    return fail(dev, error);
+                }
+                Ok(_) => {}
+                Err(err) => return fail(dev, err),
+            }
         }
         let mut events: heapless::Vec<u32, 256> = heapless::Vec::new();
         loop {
@@ -731,9 +746,10 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         let s = dev.event(event)?;
         match (s.phys, s.virt) {
             (Some(p), None) => Ok(p),
-            (_, Some(_)) => Err(ItsError::Config(
-                "event is forwarded to a vPE: use the GICv4 layer",
-            )),
+            (_, Some(_)) => Err(ItsError::EventForwarded {
+                device: dev.id.get(),
+                event,
+            }),
             (None, None) => Err(ItsError::EventNotMapped {
                 device: dev.id.get(),
                 event,

@@ -28,7 +28,7 @@ use safe_mmio::fields::{ReadPure, ReadPureWrite, WriteOnly};
 use safe_mmio::{UniqueMmioPointer, field, field_shared};
 
 use crate::regs::{
-    GicdCtlr, GicdTyper, GicdTyper2, GicrCtlr, GicrInvallr, GicrInvlpir, GicrPendbaser,
+    GicdCtlr, GicdTyper, GicdTyper2, GicrCtlr, GicrInvallr, GicrInvlpir, GicrLpir, GicrPendbaser,
     GicrPropbaser, GicrSyncr, GicrTyper, GicrWaker, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr,
     GitsCwriter, GitsTyper,
 };
@@ -117,9 +117,9 @@ pub struct GicrRdRegs {
     pub waker: ReadPureWrite<GicrWaker>,
     _reserved0: [u32; 10],
     /// 0x0040 GICR_SETLPIR (DirectLPI).
-    pub setlpir: WriteOnly<u64>,
+    pub setlpir: WriteOnly<GicrLpir>,
     /// 0x0048 GICR_CLRLPIR (DirectLPI).
-    pub clrlpir: WriteOnly<u64>,
+    pub clrlpir: WriteOnly<GicrLpir>,
     _reserved1: [u64; 4],
     /// 0x0070 GICR_PROPBASER.
     pub propbaser: ReadPureWrite<GicrPropbaser>,
@@ -415,6 +415,9 @@ pub trait RedistRegisters {
     fn set_invlpir(&mut self, v: GicrInvlpir);
     /// Writes GICR_INVALLR (likewise).
     fn set_invallr(&mut self, v: GicrInvallr);
+    /// Writes GICR_CLRLPIR: the physical LPI is no longer pending (only when
+    /// GICR_TYPER.DirectLPI says it exists).
+    fn set_clrlpir(&mut self, v: GicrLpir);
     /// GICR_SYNCR (likewise).
     fn syncr(&self) -> GicrSyncr;
 }
@@ -479,6 +482,10 @@ impl RedistRegisters for UniqueMmioPointer<'_, GicrRegs> {
     fn set_invallr(&mut self, v: GicrInvallr) {
         let mut rd = field!(*self, rd);
         field!(rd, invallr).write(v);
+    }
+    fn set_clrlpir(&mut self, v: GicrLpir) {
+        let mut rd = field!(*self, rd);
+        field!(rd, clrlpir).write(v);
     }
     fn syncr(&self) -> GicrSyncr {
         let rd = field_shared!(*self, rd);

@@ -208,6 +208,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 },
             )?;
             v.vlpis.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            v.had_vlpis
+                .store(true, core::sync::atomic::Ordering::Relaxed);
         }
         Self::first_error(&out)
     }
@@ -341,6 +343,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
         new.vlpis
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        new.had_vlpis
+            .store(true, core::sync::atomic::Ordering::Relaxed);
         Self::first_error(&out)
     }
 

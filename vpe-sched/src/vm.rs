@@ -2,7 +2,7 @@
 //! VMs and vPEs: tables, VMAPP/VINVALL, teardown, and residency.
 
 use core::alloc::Layout;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use doorbell::DoorbellBlock;
 use its_cmdq::{Its, SyncTarget};
@@ -45,6 +45,8 @@ pub struct Vpe<P: Platform> {
     pub(crate) doorbell: Lpi,
     pub(crate) state: Mutex<VpeState>,
     pub(crate) vlpis: AtomicU32,
+    /// A vLPI was ever mapped to it: its doorbell may have been made pending (GICv4.0).
+    pub(crate) had_vlpis: AtomicBool,
 }
 
 impl<P: Platform> Vpe<P> {
@@ -278,6 +280,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                     affinity: cpu,
                 }),
                 vlpis: AtomicU32::new(0),
+                had_vlpis: AtomicBool::new(false),
             };
             let _ = vpes.push(vpe);
         }
@@ -444,9 +447,15 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// GICR_VPENDBASER {Valid, vPEID, vGrp1En}. Call [`GicV4::commit`] before entering the
     /// guest.
     ///
+    /// On GICv4.0, once resident, the vPE's doorbell is cleared ([`doorbell::Doorbells::clear_pending`]:
+    /// a CLEAR through the proxy device, or GICR_CLRLPIR), as Linux does at every GICv4.0
+    /// vCPU load; skipped for a vPE that never had a vLPI mapped.
+    ///
     /// # Errors
     /// [`VpeError::Residency`] if already resident, [`VpeError::RedistBusy`],
-    /// [`VpeError::NoSuchVpe`], [`VpeError::NoSuchCpu`], VMOVP and doorbell errors.
+    /// [`VpeError::NoSuchVpe`], [`VpeError::NoSuchCpu`], VMOVP and doorbell errors. A
+    /// [`VpeError::Doorbell`] error from the final clear leaves the vPE resident (see
+    /// [`Vpe::residency`]); only a spurious doorbell can follow.
     pub fn make_resident<D: RedistRegisters>(
         &self,
         vm: &Vm<P>,
@@ -473,13 +482,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             st.affinity = cpu;
             self.doorbells.move_to(vpe.doorbell, cpu)?;
         }
-        // A doorbell that rang was disabled in the interrupt path: finish that now.
+        // A doorbell that rang was disabled in the interrupt path: finish that now (DirectLPI
+        // invalidates on this redistributor, which the doorbell targets).
         self.doorbells
-            .settle(vpe.doorbell, None)
-            .or_else(|e| match e {
-                doorbell::DoorbellError::NeedRedistributor => Ok(()),
-                e => Err(e),
-            })?;
+            .settle(vpe.doorbell, Some(&mut *rd as &mut dyn RedistRegisters))?;
         let attrs = if vm.flush {
             MemAttrs::NON_CACHEABLE
         } else {
@@ -500,6 +506,14 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         }
         st.residency.scheduled(cpu)?;
         slot.store(u32::from(vpe.id.get()) + 1, Ordering::Release);
+        if self.version != ItsVersion::V4_1 && vpe.had_vlpis.load(Ordering::Relaxed) {
+            // GICv4.0: a vLPI that found the vPE away after its doorbell had rung (and been
+            // disabled) left the doorbell pending; it would fire, for nothing, at the next
+            // enable. Now that the vPE is resident no new doorbell can be made pending, and
+            // what the doorbell stood for is in the VPT.
+            self.doorbells
+                .clear_pending(vpe.doorbell, Some(&mut *rd as &mut dyn RedistRegisters))?;
+        }
         Ok(())
     }
 

@@ -836,3 +836,105 @@ fn stalled_discard_maps_nothing_and_restores_the_batch() {
     }
     assert_eq!(vm.vpe(0).unwrap().vlpis(), 0);
 }
+
+/// GICv4.0: a second vLPI during one absence leaves the (disabled) doorbell pending; the
+/// residency clears it, so the next armed deschedule does not wake the vCPU for nothing.
+fn stale_doorbell_is_cleared_at_residency(cfg_model: ModelConfig) {
+    let r = rig(cfg_model);
+    let vm = r.vm(&[1]);
+    let vpe = vm.vpe(0).unwrap();
+    let mut dev = r.device(1, 4);
+    r.g.map_vlpis(
+        &r.its[0],
+        &mut dev,
+        &vm,
+        &[(0, 0, cfg(8192, true)), (1, 0, cfg(8193, true))],
+    )
+    .unwrap();
+    r.g.make_resident(&vm, 0, 1, &mut r.rd(1)).unwrap();
+    r.g.make_non_resident(&vm, 0, &mut r.rd(1), true).unwrap();
+    r.its[0].int_event(&dev, 0).unwrap();
+    let db = r.model.take_lpi(1).expect("doorbell");
+    assert_eq!(r.dbs.handle(db), Some(vpe.id()));
+    r.g.doorbell_rang(&vm, 0);
+    // Disabled now, but the ITS still makes it pending.
+    r.its[0].int_event(&dev, 1).unwrap();
+    assert_eq!(r.model.take_lpi(1), None);
+    assert!(
+        r.model.pending_lpis(1).contains(&db),
+        "pending while disabled"
+    );
+    r.g.make_resident(&vm, 0, 1, &mut r.rd(1)).unwrap();
+    assert!(
+        !r.model.pending_lpis(1).contains(&db),
+        "cleared at residency"
+    );
+    let mut got = vec![r.model.take_vlpi(1), r.model.take_vlpi(1)];
+    got.sort();
+    assert_eq!(got, [Some(8192), Some(8193)]);
+    // The vCPU blocks again with nothing pending: the armed doorbell must stay silent.
+    let d = r.g.make_non_resident(&vm, 0, &mut r.rd(1), true).unwrap();
+    assert!(!d.pending_last);
+    assert_eq!(r.model.take_lpi(1), None, "spurious doorbell");
+    // And it still works for the next vLPI.
+    r.its[0].int_event(&dev, 0).unwrap();
+    assert_eq!(r.model.take_lpi(1), Some(db));
+    assert_eq!(r.dbs.handle(db), Some(vpe.id()));
+    assert_eq!(r.dbs.stats().rings, 2);
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn stale_doorbell_is_cleared_at_residency_proxy() {
+    stale_doorbell_is_cleared_at_residency(ModelConfig::qemu(2));
+}
+
+#[test]
+fn stale_doorbell_is_cleared_at_residency_direct_lpi() {
+    let mut c = ModelConfig::qemu(2);
+    c.direct_lpi = true;
+    stale_doorbell_is_cleared_at_residency(c);
+}
+
+#[test]
+fn a_vpe_without_vlpis_costs_no_doorbell_clear() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    r.model.clear_commands(0);
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    r.g.make_non_resident(&vm, 0, &mut r.rd(0), true).unwrap();
+    r.g.make_resident(&vm, 0, 0, &mut r.rd(0)).unwrap();
+    let cmds: Vec<Command> = r.model.commands(0).into_iter().map(|(_, c)| c).collect();
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Clear { .. })),
+        "{cmds:?}"
+    );
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn unmap_device_refuses_forwarded_events() {
+    let r = rig(ModelConfig::qemu(1));
+    let vm = r.vm(&[0]);
+    let mut dev = r.device(7, 4);
+    r.g.map_vlpi(&r.its[0], &mut dev, 3, &vm, 0, cfg(8200, true))
+        .unwrap();
+    r.model.clear_commands(0);
+    let e = r.its[0].unmap_device(dev).unwrap_err();
+    assert_eq!(
+        e.error,
+        its_cmdq::ItsError::EventForwarded {
+            device: 7,
+            event: 3
+        }
+    );
+    assert!(r.model.commands(0).is_empty(), "nothing sent");
+    let mut dev = e.device;
+    assert_eq!(vm.vpe(0).unwrap().vlpis(), 1);
+    // Through the GICv4 layer, then the device goes.
+    r.g.unmap_vlpi(&r.its[0], &mut dev, 3, &vm, false).unwrap();
+    assert_eq!(vm.vpe(0).unwrap().vlpis(), 0);
+    r.its[0].unmap_device(dev).unwrap();
+    assert!(r.model.dte(0, 7).is_none_or(|d| !d.valid));
+    r.model.assert_no_errors();
+}

@@ -441,6 +441,25 @@ pub struct GicrInvlpir {
     pub virtual_lpi: bool,
 }
 
+/// GICR_SETLPIR / GICR_CLRLPIR, make one physical LPI pending / not pending (RD_base +
+/// 0x0040 / 0x0048, 64 bits; only when GICR_TYPER.DirectLPI).
+#[bitfield(u64, defmt = cfg(feature = "defmt"))]
+#[derive(
+    PartialEq,
+    Eq,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::Immutable,
+    zerocopy::KnownLayout,
+)]
+pub struct GicrLpir {
+    /// (pINTID) The physical LPI.
+    #[bits(32)]
+    pub intid: u32,
+    #[bits(32)]
+    __: u32,
+}
+
 /// GICR_INVALLR, invalidate all LPIs or all vLPIs of a vPE (RD_base + 0x00b0, 64 bits).
 #[bitfield(u64, defmt = cfg(feature = "defmt"))]
 #[derive(

@@ -37,8 +37,8 @@ use super::platform::{Event, FakePlatform, View};
 use crate::cmd::{Command, ItsVersion};
 use crate::mmio::{ItsRegisters, RedistRegisters};
 use crate::regs::{
-    GicrCtlr, GicrInvallr, GicrInvlpir, GicrPendbaser, GicrPropbaser, GicrSyncr, GicrTyper,
-    GicrWaker, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
+    GicrCtlr, GicrInvallr, GicrInvlpir, GicrLpir, GicrPendbaser, GicrPropbaser, GicrSyncr,
+    GicrTyper, GicrWaker, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
 };
 
 use its::ItsState;
@@ -376,6 +376,15 @@ impl GicModel {
         redist::pending_lpis(&w, cpu)
     }
 
+    /// Makes physical LPI `intid` pending on redistributor `cpu`, whatever its enable bit (as
+    /// a peripheral's interrupt, or an ITS ringing a disabled doorbell, would).
+    pub fn set_lpi_pending(&self, cpu: usize, intid: u32) {
+        let mut w = self.lock();
+        if cpu < w.rds.len() {
+            redist::set_lpi_pending(&mut w, cpu, intid, true);
+        }
+    }
+
     /// Acknowledges the highest-priority pending, enabled physical LPI on `cpu` (as a read of
     /// ICC_IAR1_EL1 would): clears its pending bit and returns it.
     pub fn take_lpi(&self, cpu: usize) -> Option<u32> {
@@ -534,6 +543,9 @@ impl RedistRegisters for RedistHandle {
     }
     fn set_invallr(&mut self, v: GicrInvallr) {
         redist::write_invallr(&mut self.model.lock(), self.cpu, v);
+    }
+    fn set_clrlpir(&mut self, v: GicrLpir) {
+        redist::write_clrlpir(&mut self.model.lock(), self.cpu, v);
     }
     fn syncr(&self) -> GicrSyncr {
         redist::read_syncr(&mut self.model.lock(), self.cpu)

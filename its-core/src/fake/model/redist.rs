@@ -10,8 +10,8 @@ use super::{ModelConfig, World, view_for};
 use crate::cmd::ItsVersion;
 use crate::fake::platform::View;
 use crate::regs::{
-    GicrCtlr, GicrInvallr, GicrInvlpir, GicrPendbaser, GicrPropbaser, GicrSyncr, GicrTyper,
-    GicrVpendbaser, GicrVpendbaserV41, GicrVpropbaser, GicrWaker, Shareability,
+    GicrCtlr, GicrInvallr, GicrInvlpir, GicrLpir, GicrPendbaser, GicrPropbaser, GicrSyncr,
+    GicrTyper, GicrVpendbaser, GicrVpendbaserV41, GicrVpropbaser, GicrWaker, Shareability,
 };
 
 /// What is resident on a redistributor, resolved when VPENDBASER.Valid went to 1.
@@ -318,6 +318,25 @@ pub(crate) fn write_invallr(w: &mut World, cpu: usize, v: GicrInvallr) {
     let name = w.rds[cpu].name.clone();
     w.reg_event(name, "GICR_INVALLR", v.into());
     direct_lpi_check(w, cpu, 0xb0, "GICR_INVALLR");
+}
+
+pub(crate) fn write_clrlpir(w: &mut World, cpu: usize, v: GicrLpir) {
+    let name = w.rds[cpu].name.clone();
+    w.reg_event(name.clone(), "GICR_CLRLPIR", v.into());
+    // SETLPIR/CLRLPIR exist only with DirectLPI (GICv4.1 alone does not imply them).
+    if !w.rds[cpu].direct_lpi {
+        w.error(
+            name,
+            "gicr_writell: invalid guest read/write at offset 0x48 (GICR_CLRLPIR needs DirectLPI)",
+        );
+        return;
+    }
+    let intid = v.intid();
+    let rd = &w.rds[cpu];
+    if intid >= 8192 && rd.ctlr.enable_lpis() && u64::from(intid) < lpi_limit(rd) {
+        let base = rd.pendbaser.addr().get();
+        bit_rw(w, base, intid, Some(false));
+    }
 }
 
 pub(crate) fn read_syncr(w: &mut World, cpu: usize) -> GicrSyncr {

@@ -236,6 +236,29 @@ fn disabled_lpi_is_not_taken_until_enabled() {
 }
 
 #[test]
+fn clrlpir_clears_a_pending_lpi_only_with_direct_lpi() {
+    let mut cfg = ModelConfig::qemu(1);
+    cfg.direct_lpi = true;
+    let r = Rig::new(cfg);
+    let mut rd = r.model.redist(0);
+    r.model.set_lpi_pending(0, 8300);
+    assert_eq!(r.model.pending_lpis(0), [8300]);
+    rd.set_clrlpir(crate::regs::GicrLpir::new().with_intid(8300));
+    assert!(r.model.pending_lpis(0).is_empty());
+    r.model.assert_no_errors();
+
+    // QEMU's redistributor has no DirectLPI: the write is an error (and does nothing).
+    let r = Rig::new(ModelConfig::qemu(1));
+    let mut rd = r.model.redist(0);
+    r.model.set_lpi_pending(0, 8300);
+    rd.set_clrlpir(crate::regs::GicrLpir::new().with_intid(8300));
+    assert_eq!(r.model.pending_lpis(0), [8300]);
+    let errors = r.model.errors();
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].message.contains("GICR_CLRLPIR"), "{errors:?}");
+}
+
+#[test]
 fn qemu_parameter_errors_are_logged_and_skipped() {
     let mut r = Rig::new(ModelConfig::qemu(2));
     let itt = r.itt(256);
