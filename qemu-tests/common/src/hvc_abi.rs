@@ -46,6 +46,33 @@ pub mod vlpi_order {
     pub const EDU: u64 = 3;
 }
 
+/// The benchmark scenarios' one hypercall (`hyp/src/scenarios/bench.rs`,
+/// `guest/src/programs/bench.rs`): x1 = a [`bench_step`] number, x2, x3 = its arguments. The
+/// hyp answers with an order: x0 = a [`bench_order`] number, x1, x2 = its arguments.
+pub const HVC_BENCH_STEP: u64 = HVC_SCENARIO_BASE + 0x60;
+
+/// The steps of [`HVC_BENCH_STEP`].
+pub mod bench_step {
+    /// The guest is ready: x2 = address of its sample table (`[[u64; 2]; n]`: the counter
+    /// value before each trigger, then at the first instruction of the handler), x3 = n.
+    /// Answered with the first order.
+    pub const HELLO: u64 = 1;
+    /// The last order is carried out: x2 = interrupts taken so far, x3 = anomalies so far.
+    /// Answered with the next order.
+    pub const NEXT: u64 = 2;
+}
+
+/// The orders the hyp gives the benchmark guest (x0 of the answer to [`HVC_BENCH_STEP`]).
+pub mod bench_order {
+    /// Finish: DONE.
+    pub const STOP: u64 = 0;
+    /// x2 times: read the instruction counter, store x1 to GITS_TRANSLATER (an MSI with
+    /// EventID x1), wait for the interrupt it causes.
+    pub const MSI: u64 = 1;
+    /// x1 times: WFI until one more interrupt arrived (each WFI with nothing pending traps).
+    pub const WFI: u64 = 2;
+}
+
 /// The steps of [`HVC_FWD_STEP`] (their meaning is documented in `hyp/src/scenarios/fwd.rs`).
 pub mod fwd_step {
     /// Returns the SGI_base frame address of the physical redistributor the vCPU runs on.
@@ -78,4 +105,6 @@ pub mod program {
     pub const FWD_VTIMER_MIGRATE: u64 = 0x45;
     /// vLPI scenarios: the receiver that counts vLPIs and carries out the hyp's orders.
     pub const VLPI: u64 = 0x50;
+    /// Benchmarks: interrupt latency in instructions (`bench_vlpi_latency`).
+    pub const BENCH: u64 = 0x60;
 }

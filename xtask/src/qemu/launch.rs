@@ -152,6 +152,9 @@ pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<S
     if scenario.edu {
         args.extend(["-device".into(), "edu".into()]);
     }
+    if scenario.icount {
+        args.extend(["-icount".into(), "shift=0".into()]);
+    }
     args.extend([
         "-kernel".into(),
         images.hyp.display().to_string(),
@@ -391,6 +394,19 @@ mod tests {
         assert!(line.ends_with("-kernel /x/hyp -device loader,file=/x/guest"));
         let boot = qemu_args(by_name("boot_smoke").unwrap(), &images, Path::new("/l"));
         assert!(!boot.iter().any(|a| a == "edu"));
+        assert!(!boot.iter().any(|a| a == "-icount"));
+    }
+
+    #[test]
+    fn benchmarks_boot_with_icount() {
+        let images = Images {
+            hyp: "/x/hyp".into(),
+            guest: "/x/guest".into(),
+        };
+        let bench = by_name("bench_vlpi_latency").unwrap();
+        let line = qemu_args(bench, &images, Path::new("/l")).join(" ");
+        assert!(line.contains("-icount shift=0"), "{line}");
+        assert!(line.contains("arg=hyp,arg=bench_vlpi_latency"), "{line}");
     }
 
     #[test]

@@ -24,6 +24,12 @@ pub struct Scenario {
     /// A runner self-check that must FAIL (panic, exception, unexpected guest error): not in the
     /// default suite; it runs only when `--filter` names it exactly.
     pub hidden: bool,
+    /// Boot with `-icount shift=0`: one instruction per nanosecond of virtual time, and the
+    /// PMU's INST_RETIRED event implemented, so instruction counts are exact and repeatable.
+    pub icount: bool,
+    /// A benchmark (`cargo xtask bench` runs it and reads its `@@M` lines): not in the default
+    /// suite; it runs only when `--filter` names it exactly. Unlike a self-check it must pass.
+    pub bench: bool,
 }
 
 /// Default total deadline of a scenario.
@@ -39,6 +45,8 @@ impl Scenario {
             deadline: DEFAULT_DEADLINE,
             expected_guest_errors: &[],
             hidden: false,
+            icount: false,
+            bench: false,
         }
     }
 
@@ -70,6 +78,18 @@ impl Scenario {
     pub const fn hidden(mut self) -> Self {
         self.hidden = true;
         self
+    }
+
+    /// Marks a benchmark (see [`Scenario::bench`]); benchmarks run under `-icount shift=0`.
+    pub const fn bench(mut self) -> Self {
+        self.bench = true;
+        self.icount = true;
+        self
+    }
+
+    /// Runs only when `--filter` names it exactly (a self-check or a benchmark).
+    pub const fn by_exact_name_only(&self) -> bool {
+        self.hidden || self.bench
     }
 }
 
@@ -115,6 +135,9 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vlpi_two_vms").smp(1),
     Scenario::new("vlpi_many").smp(1),
     Scenario::new("vpe_many").smp(2),
+    // Benchmarks for `cargo xtask bench` (qemu-tests/hyp/src/scenarios/bench.rs).
+    Scenario::new("bench_vlpi_latency").smp(1).bench(),
+    Scenario::new("bench_vpe_counts").smp(1).bench(),
     // Runner self-checks: each must be reported FAILED.
     Scenario::new("panic_check")
         .smp(1)
@@ -130,14 +153,15 @@ pub const SCENARIOS: &[Scenario] = &[
         .hidden(),
 ];
 
-/// The scenarios to run: without a filter, every non-hidden one; with one, the non-hidden
-/// scenarios whose name contains it, plus a hidden one if the filter is exactly its name.
+/// The scenarios to run: without a filter, every one but the self-checks and benchmarks; with
+/// one, those whose name contains it, plus a self-check or benchmark if the filter is exactly
+/// its name.
 pub fn select(filter: Option<&str>) -> Vec<&'static Scenario> {
     SCENARIOS
         .iter()
         .filter(|s| match filter {
-            None => !s.hidden,
-            Some(f) if s.hidden => s.name == f,
+            None => !s.by_exact_name_only(),
+            Some(f) if s.by_exact_name_only() => s.name == f,
             Some(f) => s.name.contains(f),
         })
         .collect()
@@ -219,6 +243,20 @@ mod tests {
         assert_eq!(names, ["panic_check"]);
         let names: Vec<_> = select(Some("smoke")).iter().map(|s| s.name).collect();
         assert_eq!(names, ["boot_smoke", "smp_smoke", "guest_smoke"]);
+    }
+
+    #[test]
+    fn benchmarks_run_under_icount_and_only_by_name() {
+        let benches: Vec<_> = SCENARIOS.iter().filter(|s| s.bench).collect();
+        assert!(!benches.is_empty());
+        for b in benches {
+            assert!(b.icount, "{}", b.name);
+            assert!(!select(None).iter().any(|s| s.name == b.name), "{}", b.name);
+            let names: Vec<_> = select(Some(b.name)).iter().map(|s| s.name).collect();
+            assert_eq!(names, [b.name]);
+        }
+        assert!(select(Some("bench")).is_empty());
+        assert!(SCENARIOS.iter().filter(|s| s.icount).all(|s| s.bench));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! [`run`] prints `@@T start guest.<name>`, runs it, prints `@@T ok guest.<name>` if no check
 //! failed, and reports the number of failures to the hyp with the DONE hypercall.
 
+mod bench;
 mod fwd;
 mod smoke;
 mod vlpi;
@@ -50,6 +51,7 @@ pub const PROGRAMS: &[(u64, &str, fn())] = &[
         fwd::vtimer_migrate,
     ),
     (program::VLPI, "guest.vlpi", vlpi::vlpi),
+    (program::BENCH, "guest.bench", bench::bench),
 ];
 
 /// Runs program `number`, then reports to the hyp. Never returns.

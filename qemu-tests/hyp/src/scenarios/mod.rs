@@ -13,12 +13,14 @@
 //! The driver [`run`] prints `@@T start`, then `@@T ok` if no check failed, then
 //! `@@T done passed=N failed=M`, and exits with status 0 only if everything passed.
 
+mod bench;
 mod demo;
 mod fwd;
 mod infra;
 mod its;
 mod lpi;
 mod selfcheck;
+mod stress;
 mod support;
 mod vlpi;
 
@@ -73,6 +75,12 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("vlpi_two_vms", vlpi::vlpi_two_vms),
     ("vlpi_many", vlpi::vlpi_many),
     ("vpe_many", vlpi::vpe_many),
+    // Four CPUs at once: physical LPIs, and vPEs rescheduled while vLPIs arrive.
+    ("stress_smp_map", stress::stress_smp_map),
+    ("stress_vpe_switch", stress::stress_vpe_switch),
+    // Benchmarks, run by `cargo xtask bench` with -icount shift=0 (not in the default suite).
+    ("bench_vlpi_latency", bench::bench_vlpi_latency),
+    ("bench_vpe_counts", bench::bench_vpe_counts),
     // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
     ("panic_check", selfcheck::panic_check),
     ("exception_check", selfcheck::exception_check),
