@@ -55,8 +55,9 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
 use intrusive_collections::{LinkedList, LinkedListAtomicLink, intrusive_adapter};
-use its_cmdq::{Device, Its, ItsError, LpiRange, Lpis};
-use its_core::ids::{DeviceId, Lpi, VpeId};
+use its_cmdq::{Device, Its, ItsError, LpiRange, Lpis, SyncTarget};
+use its_core::cmd::Command;
+use its_core::ids::{DeviceId, EventId, Lpi, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::platform::{DmaBuf, Platform, poll_until};
 use its_core::regs::{GicrInvlpir, GicrLpir};
@@ -477,6 +478,71 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         // the range can go back to the allocator.
         if let Err(e) = this.lpis.free(this.range) {
             return Err((this, e.into()));
+        }
+        Ok(())
+    }
+
+    /// What the GICv4 layer does when a vPE becomes resident: [`Doorbells::settle`], and with
+    /// `clear` also [`Doorbells::clear_pending`], in one go: in proxy mode a single batch (INV
+    /// and/or CLEAR, then one SYNC: one GITS_CWRITER write), with DirectLPI GICR_INVLPIR and/or
+    /// GICR_CLRLPIR, then one GICR_SYNCR wait. Nothing at all when neither is needed.
+    ///
+    /// # Errors
+    /// As [`Doorbells::set_enabled`] and [`Doorbells::clear_pending`].
+    pub fn settle_and_clear(
+        &self,
+        doorbell: Lpi,
+        clear: bool,
+        rd: Option<&mut dyn RedistRegisters>,
+    ) -> Result<(), DoorbellError> {
+        let i = self.index(doorbell)?;
+        let inv = self.word(i) & NEEDS_INV != 0;
+        if !inv && !clear {
+            return Ok(());
+        }
+        match (&self.proxy, rd) {
+            (Some(proxy), _) => {
+                let dev = proxy.lock();
+                let cpu = match dev.event(i)?.phys {
+                    Some(p) => usize::from(p.cpu),
+                    None => {
+                        return Err(ItsError::EventNotMapped {
+                            device: dev.id().get(),
+                            event: i,
+                        }
+                        .into());
+                    }
+                };
+                let rdbase = self.its.cpu(cpu)?.rdbase;
+                let device = dev.id();
+                let event = EventId::new(i);
+                let mut cmds: heapless::Vec<Command, 2> = heapless::Vec::new();
+                if inv {
+                    let _ = cmds.push(Command::Inv { device, event });
+                }
+                if clear {
+                    let _ = cmds.push(Command::Clear { device, event });
+                }
+                let out =
+                    self.its
+                        .execute(cmds.len(), |k| cmds[k], &[SyncTarget::Redist(rdbase)])?;
+                if let Some(e) = out.error() {
+                    return Err(e.into());
+                }
+            }
+            (None, Some(rd)) => {
+                if inv {
+                    rd.set_invlpir(GicrInvlpir::new().with_intid(doorbell.get()));
+                }
+                if clear {
+                    rd.set_clrlpir(GicrLpir::new().with_intid(doorbell.get()));
+                }
+                self.wait_syncr(rd)?;
+            }
+            (None, None) => return Err(DoorbellError::NeedRedistributor),
+        }
+        if inv {
+            self.set_word(i, self.word(i) & !NEEDS_INV)?;
         }
         Ok(())
     }

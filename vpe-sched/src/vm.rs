@@ -447,9 +447,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// GICR_VPENDBASER {Valid, vPEID, vGrp1En}. Call [`GicV4::commit`] before entering the
     /// guest.
     ///
-    /// On GICv4.0, once resident, the vPE's doorbell is cleared ([`doorbell::Doorbells::clear_pending`]:
-    /// a CLEAR through the proxy device, or GICR_CLRLPIR), as Linux does at every GICv4.0
-    /// vCPU load; skipped for a vPE that never had a vLPI mapped.
+    /// Once resident, the doorbell's deferred invalidation is issued and, on GICv4.0, its
+    /// pending state cleared, as Linux does at every GICv4.0 vCPU load (skipped for a vPE
+    /// that never had a vLPI mapped): one batch, [`doorbell::Doorbells::settle_and_clear`].
     ///
     /// # Errors
     /// [`VpeError::Residency`] if already resident, [`VpeError::RedistBusy`],
@@ -482,10 +482,6 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             st.affinity = cpu;
             self.doorbells.move_to(vpe.doorbell, cpu)?;
         }
-        // A doorbell that rang was disabled in the interrupt path: finish that now (DirectLPI
-        // invalidates on this redistributor, which the doorbell targets).
-        self.doorbells
-            .settle(vpe.doorbell, Some(&mut *rd as &mut dyn RedistRegisters))?;
         let attrs = if vm.flush {
             MemAttrs::NON_CACHEABLE
         } else {
@@ -506,14 +502,18 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         }
         st.residency.scheduled(cpu)?;
         slot.store(u32::from(vpe.id.get()) + 1, Ordering::Release);
-        if self.version != ItsVersion::V4_1 && vpe.had_vlpis.load(Ordering::Relaxed) {
-            // GICv4.0: a vLPI that found the vPE away after its doorbell had rung (and been
-            // disabled) left the doorbell pending; it would fire, for nothing, at the next
-            // enable. Now that the vPE is resident no new doorbell can be made pending, and
-            // what the doorbell stood for is in the VPT.
-            self.doorbells
-                .clear_pending(vpe.doorbell, Some(&mut *rd as &mut dyn RedistRegisters))?;
-        }
+        // Then, in one batch: the invalidation of a doorbell the interrupt path disabled, and
+        // on GICv4.0 the clear of its pending state. A vLPI that found the vPE away after its
+        // doorbell had rung (and been disabled) left the doorbell pending; it would fire, for
+        // nothing, at the next enable. Now that the vPE is resident no new doorbell can be
+        // made pending, and what the doorbell stood for is in the VPT. DirectLPI systems do
+        // both on this redistributor, which the doorbell targets.
+        let clear = self.version != ItsVersion::V4_1 && vpe.had_vlpis.load(Ordering::Relaxed);
+        self.doorbells.settle_and_clear(
+            vpe.doorbell,
+            clear,
+            Some(&mut *rd as &mut dyn RedistRegisters),
+        )?;
         Ok(())
     }
 

@@ -864,7 +864,21 @@ fn stale_doorbell_is_cleared_at_residency(cfg_model: ModelConfig) {
         r.model.pending_lpis(1).contains(&db),
         "pending while disabled"
     );
+    let q0 = r.its[0].queue().stats();
     r.g.make_resident(&vm, 0, 1, &mut r.rd(1)).unwrap();
+    let q1 = r.its[0].queue().stats();
+    if r.dbs.uses_proxy() {
+        // INV (the deferred disable) + CLEAR + SYNC, in one write.
+        assert_eq!(
+            (
+                q1.commands - q0.commands,
+                q1.cwriter_writes - q0.cwriter_writes
+            ),
+            (3, 1)
+        );
+    } else {
+        assert_eq!(q1.commands, q0.commands, "DirectLPI: no ITS command");
+    }
     assert!(
         !r.model.pending_lpis(1).contains(&db),
         "cleared at residency"

@@ -18,10 +18,11 @@
 //! ```
 //!
 //! # Why `Gic` disables the ITS before dropping it
-//! `its-cmdq` has no shut-down call: dropping an `Its` frees its tables and command queue while
-//! GITS_CTLR.Enabled is still 1 (and `Lpis` its property table while redistributors still use
-//! it). [`Gic`]'s `Drop` disables the ITS (waiting for Quiescent) and each redistributor's LPIs
-//! (waiting for RWP) first, and leaks, rather than frees, whatever it could not disable.
+//! Dropping an enabled `Its` (or `Lpis` while redistributors still use its property table)
+//! keeps the memory the GIC may still use, on purpose. [`Gic`]'s `Drop` therefore disables the
+//! ITS (`Its::disable`, waiting for Quiescent) and each redistributor's LPIs
+//! (`Lpis::disable_redistributor`, waiting for RWP) first, so everything is freed; whatever
+//! could not be disabled stays allocated.
 
 use core::ops::Deref;
 use core::ptr::NonNull;

@@ -41,10 +41,8 @@ use common::sysreg::{mask_irqs, unmask_irqs};
 use common::timer::{self, Deadline};
 use common::write_sysreg;
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
-use its_cmdq::SyncTarget;
 use its_core::caps::RedistCaps;
-use its_core::cmd::Command;
-use its_core::ids::{DeviceId, EventId, VpeId};
+use its_core::ids::{DeviceId, VpeId};
 use its_core::mmio::GitsRegs;
 use safe_mmio::UniqueMmioPointer;
 use vpe_sched::{GicV4, V4Config, Vm, VpeError};
@@ -103,21 +101,11 @@ impl core::fmt::Display for V4Error {
 }
 
 /// Brings the doorbells and the GICv4 layer up on `gic`, runs `f` with them, then withdraws
-/// the doorbell dispatch.
-///
-/// # Why the doorbells are never dropped
-/// `doorbell` has no shut-down call: dropping `Doorbells` would leave its proxy device mapped
-/// in the ITS (its ITT leaked on purpose by `Device`'s drop) and its LPI block allocated. And
-/// `GicV4::new` borrows them as `&'a Doorbells<'a, ..>`: while their waiter list is a
-/// `LinkedList<WaiterAdapter<'a>>`, whose destructor needs `'a`, a `Doorbells` local with a
-/// destructor cannot be borrowed for its own lifetime (E0597). `ManuallyDrop` has no
-/// destructor, so they stay for the rest of the boot, like the GIC state of a hypervisor that
-/// never shuts down.
+/// the doorbell dispatch and shuts the doorbells down (`Doorbells::shutdown`: the proxy device
+/// unmapped, the doorbell LPIs freed). A scenario that left a VM alive gets an error here.
 pub fn with_v4<T>(gic: &Gic, f: impl FnOnce(&V4<'_>) -> T) -> Result<T, V4Error> {
     let cfg = DoorbellConfig::proxy(DeviceId::new(PROXY_DEVICE), DOORBELLS);
-    let dbs = core::mem::ManuallyDrop::new(
-        Doorbells::new(gic.its(), gic.lpis(), cfg).map_err(V4Error::Doorbells)?,
-    );
+    let dbs = Doorbells::new(gic.its(), gic.lpis(), cfg).map_err(V4Error::Doorbells)?;
     let redist = gic.redists[0].map_or(RedistCaps::from_typer(Default::default()), |r| {
         RedistCaps::from_typer(r.typer)
     });
@@ -144,39 +132,9 @@ pub fn with_v4<T>(gic: &Gic, f: impl FnOnce(&V4<'_>) -> T) -> Result<T, V4Error>
         g4: &g4,
     });
     drop(dispatch);
+    drop(g4);
+    dbs.shutdown().map_err(|(_, e)| V4Error::Doorbells(e))?;
     Ok(out)
-}
-
-impl V4<'_> {
-    /// Clears the pending state of vPE `i`'s doorbell LPI: CLEAR on the proxy device's event
-    /// for it, then SYNC to the redistributor it targets. Call right after `make_resident`.
-    ///
-    /// # Why (a workaround)
-    /// On GICv4.0 the ITS rings a doorbell for every vLPI that finds its vPE away, also while
-    /// the doorbell is disabled: after `Doorbells::handle` disabled it, a second vLPI before
-    /// the vPE is back leaves the doorbell *pending* (not delivered: disabled). `make_resident`
-    /// only re-reads its configuration (`Doorbells::settle`: INV), so the pending state stays,
-    /// and the next `make_non_resident(.., true)`, which enables the doorbell, delivers it at
-    /// once: a wake-up with nothing to take. Linux clears it on every GICv4.0 schedule
-    /// (`vgic_v4_load`: `irq_set_irqchip_state(PENDING, false)`, a CLEAR through the proxy
-    /// device without DirectLPI). `vpe-sched` does not, and `doorbell` exposes no clear, so
-    /// the hyp issues the CLEAR itself: the proxy's event `k` maps doorbell `k` of the
-    /// reserved range (`Doorbells::alloc_block`), and CLEAR changes no mapping.
-    pub fn clear_doorbell(&self, vm: &HwVm, i: usize) -> Result<(), VpeError> {
-        let vpe = vm.vpe(i)?;
-        let event = vpe.doorbell().get() - self.dbs.range().base.get();
-        let its = self.gic.its();
-        let target = its.cpu(vpe.affinity())?.rdbase;
-        let out = its.execute(
-            1,
-            |_| Command::Clear {
-                device: DeviceId::new(PROXY_DEVICE),
-                event: EventId::new(event),
-            },
-            &[SyncTarget::Redist(target)],
-        )?;
-        out.error().map_or(Ok(()), |e| Err(e.into()))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
