@@ -6,6 +6,17 @@
 //! [`Instant`] around enough passes to last at least [`MIN_SAMPLE`]; inputs and outputs go
 //! through [`black_box`] so the optimiser can neither precompute nor drop the work. Figures are
 //! per item (ns per command): the median and the minimum over the samples.
+//!
+//! The other sections count rather than time: command-queue traffic ([`counts`]) and table
+//! memory ([`memory`]) on the host GIC model ([`rig`]).
+//!
+//! Besides its human-readable lines, every section prints its figures as `@@M <name> key=value
+//! ...` lines, the protocol of the QEMU images, which `cargo xtask bench` parses into its
+//! report.
+
+mod counts;
+mod memory;
+mod rig;
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -200,6 +211,16 @@ fn cmd_encode() {
         encode.median_ns / store.median_ns,
         encode.min_ns / store.min_ns
     );
+    println!(
+        "@@M cmd_encode commands={RING_COMMANDS} samples={SAMPLES} encode_median_ns={:.3} \
+         encode_min_ns={:.3} store_median_ns={:.3} store_min_ns={:.3} passes={}/{}",
+        encode.median_ns,
+        encode.min_ns,
+        store.median_ns,
+        store.min_ns,
+        encode.passes_per_sample,
+        store.passes_per_sample
+    );
 }
 
 /// A benchmark section: a name and what prints its figures.
@@ -208,10 +229,24 @@ struct Section {
     run: fn(),
 }
 
-const SECTIONS: &[Section] = &[Section {
-    name: "cmd-encode",
-    run: cmd_encode,
-}];
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "cmd-encode",
+        run: cmd_encode,
+    },
+    Section {
+        name: "cmdq-batch",
+        run: counts::cmdq_batch,
+    },
+    Section {
+        name: "vlpi-map",
+        run: counts::vlpi_map,
+    },
+    Section {
+        name: "table-memory",
+        run: memory::table_memory,
+    },
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
