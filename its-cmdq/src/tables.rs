@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! ITS tables (GITS_BASER<n>): page-size probing, flat or two-level layout, second-level
+//! ITS tables (`GITS_BASER<n>`): page-size probing, flat or two-level layout, second-level
 //! pages on first use, and the shareability read-back rule.
 //!
 //! # Probing
 //! For each table the driver tries 64 KiB pages, then 16 KiB, then 4 KiB: it writes
-//! GITS_BASER<n> and reads it back; an ITS that does not support a page size shows a different
+//! `GITS_BASER<n>` and reads it back; an ITS that does not support a page size shows a different
 //! Page_Size. A table larger than two pages is made two-level (Indirect) when the ITS keeps the
 //! Indirect bit, as Linux does; second-level pages are then allocated when an ID in their range
 //! is first used ([`ItsTable::ensure`]). If the ITS reads the table back as non-shareable, the
@@ -242,7 +242,7 @@ impl<P: Platform> ItsTable<P> {
         self.flush
     }
 
-    /// Which GITS_BASER<n> it is.
+    /// Which `GITS_BASER<n>` it is.
     pub fn baser_index(&self) -> usize {
         self.index
     }

@@ -71,7 +71,7 @@ pub enum AddrError {
 
 /// A physical address aligned to `1 << SHIFT` bytes and below 2^52.
 ///
-/// GIC fields hold such an address as bits [51:SHIFT]; [`Aligned::field`] gives that value.
+/// GIC fields hold such an address as bits \[51:SHIFT\]; [`Aligned::field`] gives that value.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(transparent)]
@@ -80,7 +80,7 @@ pub struct Aligned<const SHIFT: u32>(u64);
 impl<const SHIFT: u32> Aligned<SHIFT> {
     /// The alignment in bytes.
     pub const ALIGN: u64 = 1 << SHIFT;
-    /// Mask of the field holding bits [51:SHIFT].
+    /// Mask of the field holding bits \[51:SHIFT\].
     const FIELD_MASK: u64 = (1 << (PA_BITS - SHIFT)) - 1;
 
     /// Checks alignment and width.
@@ -100,12 +100,12 @@ impl<const SHIFT: u32> Aligned<SHIFT> {
         }
     }
 
-    /// Builds from a field holding bits [51:SHIFT], keeping only the bits the field has.
+    /// Builds from a field holding bits \[51:SHIFT\], keeping only the bits the field has.
     pub const fn from_field(bits: u64) -> Self {
         Self((bits & Self::FIELD_MASK) << SHIFT)
     }
 
-    /// The field value: bits [51:SHIFT] of the address.
+    /// The field value: bits \[51:SHIFT\] of the address.
     pub const fn field(self) -> u64 {
         self.0 >> SHIFT
     }
@@ -158,7 +158,7 @@ pub type Addr4K = Aligned<12>;
 /// A 64 KiB-aligned address (GICR_PENDBASER, RD_base in the PTA = 1 form).
 pub type Addr64K = Aligned<16>;
 
-/// An ITS table page size (GITS_BASER<n>.Page_Size).
+/// An ITS table page size (`GITS_BASER<n>.Page_Size`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum PageSize {

@@ -400,7 +400,7 @@ impl SgiId {
     }
 }
 
-/// A VSGI priority: an 8-bit priority whose low 4 bits are zero (the field holds bits [7:4]).
+/// A VSGI priority: an 8-bit priority whose low 4 bits are zero (the field holds bits \[7:4\]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(transparent)]
@@ -410,7 +410,7 @@ impl SgiPriority {
     /// A priority the 4-bit field can hold (a multiple of 16).
     ///
     /// # Errors
-    /// [`IdError::NotEncodable`] when any of bits [3:0] is set.
+    /// [`IdError::NotEncodable`] when any of bits \[3:0\] is set.
     pub const fn new(priority: u8) -> Result<Self, IdError> {
         if priority & 0xf == 0 {
             Ok(Self(priority))
@@ -422,7 +422,7 @@ impl SgiPriority {
         }
     }
 
-    /// Builds from the 4-bit field value (priority bits [7:4]).
+    /// Builds from the 4-bit field value (priority bits \[7:4\]).
     pub const fn from_field(bits: u64) -> Self {
         Self(((bits & 0xf) as u8) << 4)
     }
@@ -433,10 +433,10 @@ impl SgiPriority {
     }
 }
 
-/// The RDbase field of MAPC, SYNC, MOVALL, VMAPP and VMOVP: bits [51:16] of the command's
+/// The RDbase field of MAPC, SYNC, MOVALL, VMAPP and VMOVP: bits \[51:16\] of the command's
 /// third dword.
 ///
-/// What it means depends on GITS_TYPER.PTA: with PTA = 1 it is bits [51:16] of the target
+/// What it means depends on GITS_TYPER.PTA: with PTA = 1 it is bits \[51:16\] of the target
 /// redistributor's physical address; with PTA = 0 it is the target's processor number
 /// (GICR_TYPER.Processor_Number). [`crate::caps::ItsCaps::rdbase`] picks the right form.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

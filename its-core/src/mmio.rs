@@ -62,10 +62,10 @@ pub struct GitsRegs {
     /// 0x0090 GITS_CREADR (writable only with GICD_CTLR.DS = 1; the driver never writes it).
     pub creadr: ReadPure<GitsCreadr>,
     _reserved3: [u64; 13],
-    /// 0x0100 GITS_BASER<n>.
+    /// 0x0100 `GITS_BASER<n>`.
     pub baser: [ReadPureWrite<GitsBaser>; 8],
     _reserved4: [u32; 0x3faa],
-    /// 0xffe8 GITS_PIDR2 (ArchRev in bits [7:4]).
+    /// 0xffe8 GITS_PIDR2 (ArchRev in bits \[7:4\]).
     pub pidr2: ReadPure<u32>,
     _reserved5: [u32; 5],
 }
@@ -180,7 +180,7 @@ pub struct GicrSgiRegs {
     /// 0x0380 GICR_ICACTIVER0.
     pub icactiver0: ReadPureWrite<u32>,
     _reserved7: [u32; 0x1f],
-    /// 0x0400 GICR_IPRIORITYR<n>: one byte per SGI/PPI.
+    /// 0x0400 `GICR_IPRIORITYR<n>`: one byte per SGI/PPI.
     pub ipriorityr: [ReadPureWrite<u8>; 32],
     _reserved8: [u32; 0x1f8],
     /// 0x0c00 GICR_ICFGR0 (SGIs).
@@ -263,29 +263,29 @@ pub struct GicdRegs {
     /// 0x000c GICD_TYPER2 (GICv4.1).
     pub typer2: ReadPure<GicdTyper2>,
     _reserved0: [u32; 0x1c],
-    /// 0x0080 GICD_IGROUPR<n>.
+    /// 0x0080 `GICD_IGROUPR<n>`.
     pub igroupr: [ReadPureWrite<u32>; 32],
-    /// 0x0100 GICD_ISENABLER<n>.
+    /// 0x0100 `GICD_ISENABLER<n>`.
     pub isenabler: [ReadPureWrite<u32>; 32],
-    /// 0x0180 GICD_ICENABLER<n>.
+    /// 0x0180 `GICD_ICENABLER<n>`.
     pub icenabler: [ReadPureWrite<u32>; 32],
-    /// 0x0200 GICD_ISPENDR<n>.
+    /// 0x0200 `GICD_ISPENDR<n>`.
     pub ispendr: [ReadPureWrite<u32>; 32],
-    /// 0x0280 GICD_ICPENDR<n>.
+    /// 0x0280 `GICD_ICPENDR<n>`.
     pub icpendr: [ReadPureWrite<u32>; 32],
-    /// 0x0300 GICD_ISACTIVER<n>.
+    /// 0x0300 `GICD_ISACTIVER<n>`.
     pub isactiver: [ReadPureWrite<u32>; 32],
-    /// 0x0380 GICD_ICACTIVER<n>.
+    /// 0x0380 `GICD_ICACTIVER<n>`.
     pub icactiver: [ReadPureWrite<u32>; 32],
-    /// 0x0400 GICD_IPRIORITYR<n>: one byte per interrupt.
+    /// 0x0400 `GICD_IPRIORITYR<n>`: one byte per interrupt.
     pub ipriorityr: [ReadPureWrite<u8>; 1020],
     _reserved1: [u32; 0x101],
-    /// 0x0c00 GICD_ICFGR<n>.
+    /// 0x0c00 `GICD_ICFGR<n>`.
     pub icfgr: [ReadPureWrite<u32>; 64],
-    /// 0x0d00 GICD_IGRPMODR<n>.
+    /// 0x0d00 `GICD_IGRPMODR<n>`.
     pub igrpmodr: [ReadPureWrite<u32>; 32],
     _reserved2: [u32; 0x14a0],
-    /// 0x6000 GICD_IROUTER<n> (index n = INTID; SPIs start at 32).
+    /// 0x6000 `GICD_IROUTER<n>` (index n = INTID; SPIs start at 32).
     pub irouter: [ReadPureWrite<u64>; 1020],
     _reserved3: [u32; 0x2002],
     /// 0xffe8 GICD_PIDR2.
@@ -334,9 +334,9 @@ pub trait ItsRegisters {
     fn set_cwriter(&mut self, v: GitsCwriter);
     /// GITS_CREADR.
     fn creadr(&self) -> GitsCreadr;
-    /// GITS_BASER<n>; 0 for `n` of 8 or more.
+    /// `GITS_BASER<n>`; 0 for `n` of 8 or more.
     fn baser(&self, n: usize) -> GitsBaser;
-    /// Writes GITS_BASER<n>; ignored for `n` of 8 or more.
+    /// Writes `GITS_BASER<n>`; ignored for `n` of 8 or more.
     fn set_baser(&mut self, n: usize, v: GitsBaser);
 }
 

@@ -53,7 +53,7 @@ use spin::Mutex;
 pub use error::VpeError;
 pub use residency::Residency;
 pub use vlpi::{VlpiConfig, VlpiProp, VsgiConfig};
-pub use vm::{MAX_VPES, Vm, VmConfig, Vpe};
+pub use vm::{DestroyError, MAX_VPES, Vm, VmConfig, Vpe};
 
 /// Timeouts and choices of the GICv4 layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::vm::Vm;
 /// A vLPI's new configuration (see [`GicV4::update_vlpi`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VlpiProp {
-    /// Priority (bits [7:2] are kept).
+    /// Priority (bits \[7:2\] are kept).
     pub priority: u8,
     /// Enabled.
     pub enabled: bool,
@@ -43,7 +43,7 @@ pub struct VsgiConfig {
 pub struct VlpiConfig {
     /// The vINTID.
     pub vintid: VLpi,
-    /// Its priority (bits [7:2] are kept).
+    /// Its priority (bits \[7:2\] are kept).
     pub priority: u8,
     /// Whether it is enabled.
     pub enabled: bool,

@@ -151,7 +151,7 @@ impl<P: Platform> Vm<P> {
         Ok(self.prop.read_u8((v - 8192) as usize)?)
     }
 
-    /// Writes the property byte of vINTID `v` (priority bits [7:2], group 1, enable).
+    /// Writes the property byte of vINTID `v` (priority bits \[7:2\], group 1, enable).
     pub(crate) fn set_property(&self, v: u32, priority: u8, enabled: bool) -> Result<(), VpeError>
     where
         P: its_core::platform::CacheMaint,

@@ -5,7 +5,9 @@
 //! 1. `host`: `cargo test --workspace`, the host unit, integration and doc tests of every
 //!    crate with default features (the xtask CLI contract tests included);
 //! 2. `all-features`: `cargo test -p its-core --all-features`, its-core with its fakes,
-//!    `arbitrary`, `defmt` and `log` code compiled in;
+//!    `arbitrary`, `defmt` and `log` code compiled in; then the API docs of every crate with
+//!    every feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings
+//!    denied: a broken intra-doc link or an unnameable public type fails);
 //! 3. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
 //!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
 //!    vpe-sched --features fuzzing --test fuzz_corpus` (the stateful target `driver`, plus its
@@ -157,7 +159,13 @@ fn host() -> Result<(), String> {
 }
 
 fn all_features() -> Result<(), String> {
-    run_cargo(cargo(None).args(["test", "-p", "its-core", "--all-features"])).map(drop)
+    run_cargo(cargo(None).args(["test", "-p", "its-core", "--all-features"]))?;
+    run_cargo(
+        cargo(None)
+            .args(["doc", "--workspace", "--no-deps", "--all-features"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
+    .map(drop)
 }
 
 fn fuzz_corpus() -> Result<(), String> {

@@ -4,7 +4,7 @@
 //! input), `--bin`, `--v41`, FILE arguments, comments, and both round trips.
 //!
 //! Expected doublewords are written from the field positions of Arm IHI 0069 (DeviceID
-//! DW0[63:32], EventID DW1[31:0], pINTID DW1[63:32], Size DW1[4:0], ITT_addr DW2[51:8],
+//! DW0\[63:32\], EventID DW1\[31:0\], pINTID DW1\[63:32\], Size DW1\[4:0\], ITT_addr DW2\[51:8\],
 //! V DW2[63], ...), not from the encoder's output.
 
 use std::io::Write;
@@ -210,7 +210,7 @@ fn decode_bin_length_not_a_multiple_of_32_exits_2() {
 }
 
 /// VSGI vPE 1, vINTID 3, priority 0xa0, G=1, E=1: opcode 0x23, E DW0[8], G DW0[10], priority
-/// [7:4] in DW0[23:20], vINTID DW0[35:32], vPEID DW1[47:32].
+/// \[7:4\] in DW0\[23:20\], vINTID DW0\[35:32\], vPEID DW1\[47:32\].
 const VSGI_HEX: &str = "0x0000000300a00523 0x0000000100000000 0 0\n";
 const VSGI_TEXT: &str = "0: VSGI vpe=0x1 sgi=0x3 priority=0xa0 group=0x1 clear=0x0 enable=0x1\n";
 

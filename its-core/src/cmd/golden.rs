@@ -2,8 +2,8 @@
 //! Golden vectors, written by hand from the field positions of Arm IHI 0069.
 //!
 //! Each expected doubleword below was computed on paper from the specification's field
-//! positions (DeviceID DW0[63:32], EventID DW1[31:0], ICID DW2[15:0], RDbase DW2[51:16],
-//! V DW2[63], vPEID DW1[47:32], ...), never from the encoder's own output.
+//! positions (DeviceID DW0\[63:32\], EventID DW1\[31:0\], ICID DW2\[15:0\], RDbase DW2\[51:16\],
+//! V DW2[63], vPEID DW1\[47:32\], ...), never from the encoder's own output.
 
 use super::*;
 use crate::addr::PhysAddr;

@@ -2,7 +2,7 @@
 //! Field layouts of the ITS commands: the one place that knows where every field sits.
 //!
 //! Positions are those of Arm IHI 0069 ("ITS commands"): each command is four little-endian
-//! 64-bit doublewords (DW0..DW3), the opcode in DW0[7:0], and every bit that is not a field of
+//! 64-bit doublewords (DW0..DW3), the opcode in DW0\[7:0\], and every bit that is not a field of
 //! that command is RES0. Encode, decode, the reserved-bit check and the text format are all
 //! derived from these tables, so a field position is written down exactly once.
 
@@ -11,8 +11,8 @@ use super::ItsVersion;
 /// One field of a command: `width` bits at `dw[lo + width - 1 : lo]`.
 ///
 /// The value a user sees is the field shifted left by `shift`: 8 for an ITT address (the field
-/// holds bits [51:8]), 16 for VPT and VCONF addresses, 4 for the VSGI priority (the field holds
-/// priority bits [7:4]), 0 otherwise.
+/// holds bits \[51:8\]), 16 for VPT and VCONF addresses, 4 for the VSGI priority (the field holds
+/// priority bits \[7:4\]), 0 otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldSpec {
     /// The key in the text format (`device`, `itt`, ...).
@@ -113,7 +113,7 @@ impl FieldSpec {
 /// The layout of one command in one architecture version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
-    /// The opcode, DW0[7:0].
+    /// The opcode, DW0\[7:0\].
     pub opcode: u8,
     /// The mnemonic in the text format.
     pub mnemonic: &'static str,
@@ -168,7 +168,7 @@ const VALID: FieldSpec = FieldSpec::new("valid", 2, 63, 1, 0); // V, DW2[63]
 const VPE: FieldSpec = FieldSpec::new("vpe", 1, 32, 16, 0); // vPEID, DW1[47:32]
 const DB: FieldSpec = FieldSpec::new("db", 2, 32, 32, 0); // Dbell_pINTID, DW2[63:32]
 
-/// Opcode values (DW0[7:0]).
+/// Opcode values (DW0\[7:0\]).
 pub mod opcode {
     /// MOVI.
     pub const MOVI: u8 = 0x01;

@@ -259,7 +259,7 @@ pub enum Command {
         vpe: VpeId,
         /// vINTID (the SGI number).
         sgi: SgiId,
-        /// Priority (the field holds bits [7:4]).
+        /// Priority (the field holds bits \[7:4\]).
         priority: SgiPriority,
         /// G: group.
         group: bool,
@@ -364,6 +364,7 @@ impl CmdBlock {
     pub const SIZE: usize = 32;
 
     /// The block holding these doublewords.
+    #[inline]
     pub fn from_dwords(raw: [u64; 4]) -> Self {
         Self(raw.map(zerocopy::little_endian::U64::new))
     }
@@ -382,7 +383,7 @@ pub enum DecodeError {
     /// No command of this version has this opcode.
     #[error("unknown opcode {opcode:#04x}")]
     UnknownOpcode {
-        /// DW0[7:0].
+        /// DW0\[7:0\].
         opcode: u8,
     },
     /// The opcode is known but reserved (RES0) bits are set.
@@ -475,7 +476,7 @@ impl Command {
         }
     }
 
-    /// The opcode, DW0[7:0].
+    /// The opcode, DW0\[7:0\].
     pub fn opcode(&self) -> u8 {
         self.layout().opcode
     }
@@ -510,6 +511,7 @@ impl Command {
 
     /// The field values in layout order (addresses as full addresses, the VSGI priority as an
     /// 8-bit priority, booleans as 0 or 1).
+    #[inline]
     pub fn values(&self) -> (&'static Layout, Values) {
         let mut v = [0u64; MAX_FIELDS];
         let b = |x: bool| u64::from(x);
@@ -854,6 +856,7 @@ impl Command {
     }
 
     /// The four doublewords of this command.
+    #[inline]
     pub fn encode(&self) -> [u64; 4] {
         let (layout, values) = self.values();
         let mut raw = [u64::from(layout.opcode), 0, 0, 0];
@@ -865,6 +868,7 @@ impl Command {
     }
 
     /// The 32-byte little-endian block of this command.
+    #[inline]
     pub fn encode_block(&self) -> CmdBlock {
         CmdBlock::from_dwords(self.encode())
     }

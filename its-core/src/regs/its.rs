@@ -125,7 +125,7 @@ pub struct GitsCbaser {
     /// (Shareability)
     #[bits(2)]
     pub shareability: Shareability,
-    /// (Physical_Address) Bits [51:12] of the queue's base address.
+    /// (Physical_Address) Bits \[51:12\] of the queue's base address.
     #[bits(40)]
     pub physical_address: u64,
     #[bits(1)]
@@ -247,7 +247,7 @@ impl GitsCreadr {
     }
 }
 
-/// The table type of a GITS_BASER<n> (the Type field).
+/// The table type of a `GITS_BASER<n>` (the Type field).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum BaserType {
@@ -287,7 +287,7 @@ impl BaserType {
     }
 }
 
-/// GITS_BASER<n>, an ITS table descriptor (offset 0x0100 + 8n, 64 bits).
+/// `GITS_BASER<n>`, an ITS table descriptor (offset 0x0100 + 8n, 64 bits).
 #[bitfield(u64, defmt = cfg(feature = "defmt"))]
 #[derive(
     PartialEq,
@@ -307,8 +307,8 @@ pub struct GitsBaser {
     /// (Shareability)
     #[bits(2)]
     pub shareability: Shareability,
-    /// (Physical_Address) Bits [47:12] of the table address; with 64 KiB pages, bits [15:12]
-    /// of this field hold address bits [51:48].
+    /// (Physical_Address) Bits \[47:12\] of the table address; with 64 KiB pages, bits \[15:12\]
+    /// of this field hold address bits \[51:48\].
     #[bits(36)]
     pub physical_address: u64,
     /// (Entry_Size) Read-only: bytes per entry, minus one.
@@ -346,7 +346,7 @@ impl GitsBaser {
         self.entry_size() as usize + 1
     }
 
-    /// The table address, decoding the 64 KiB-page form of bits [51:48].
+    /// The table address, decoding the 64 KiB-page form of bits \[51:48\].
     pub const fn addr(&self) -> PhysAddr {
         let f = self.physical_address();
         if self.page_size() == 2 {
@@ -361,7 +361,7 @@ impl GitsBaser {
     /// With the table address set, in the form the current page size needs. The address must
     /// already be aligned to the page size (see [`PageSize::check`]).
     ///
-    /// With 4 KiB and 16 KiB pages the field holds only bits [47:12]: wider addresses do not
+    /// With 4 KiB and 16 KiB pages the field holds only bits \[47:12\]: wider addresses do not
     /// fit and give `None`.
     pub const fn with_addr(self, pa: PhysAddr) -> Option<Self> {
         let a = pa.get();
@@ -397,7 +397,7 @@ impl GitsBaser {
 }
 
 /// One first-level entry of an indirect (two-level) ITS table: bit 63 Valid, the second-level
-/// page's address in bits [51:12] (aligned to the table's page size).
+/// page's address in bits \[51:12\] (aligned to the table's page size).
 #[bitfield(u64, defmt = cfg(feature = "defmt"))]
 #[derive(
     PartialEq,
@@ -410,7 +410,7 @@ impl GitsBaser {
 pub struct ItsL1Entry {
     #[bits(12)]
     __: u16,
-    /// Bits [51:12] of the second-level page's address.
+    /// Bits \[51:12\] of the second-level page's address.
     #[bits(40)]
     pub physical_address: u64,
     #[bits(11)]
@@ -479,7 +479,7 @@ mod tests {
     }
 
     /// What Linux writes to CBASER for a 64 KiB queue at 0x4010_0000: PA | RaWaWb (inner,
-    /// bits [61:59] = 7) | inner shareable (bits [11:10] = 1) | 15 pages - 1 | Valid.
+    /// bits \[61:59\] = 7) | inner shareable (bits \[11:10\] = 1) | 15 pages - 1 | Valid.
     #[test]
     fn cbaser_value() {
         let v = GitsCbaser::new()

@@ -157,7 +157,7 @@ pub struct GicrPropbaser {
     /// (Shareability)
     #[bits(2)]
     pub shareability: Shareability,
-    /// (Physical_Address) Bits [51:12] of the table address.
+    /// (Physical_Address) Bits \[51:12\] of the table address.
     #[bits(40)]
     pub physical_address: u64,
     #[bits(4)]
@@ -203,7 +203,7 @@ pub struct GicrPendbaser {
     pub shareability: Shareability,
     #[bits(4)]
     __: u8,
-    /// (Physical_Address) Bits [51:16] of the table address.
+    /// (Physical_Address) Bits \[51:16\] of the table address.
     #[bits(36)]
     pub physical_address: u64,
     #[bits(4)]
@@ -255,7 +255,7 @@ pub struct GicrVpropbaser {
     /// (Shareability)
     #[bits(2)]
     pub shareability: Shareability,
-    /// (Physical_Address) Bits [51:12] of the table address.
+    /// (Physical_Address) Bits \[51:12\] of the table address.
     #[bits(40)]
     pub physical_address: u64,
     #[bits(4)]
@@ -301,7 +301,7 @@ pub struct GicrVpropbaserV41 {
     /// (Shareability)
     #[bits(2)]
     pub shareability: Shareability,
-    /// (Physical_Address) Bits [51:12] of the table address.
+    /// (Physical_Address) Bits \[51:12\] of the table address.
     #[bits(40)]
     pub physical_address: u64,
     /// (Z) The table is zeroed.
@@ -346,7 +346,7 @@ pub struct GicrVpendbaser {
     pub shareability: Shareability,
     #[bits(4)]
     __: u8,
-    /// (Physical_Address) Bits [51:16] of the VPT address.
+    /// (Physical_Address) Bits \[51:16\] of the VPT address.
     #[bits(36)]
     pub physical_address: u64,
     #[bits(4)]

@@ -12,7 +12,7 @@
 //! - [`launch`]: finds QEMU (`--qemu`, `PATH`, or `apt-get install` when root), checks it is at
 //!   least 7.1, boots one scenario per QEMU process with a total and a no-output deadline.
 //! - [`scenarios`]: the table of scenarios (CPUs, devices, deadline, expected guest errors).
-//! - [`judge`]: the verdict, a pure function of the run's outputs (rules in its docs).
+//! - [`judge`](mod@judge): the verdict, a pure function of the run's outputs (rules in its docs).
 //!
 //! Logs: `target/qemu-test/<scenario>.log` (serial, then QEMU's stderr) and
 //! `<scenario>.qemu.log` (`-d guest_errors`). Logs of passing scenarios are deleted unless

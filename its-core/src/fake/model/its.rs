@@ -346,8 +346,8 @@ fn write_entry(w: &World, t: &Table, id: u64, v: u64) -> Result<bool, MemFault> 
     }
 }
 
-/// A device table entry as the model stores it (QEMU's format: Valid[0], Size[5:1],
-/// ITT_addr >> 8 in [49:6]).
+/// A device table entry as the model stores it (QEMU's format: Valid\[0\], Size\[5:1\],
+/// ITT_addr >> 8 in \[49:6\]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DteView {
     /// Valid.
@@ -373,7 +373,7 @@ impl DteView {
     }
 }
 
-/// A collection table entry: Valid[0], the redistributor index in [16:1].
+/// A collection table entry: Valid\[0\], the redistributor index in \[16:1\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CteView {
     /// Valid.
@@ -394,8 +394,8 @@ impl CteView {
     }
 }
 
-/// A vPE table entry: Valid[0], VPT_size[5:1], VPT_addr >> 16 in [41:6], redistributor index
-/// in [57:42].
+/// A vPE table entry: Valid\[0\], VPT_size\[5:1\], VPT_addr >> 16 in \[41:6\], redistributor index
+/// in \[57:42\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VteView {
     /// Valid.
@@ -425,8 +425,8 @@ impl VteView {
     }
 }
 
-/// An interrupt translation entry (12 bytes): Valid[0], physical[1], INTID[25:2],
-/// ICID[47:32], vPEID[63:48]; doorbell in the next word.
+/// An interrupt translation entry (12 bytes): Valid\[0\], physical\[1\], INTID\[25:2\],
+/// ICID\[47:32\], vPEID\[63:48\]; doorbell in the next word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IteView {
     /// Valid.

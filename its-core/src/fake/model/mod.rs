@@ -3,7 +3,7 @@
 //!
 //! The model follows QEMU's GICv4.0 model (see the project's reference notes, section A) and
 //! the architecture where QEMU is silent:
-//! - GITS_BASER<n>, GITS_CBASER and the queue are latched when GITS_CTLR.Enabled goes to 1,
+//! - `GITS_BASER<n>`, GITS_CBASER and the queue are latched when GITS_CTLR.Enabled goes to 1,
 //!   and read-only while enabled;
 //! - commands run when GITS_CWRITER is written (or after a configured number of GITS_CREADR
 //!   polls, or never, to model a slow or dead ITS);
@@ -56,7 +56,7 @@ pub enum Delay {
     Never,
 }
 
-/// Which page sizes GITS_BASER<n>.Page_Size accepts.
+/// Which page sizes `GITS_BASER<n>.Page_Size` accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageSizes {
     /// 4 KiB.
@@ -83,7 +83,7 @@ pub struct ModelConfig {
     pub single_vmovp: bool,
     /// Accepted page sizes.
     pub page_sizes: PageSizes,
-    /// GITS_BASER<n>.Indirect is writable.
+    /// `GITS_BASER<n>.Indirect` is writable.
     pub indirect: bool,
     /// Every base register (CBASER, BASER, PROPBASER, PENDBASER) reads back non-shareable.
     pub non_shareable: bool,
