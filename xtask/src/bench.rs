@@ -1,25 +1,51 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `cargo xtask bench [--list] [SECTION...]`: run the benchmarks and print their figures.
+//! `cargo xtask bench [--list] [--publish] [SECTION...]`: run the benchmarks, print their
+//! figures, and write the report with its plots.
 //!
-//! Each entry of [`SECTIONS`] measures one thing and prints its own figures with a header
-//! saying what was measured and how. Later sections (the command queue against the fake ITS,
-//! QEMU round trips) are added to that list.
+//! Each entry of [`SECTIONS`] measures one thing. Host sections run the `bench/` crate
+//! (package `its-bench`), a release-built binary: a hand-rolled timing harness for
+//! `cmd-encode`, and counts on the host GIC model for the others (xtask itself is a debug
+//! build, so it never measures anything in-process). QEMU sections run scenarios of
+//! `qemu-tests/` through `cargo xtask qemu-test --filter <name> --keep-logs` (the same
+//! runner, judge and logs as the suite; the benchmark scenarios boot with `-icount shift=0`)
+//! and read the `@@M` lines of their logs.
 //!
-//! Host micro-benchmarks live in the `bench/` crate (package `its-bench`), a release-built
-//! binary with a hand-rolled harness (warm-up, 101 samples, median and minimum); xtask itself
-//! is a debug build, so it never measures anything in-process.
+//! Every section's output goes to the terminal. Then the report ([`report`]) is written to
+//! `target/bench/report.md`, its plots ([`svg`]) next to it as `target/bench/*.svg`. With
+//! `--publish` (all sections must run) the same report is also written as
+//! `docs/benchmarks.md`, linking to its plots in `docs/bench/`.
 
-use std::process::ExitCode;
+mod linux;
+mod metrics;
+mod report;
+mod svg;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::test::{cargo, workspace_root};
+use metrics::Metric;
 
 const USAGE: &str = "\
-usage: cargo xtask bench [--list] [SECTION...]
+usage: cargo xtask bench [--list] [--publish] [SECTION...]
 
-Runs the benchmark sections (default: all) and prints their figures.
+Runs the benchmark sections (default: all), prints their figures, and writes
+target/bench/report.md with its plots (target/bench/*.svg).
 
-  --list    name the sections and what each measures
+  --list      name the sections and what each measures
+  --publish   also write docs/benchmarks.md and docs/bench/*.svg (needs every section)
 ";
+
+/// How a section measures.
+enum Kind {
+    /// A section of the `its-bench` binary.
+    Host(&'static str),
+    /// QEMU scenarios: `(filter, logs)`: `cargo xtask qemu-test --filter <filter>`, then the
+    /// `@@M` lines of `target/qemu-test/<log>.log` for each log.
+    Qemu(&'static [(&'static str, &'static [&'static str])]),
+}
 
 /// One benchmark section.
 struct Section {
@@ -27,82 +53,295 @@ struct Section {
     name: &'static str,
     /// What it measures, for `--list`.
     about: &'static str,
-    /// Runs it, printing its figures.
-    run: fn() -> Result<(), String>,
+    kind: Kind,
 }
 
-const SECTIONS: &[Section] = &[Section {
-    name: "cmd-encode",
-    about: "Command::encode_block of 2048 commands (a 64 KiB queue) vs a plain 32-byte store \
-            loop over the same buffer",
-    run: || host_bench("cmd-encode"),
-}];
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "cmd-encode",
+        about: "ns per command: Command::encode_block of a 64 KiB queue vs a plain 32-byte \
+                store loop (host, release build)",
+        kind: Kind::Host("cmd-encode"),
+    },
+    Section {
+        name: "cmdq-batch",
+        about: "commands, GITS_CWRITER writes and waits to map N = 1..4096 events: \
+                Its::map_events vs Linux's MAPTI + SYNC one at a time (host model)",
+        kind: Kind::Host("cmdq-batch"),
+    },
+    Section {
+        name: "vlpi-map",
+        about: "commands and GITS_CWRITER writes per vLPI: GicV4::map_vlpis vs Linux's \
+                VMAPTI + VSYNC per vLPI (host model)",
+        kind: Kind::Host("vlpi-map"),
+    },
+    Section {
+        name: "table-memory",
+        about: "bytes per VM, per vPE and for the vPE table, from FakePlatform's accounting, \
+                beside Linux's sizes (host model)",
+        kind: Kind::Host("table-memory"),
+    },
+    Section {
+        name: "qemu-latency",
+        about: "instructions from MSI to guest handler and EL2 exits: direct vLPI, doorbell \
+                wake-up, software injection (QEMU, -icount shift=0)",
+        kind: Kind::Qemu(&[("bench_vlpi_latency", &["bench_vlpi_latency"])]),
+    },
+    Section {
+        name: "qemu-vpe",
+        about: "GICR accesses and ITS commands per vPE schedule/deschedule; vLPI map costs \
+                on QEMU's ITS (QEMU, -icount shift=0)",
+        kind: Kind::Qemu(&[("bench_vpe_counts", &["bench_vpe_counts"])]),
+    },
+    Section {
+        name: "qemu-exits",
+        about: "EL2 exits per vLPI, per doorbell wake-up and per timer interrupt (HW bit or \
+                not), vLPI map commands, from the suite's scenarios (QEMU)",
+        kind: Kind::Qemu(&[
+            ("vlpi_direct", &["vlpi_direct"]),
+            ("vlpi_edu_passthrough", &["vlpi_edu_passthrough"]),
+            ("vlpi_doorbell_wake", &["vlpi_doorbell_wake"]),
+            ("vlpi_many", &["vlpi_many"]),
+            ("fwd_vtimer", &["fwd_vtimer", "fwd_vtimer_wfi"]),
+        ]),
+    },
+];
 
-/// Builds `bench/` in release mode and runs one of its sections.
-fn host_bench(section: &str) -> Result<(), String> {
-    let root = workspace_root();
-    let manifest = root.join("bench/Cargo.toml");
-    let target_dir = root.join("target/bench");
-    let status = cargo(None)
-        .args(["run", "--quiet", "--release", "--manifest-path"])
-        .arg(&manifest)
-        .arg("--target-dir")
-        .arg(&target_dir)
-        .args(["--", section])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("its-bench {section} failed ({status})"))
+/// Parsed options.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Options {
+    list: bool,
+    help: bool,
+    publish: bool,
+    sections: Vec<&'static str>,
+}
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    for arg in args {
+        match arg.as_str() {
+            "-h" | "--help" => o.help = true,
+            "--list" => o.list = true,
+            "--publish" => o.publish = true,
+            name => match SECTIONS.iter().find(|s| s.name == name) {
+                Some(s) if !o.sections.contains(&s.name) => o.sections.push(s.name),
+                Some(_) => {}
+                None => return Err(format!("unknown section `{name}` (--list names them)")),
+            },
+        }
     }
+    if o.publish && !o.sections.is_empty() && o.sections.len() != SECTIONS.len() {
+        return Err("--publish writes docs/benchmarks.md: it needs every section".to_owned());
+    }
+    Ok(o)
+}
+
+/// Runs one section of the `its-bench` binary (built in release mode into `target/bench`),
+/// echoes its output and returns its `@@M` figures.
+fn host_bench(section: &str) -> Result<Vec<Metric>, String> {
+    let root = workspace_root();
+    let out = cargo(None)
+        .args(["run", "--quiet", "--release", "--manifest-path"])
+        .arg(root.join("bench/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target/bench"))
+        .args(["--", section])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}");
+    if !out.status.success() {
+        return Err(format!("its-bench {section} failed ({})", out.status));
+    }
+    Ok(metrics::parse(&text))
+}
+
+/// Runs QEMU scenarios through `cargo xtask qemu-test` and returns the `@@M` figures of the
+/// logs named.
+fn qemu_bench(runs: &[(&str, &[&str])]) -> Result<Vec<Metric>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
+    let logdir = workspace_root().join("target/qemu-test");
+    let mut figures = Vec::new();
+    for (filter, logs) in runs {
+        for log in *logs {
+            let _ = std::fs::remove_file(logdir.join(format!("{log}.log")));
+        }
+        let status = Command::new(&exe)
+            .args(["qemu-test", "--filter", filter, "--keep-logs"])
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if !status.success() {
+            return Err(format!("qemu-test --filter {filter} failed ({status})"));
+        }
+        for log in *logs {
+            let path = logdir.join(format!("{log}.log"));
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if !text.contains(&format!("@@T ok {log}")) {
+                return Err(format!("{}: no `@@T ok {log}`", path.display()));
+            }
+            let ms = metrics::parse(&text);
+            for line in text.lines().filter(|l| l.contains("@@M")) {
+                println!("  {log}: {}", line.trim_end());
+            }
+            figures.extend(ms);
+        }
+    }
+    Ok(figures)
 }
 
 /// `cargo xtask bench`.
 pub fn run(args: &[String]) -> ExitCode {
-    let mut chosen = Vec::new();
-    for arg in args {
-        match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            "--list" => {
-                for s in SECTIONS {
-                    println!("{:<12} {}", s.name, s.about);
-                }
-                return ExitCode::SUCCESS;
-            }
-            name => match SECTIONS.iter().find(|s| s.name == name) {
-                Some(s) => chosen.push(s),
-                None => {
-                    eprintln!("error: unknown section `{name}` (--list names them)\n\n{USAGE}");
-                    return ExitCode::from(2);
-                }
-            },
+    let opts = match parse_args(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
         }
+    };
+    if opts.help {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
     }
-    if chosen.is_empty() {
-        chosen = SECTIONS.iter().collect();
+    if opts.list {
+        for s in SECTIONS {
+            println!("{:<13} {}", s.name, s.about);
+        }
+        return ExitCode::SUCCESS;
     }
+    let chosen: Vec<&Section> = if opts.sections.is_empty() {
+        SECTIONS.iter().collect()
+    } else {
+        SECTIONS
+            .iter()
+            .filter(|s| opts.sections.contains(&s.name))
+            .collect()
+    };
+    let start = Instant::now();
+    let env = environment(args);
     println!(
-        "cargo xtask bench: {} section(s); host figures from a release build \
-         (bench/, target/bench), on {}",
+        "cargo xtask bench: {} section(s) on {}; QEMU: {}",
         chosen.len(),
-        host_description()
+        env.host_cpu,
+        env.qemu.as_deref().unwrap_or("not found")
     );
+    let mut figures = report::Figures::new();
+    let mut times = BTreeMap::new();
     let mut failed = 0;
-    for s in chosen {
-        println!();
-        if let Err(e) = (s.run)() {
-            eprintln!("error: section {}: {e}", s.name);
-            failed += 1;
+    for s in &chosen {
+        println!("\n== {}: {}", s.name, s.about);
+        let t = Instant::now();
+        let r = match s.kind {
+            Kind::Host(section) => host_bench(section),
+            Kind::Qemu(runs) => qemu_bench(runs),
+        };
+        times.insert(s.name.to_owned(), t.elapsed().as_secs_f64());
+        match r {
+            Ok(ms) => {
+                figures.insert(s.name.to_owned(), ms);
+            }
+            Err(e) => {
+                eprintln!("error: section {}: {e}", s.name);
+                failed += 1;
+            }
         }
     }
+    let total = start.elapsed().as_secs_f64();
+    let root = workspace_root();
+    let mut outputs = vec![(root.join("target/bench"), "report.md", "")];
+    if opts.publish && failed == 0 {
+        outputs.push((root.join("docs"), "benchmarks.md", "bench/"));
+    }
+    for (dir, file, prefix) in outputs {
+        let r = report::build(&env, &figures, &times, Some(total), prefix);
+        match write_report(&dir, file, prefix, &r) {
+            Ok(path) => println!("\nreport: {} ({} plots)", path.display(), r.plots.len()),
+            Err(e) => {
+                eprintln!("error: writing the report: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if opts.publish && failed != 0 {
+        eprintln!("error: docs/benchmarks.md not written: a section failed");
+    }
+    println!("cargo xtask bench: {total:.1} s, {failed} failed");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Writes `dir/file` and the plots into `dir/prefix`; returns the report's path.
+fn write_report(
+    dir: &Path,
+    file: &str,
+    prefix: &str,
+    r: &report::Report,
+) -> Result<PathBuf, String> {
+    let plots = dir.join(prefix);
+    std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
+    for p in &r.plots {
+        let path = plots.join(&p.file);
+        std::fs::write(&path, &p.svg).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, &r.markdown).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// The first line of a command's standard output, if it ran.
+fn first_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then_some(())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+}
+
+/// Where and when: host CPU, QEMU, Rust, commit, date, command line.
+fn environment(args: &[String]) -> report::Env {
+    let commit = match first_line("git", &["rev-parse", "--short=12", "HEAD"]) {
+        Some(c) => {
+            let dirty = Command::new("git")
+                .args(["status", "--porcelain", "--untracked-files=no"])
+                .current_dir(workspace_root())
+                .output()
+                .is_ok_and(|o| !o.stdout.is_empty());
+            if dirty {
+                format!("`{c}` (with uncommitted changes in the working tree)")
+            } else {
+                format!("`{c}`")
+            }
+        }
+        None => "unknown".to_owned(),
+    };
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut command = String::from("cargo xtask bench");
+    for a in args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    report::Env {
+        host_cpu: host_description(),
+        qemu: first_line("qemu-system-aarch64", &["--version"]),
+        rustc: first_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
+        commit,
+        date: utc_date(secs),
+        command,
     }
 }
 
@@ -119,4 +358,75 @@ fn host_description() -> String {
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
     format!("{model} ({cpus} CPUs available)")
+}
+
+/// `secs` since the Unix epoch as `YYYY-MM-DD HH:MM UTC` (proleptic Gregorian calendar).
+fn utc_date(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Days since 0000-03-01 in 400-year eras of 146097 days; March-based years put the leap
+    // day last.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dates_are_utc_calendar_dates() {
+        assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_date(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(
+            utc_date(1_735_689_600 + 3_600 + 120),
+            "2025-01-01 01:02 UTC"
+        );
+        assert_eq!(utc_date(4_107_542_399), "2100-02-28 23:59 UTC");
+    }
+
+    #[test]
+    fn options_parse_and_publish_needs_every_section() {
+        let o = parse_args(&args(&["cmd-encode", "qemu-vpe", "cmd-encode"])).unwrap();
+        assert_eq!(o.sections, ["cmd-encode", "qemu-vpe"]);
+        assert!(parse_args(&args(&["--list"])).unwrap().list);
+        assert!(parse_args(&args(&["nope"])).is_err());
+        assert!(parse_args(&args(&["--publish"])).unwrap().publish);
+        assert!(parse_args(&args(&["--publish", "cmd-encode"])).is_err());
+    }
+
+    #[test]
+    fn sections_have_unique_names_and_qemu_runs_name_their_logs() {
+        for (i, s) in SECTIONS.iter().enumerate() {
+            assert!(
+                SECTIONS[i + 1..].iter().all(|t| t.name != s.name),
+                "{}",
+                s.name
+            );
+            if let Kind::Qemu(runs) = s.kind {
+                for (filter, logs) in runs {
+                    assert!(!logs.is_empty());
+                    // Each log's scenario is selected by the filter (substring, or exact for
+                    // a benchmark).
+                    assert!(logs.iter().all(|l| l.contains(filter)), "{filter}");
+                }
+            }
+        }
+    }
 }
