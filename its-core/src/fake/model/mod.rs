@@ -194,6 +194,18 @@ pub(crate) struct World {
     pub(crate) its: Vec<ItsState>,
     pub(crate) rds: Vec<RdState>,
     pub(crate) errors: Vec<ModelError>,
+    pub(crate) knobs: Knobs,
+}
+
+/// Register waits the model drags out on request (fault injection; see the `set_*_reads`
+/// methods of [`GicModel`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Knobs {
+    /// GICR_CTLR.RWP reads set this many times after EnableLPIs is cleared.
+    pub(crate) rwp_reads: u32,
+    /// GICR_SYNCR.Busy reads set this many times after a GICR_INVLPIR, GICR_INVALLR or
+    /// GICR_CLRLPIR write.
+    pub(crate) syncr_reads: u32,
 }
 
 impl World {
@@ -243,6 +255,7 @@ impl GicModel {
                 its,
                 rds,
                 errors: Vec::new(),
+                knobs: Knobs::default(),
             })),
         }
     }
@@ -343,6 +356,72 @@ impl GicModel {
     /// Sets the non-shareable readback of every base register.
     pub fn set_non_shareable(&self, on: bool) {
         self.lock().cfg.non_shareable = on;
+    }
+
+    /// Makes GITS_CTLR read without Quiescent `reads` times after Enabled is cleared, from
+    /// now on and for a disable in progress (`u32::MAX`: an ITS that never becomes quiescent;
+    /// 0 revives it).
+    pub fn set_quiescent_reads(&self, reads: u32) {
+        let mut w = self.lock();
+        w.cfg.quiescent_reads = reads;
+        for its in w.its.iter_mut().filter(|i| i.quiescent_left > 0) {
+            its.quiescent_left = reads;
+        }
+    }
+
+    /// Makes GICR_WAKER read with ChildrenAsleep `reads` times after ProcessorSleep is
+    /// cleared, from now on and for a wake-up in progress, on every redistributor
+    /// (`u32::MAX`: one that never wakes; 0 wakes it).
+    pub fn set_waker_reads(&self, reads: u32) {
+        let mut w = self.lock();
+        w.cfg.waker_reads = reads;
+        for rd in w.rds.iter_mut() {
+            rd.set_waker_left(reads);
+        }
+    }
+
+    /// Makes GICR_CTLR read with RWP `reads` times after EnableLPIs is cleared, from now on
+    /// and for a write in progress, on every redistributor (`u32::MAX`: RWP never clears).
+    pub fn set_rwp_reads(&self, reads: u32) {
+        let mut w = self.lock();
+        w.knobs.rwp_reads = reads;
+        for rd in w.rds.iter_mut() {
+            rd.set_rwp_left(reads);
+        }
+    }
+
+    /// Makes GICR_SYNCR read with Busy `reads` times after each GICR_INVLPIR, GICR_INVALLR or
+    /// GICR_CLRLPIR write, from now on and for one in progress, on every redistributor
+    /// (`u32::MAX`: never idle).
+    pub fn set_syncr_busy_reads(&self, reads: u32) {
+        let mut w = self.lock();
+        w.knobs.syncr_reads = reads;
+        for rd in w.rds.iter_mut() {
+            rd.set_syncr_left(reads);
+        }
+    }
+
+    /// Makes GICR_VPENDBASER read with Dirty `reads` times after each change, from now on and
+    /// for one in progress. Only on a model built with `dirty_reads` (GICR_TYPER.Dirty is
+    /// fixed at construction); does nothing otherwise.
+    pub fn set_dirty_reads(&self, reads: u32) {
+        let mut w = self.lock();
+        if w.cfg.dirty_reads.is_none() {
+            return;
+        }
+        w.cfg.dirty_reads = Some(reads);
+        for rd in w.rds.iter_mut() {
+            rd.set_dirty_left(reads);
+        }
+    }
+
+    /// Sets GICR_CTLR.CES (Clear Enable Supported) on every redistributor. Without it,
+    /// EnableLPIs cannot be cleared once set, as on a GICv3 implementation without CES.
+    pub fn set_ces(&self, ces: bool) {
+        let mut w = self.lock();
+        for rd in w.rds.iter_mut() {
+            rd.ctlr = rd.ctlr.with_ces(ces);
+        }
     }
 
     /// ITS `n`'s device table entry for `device`, if the table is set up and the entry is
@@ -500,7 +579,7 @@ impl RedistHandle {
 
 impl RedistRegisters for RedistHandle {
     fn ctlr(&self) -> GicrCtlr {
-        self.model.lock().rds[self.cpu].ctlr
+        redist::read_ctlr(&mut self.model.lock(), self.cpu)
     }
     fn set_ctlr(&mut self, v: GicrCtlr) {
         redist::write_ctlr(&mut self.model.lock(), self.cpu, v);

@@ -34,6 +34,8 @@ pub(crate) struct RdState {
     pub(crate) vpropbaser: u64,
     vpendbaser: u64,
     dirty_left: u32,
+    rwp_left: u32,
+    syncr_left: u32,
     v41: bool,
     direct_lpi: bool,
     resident: Option<Resident>,
@@ -66,10 +68,40 @@ impl RdState {
             vpropbaser: 0,
             vpendbaser: 0,
             dirty_left: 0,
+            rwp_left: 0,
+            syncr_left: 0,
             v41: cfg.version == ItsVersion::V4_1,
             direct_lpi: cfg.direct_lpi,
             resident: None,
             db_armed: None,
+        }
+    }
+
+    /// A wake-up in progress now takes `reads` more GICR_WAKER reads.
+    pub(crate) fn set_waker_left(&mut self, reads: u32) {
+        if self.waker_left > 0 {
+            self.waker_left = reads;
+        }
+    }
+
+    /// A pending GICR_CTLR write now takes `reads` more reads.
+    pub(crate) fn set_rwp_left(&mut self, reads: u32) {
+        if self.rwp_left > 0 {
+            self.rwp_left = reads;
+        }
+    }
+
+    /// A pending invalidation now takes `reads` more GICR_SYNCR reads.
+    pub(crate) fn set_syncr_left(&mut self, reads: u32) {
+        if self.syncr_left > 0 {
+            self.syncr_left = reads;
+        }
+    }
+
+    /// A VPT parse in progress now takes `reads` more GICR_VPENDBASER reads.
+    pub(crate) fn set_dirty_left(&mut self, reads: u32) {
+        if self.dirty_left > 0 {
+            self.dirty_left = reads;
         }
     }
 
@@ -103,8 +135,24 @@ pub(crate) fn write_ctlr(w: &mut World, cpu: usize, v: GicrCtlr) {
             "EnableLPIs set before GICR_PROPBASER and GICR_PENDBASER were programmed (model check)",
         );
     }
+    let rwp = w.knobs.rwp_reads;
     let rd = &mut w.rds[cpu];
-    rd.ctlr = rd.ctlr.with_enable_lpis(v.enable_lpis());
+    let was = rd.ctlr.enable_lpis();
+    // Without CES, EnableLPIs cannot be cleared once set.
+    let on = v.enable_lpis() || (was && !rd.ctlr.ces());
+    rd.ctlr = rd.ctlr.with_enable_lpis(on);
+    if was && !on {
+        rd.rwp_left = rwp;
+    }
+}
+
+pub(crate) fn read_ctlr(w: &mut World, cpu: usize) -> GicrCtlr {
+    let rd = &mut w.rds[cpu];
+    let rwp = rd.rwp_left > 0;
+    if rwp {
+        rd.rwp_left -= 1;
+    }
+    rd.ctlr.with_rwp(rwp)
 }
 
 pub(crate) fn read_waker(w: &mut World, cpu: usize) -> GicrWaker {
@@ -311,13 +359,17 @@ fn direct_lpi_check(w: &mut World, cpu: usize, offset: u32, reg: &'static str) -
 pub(crate) fn write_invlpir(w: &mut World, cpu: usize, v: GicrInvlpir) {
     let name = w.rds[cpu].name.clone();
     w.reg_event(name, "GICR_INVLPIR", v.into());
-    direct_lpi_check(w, cpu, 0xa0, "GICR_INVLPIR");
+    if direct_lpi_check(w, cpu, 0xa0, "GICR_INVLPIR") {
+        w.rds[cpu].syncr_left = w.knobs.syncr_reads;
+    }
 }
 
 pub(crate) fn write_invallr(w: &mut World, cpu: usize, v: GicrInvallr) {
     let name = w.rds[cpu].name.clone();
     w.reg_event(name, "GICR_INVALLR", v.into());
-    direct_lpi_check(w, cpu, 0xb0, "GICR_INVALLR");
+    if direct_lpi_check(w, cpu, 0xb0, "GICR_INVALLR") {
+        w.rds[cpu].syncr_left = w.knobs.syncr_reads;
+    }
 }
 
 pub(crate) fn write_clrlpir(w: &mut World, cpu: usize, v: GicrLpir) {
@@ -331,6 +383,7 @@ pub(crate) fn write_clrlpir(w: &mut World, cpu: usize, v: GicrLpir) {
         );
         return;
     }
+    w.rds[cpu].syncr_left = w.knobs.syncr_reads;
     let intid = v.intid();
     let rd = &w.rds[cpu];
     if intid >= 8192 && rd.ctlr.enable_lpis() && u64::from(intid) < lpi_limit(rd) {
@@ -341,7 +394,12 @@ pub(crate) fn write_clrlpir(w: &mut World, cpu: usize, v: GicrLpir) {
 
 pub(crate) fn read_syncr(w: &mut World, cpu: usize) -> GicrSyncr {
     direct_lpi_check(w, cpu, 0xc0, "GICR_SYNCR");
-    GicrSyncr::new()
+    let rd = &mut w.rds[cpu];
+    let busy = rd.syncr_left > 0;
+    if busy {
+        rd.syncr_left -= 1;
+    }
+    GicrSyncr::new().with_busy(busy)
 }
 
 // ---------------------------------------------------------------------------------------------

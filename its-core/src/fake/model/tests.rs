@@ -660,3 +660,51 @@ fn vmovp_needs_matching_sequence_numbers_without_single_vmovp() {
     assert!(e[0].message.contains("sequence number 8 differs from 7"));
     assert_eq!(m.vte(0, 1).map(|v| v.rd), Some(1));
 }
+
+#[test]
+fn slow_register_knobs() {
+    use crate::regs::{GicrCtlr, GicrInvlpir, GitsCtlr};
+    let mut cfg = ModelConfig::qemu(1);
+    cfg.dirty_reads = Some(0);
+    cfg.direct_lpi = true;
+    let m = GicModel::new(cfg, FakePlatform::new());
+    // GITS_CTLR.Quiescent: never, then revived while the disable is in progress.
+    let mut its = m.its(0);
+    its.set_ctlr(GitsCtlr::new().with_enabled(true));
+    m.set_quiescent_reads(u32::MAX);
+    its.set_ctlr(GitsCtlr::new());
+    assert!((0..100).all(|_| !its.ctlr().quiescent()));
+    m.set_quiescent_reads(0);
+    assert!(its.ctlr().quiescent());
+    // GICR_WAKER: two reads with ChildrenAsleep, then awake.
+    let mut rd = m.redist(0);
+    m.set_waker_reads(2);
+    rd.set_waker(rd.waker().with_processor_sleep(false));
+    assert!(rd.waker().children_asleep());
+    assert!(rd.waker().children_asleep());
+    assert!(!rd.waker().children_asleep());
+    // GICR_CTLR.RWP after EnableLPIs is cleared.
+    m.set_rwp_reads(1);
+    rd.set_ctlr(GicrCtlr::new().with_enable_lpis(true));
+    assert!(!rd.ctlr().rwp(), "only a clear takes time");
+    rd.set_ctlr(GicrCtlr::new());
+    assert!(rd.ctlr().rwp());
+    assert!(!rd.ctlr().rwp());
+    // Without CES, EnableLPIs sticks.
+    m.set_ces(false);
+    rd.set_ctlr(GicrCtlr::new().with_enable_lpis(true));
+    rd.set_ctlr(GicrCtlr::new());
+    assert!(rd.ctlr().enable_lpis() && !rd.ctlr().ces());
+    // GICR_SYNCR.Busy after an invalidation.
+    m.set_syncr_busy_reads(1);
+    rd.set_invlpir(GicrInvlpir::new().with_intid(8192));
+    assert!(rd.syncr().busy());
+    assert!(!rd.syncr().busy());
+    // GICR_VPENDBASER.Dirty.
+    m.set_dirty_reads(2);
+    rd.set_vpropbaser(GicrVpropbaser::new().with_id_bits(15).into());
+    rd.set_vpendbaser(1 << 63 | 0x4000_0000);
+    assert_ne!(rd.vpendbaser() & 1 << 60, 0);
+    assert_ne!(rd.vpendbaser() & 1 << 60, 0);
+    assert_eq!(rd.vpendbaser() & 1 << 60, 0);
+}
