@@ -896,10 +896,14 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
     /// longer reads its tables or queue: afterwards dropping the `Its` frees them. Devices
     /// should be unmapped first (a `Device` dropped while mapped keeps its ITT).
     ///
+    /// Whether or not it succeeds, the driver takes no more work afterwards ([`ItsError::Dead`]):
+    /// an ITS whose GITS_CTLR.Enabled was cleared processes no more commands.
+    ///
     /// # Errors
     /// [`ItsError::RegisterTimeout`] when the ITS does not become quiescent (it stays marked
-    /// enabled, and its memory is kept on drop).
+    /// enabled, and its memory is kept on drop; calling `disable` again waits again).
     pub fn disable(&self, timeout: Duration) -> Result<(), ItsError> {
+        self.dead.store(true, Ordering::Release);
         self.queue.with_regs(|r| {
             let c = r.ctlr();
             r.set_ctlr(c.with_enabled(false));
@@ -911,7 +915,6 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
             })
         })?;
         self.enabled.store(false, Ordering::Release);
-        self.dead.store(true, Ordering::Release);
         Ok(())
     }
 }

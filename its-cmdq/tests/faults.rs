@@ -1,0 +1,1116 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Fault injection at every allocation and every wait of the ITS driver's entry points.
+//!
+//! For each entry point that allocates or waits, on a fresh host GIC each time:
+//! - the k-th allocation of the call fails, for k = 0, 1, 2, ... until the call makes no
+//!   more allocations (a loop, so allocations added later are covered without a change here);
+//! - the ITS stalls at each command the call sends, one index per run, until the call sends
+//!   no more;
+//! - the ITS is dead (GITS_CREADR never moves) or slow (it moves after N polls);
+//! - the same again with every base register read back non-shareable.
+//!
+//! After each fault: a typed error, no panic; DMA memory back to its value before the call
+//! (second-level table pages excepted, they belong to the table, and memory the driver keeps
+//! on purpose because the GIC may still use it, which is checked too); no error in the
+//! model other than the injected one; the driver's records equal the ITS's tables (DTEs,
+//! ITEs); and the driver still works: once the fault is cleared, the call (or what it left
+//! undone) succeeds, or, after a timeout, every later call reports the dead ITS.
+#![allow(
+    clippy::result_large_err,
+    reason = "ItsError carries a command trace by value"
+)]
+
+mod common;
+
+use core::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use common::{Rig, dist, its_config, redists};
+use its_cmdq::{Device, Its, ItsError, Lpis, RedistInfo};
+use its_core::cmd::Command;
+use its_core::fake::{AllocFaults, Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
+use its_core::ids::{DeviceId, Lpi};
+use its_core::mmio::{ItsRegisters, RedistRegisters};
+use its_core::regs::{GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper};
+
+type P = FakePlatform;
+
+/// A redistributor wait that never ends in these tests (1 ms on the fake clock).
+const T: Duration = Duration::from_millis(1);
+
+/// The GIC shapes every fault loop runs on: QEMU's, and the same with every base register
+/// read back non-shareable (so a missing clean on an error path shows up as stale data).
+fn configs() -> [ModelConfig; 2] {
+    let mut ns = ModelConfig::qemu(2);
+    ns.non_shareable = true;
+    [ModelConfig::qemu(2), ns]
+}
+
+fn lpi(n: u32) -> Lpi {
+    Lpi::new(n).unwrap()
+}
+
+/// Bytes held by second-level table pages: they belong to the tables and stay allocated.
+fn l2_bytes<R: ItsRegisters>(its: &Its<R, P>) -> usize {
+    let t = |t: Option<&its_cmdq::ItsTable<P>>| {
+        t.filter(|t| t.is_indirect())
+            .map_or(0, |t| t.l2_pages() * t.page_size().bytes())
+    };
+    t(Some(its.device_table())) + t(its.collection_table()) + t(its.vpe_table())
+}
+
+/// DMA memory in use before a call.
+#[derive(Clone, Copy, Debug)]
+struct Mem {
+    live: usize,
+    l2: usize,
+}
+
+impl Mem {
+    fn of(r: &Rig) -> Self {
+        Self {
+            live: r.plat.live_bytes(),
+            l2: l2_bytes(&r.its),
+        }
+    }
+
+    /// Memory is back to what it was, but for new second-level pages and `kept` bytes the
+    /// driver keeps on purpose.
+    #[track_caller]
+    fn assert_back(self, r: &Rig, kept: usize, what: &str) {
+        let l2 = l2_bytes(&r.its);
+        assert_eq!(
+            r.plat.live_bytes(),
+            self.live + (l2 - self.l2) + kept,
+            "{what}: DMA memory not back to its value before the call"
+        );
+    }
+}
+
+/// What the calls under test work on.
+#[derive(Default)]
+struct St {
+    /// Devices the driver holds (mapped).
+    devs: Vec<Device<P>>,
+    /// DeviceIDs unmapped by the call.
+    gone: Vec<u32>,
+}
+
+impl St {
+    fn dev(&mut self) -> &mut Device<P> {
+        &mut self.devs[0]
+    }
+}
+
+/// The driver's records equal the ITS's tables.
+#[track_caller]
+fn consistent(r: &Rig, st: &St, what: &str) {
+    for d in &st.devs {
+        let id = d.id().get();
+        let dte = r.model.dte(0, id);
+        assert!(
+            dte.is_some_and(|t| t.valid && t.size == d.itt_size().field()),
+            "{what}: device {id:#x} is held but its DTE is {dte:?}"
+        );
+        let mut mapped = 0;
+        for e in 0..d.events() {
+            let rec = d.event(e).unwrap();
+            let ite = r.model.ite(0, id, e);
+            let ok = match (rec.phys, rec.virt, ite) {
+                (None, None, None) => true,
+                (Some(p), None, Some(i)) => i.physical && i.intid == p.lpi.get() && i.icid == p.cpu,
+                (_, Some(v), Some(i)) => {
+                    !i.physical && i.vpe == v.vpe.get() && i.intid == v.vintid.get()
+                }
+                _ => false,
+            };
+            assert!(
+                ok,
+                "{what}: device {id:#x} event {e}: driver {rec:?}, ITS {ite:?}"
+            );
+            mapped += u32::from(rec.is_mapped());
+        }
+        assert_eq!(d.mapped_events(), mapped, "{what}: mapped-event count");
+    }
+    for &id in &st.gone {
+        let dte = r.model.dte(0, id);
+        assert!(
+            dte.is_none_or(|t| !t.valid),
+            "{what}: device {id:#x} unmapped but its DTE is {dte:?}"
+        );
+    }
+}
+
+/// The one error the model recorded is the injected stall.
+#[track_caller]
+fn only_the_injected_stall(model: &GicModel, what: &str) {
+    let e = model.errors();
+    assert!(
+        e.len() == 1 && e[0].message.contains("(injected)"),
+        "{what}: model errors {e:?}"
+    );
+}
+
+fn stall_was_injected(model: &GicModel) -> bool {
+    model
+        .errors()
+        .iter()
+        .any(|e| e.message.contains("(injected)"))
+}
+
+/// One entry point under test.
+struct Op {
+    name: &'static str,
+    /// The state before the call, built on a fresh rig.
+    prepare: fn(&Rig) -> St,
+    /// The call.
+    call: fn(&Rig, &mut St) -> Result<(), ItsError>,
+    /// What a failed call left undone, done once the fault is cleared: the call again, or
+    /// the part of it that did not happen (a batch where some commands were skipped).
+    retry: fn(&Rig, &mut St) -> Result<(), ItsError>,
+    /// Checks the state a successful call leads to.
+    goal: fn(&Rig, &St),
+    /// Bytes a call that timed out keeps on purpose (the GIC may still use them).
+    kept_on_timeout: fn(&Rig, &St) -> usize,
+}
+
+fn nothing_kept(_: &Rig, _: &St) -> usize {
+    0
+}
+
+/// A device with `events` events, the first `mapped` of them mapped to LPIs 8192 + e on
+/// CPU e % 2 and enabled.
+fn device(r: &Rig, id: u32, events: u32, mapped: u32) -> Device<P> {
+    let mut d = r.its.map_device(DeviceId::new(id), events).unwrap();
+    let items: Vec<(u32, Lpi, usize)> = (0..mapped)
+        .map(|e| (e, lpi(8192 + e), e as usize % 2))
+        .collect();
+    for &(_, l, _) in &items {
+        r.lpis.configure(l, 0xa0, true).unwrap();
+    }
+    r.its.map_events(&mut d, &items).unwrap();
+    d
+}
+
+fn with(devs: Vec<Device<P>>) -> St {
+    St {
+        devs,
+        gone: Vec::new(),
+    }
+}
+
+/// Maps the events of `items` that are not mapped yet.
+fn map_missing(r: &Rig, st: &mut St, items: &[(u32, Lpi, usize)]) -> Result<(), ItsError> {
+    let d = st.dev();
+    let todo: Vec<(u32, Lpi, usize)> = items
+        .iter()
+        .copied()
+        .filter(|&(e, _, _)| !d.event(e).unwrap().is_mapped())
+        .collect();
+    r.its.map_events(d, &todo)
+}
+
+const MAP_ITEMS: [(u32, u32, usize); 4] = [(0, 8200, 0), (1, 8201, 1), (5, 8202, 1), (7, 8203, 0)];
+
+fn map_items() -> Vec<(u32, Lpi, usize)> {
+    MAP_ITEMS.iter().map(|&(e, l, c)| (e, lpi(l), c)).collect()
+}
+
+fn unmap_device_call(r: &Rig, st: &mut St) -> Result<(), ItsError> {
+    let d = st.devs.pop().expect("a device to unmap");
+    let id = d.id().get();
+    match r.its.unmap_device(d) {
+        Ok(()) => {
+            st.gone.push(id);
+            Ok(())
+        }
+        Err(e) => {
+            st.devs.push(e.device);
+            Err(e.error)
+        }
+    }
+}
+
+/// Every entry point of `Its` that sends commands (and so waits), with its fault-free goal.
+fn ops() -> Vec<Op> {
+    vec![
+        Op {
+            name: "Its::map_device",
+            // DeviceID 20000 needs a second-level page of the device table of its own.
+            prepare: |_| St::default(),
+            call: |r, st| {
+                st.devs.push(r.its.map_device(DeviceId::new(20000), 8)?);
+                Ok(())
+            },
+            retry: |r, st| {
+                st.devs.push(r.its.map_device(DeviceId::new(20000), 8)?);
+                Ok(())
+            },
+            goal: |r, st| {
+                assert_eq!(st.devs.len(), 1);
+                assert!(r.model.dte(0, 20000).is_some_and(|d| d.valid));
+            },
+            // The ITT the ITS may still act on (MAPD was sent, never confirmed).
+            kept_on_timeout: |r, _| {
+                (8 * usize::from(r.its.caps().itt_entry_bytes)).next_multiple_of(256)
+            },
+        },
+        Op {
+            name: "Its::map_events",
+            prepare: |r| with(vec![device(r, 5, 8, 0)]),
+            call: |r, st| r.its.map_events(st.dev(), &map_items()),
+            retry: |r, st| map_missing(r, st, &map_items()),
+            goal: |_, st| {
+                for (e, l, c) in MAP_ITEMS {
+                    let p = st.devs[0].event(e).unwrap().phys.expect("mapped");
+                    assert_eq!((p.lpi.get(), usize::from(p.cpu)), (l, c));
+                }
+            },
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::unmap_event",
+            prepare: |r| with(vec![device(r, 5, 4, 2)]),
+            call: |r, st| r.its.unmap_event(st.dev(), 1),
+            retry: |r, st| {
+                if st.dev().event(1).unwrap().is_mapped() {
+                    r.its.unmap_event(st.dev(), 1)
+                } else {
+                    Ok(())
+                }
+            },
+            goal: |_, st| assert!(!st.devs[0].event(1).unwrap().is_mapped()),
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::move_event",
+            prepare: |r| with(vec![device(r, 5, 4, 2)]),
+            call: |r, st| r.its.move_event(st.dev(), 0, 1),
+            retry: |r, st| {
+                if st.dev().event(0).unwrap().phys.is_some_and(|p| p.cpu == 1) {
+                    Ok(())
+                } else {
+                    r.its.move_event(st.dev(), 0, 1)
+                }
+            },
+            goal: |r, st| {
+                assert_eq!(st.devs[0].event(0).unwrap().phys.map(|p| p.cpu), Some(1));
+                r.its.int_event(&st.devs[0], 0).unwrap();
+                assert!(r.model.pending_lpis(1).contains(&8192));
+            },
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::int_event",
+            prepare: |r| with(vec![device(r, 5, 4, 2)]),
+            call: |r, st| r.its.int_event(&st.devs[0], 1),
+            retry: |r, st| r.its.int_event(&st.devs[0], 1),
+            goal: |r, _| assert!(r.model.pending_lpis(1).contains(&8193)),
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::clear_event",
+            prepare: |r| {
+                let d = device(r, 5, 4, 2);
+                r.its.int_event(&d, 1).unwrap();
+                with(vec![d])
+            },
+            call: |r, st| r.its.clear_event(&st.devs[0], 1),
+            retry: |r, st| r.its.clear_event(&st.devs[0], 1),
+            goal: |r, _| assert!(!r.model.pending_lpis(1).contains(&8193)),
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::inv_event",
+            prepare: |r| with(vec![device(r, 5, 4, 2)]),
+            call: |r, st| r.its.inv_event(&st.devs[0], 0),
+            retry: |r, st| r.its.inv_event(&st.devs[0], 0),
+            goal: |_, _| {},
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::invall",
+            prepare: |_| St::default(),
+            call: |r, _| r.its.invall(1),
+            retry: |r, _| r.its.invall(1),
+            goal: |_, _| {},
+            kept_on_timeout: nothing_kept,
+        },
+        Op {
+            name: "Its::unmap_device",
+            prepare: |r| with(vec![device(r, 9, 8, 3)]),
+            call: unmap_device_call,
+            retry: unmap_device_call,
+            goal: |r, st| {
+                assert!(st.devs.is_empty());
+                assert!(r.model.dte(0, 9).is_some_and(|d| !d.valid));
+            },
+            kept_on_timeout: nothing_kept,
+        },
+    ]
+}
+
+/// Fails the k-th allocation of the call, for every k the call reaches. Returns the number
+/// of faults injected.
+fn alloc_faults(op: &Op, cfg: &ModelConfig) -> u64 {
+    for k in 0..64 {
+        let r = Rig::new(cfg.clone());
+        let mut st = (op.prepare)(&r);
+        let what = format!("{} (allocation {k} fails)", op.name);
+        let mem = Mem::of(&r);
+        let base = r.plat.allocations();
+        r.plat.set_faults(AllocFaults {
+            fail_at: Some(base + k),
+            ..AllocFaults::default()
+        });
+        let res = (op.call)(&r, &mut st);
+        let reached = r.plat.allocations() > base + k;
+        r.plat.set_faults(AllocFaults::default());
+        if !reached {
+            res.unwrap_or_else(|e| panic!("{}: no allocation failed, yet {e:?}", op.name));
+            (op.goal)(&r, &st);
+            consistent(&r, &st, op.name);
+            r.model.assert_no_errors();
+            return k;
+        }
+        let e = res.expect_err(&what);
+        assert!(matches!(e, ItsError::Alloc(_)), "{what}: {e:?}");
+        mem.assert_back(&r, 0, &what);
+        r.model.assert_no_errors();
+        consistent(&r, &st, &what);
+        assert!(!r.its.is_dead(), "{what}");
+        (op.retry)(&r, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
+        (op.goal)(&r, &st);
+        consistent(&r, &st, &what);
+        r.model.assert_no_errors();
+    }
+    panic!("{}: more than 64 allocations", op.name);
+}
+
+/// The commands the call sends, from a fault-free run.
+fn commands_of(op: &Op, cfg: &ModelConfig) -> Vec<Command> {
+    let r = Rig::new(cfg.clone());
+    let mut st = (op.prepare)(&r);
+    let before = r.model.commands(0).len();
+    (op.call)(&r, &mut st).unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
+    let cmds = r.model.commands(0)[before..]
+        .iter()
+        .map(|&(_, c)| c)
+        .collect();
+    (op.goal)(&r, &st);
+    consistent(&r, &st, op.name);
+    r.model.assert_no_errors();
+    cmds
+}
+
+/// Checks the error for a stall on `cmd`: `Stalled` naming it, or success when the command
+/// was a SYNC (the command it synchronised did happen). Returns whether it was an error.
+#[track_caller]
+fn stalled_on(res: Result<(), ItsError>, cmd: Command, what: &str) -> bool {
+    match res {
+        Err(ItsError::Stalled { command, .. }) => {
+            assert_eq!(
+                command,
+                Some(cmd),
+                "{what}: the error names another command"
+            );
+            true
+        }
+        Ok(()) => {
+            assert!(
+                matches!(cmd, Command::Sync { .. } | Command::Vsync { .. }),
+                "{what}: the skipped {cmd} was not reported"
+            );
+            false
+        }
+        Err(e) => panic!("{what}: {e:?}"),
+    }
+}
+
+/// Stalls the ITS at each command of the call in turn. Returns the number of stalls.
+fn stall_faults(op: &Op, cfg: &ModelConfig) -> u64 {
+    let cmds = commands_of(op, cfg);
+    for i in 0..=cmds.len() {
+        let r = Rig::new(cfg.clone());
+        let mut st = (op.prepare)(&r);
+        let mem = Mem::of(&r);
+        let done = r.model.counters(0).0;
+        r.model.stall_at(0, Some(done + i as u64));
+        let res = (op.call)(&r, &mut st);
+        r.model.stall_at(0, None);
+        if !stall_was_injected(&r.model) {
+            assert_eq!(
+                i,
+                cmds.len(),
+                "{}: fewer commands than without faults",
+                op.name
+            );
+            res.unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
+            (op.goal)(&r, &st);
+            return i as u64;
+        }
+        let what = format!("{} (stall at {}: {})", op.name, i, cmds[i]);
+        if stalled_on(res, cmds[i], &what) {
+            mem.assert_back(&r, 0, &what);
+        }
+        only_the_injected_stall(&r.model, &what);
+        assert!(!r.its.is_dead(), "{what}: a stall is not a dead ITS");
+        consistent(&r, &st, &what);
+        (op.retry)(&r, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
+        (op.goal)(&r, &st);
+        consistent(&r, &st, &what);
+        only_the_injected_stall(&r.model, &what);
+    }
+    panic!("{}: the ITS stalled past the end of the call", op.name);
+}
+
+/// Every call on a dead ITS reports it, before sending anything.
+#[track_caller]
+fn all_dead(r: &Rig, st: &mut St, what: &str) {
+    let before = r.model.counters(0);
+    let d = r.its.map_device(DeviceId::new(100), 2);
+    assert_eq!(
+        d.as_ref().err(),
+        Some(&ItsError::Dead),
+        "{what}: map_device"
+    );
+    if let Some(d) = st.devs.first_mut() {
+        let e = (0..d.events())
+            .find(|&e| !d.event(e).unwrap().is_mapped())
+            .unwrap_or(0);
+        assert_eq!(
+            r.its.map_event(d, e, lpi(9000), 0),
+            Err(ItsError::Dead),
+            "{what}: map_event"
+        );
+        assert_eq!(r.its.unmap_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its.move_event(d, 0, 1), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its.int_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its.clear_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its.inv_event(d, 0), Err(ItsError::Dead), "{what}");
+    }
+    assert_eq!(r.its.invall(0), Err(ItsError::Dead), "{what}: invall");
+    if let Some(d) = st.devs.pop() {
+        let e = r.its.unmap_device(d).unwrap_err();
+        assert_eq!(e.error, ItsError::Dead, "{what}: unmap_device");
+        st.devs.push(e.device);
+    }
+    if let Ok(d) = d {
+        st.devs.push(d);
+    }
+    assert_eq!(
+        r.model.counters(0).1,
+        before.1,
+        "{what}: a command was written"
+    );
+}
+
+fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
+    st.devs
+        .iter()
+        .map(|d| (0..d.events()).map(|e| d.event(e).unwrap()).collect())
+        .collect()
+}
+
+/// A dead ITS during the call: a timeout, the driver gives the ITS up, keeps what the ITS
+/// may still use, records nothing it did not see done, and refuses every later call.
+fn dead_its(op: &Op, cfg: &ModelConfig) {
+    let r = Rig::new(cfg.clone());
+    let mut st = (op.prepare)(&r);
+    let what = format!("{} (dead ITS)", op.name);
+    let mem = Mem::of(&r);
+    let recs = records(&st);
+    let devs = st.devs.len();
+    r.model.set_delay(0, Delay::Never);
+    let e = (op.call)(&r, &mut st).expect_err(&what);
+    assert!(matches!(e, ItsError::Timeout { .. }), "{what}: {e:?}");
+    assert!(r.its.is_dead(), "{what}");
+    mem.assert_back(&r, (op.kept_on_timeout)(&r, &st), &what);
+    r.model.assert_no_errors();
+    assert_eq!(st.devs.len(), devs, "{what}: devices");
+    assert_eq!(records(&st), recs, "{what}: records changed");
+    all_dead(&r, &mut st, &what);
+    assert_eq!(
+        (op.retry)(&r, &mut st),
+        Err(ItsError::Dead),
+        "{what}: retried"
+    );
+}
+
+/// A slow ITS (GITS_CREADR moves only after `polls` reads): within the deadline the call
+/// succeeds as without faults; beyond it, it is a dead ITS.
+fn slow_its(op: &Op, cfg: &ModelConfig) {
+    for polls in [1, 40, 2000] {
+        let r = Rig::new(cfg.clone());
+        let mut st = (op.prepare)(&r);
+        r.model.set_delay(0, Delay::AfterPolls(polls));
+        (op.call)(&r, &mut st).unwrap_or_else(|e| panic!("{} ({polls} polls): {e:?}", op.name));
+        (op.goal)(&r, &st);
+        consistent(&r, &st, op.name);
+        r.model.assert_no_errors();
+    }
+    let r = Rig::new(cfg.clone());
+    let mut st = (op.prepare)(&r);
+    r.model.set_delay(0, Delay::AfterPolls(1_000_000));
+    let e = (op.call)(&r, &mut st).expect_err(op.name);
+    assert!(matches!(e, ItsError::Timeout { .. }), "{}: {e:?}", op.name);
+    assert!(r.its.is_dead());
+}
+
+#[test]
+fn every_its_call_under_allocation_failure() {
+    let mut injected = 0;
+    for cfg in configs() {
+        for op in ops() {
+            injected += alloc_faults(&op, &cfg);
+        }
+    }
+    // map_device allocates a second-level page, an ITT and its event records.
+    assert!(injected >= 6, "{injected} allocation faults");
+    println!("allocation faults injected: {injected}");
+}
+
+#[test]
+fn every_its_call_stalled_at_each_command() {
+    let mut injected = 0;
+    for cfg in configs() {
+        for op in ops() {
+            injected += stall_faults(&op, &cfg);
+        }
+    }
+    assert!(injected >= 40, "{injected} stalls");
+    println!("stalls injected: {injected}");
+}
+
+#[test]
+fn every_its_call_on_a_dead_its() {
+    for cfg in configs() {
+        for op in ops() {
+            dead_its(&op, &cfg);
+        }
+    }
+}
+
+#[test]
+fn every_its_call_on_a_slow_its() {
+    for cfg in configs() {
+        for op in ops() {
+            slow_its(&op, &cfg);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bring-up and shutdown: Its::new, Its::disable, Lpis.
+
+/// A model with LPIs up on every redistributor, and the ITS not brought up yet.
+struct Bare {
+    model: GicModel,
+    plat: P,
+    _lpis: Lpis<P>,
+    _pend: Vec<its_cmdq::PendingTable<P>>,
+    cfg: ModelConfig,
+}
+
+fn bare(cfg: &ModelConfig) -> Bare {
+    let plat = FakePlatform::new();
+    let model = GicModel::new(cfg.clone(), plat.clone());
+    let (lpis, pend) = common::lpis(&model, &plat);
+    Bare {
+        model,
+        plat,
+        _lpis: lpis,
+        _pend: pend,
+        cfg: cfg.clone(),
+    }
+}
+
+impl Bare {
+    fn its_new(&self) -> Result<Its<ItsHandle, P>, ItsError> {
+        Its::new(
+            self.model.its(0),
+            self.plat.clone(),
+            &redists(&self.model),
+            its_config(&self.cfg, 0x1_0000),
+        )
+    }
+}
+
+/// A brought-up ITS: enabled, one collection per CPU mapped to its redistributor.
+#[track_caller]
+fn brought_up(b: &Bare, its: &Its<ItsHandle, P>, what: &str) {
+    assert!(b.model.its(0).ctlr().enabled(), "{what}");
+    for cpu in 0..b.cfg.cpus as u16 {
+        let cte = b.model.cte(0, cpu);
+        assert!(
+            cte.is_some_and(|c| c.valid && c.rd == cpu),
+            "{what}: CTE {cpu}: {cte:?}"
+        );
+    }
+    assert!(!its.is_dead());
+}
+
+/// Bytes allocated and freed since event `from` of the platform's log.
+fn alloc_free_since(plat: &P, from: usize) -> (usize, usize) {
+    plat.events()[from..]
+        .iter()
+        .fold((0, 0), |(a, f), e| match e {
+            Event::Alloc { size, .. } => (a + size, f),
+            Event::Free { size, .. } => (a, f + size),
+            _ => (a, f),
+        })
+}
+
+#[test]
+fn its_new_under_allocation_failure() {
+    let mut injected = 0;
+    for cfg in configs() {
+        for k in 0..64 {
+            let b = bare(&cfg);
+            let what = format!("Its::new (allocation {k} fails)");
+            let live = b.plat.live_bytes();
+            let base = b.plat.allocations();
+            b.plat.set_faults(AllocFaults {
+                fail_at: Some(base + k),
+                ..AllocFaults::default()
+            });
+            let res = b.its_new();
+            let reached = b.plat.allocations() > base + k;
+            b.plat.set_faults(AllocFaults::default());
+            if !reached {
+                brought_up(&b, &res.expect(&what), &what);
+                b.model.assert_no_errors();
+                break;
+            }
+            injected += 1;
+            let e = res.err().expect(&what);
+            assert!(matches!(e, ItsError::Alloc(_)), "{what}: {e:?}");
+            assert_eq!(b.plat.live_bytes(), live, "{what}: leaked");
+            assert!(!b.model.its(0).ctlr().enabled(), "{what}: left enabled");
+            b.model.assert_no_errors();
+            let its = b.its_new().expect(&what);
+            brought_up(&b, &its, &what);
+            b.model.assert_no_errors();
+        }
+    }
+    // Tables (device, collection, vPE: first level and slot records), device list, queue.
+    assert!(injected >= 16, "{injected}");
+    println!("allocation faults injected: {injected}");
+}
+
+#[test]
+fn its_new_stalled_at_each_command() {
+    let mut injected = 0;
+    for cfg in configs() {
+        let b = bare(&cfg);
+        let _its = b.its_new().unwrap();
+        let cmds: Vec<Command> = b.model.commands(0).into_iter().map(|(_, c)| c).collect();
+        assert_eq!(cmds.len(), 3 * cfg.cpus);
+        for (i, &cmd) in cmds.iter().enumerate() {
+            let b = bare(&cfg);
+            let what = format!("Its::new (stall at {i}: {cmd})");
+            let live = b.plat.live_bytes();
+            b.model.stall_at(0, Some(i as u64));
+            let res = b.its_new();
+            injected += 1;
+            stalled_on(res.map(drop), cmd, &what);
+            // Disabled again, and everything freed.
+            assert!(!b.model.its(0).ctlr().enabled(), "{what}");
+            assert_eq!(b.plat.live_bytes(), live, "{what}: leaked");
+            only_the_injected_stall(&b.model, &what);
+            let its = b.its_new().expect(&what);
+            brought_up(&b, &its, &what);
+        }
+    }
+    println!("stalls injected: {injected}");
+}
+
+#[test]
+fn its_new_on_a_dead_or_slow_its() {
+    for cfg in configs() {
+        // Dead: the MAPC batch times out; the ITS disables, so everything is freed.
+        let b = bare(&cfg);
+        let live = b.plat.live_bytes();
+        b.model.set_delay(0, Delay::Never);
+        let e = b.its_new().err().unwrap();
+        assert!(matches!(e, ItsError::Timeout { .. }), "{e:?}");
+        assert_eq!(b.plat.live_bytes(), live);
+        assert!(!b.model.its(0).ctlr().enabled());
+        b.model.assert_no_errors();
+        b.model.set_delay(0, Delay::Immediate);
+        brought_up(&b, &b.its_new().unwrap(), "revived");
+        // Dead and never quiescent: the tables and the queue are kept (the ITS may read
+        // them), only the driver's own device list is freed.
+        let b = bare(&cfg);
+        let live = b.plat.live_bytes();
+        let mark = b.plat.events().len();
+        b.model.set_delay(0, Delay::Never);
+        b.model.set_quiescent_reads(u32::MAX);
+        let e = b.its_new().err().unwrap();
+        assert!(matches!(e, ItsError::Timeout { .. }), "{e:?}");
+        let (alloc, freed) = alloc_free_since(&b.plat, mark);
+        assert_eq!(freed, its_cmdq::MAX_DEVICES * 4, "only the device list");
+        assert_eq!(b.plat.live_bytes(), live + alloc - freed);
+        // Slow: fine within the deadline.
+        for polls in [1, 100, 2000] {
+            let b = bare(&cfg);
+            b.model.set_delay(0, Delay::AfterPolls(polls));
+            brought_up(&b, &b.its_new().unwrap(), "slow");
+            b.model.assert_no_errors();
+        }
+    }
+}
+
+#[test]
+fn its_new_waits_for_quiescence_bounded() {
+    let cfg = ModelConfig::qemu(2);
+    // Left enabled (by firmware, or an earlier boot), and slow to quiesce: waited for.
+    let enabled = |b: &Bare| {
+        let mut h = b.model.its(0);
+        h.set_ctlr(GitsCtlr::new().with_enabled(true));
+        // The model notes the ITS was enabled without tables: not the driver's doing.
+        b.model.clear_errors();
+    };
+    let b = bare(&cfg);
+    enabled(&b);
+    b.model.set_quiescent_reads(300);
+    brought_up(&b, &b.its_new().unwrap(), "slow quiescence");
+    // Never quiescent: a typed timeout before anything is allocated; fine once it is.
+    let b = bare(&cfg);
+    enabled(&b);
+    b.model.set_quiescent_reads(u32::MAX);
+    let (live, n) = (b.plat.live_bytes(), b.plat.allocations());
+    let e = b.its_new().err().unwrap();
+    assert!(
+        matches!(
+            e,
+            ItsError::RegisterTimeout {
+                what: "GITS_CTLR.Quiescent",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!((b.plat.live_bytes(), b.plat.allocations()), (live, n));
+    b.model.set_quiescent_reads(0);
+    brought_up(&b, &b.its_new().unwrap(), "revived");
+    b.model.assert_no_errors();
+}
+
+#[test]
+fn its_disable_that_never_quiesces_gives_the_its_up_and_keeps_its_memory() {
+    for cfg in configs() {
+        let r = Rig::new(cfg.clone());
+        let mut st = with(vec![device(&r, 5, 4, 2)]);
+        let live = r.plat.live_bytes();
+        // Slow: waited for.
+        let r2 = Rig::new(cfg.clone());
+        r2.model.set_quiescent_reads(100);
+        r2.its.disable(T).unwrap();
+        assert!(!r2.model.its(0).ctlr().enabled());
+        // Never: a typed timeout; the ITS is no longer used (Enabled was cleared) ...
+        r.model.set_quiescent_reads(u32::MAX);
+        let e = r.its.disable(T).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ItsError::RegisterTimeout {
+                    what: "GITS_CTLR.Quiescent",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(r.its.is_dead());
+        all_dead(&r, &mut st, "after a failed disable");
+        assert_eq!(r.plat.live_bytes(), live);
+        // ... and disabling again once it quiesces works.
+        r.model.set_quiescent_reads(0);
+        r.its.disable(T).unwrap();
+        r.model.assert_no_errors();
+        // An ITS dropped while it may still read its tables keeps them.
+        let r = Rig::new(cfg.clone());
+        let live = r.plat.live_bytes();
+        r.model.set_quiescent_reads(u32::MAX);
+        assert!(r.its.disable(T).is_err());
+        let Rig { plat, its, .. } = r;
+        drop(its);
+        assert_eq!(plat.live_bytes(), live - its_cmdq::MAX_DEVICES * 4);
+    }
+}
+
+#[test]
+fn lpis_new_under_allocation_failure() {
+    let cfg = ModelConfig::qemu(1);
+    let mut injected = 0;
+    for k in 0..16 {
+        let plat = FakePlatform::new();
+        plat.set_faults(AllocFaults {
+            fail_at: Some(k),
+            ..AllocFaults::default()
+        });
+        let res = Lpis::new(&dist(&cfg), plat.clone());
+        let reached = plat.allocations() > k;
+        if !reached {
+            assert!(res.is_ok());
+            break;
+        }
+        injected += 1;
+        assert!(matches!(res, Err(ItsError::Alloc(_))), "allocation {k}");
+        assert_eq!(plat.live_bytes(), 0, "allocation {k}: leaked");
+    }
+    assert_eq!(injected, 2, "the property table and the allocator's bitmap");
+}
+
+#[test]
+fn init_redistributor_under_allocation_failure_and_slow_wake() {
+    let mut injected = 0;
+    for cfg in configs() {
+        for k in 0..16 {
+            let plat = FakePlatform::new();
+            let model = GicModel::new(cfg.clone(), plat.clone());
+            let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+            let mut rd = model.redist(0);
+            let live = plat.live_bytes();
+            let base = plat.allocations();
+            plat.set_faults(AllocFaults {
+                fail_at: Some(base + k),
+                ..AllocFaults::default()
+            });
+            let res = lpis.init_redistributor(&mut rd, T);
+            let reached = plat.allocations() > base + k;
+            plat.set_faults(AllocFaults::default());
+            if !reached {
+                assert!(res.is_ok() && rd.ctlr().enable_lpis());
+                break;
+            }
+            injected += 1;
+            assert!(matches!(res, Err(ItsError::Alloc(_))), "allocation {k}");
+            assert_eq!(plat.live_bytes(), live, "allocation {k}: leaked");
+            assert!(!rd.ctlr().enable_lpis(), "LPIs on without a pending table");
+            let pend = lpis.init_redistributor(&mut rd, T).expect("retried");
+            assert!(rd.ctlr().enable_lpis());
+            lpis.disable_redistributor(&mut rd, pend, T).unwrap();
+            model.assert_no_errors();
+        }
+        // GICR_WAKER: slow, then never.
+        let plat = FakePlatform::new();
+        let model = GicModel::new(cfg.clone(), plat.clone());
+        let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+        model.set_waker_reads(200);
+        let p = lpis.init_redistributor(&mut model.redist(0), T).unwrap();
+        lpis.disable_redistributor(&mut model.redist(0), p, T)
+            .unwrap();
+        model.set_waker_reads(u32::MAX);
+        let live = plat.live_bytes();
+        let mut rd = model.redist(1);
+        for _ in 0..2 {
+            let e = lpis.init_redistributor(&mut rd, T).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ItsError::RegisterTimeout {
+                        what: "GICR_WAKER.ChildrenAsleep",
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
+            assert_eq!(plat.live_bytes(), live);
+        }
+        model.set_waker_reads(0);
+        let p = lpis.init_redistributor(&mut rd, T).unwrap();
+        lpis.disable_redistributor(&mut rd, p, T).unwrap();
+        model.assert_no_errors();
+    }
+    assert_eq!(injected, 2, "one pending table per configuration");
+}
+
+#[test]
+fn init_redistributor_with_lpis_left_enabled() {
+    let cfg = ModelConfig::qemu(1);
+    let plat = FakePlatform::new();
+    let model = GicModel::new(cfg.clone(), plat.clone());
+    let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+    let mut rd = model.redist(0);
+    let first = lpis.init_redistributor(&mut rd, T).unwrap();
+    // Enabled, and the redistributor is slow to clear EnableLPIs: waited for, then reprogrammed.
+    model.set_rwp_reads(50);
+    let second = lpis.init_redistributor(&mut rd, T).unwrap();
+    assert_eq!(rd.pendbaser().addr(), second.pa());
+    // RWP never clears: a typed timeout, nothing allocated.
+    model.set_rwp_reads(u32::MAX);
+    let live = plat.live_bytes();
+    let e = lpis.init_redistributor(&mut rd, T).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ItsError::RegisterTimeout {
+                what: "GICR_CTLR.RWP",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(plat.live_bytes(), live);
+    model.set_rwp_reads(0);
+    // Without CES the LPIs cannot be turned off to reprogram them.
+    let third = lpis.init_redistributor(&mut rd, T).unwrap();
+    model.set_ces(false);
+    assert_eq!(
+        lpis.init_redistributor(&mut rd, T).unwrap_err(),
+        ItsError::Unsupported("disabling LPIs left enabled (GICR_CTLR.CES = 0)")
+    );
+    drop((first, second, third));
+    model.assert_no_errors();
+}
+
+#[test]
+fn disable_redistributor_bounded_and_handing_the_table_back() {
+    for cfg in configs() {
+        let plat = FakePlatform::new();
+        let model = GicModel::new(cfg.clone(), plat.clone());
+        let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+        let mut rd = model.redist(0);
+        // Slow: waited for.
+        model.set_rwp_reads(100);
+        let p = lpis.init_redistributor(&mut rd, T).unwrap();
+        let live = plat.live_bytes();
+        lpis.disable_redistributor(&mut rd, p, T).unwrap();
+        assert!(plat.live_bytes() < live, "pending table freed");
+        // Never: the table comes back, kept; disabling again once RWP clears frees it.
+        let p = lpis.init_redistributor(&mut rd, T).unwrap();
+        let (live, bytes) = (plat.live_bytes(), p.len());
+        model.set_rwp_reads(u32::MAX);
+        let (p, e) = lpis.disable_redistributor(&mut rd, p, T).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ItsError::RegisterTimeout {
+                    what: "GICR_CTLR.RWP",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(plat.live_bytes(), live);
+        model.set_rwp_reads(0);
+        lpis.disable_redistributor(&mut rd, p, T).unwrap();
+        assert_eq!(plat.live_bytes(), live - bytes);
+        // Without CES: refused before anything is written.
+        let p = lpis.init_redistributor(&mut rd, T).unwrap();
+        model.set_ces(false);
+        let (p, e) = lpis.disable_redistributor(&mut rd, p, T).unwrap_err();
+        assert_eq!(
+            e,
+            ItsError::Unsupported("disabling LPIs (GICR_CTLR.CES = 0)")
+        );
+        assert!(rd.ctlr().enable_lpis());
+        drop(p);
+        model.assert_no_errors();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The queue itself: waits on a slow ITS, and a GITS_CREADR that cannot be right.
+
+/// ITS registers whose GITS_CREADR turns into nonsense on request (a broken ITS or bus).
+#[derive(Clone, Debug)]
+struct Garbled {
+    its: ItsHandle,
+    on: Arc<AtomicBool>,
+}
+
+impl ItsRegisters for Garbled {
+    fn ctlr(&self) -> GitsCtlr {
+        self.its.ctlr()
+    }
+    fn set_ctlr(&mut self, v: GitsCtlr) {
+        self.its.set_ctlr(v);
+    }
+    fn iidr(&self) -> u32 {
+        self.its.iidr()
+    }
+    fn typer(&self) -> GitsTyper {
+        self.its.typer()
+    }
+    fn cbaser(&self) -> GitsCbaser {
+        self.its.cbaser()
+    }
+    fn set_cbaser(&mut self, v: GitsCbaser) {
+        self.its.set_cbaser(v);
+    }
+    fn cwriter(&self) -> GitsCwriter {
+        self.its.cwriter()
+    }
+    fn set_cwriter(&mut self, v: GitsCwriter) {
+        self.its.set_cwriter(v);
+    }
+    fn creadr(&self) -> GitsCreadr {
+        let c = self.its.creadr();
+        if self.on.load(Ordering::SeqCst) {
+            // Beyond what was written, inside the ring.
+            GitsCreadr::at(c.byte_offset() + 0x800, false)
+        } else {
+            c
+        }
+    }
+    fn baser(&self, n: usize) -> GitsBaser {
+        self.its.baser(n)
+    }
+    fn set_baser(&mut self, n: usize, v: GitsBaser) {
+        self.its.set_baser(n, v);
+    }
+}
+
+#[test]
+fn impossible_creadr_is_a_typed_error_and_gives_the_its_up() {
+    let cfg = ModelConfig::qemu(2);
+    let plat = FakePlatform::new();
+    let model = GicModel::new(cfg.clone(), plat.clone());
+    let (_lpis, _pend) = common::lpis(&model, &plat);
+    let on = Arc::new(AtomicBool::new(false));
+    let regs = Garbled {
+        its: model.its(0),
+        on: on.clone(),
+    };
+    let rds: Vec<RedistInfo> = redists(&model);
+    let its = Its::new(regs, plat.clone(), &rds, its_config(&cfg, 0x1_0000)).unwrap();
+    let mut dev = its.map_device(DeviceId::new(3), 4).unwrap();
+    let live = plat.live_bytes();
+    on.store(true, Ordering::SeqCst);
+    let e = its.map_event(&mut dev, 0, lpi(8192), 0).unwrap_err();
+    assert!(matches!(e, ItsError::BadCreadr { .. }), "{e:?}");
+    assert!(its.is_dead());
+    assert!(
+        !dev.event(0).unwrap().is_mapped(),
+        "not confirmed: not recorded"
+    );
+    assert_eq!(its.invall(0), Err(ItsError::Dead));
+    assert_eq!(plat.live_bytes(), live);
+    model.assert_no_errors();
+}
+
+#[test]
+fn queue_wait_on_a_slow_then_dead_its() {
+    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let q = r.its.queue();
+    let cmd = Command::Invall {
+        icid: its_core::ids::CollectionId::new(0),
+    };
+    for polls in [1, 10, 1000] {
+        r.model.set_delay(0, Delay::AfterPolls(polls));
+        q.submit(&[cmd; 3], &[]).unwrap();
+    }
+    // A batch larger than the ring on a slow ITS: pieces, waiting for room in between.
+    r.model.set_delay(0, Delay::AfterPolls(5));
+    q.submit(&vec![cmd; 300], &[]).unwrap();
+    // Dead: the wait ends; the queue keeps working once the ITS runs again.
+    r.model.set_delay(0, Delay::Never);
+    let t = q.post(&[cmd], &[]).unwrap();
+    assert!(matches!(q.wait(t), Err(ItsError::Timeout { .. })));
+    r.model.process_now(0);
+    q.wait(t).unwrap();
+    r.model.assert_no_errors();
+}
