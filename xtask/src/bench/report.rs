@@ -128,9 +128,9 @@ pub fn build(
     headline(&mut o, figs.get("cmdq-batch").map(Vec::as_slice));
     let _ = writeln!(o.md, "## 1. Host\n");
     cmd_encode(&mut o, env, figs.get("cmd-encode").map(Vec::as_slice));
-    cmdq_batch(&mut o, figs.get("cmdq-batch").map(Vec::as_slice));
-    vlpi_map(&mut o, figs.get("vlpi-map").map(Vec::as_slice));
-    table_memory(&mut o, figs.get("table-memory").map(Vec::as_slice));
+    cmdq_batch(&mut o, env, figs.get("cmdq-batch").map(Vec::as_slice));
+    vlpi_map(&mut o, env, figs.get("vlpi-map").map(Vec::as_slice));
+    table_memory(&mut o, env, figs.get("table-memory").map(Vec::as_slice));
     let _ = writeln!(o.md, "## 2. QEMU\n");
     qemu_method(&mut o, env);
     latency(&mut o, figs.get("qemu-latency").map(Vec::as_slice));
@@ -155,7 +155,9 @@ fn intro(o: &mut Out<'_>, env: &Env, times: &BTreeMap<String, f64>, total: Optio
          Every figure below was measured by `cargo xtask bench` (`xtask/src/bench.rs`) in the \
          run described here; none is typed in. Counts (commands, register writes, exits, \
          instructions, bytes) are exact and repeat from run to run; only the nanoseconds of \
-         section 1a are timings.\n",
+         section 1a are timings. To measure again and rewrite this file and its plots \
+         (`docs/bench/*.svg`): `cargo xtask bench --publish` (about a minute; without \
+         `--publish` the report goes to `target/bench/report.md` only).\n",
         env.command
     );
     let qemu = env.qemu.as_deref().unwrap_or("not found");
@@ -280,7 +282,15 @@ fn cmd_encode(o: &mut Out<'_>, env: &Env, ms: Option<&[Metric]>) {
     );
 }
 
-fn cmdq_batch(o: &mut Out<'_>, ms: Option<&[Metric]>) {
+/// The machine line of a counting section.
+fn counted_on(env: &Env) -> String {
+    format!(
+        "**Machine:** run on {}; the counts do not depend on it.",
+        env.host_cpu
+    )
+}
+
+fn cmdq_batch(o: &mut Out<'_>, env: &Env, ms: Option<&[Metric]>) {
     let _ = writeln!(o.md, "### 1b. Mapping N events (`cmdq-batch`)\n");
     let Some(ms) = ms.filter(|ms| find(ms, "cmdq_batch", &[]).is_some()) else {
         o.not_run("cmdq-batch");
@@ -297,7 +307,8 @@ fn cmdq_batch(o: &mut Out<'_>, ms: Option<&[Metric]>) {
          GITS_CWRITER write, then a wait for completion before the next command), done on the \
          same model through the same queue: `CmdQueue::post(&[MAPTI], &[SYNC])` then \
          `CmdQueue::wait`, N times. A fresh device per measurement. Deterministic counts, no \
-         timing.\n"
+         timing. {}\n",
+        counted_on(env)
     );
     let sizes: Vec<&Metric> = all(ms, "cmdq_batch").collect();
     let rows: Vec<Vec<String>> = sizes
@@ -389,7 +400,7 @@ fn cmdq_batch(o: &mut Out<'_>, ms: Option<&[Metric]>) {
     );
 }
 
-fn vlpi_map(o: &mut Out<'_>, ms: Option<&[Metric]>) {
+fn vlpi_map(o: &mut Out<'_>, env: &Env, ms: Option<&[Metric]>) {
     let _ = writeln!(o.md, "### 1c. Mapping N vLPIs (`vlpi-map`)\n");
     let Some(ms) = ms.filter(|ms| find(ms, "vlpi_map", &[]).is_some()) else {
         o.not_run("vlpi-map");
@@ -406,7 +417,8 @@ fn vlpi_map(o: &mut Out<'_>, ms: Option<&[Metric]>) {
          write and wait, through the same queue; for an event that had a host LPI, DISCARD + \
          SYNC first (Linux drops the physical mapping before installing the virtual one). \
          *Fresh* events had no mapping; *forwarded* ones had a host LPI (MAPTI) first, which \
-         `map_vlpis` DISCARDs in one batch before the VMAPTI batch.\n"
+         `map_vlpis` DISCARDs in one batch before the VMAPTI batch. {}\n",
+        counted_on(env)
     );
     let per = |m: &Metric, k: &str| Some(m.num(k)? / m.num("n")?);
     for kind in ["fresh", "forwarded"] {
@@ -485,7 +497,7 @@ fn vlpi_map(o: &mut Out<'_>, ms: Option<&[Metric]>) {
     );
 }
 
-fn table_memory(o: &mut Out<'_>, ms: Option<&[Metric]>) {
+fn table_memory(o: &mut Out<'_>, env: &Env, ms: Option<&[Metric]>) {
     let _ = writeln!(o.md, "### 1d. Table memory (`table-memory`)\n");
     let Some((ms, vt)) = ms.and_then(|ms| Some((ms, find(ms, "table_memory_vpe_table", &[])?)))
     else {
@@ -507,7 +519,7 @@ fn table_memory(o: &mut Out<'_>, ms: Option<&[Metric]>) {
          vPE); the vPE table as the live bytes of an ITS brought up on a GICv4.0 model minus \
          one on a GICv3 model. Sizes are the allocations' sizes; every one of them is 64 KiB \
          aligned (VMAPP and GICR_VPROPBASER need it), so an allocator that cannot use the gap \
-         spends 64 KiB on each.\n\n\
+         spends 64 KiB on each. {}\n\n\
          **How (Linux), computed** from its allocation sizes in \
          `drivers/irqchip/irq-gic-v3-its.c` (formulas in `xtask/src/bench/linux.rs`): \
          `LPI_NRBITS` = min(GICD_TYPER.IDbits + 1, 16) = {} for the whole system; per VM the \
@@ -517,6 +529,7 @@ fn table_memory(o: &mut Out<'_>, ms: Option<&[Metric]>) {
          vPE IDs. Linux sizes both tables for the system's LPI width, not for the VM's \
          vINTID width: VMAPP's VPT_size is LPI_NRBITS - 1.\n",
         page / 1024,
+        counted_on(env),
         lx.lpi_bits,
         lx.vpe_ids_per_l2
     );
@@ -651,7 +664,10 @@ fn latency(o: &mut Out<'_>, ms: Option<&[Metric]>) {
          it makes the MSI, with the vCPU already blocked. {} interrupts per path; EL2 exits \
          counted by `hyp::exits` over the same interrupts (the guest's report hypercall \
          excluded). Path (iii) is a lower bound for software injection: the hyp lists the \
-         interrupt directly, where KVM would first translate it through its emulated ITS.\n",
+         interrupt directly, where KVM would first translate it through its emulated ITS. \
+         These are path lengths in instructions on QEMU's model, not cycles on hardware: there \
+         an MMIO access or an ITS command costs far more than one instruction, and the \
+         doorbell path makes several of each (section 2b).\n",
         method
             .and_then(|m| m.num("reps"))
             .map_or("—".into(), |r| n(Some(r)))

@@ -289,12 +289,29 @@ fn legend_origin(f: &Frame, size: (f64, f64), ink: &[Rect]) -> (f64, f64) {
         .map_or(corners[0], |(_, c)| c)
 }
 
+/// The dash pattern of a dashed line `width` wide: dashes and gaps scale with the width, so a
+/// thinner line drawn over a wider one lets it show through the gaps.
+fn dash(dashed: bool, width: f64) -> String {
+    if dashed {
+        format!(
+            r#" stroke-dasharray="{:.1} {:.1}""#,
+            3.0 * width,
+            2.0 * width
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// One legend entry: label, palette index, dashed, stroke width.
+type Entry<'a> = (&'a str, usize, bool, f64);
+
 /// The legend, in a free corner of the plotting area: a swatch and a label per entry.
-fn legend(out: &mut String, f: &Frame, entries: &[(&str, usize, bool)], ink: &[Rect]) {
+fn legend(out: &mut String, f: &Frame, entries: &[Entry<'_>], ink: &[Rect]) {
     let width = 24.0
         + entries
             .iter()
-            .map(|(l, _, _)| l.chars().count() as f64 * 6.6)
+            .map(|(l, _, _, _)| l.chars().count() as f64 * 6.6)
             .fold(0.0, f64::max);
     let height = 8.0 + 18.0 * entries.len() as f64;
     let (x0, y0) = legend_origin(f, (width + 12.0, height), ink);
@@ -303,14 +320,9 @@ fn legend(out: &mut String, f: &Frame, entries: &[(&str, usize, bool)], ink: &[R
         r##"<rect x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{height:.1}" fill="white" fill-opacity="0.85" stroke="#999999"/>"##,
         width + 12.0
     );
-    for (i, (label, colour, dashed)) in entries.iter().enumerate() {
+    for (i, &(label, colour, dashed, stroke)) in entries.iter().enumerate() {
         let y = y0 + 16.0 + 18.0 * i as f64;
-        let stroke = line_width(i, entries.len());
-        let dash = if *dashed {
-            r#" stroke-dasharray="6 4""#
-        } else {
-            ""
-        };
+        let dash = dash(dashed, stroke);
         let _ = writeln!(
             out,
             r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{}" stroke-width="{stroke:.1}"{dash}/>"#,
@@ -332,7 +344,7 @@ fn legend(out: &mut String, f: &Frame, entries: &[(&str, usize, bool)], ink: &[R
 /// The stroke width of line `i` of `n`: earlier lines are wider, so a later line drawn over
 /// an equal one still lets it show on both sides.
 fn line_width(i: usize, n: usize) -> f64 {
-    2.0 + 1.5 * n.saturating_sub(i + 1) as f64
+    2.0 + 1.2 * n.saturating_sub(i + 1) as f64
 }
 
 /// Renders a line chart.
@@ -388,11 +400,7 @@ pub fn line_chart(c: &LineChart) -> String {
             .filter(|&p| visible(p))
             .map(|(x, y)| (f.x(xs.fraction(x)), f.y(ys.fraction(y))))
             .collect();
-        let dash = if s.dashed {
-            r#" stroke-dasharray="6 4""#
-        } else {
-            ""
-        };
+        let dash = dash(s.dashed, width);
         let coords: Vec<String> = pts.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
         let _ = writeln!(
             out,
@@ -418,10 +426,14 @@ pub fn line_chart(c: &LineChart) -> String {
             );
         }
     }
-    let entries: Vec<(&str, usize, bool)> = c
+    let entries: Vec<Entry<'_>> = c
         .series
         .iter()
-        .map(|s| (s.label.as_str(), s.colour, s.dashed))
+        .enumerate()
+        .map(|(i, s)| {
+            let w = line_width(i, c.series.len());
+            (s.label.as_str(), s.colour, s.dashed, w)
+        })
         .collect();
     legend(&mut out, &f, &entries, &ink);
     out.push_str("</svg>\n");
@@ -485,11 +497,11 @@ pub fn bar_chart(c: &BarChart) -> String {
         }
     }
     frame_lines(&mut out, &f);
-    let entries: Vec<(&str, usize, bool)> = c
+    let entries: Vec<Entry<'_>> = c
         .series
         .iter()
         .enumerate()
-        .map(|(i, s)| (s.as_str(), i, false))
+        .map(|(i, s)| (s.as_str(), i, false, 8.0))
         .collect();
     legend(&mut out, &f, &entries, &ink);
     out.push_str("</svg>\n");
