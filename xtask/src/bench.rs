@@ -314,15 +314,21 @@ fn first_line(program: &str, args: &[&str]) -> Option<String> {
 fn environment(args: &[String]) -> report::Env {
     let commit = match first_line("git", &["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
-            let dirty = Command::new("git")
+            let changed: Vec<String> = Command::new("git")
                 .args(["status", "--porcelain", "--untracked-files=no"])
                 .current_dir(workspace_root())
                 .output()
-                .is_ok_and(|o| !o.stdout.is_empty());
-            if dirty {
-                format!("`{c}` (with uncommitted changes in the working tree)")
-            } else {
-                format!("`{c}`")
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .filter_map(|l| l.get(3..).map(|p| format!("`{p}`")))
+                        .collect()
+                })
+                .unwrap_or_default();
+            match changed.len() {
+                0 => format!("`{c}`"),
+                k if k <= 6 => format!("`{c}`, with uncommitted changes to {}", changed.join(", ")),
+                k => format!("`{c}`, with uncommitted changes to {k} files"),
             }
         }
         None => "unknown".to_owned(),

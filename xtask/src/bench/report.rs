@@ -156,7 +156,7 @@ fn intro(o: &mut Out<'_>, env: &Env, times: &BTreeMap<String, f64>, total: Optio
          run described here; none is typed in. Counts (commands, register writes, exits, \
          instructions, bytes) are exact and repeat from run to run; only the nanoseconds of \
          section 1a are timings. To measure again and rewrite this file and its plots \
-         (`docs/bench/*.svg`): `cargo xtask bench --publish` (about a minute; without \
+         (`docs/bench/*.svg`): `cargo xtask bench --publish` (seconds once built, about a minute with the builds; without \
          `--publish` the report goes to `target/bench/report.md` only).\n",
         env.command
     );
