@@ -52,6 +52,7 @@ pub(crate) struct ItsState {
     pub(crate) vpe: Option<Table>,
     pub(crate) queue: Option<Queue>,
     pub(crate) stall_at: Option<u64>,
+    pub(crate) die_at: Option<u64>,
     pub(crate) processed: u64,
     pub(crate) delay: Delay,
     pub(crate) polls_left: u32,
@@ -101,6 +102,7 @@ impl ItsState {
             vpe: None,
             queue: None,
             stall_at: None,
+            die_at: None,
             processed: 0,
             delay: Delay::Immediate,
             polls_left: 0,
@@ -538,6 +540,13 @@ pub(crate) fn process(w: &mut World, n: usize) {
         }
         let offset = its.creadr;
         let name = its.name.clone();
+        if its.die_at == Some(its.processed) {
+            // Dead from here on: GITS_CREADR stays at this command.
+            let its = &mut w.its[n];
+            its.die_at = None;
+            its.delay = Delay::Never;
+            return;
+        }
         if its.stall_at == Some(its.processed) {
             let its = &mut w.its[n];
             its.stall_at = None;

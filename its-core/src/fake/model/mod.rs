@@ -340,6 +340,15 @@ impl GicModel {
         }
     }
 
+    /// Makes ITS `n` die when it reaches the command with this index (counted as for
+    /// [`GicModel::stall_at`]): it stops there, and processes nothing more, as with
+    /// [`Delay::Never`], until [`GicModel::set_delay`] or [`GicModel::process_now`].
+    pub fn die_at(&self, n: usize, index: Option<u64>) {
+        if let Some(i) = self.lock().its.get_mut(n) {
+            i.die_at = index;
+        }
+    }
+
     /// Sets when ITS `n` processes commands.
     pub fn set_delay(&self, n: usize, d: Delay) {
         if let Some(i) = self.lock().its.get_mut(n) {

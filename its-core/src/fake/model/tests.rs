@@ -324,6 +324,23 @@ fn delayed_and_dead_its() {
 }
 
 #[test]
+fn its_dies_at_a_given_command() {
+    let mut r = Rig::new(ModelConfig::qemu(1));
+    let done = r.model.counters(0).0;
+    r.model.die_at(0, Some(done + 1));
+    r.post(&[mapc(0, 0), mapc(0, 0), mapc(0, 0)]);
+    let at = r.its.creadr().byte_offset();
+    r.post(&[mapc(0, 0)]);
+    for _ in 0..10 {
+        assert_eq!(r.its.creadr().byte_offset(), at, "dead after one command");
+    }
+    assert_eq!(r.model.counters(0).0, done + 1);
+    r.model.process_now(0);
+    assert_eq!(r.model.counters(0).0, done + 4);
+    r.model.assert_no_errors();
+}
+
+#[test]
 fn non_shareable_queue_needs_clean() {
     let mut cfg = ModelConfig::qemu(1);
     cfg.non_shareable = true;
