@@ -106,7 +106,7 @@ impl Outcome {
             offset: s.offset,
             seq: s.seq,
             raw: s.raw,
-            command: Command::decode(&s.raw, its_core::cmd::ItsVersion::V4_1).ok(),
+            command: s.command,
         })
     }
 }

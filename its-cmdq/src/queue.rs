@@ -148,6 +148,8 @@ pub struct SkippedCmd {
     pub offset: u32,
     /// Its doublewords.
     pub raw: [u64; 4],
+    /// The command, decoded with the ITS's command set, if it decodes.
+    pub command: Option<Command>,
 }
 
 /// The command queue of one ITS. Usable from several CPUs at once (`&self` methods, an
@@ -480,10 +482,12 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
                 inner.skipped.pop_front();
             }
             // Cannot fail: there is room now.
+            let command = Command::decode(&raw, inner.version).ok();
             let _ = inner.skipped.push_back(SkippedCmd {
                 seq,
                 offset: at as u32,
                 raw,
+                command,
             });
             write_slot(&mut inner, at, Command::Sync { rdbase: self.noop }.encode())?;
             Some(Span {

@@ -103,6 +103,16 @@ impl St {
     }
 }
 
+/// Whether the driver's record of an event agrees with the ITE the ITS has for it.
+fn agrees(rec: its_cmdq::EventState, ite: Option<its_core::fake::IteView>) -> bool {
+    match (rec.phys, rec.virt, ite) {
+        (None, None, None) => true,
+        (Some(p), None, Some(i)) => i.physical && i.intid == p.lpi.get() && i.icid == p.cpu,
+        (_, Some(v), Some(i)) => !i.physical && i.vpe == v.vpe.get() && i.intid == v.vintid.get(),
+        _ => false,
+    }
+}
+
 /// The driver's records equal the ITS's tables.
 #[track_caller]
 fn consistent(r: &Rig, st: &St, what: &str) {
@@ -117,16 +127,8 @@ fn consistent(r: &Rig, st: &St, what: &str) {
         for e in 0..d.events() {
             let rec = d.event(e).unwrap();
             let ite = r.model.ite(0, id, e);
-            let ok = match (rec.phys, rec.virt, ite) {
-                (None, None, None) => true,
-                (Some(p), None, Some(i)) => i.physical && i.intid == p.lpi.get() && i.icid == p.cpu,
-                (_, Some(v), Some(i)) => {
-                    !i.physical && i.vpe == v.vpe.get() && i.intid == v.vintid.get()
-                }
-                _ => false,
-            };
             assert!(
-                ok,
+                agrees(rec, ite),
                 "{what}: device {id:#x} event {e}: driver {rec:?}, ITS {ite:?}"
             );
             mapped += u32::from(rec.is_mapped());
@@ -139,6 +141,24 @@ fn consistent(r: &Rig, st: &St, what: &str) {
             dte.is_none_or(|t| !t.valid),
             "{what}: device {id:#x} unmapped but its DTE is {dte:?}"
         );
+    }
+}
+
+/// After a timeout: each event's record is either what it was before the call (the driver
+/// did not see the ITS confirm a change) or what the ITS has (it did).
+#[track_caller]
+fn confirmed_only(r: &Rig, st: &St, before: &[Vec<its_cmdq::EventState>], what: &str) {
+    for (d, old) in st.devs.iter().zip(before) {
+        for e in 0..d.events() {
+            let rec = d.event(e).unwrap();
+            let ite = r.model.ite(0, d.id().get(), e);
+            assert!(
+                rec == old[e as usize] || agrees(rec, ite),
+                "{what}: device {:#x} event {e}: driver {rec:?} (before {:?}), ITS {ite:?}",
+                d.id().get(),
+                old[e as usize]
+            );
+        }
     }
 }
 
@@ -171,11 +191,12 @@ struct Op {
     retry: fn(&Rig, &mut St) -> Result<(), ItsError>,
     /// Checks the state a successful call leads to.
     goal: fn(&Rig, &St),
-    /// Bytes a call that timed out keeps on purpose (the GIC may still use them).
-    kept_on_timeout: fn(&Rig, &St) -> usize,
+    /// Bytes a call that timed out keeps on purpose (the GIC may still use them), given the
+    /// commands up to the one the ITS died at.
+    kept_on_timeout: fn(&Rig, &St, &[Command]) -> usize,
 }
 
-fn nothing_kept(_: &Rig, _: &St) -> usize {
+fn nothing_kept(_: &Rig, _: &St, _: &[Command]) -> usize {
     0
 }
 
@@ -252,7 +273,7 @@ fn ops() -> Vec<Op> {
                 assert!(r.model.dte(0, 20000).is_some_and(|d| d.valid));
             },
             // The ITT the ITS may still act on (MAPD was sent, never confirmed).
-            kept_on_timeout: |r, _| {
+            kept_on_timeout: |r, _, _| {
                 (8 * usize::from(r.its.caps().itt_entry_bytes)).next_multiple_of(256)
             },
         },
@@ -513,29 +534,34 @@ fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
         .collect()
 }
 
-/// A dead ITS during the call: a timeout, the driver gives the ITS up, keeps what the ITS
-/// may still use, records nothing it did not see done, and refuses every later call.
-fn dead_its(op: &Op, cfg: &ModelConfig) {
-    let r = Rig::new(cfg.clone());
-    let mut st = (op.prepare)(&r);
-    let what = format!("{} (dead ITS)", op.name);
-    let mem = Mem::of(&r);
-    let recs = records(&st);
-    let devs = st.devs.len();
-    r.model.set_delay(0, Delay::Never);
-    let e = (op.call)(&r, &mut st).expect_err(&what);
-    assert!(matches!(e, ItsError::Timeout { .. }), "{what}: {e:?}");
-    assert!(r.its.is_dead(), "{what}");
-    mem.assert_back(&r, (op.kept_on_timeout)(&r, &st), &what);
-    r.model.assert_no_errors();
-    assert_eq!(st.devs.len(), devs, "{what}: devices");
-    assert_eq!(records(&st), recs, "{what}: records changed");
-    all_dead(&r, &mut st, &what);
-    assert_eq!(
-        (op.retry)(&r, &mut st),
-        Err(ItsError::Dead),
-        "{what}: retried"
-    );
+/// The ITS dies at each command of the call in turn: a timeout, the driver gives the ITS
+/// up, keeps what the ITS may still use, records nothing it did not see done, and refuses
+/// every later call. Returns the number of deaths.
+fn dead_faults(op: &Op, cfg: &ModelConfig) -> u64 {
+    let cmds = commands_of(op, cfg);
+    for i in 0..cmds.len() {
+        let r = Rig::new(cfg.clone());
+        let mut st = (op.prepare)(&r);
+        let what = format!("{} (dead at {i}: {})", op.name, cmds[i]);
+        let mem = Mem::of(&r);
+        let recs = records(&st);
+        let devs = st.devs.len();
+        r.model.die_at(0, Some(r.model.counters(0).0 + i as u64));
+        let e = (op.call)(&r, &mut st).expect_err(&what);
+        assert!(matches!(e, ItsError::Timeout { .. }), "{what}: {e:?}");
+        assert!(r.its.is_dead(), "{what}");
+        mem.assert_back(&r, (op.kept_on_timeout)(&r, &st, &cmds[..=i]), &what);
+        r.model.assert_no_errors();
+        assert_eq!(st.devs.len(), devs, "{what}: devices");
+        confirmed_only(&r, &st, &recs, &what);
+        all_dead(&r, &mut st, &what);
+        assert_eq!(
+            (op.retry)(&r, &mut st),
+            Err(ItsError::Dead),
+            "{what}: retried"
+        );
+    }
+    cmds.len() as u64
 }
 
 /// A slow ITS (GITS_CREADR moves only after `polls` reads): within the deadline the call
@@ -584,12 +610,15 @@ fn every_its_call_stalled_at_each_command() {
 }
 
 #[test]
-fn every_its_call_on_a_dead_its() {
+fn every_its_call_on_an_its_dying_at_each_command() {
+    let mut injected = 0;
     for cfg in configs() {
         for op in ops() {
-            dead_its(&op, &cfg);
+            injected += dead_faults(&op, &cfg);
         }
     }
+    assert!(injected >= 40, "{injected} deaths");
+    println!("deaths injected: {injected}");
 }
 
 #[test]
