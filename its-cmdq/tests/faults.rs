@@ -1143,3 +1143,33 @@ fn queue_wait_on_a_slow_then_dead_its() {
     q.wait(t).unwrap();
     r.model.assert_no_errors();
 }
+
+/// A command the ITS stalled on is reported as it was sent: a GICv4.0 VMAPP is not decoded
+/// with the GICv4.1 layout (it used to come back as a VMAPP with GICv4.1 fields).
+#[test]
+fn a_skipped_gicv40_command_is_reported_as_sent() {
+    let r = Rig::new(ModelConfig::qemu(1));
+    let vpe = its_core::ids::VpeId::new(3);
+    r.its.ensure_vpe(vpe).unwrap();
+    let buf = its_core::platform::DmaBuf::new(
+        r.plat.clone(),
+        core::alloc::Layout::from_size_align(0x2000, 0x1_0000).unwrap(),
+    )
+    .unwrap();
+    let cmd = Command::Vmapp {
+        vpe,
+        rdbase: r.its.cpu(0).unwrap().rdbase,
+        valid: true,
+        vpt: its_core::addr::VptAddr::new(buf.pa()).unwrap(),
+        vpt_size: its_core::cmd::IdBits::new(16).unwrap(),
+    };
+    r.model.stall_at(0, Some(r.model.counters(0).0));
+    let out = r.its.execute(1, |_| cmd, &[]).unwrap();
+    assert!(out.was_skipped(0));
+    assert_eq!(out.skipped[0].1.command, Some(cmd));
+    match out.error() {
+        Some(ItsError::Stalled { command, .. }) => assert_eq!(command, Some(cmd)),
+        e => panic!("{e:?}"),
+    }
+    only_the_injected_stall(&r.model, "VMAPP");
+}
