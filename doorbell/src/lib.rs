@@ -336,26 +336,49 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         Ok(block)
     }
 
-    /// Frees a block: its doorbells are disabled and unmapped from the proxy device.
+    /// Frees a block: its doorbells are unmapped from the proxy device, then disabled.
     ///
     /// # Errors
-    /// ITS errors (the block is then still allocated).
+    /// ITS errors: the block is then still allocated and whole (the doorbells this call
+    /// unmapped are mapped again), unless the ITS died.
     pub fn free_block(&self, block: DoorbellBlock) -> Result<(), DoorbellError> {
         let _g = self.used.lock();
-        for i in block.first..block.first + block.count {
-            self.lpis
-                .configure(self.lpi_at(i)?, self.cfg.priority, false)?;
-            if let Some(proxy) = &self.proxy {
-                let mut dev = proxy.lock();
-                if dev.event(i)?.is_mapped() {
-                    self.its.unmap_event(&mut dev, i)?;
+        let end = block.first + block.count;
+        if let Some(proxy) = &self.proxy {
+            let mut dev = proxy.lock();
+            for i in block.first..end {
+                if !dev.event(i)?.is_mapped() {
+                    continue;
+                }
+                if let Err(e) = self.its.unmap_event(&mut dev, i) {
+                    self.remap(&mut dev, block.first..i);
+                    return Err(e.into());
                 }
             }
         }
-        for i in block.first..block.first + block.count {
+        for i in block.first..end {
+            self.lpis
+                .configure(self.lpi_at(i)?, self.cfg.priority, false)?;
             self.set_word(i, 0)?;
         }
         Ok(())
+    }
+
+    /// Maps the unmapped proxy events of `range` back to their doorbells' CPUs (best effort:
+    /// the records show what the ITS did).
+    fn remap(&self, dev: &mut Device<P>, range: core::ops::Range<u32>) {
+        let mut items: heapless::Vec<(u32, Lpi, usize), 64> = heapless::Vec::new();
+        for i in range.clone() {
+            if dev.event(i).is_ok_and(|s| !s.is_mapped())
+                && let Ok(lpi) = self.lpi_at(i)
+            {
+                let _ = items.push((i, lpi, (self.word(i) >> 32) as usize));
+            }
+            if items.is_full() || (i + 1 == range.end && !items.is_empty()) {
+                let _ = self.its.map_events(dev, &items);
+                items.clear();
+            }
+        }
     }
 
     /// Moves a doorbell to another CPU (after the vPE moved with VMOVP, the ITS rings the
@@ -382,7 +405,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
     /// GICR_INVLPIR + GICR_SYNCR on `rd`, the target CPU's redistributor, in DirectLPI mode).
     ///
     /// # Errors
-    /// [`DoorbellError::NotADoorbell`], [`DoorbellError::NeedRedistributor`], ITS errors.
+    /// [`DoorbellError::NotADoorbell`], [`DoorbellError::NeedRedistributor`] (nothing
+    /// written), [`DoorbellError::SyncTimeout`] and ITS errors: the property byte is then put
+    /// back as it was, and the next [`Doorbells::settle`] invalidates it again.
     pub fn set_enabled(
         &self,
         doorbell: Lpi,
@@ -390,8 +415,19 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         rd: Option<&mut dyn RedistRegisters>,
     ) -> Result<(), DoorbellError> {
         let i = self.index(doorbell)?;
+        if self.proxy.is_none() && rd.is_none() {
+            return Err(DoorbellError::NeedRedistributor);
+        }
+        let was = self.word(i) & ENABLED != 0;
         self.lpis.configure(doorbell, self.cfg.priority, enabled)?;
-        self.invalidate(i, doorbell, rd)?;
+        if let Err(e) = self.invalidate(i, doorbell, rd) {
+            // Put the property byte back so it agrees with the records and the same call can
+            // be made again; the redistributor may have read the new one, so the next settle
+            // invalidates again.
+            self.lpis.configure(doorbell, self.cfg.priority, was)?;
+            self.set_word(i, self.word(i) | NEEDS_INV)?;
+            return Err(e);
+        }
         let w = self.word(i) & !(ENABLED | NEEDS_INV);
         self.set_word(i, if enabled { w | ENABLED } else { w })?;
         Ok(())

@@ -310,11 +310,19 @@ impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
                 }
             })
         };
+        // Only a skipped VMOVP is an error here: once the ITS did it the VTE names the new
+        // CPU, and the caller must record that, even if the VSYNC after it was skipped.
+        let moved = |out: its_cmdq::Outcome| {
+            if out.was_skipped(0) {
+                Self::first_error(&out)
+            } else {
+                Ok(())
+            }
+        };
         if self.single_vmovp {
             let its = self.v4().next().ok_or(VpeError::NotV4("no ITS"))?;
             let c = cmd(its, 0, 0)?;
-            let out = Self::run(its, 1, |_| c, &[SyncTarget::Vpe(vpe.id)])?;
-            return Self::first_error(&out);
+            return moved(Self::run(its, 1, |_| c, &[SyncTarget::Vpe(vpe.id)])?);
         }
         let list = self.v4().fold(0u16, |l, i| l | 1 << (i.its_number() & 0xf));
         let mut seq = self.vmovp_seq.lock();
@@ -322,8 +330,7 @@ impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
         *seq = seq.wrapping_add(1);
         for its in self.v4() {
             let c = cmd(its, s, list)?;
-            let out = Self::run(its, 1, |_| c, &[SyncTarget::Vpe(vpe.id)])?;
-            Self::first_error(&out)?;
+            moved(Self::run(its, 1, |_| c, &[SyncTarget::Vpe(vpe.id)])?)?;
         }
         Ok(())
     }

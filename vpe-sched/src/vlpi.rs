@@ -3,7 +3,7 @@
 
 use its_cmdq::{Device, EventState, Its, PhysMapping, SyncTarget, VirtMapping};
 use its_core::cmd::{Command, ItsVersion};
-use its_core::ids::{DeviceId, EventId, IntId, SgiId, SgiPriority, VLpi};
+use its_core::ids::{EventId, IntId, SgiId, SgiPriority, VLpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::platform::Platform;
 use its_core::regs::GicrInvallr;
@@ -163,10 +163,16 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 &phys_syncs,
             )?;
             if let Some(e) = out.error() {
-                for j in (0..nphys).filter(|&j| !out.was_skipped(j)) {
-                    if let (event, Some(p)) = phys_item(j) {
-                        Self::restore_phys(its, id, event, p)?;
+                // Map back the events whose DISCARD the ITS did.
+                let mut j = 0;
+                for &(event, _, _) in items {
+                    let Some(p) = dev.event(event)?.phys else {
+                        continue;
+                    };
+                    if !out.was_skipped(j) {
+                        Self::restore_phys(its, dev, event, p)?;
                     }
+                    j += 1;
                 }
                 return Err(VpeError::Its(e));
             }
@@ -191,7 +197,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             if out.was_skipped(k) {
                 // Discarded but not forwarded: give the event its host mapping back.
                 if let Some(p) = s.phys {
-                    Self::restore_phys(its, id, event, p)?;
+                    Self::restore_phys(its, dev, event, p)?;
                 }
                 continue;
             }
@@ -214,14 +220,16 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         Self::first_error(&out)
     }
 
-    /// Puts a host mapping back (MAPTI, then SYNC).
+    /// Puts a host mapping back (MAPTI, then SYNC) on an event the ITS has no mapping for,
+    /// and records what the ITS did: the host mapping, or none if it skipped the MAPTI.
     fn restore_phys(
         its: &Its<R, P>,
-        id: DeviceId,
+        dev: &mut Device<P>,
         event: u32,
         p: PhysMapping,
     ) -> Result<(), VpeError> {
         let t = *its.cpu(p.cpu.into())?;
+        let id = dev.id();
         let out = Self::run(
             its,
             1,
@@ -233,6 +241,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             },
             &[SyncTarget::Redist(t.rdbase)],
         )?;
+        let s = EventState {
+            phys: (!out.was_skipped(0)).then_some(p),
+            virt: None,
+        };
+        dev.set_event(event, s)?;
         Self::first_error(&out)
     }
 
@@ -285,14 +298,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
         dev.set_event(event, EventState::default())?;
         if let (true, Some(p)) = (restore, s.phys) {
-            Self::restore_phys(its, id, event, p)?;
-            dev.set_event(
-                event,
-                EventState {
-                    phys: Some(p),
-                    virt: None,
-                },
-            )?;
+            Self::restore_phys(its, dev, event, p)?;
         }
         // A skipped VSYNC after a completed DISCARD is still reported.
         Self::first_error(&out)
@@ -369,7 +375,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             inv,
         } = prop;
         let (_, v, i) = self.forwarded(vm, dev, event)?;
-        let was = vm.property(v.vintid.get())? & 1 != 0;
+        let old = vm.property(v.vintid.get())?;
+        let was = old & 1 != 0;
         vm.set_property(v.vintid.get(), priority, enabled)?;
         let id = dev.id();
         let mut cmds: heapless::Vec<Command, 2> = heapless::Vec::new();
@@ -393,6 +400,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             return Ok(());
         }
         let out = Self::run(its, cmds.len(), |k| cmds[k], &[SyncTarget::Vpe(v.vpe)])?;
+        if matches!(cmds.first(), Some(Command::Vmovi { .. })) && out.was_skipped(0) {
+            // The ITE keeps its old doorbell: keep the old enable bit with it, so the ITE and
+            // the property agree and the same update can be made again.
+            vm.set_property(v.vintid.get(), old, was)?;
+        }
         Self::first_error(&out)
     }
 

@@ -190,7 +190,8 @@ impl<P: Platform> Drop for Vm<P> {
 
 /// A VM that could not be destroyed, handed back with the reason.
 pub struct DestroyError<P: Platform> {
-    /// The VM, still owning its memory.
+    /// The VM, still owning its memory, its vPEs mapped and its doorbells allocated again
+    /// (unless the ITS died: then nothing more can be done with it).
     pub vm: Vm<P>,
     /// Why.
     pub error: VpeError,
@@ -325,11 +326,14 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             }
         }
         if let Err(e) = result {
-            for its in self.v4().take(mapped_on) {
-                let _ = self.vmapp_all(its, &vm, false);
+            // Unmap on every ITS that got the batch, the failing one included: the VMAPPs
+            // before a skipped command did map their vPEs.
+            let mut undone = true;
+            for its in self.v4().take(mapped_on + 1) {
+                undone &= self.vmapp_all(its, &vm, false).is_ok();
             }
             let _ = self.doorbells.free_block(vm.doorbells);
-            if its_dead(self) {
+            if !undone || its_dead(self) {
                 // The ITS may still use the tables: keep them (the VM's Drop leaks them).
                 return Err(e);
             }
@@ -412,6 +416,14 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 error: VpeError::InUse("vLPIs are still mapped"),
             });
         }
+        // On failure the vPEs are mapped again where they were unmapped (the failing ITS
+        // included: it may have done part of its batch), so the VM comes back whole.
+        let remap = |vm: &Vm<P>, n: usize| {
+            for its in self.v4().take(n) {
+                let _ = self.vmapp_all(its, vm, true);
+            }
+        };
+        let mut unmapped = 0;
         for its in self.v4() {
             // VMAPP V = 0 is idempotent: a batch where the ITS stalled on one vPE is simply
             // sent again (the skipped command is the only one not done).
@@ -423,10 +435,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 r = self.vmapp_all(its, &vm, false);
             }
             if let Err(error) = r {
+                remap(&vm, unmapped + 1);
                 return Err(DestroyError { vm, error });
             }
+            unmapped += 1;
         }
         if let Err(e) = self.doorbells.free_block(vm.doorbells) {
+            remap(&vm, unmapped);
             return Err(DestroyError {
                 vm,
                 error: e.into(),
@@ -480,8 +495,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         if st.affinity != cpu {
             self.vmovp(vpe, cpu)?;
             st.affinity = cpu;
-            self.doorbells.move_to(vpe.doorbell, cpu)?;
         }
+        // Also when only the VMOVP was done by an earlier call that then failed: the doorbell
+        // follows (nothing to do when it is there already).
+        self.doorbells.move_to(vpe.doorbell, cpu)?;
         let attrs = if vm.flush {
             MemAttrs::NON_CACHEABLE
         } else {
@@ -566,7 +583,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             ));
         };
         let v41 = self.version == ItsVersion::V4_1;
-        if !v41 && self.doorbells.is_enabled(vpe.doorbell) != doorbell {
+        // GICv4.1 too: its redistributor makes the default doorbell pending when asked to
+        // (GICR_VPENDBASER.Doorbell), but the LPI is delivered only while it is enabled.
+        if self.doorbells.is_enabled(vpe.doorbell) != doorbell {
             self.doorbells
                 .set_enabled(vpe.doorbell, doorbell, None)
                 .or_else(|e| match e {
