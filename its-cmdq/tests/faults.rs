@@ -24,15 +24,18 @@ mod common;
 
 use core::time::Duration;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use common::{Rig, dist, its_config, redists};
-use its_cmdq::{Device, Its, ItsError, Lpis, RedistInfo};
+use its_cmdq::{CmdQueue, Device, Its, ItsError, Lpis, QueueConfig, RedistInfo};
+use its_core::caps::DistCaps;
 use its_core::cmd::Command;
 use its_core::fake::{AllocFaults, Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_core::regs::{GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper};
+use its_core::regs::{
+    GicdTyper, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
+};
 
 type P = FakePlatform;
 
@@ -1044,11 +1047,43 @@ fn disable_redistributor_bounded_and_handing_the_table_back() {
 // ---------------------------------------------------------------------------------------------
 // The queue itself: waits on a slow ITS, and a GITS_CREADR that cannot be right.
 
-/// ITS registers whose GITS_CREADR turns into nonsense on request (a broken ITS or bus).
+/// What a broken ITS (or bus) gets wrong, on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Lie {
+    Nothing,
+    /// GITS_CREADR beyond what was written.
+    Creadr,
+    /// GITS_CBASER does not keep the queue's address.
+    Cbaser,
+    /// GITS_BASER<n> does not keep the table's address.
+    Baser,
+    /// GITS_TYPER.Physical = 0.
+    NotPhysical,
+}
+
+/// ITS registers that lie as told.
 #[derive(Clone, Debug)]
 struct Garbled {
     its: ItsHandle,
-    on: Arc<AtomicBool>,
+    lie: Arc<AtomicU8>,
+}
+
+impl Garbled {
+    fn new(its: ItsHandle) -> (Self, Arc<AtomicU8>) {
+        let lie = Arc::new(AtomicU8::new(Lie::Nothing as u8));
+        (
+            Self {
+                its,
+                lie: lie.clone(),
+            },
+            lie,
+        )
+    }
+
+    fn lies(&self, l: Lie) -> bool {
+        self.lie.load(Ordering::SeqCst) == l as u8
+    }
 }
 
 impl ItsRegisters for Garbled {
@@ -1062,10 +1097,20 @@ impl ItsRegisters for Garbled {
         self.its.iidr()
     }
     fn typer(&self) -> GitsTyper {
-        self.its.typer()
+        let t = self.its.typer();
+        if self.lies(Lie::NotPhysical) {
+            t.with_physical(false)
+        } else {
+            t
+        }
     }
     fn cbaser(&self) -> GitsCbaser {
-        self.its.cbaser()
+        let c = self.its.cbaser();
+        if self.lies(Lie::Cbaser) {
+            GitsCbaser::from(u64::from(c) ^ 0x1000)
+        } else {
+            c
+        }
     }
     fn set_cbaser(&mut self, v: GitsCbaser) {
         self.its.set_cbaser(v);
@@ -1078,7 +1123,7 @@ impl ItsRegisters for Garbled {
     }
     fn creadr(&self) -> GitsCreadr {
         let c = self.its.creadr();
-        if self.on.load(Ordering::SeqCst) {
+        if self.lies(Lie::Creadr) {
             // Beyond what was written, inside the ring.
             GitsCreadr::at(c.byte_offset() + 0x800, false)
         } else {
@@ -1086,7 +1131,12 @@ impl ItsRegisters for Garbled {
         }
     }
     fn baser(&self, n: usize) -> GitsBaser {
-        self.its.baser(n)
+        let b = self.its.baser(n);
+        if self.lies(Lie::Baser) {
+            GitsBaser::from(u64::from(b) ^ 0x1_0000_0000)
+        } else {
+            b
+        }
     }
     fn set_baser(&mut self, n: usize, v: GitsBaser) {
         self.its.set_baser(n, v);
@@ -1099,16 +1149,20 @@ fn impossible_creadr_is_a_typed_error_and_gives_the_its_up() {
     let plat = FakePlatform::new();
     let model = GicModel::new(cfg.clone(), plat.clone());
     let (_lpis, _pend) = common::lpis(&model, &plat);
-    let on = Arc::new(AtomicBool::new(false));
-    let regs = Garbled {
-        its: model.its(0),
-        on: on.clone(),
-    };
+    let (regs, lie) = Garbled::new(model.its(0));
     let rds: Vec<RedistInfo> = redists(&model);
     let its = Its::new(regs, plat.clone(), &rds, its_config(&cfg, 0x1_0000)).unwrap();
     let mut dev = its.map_device(DeviceId::new(3), 4).unwrap();
     let live = plat.live_bytes();
-    on.store(true, Ordering::SeqCst);
+    // The queue alone: wait reports it.
+    lie.store(Lie::Creadr as u8, Ordering::SeqCst);
+    let invall = Command::Invall {
+        icid: its_core::ids::CollectionId::new(0),
+    };
+    let t = its.queue().post(&[invall], &[]).unwrap();
+    let e = its.queue().wait(t).unwrap_err();
+    assert!(matches!(e, ItsError::BadCreadr { .. }), "{e:?}");
+    // Through the driver: the ITS is given up.
     let e = its.map_event(&mut dev, 0, lpi(8192), 0).unwrap_err();
     assert!(matches!(e, ItsError::BadCreadr { .. }), "{e:?}");
     assert!(its.is_dead());
@@ -1119,6 +1173,457 @@ fn impossible_creadr_is_a_typed_error_and_gives_the_its_up() {
     assert_eq!(its.invall(0), Err(ItsError::Dead));
     assert_eq!(plat.live_bytes(), live);
     model.assert_no_errors();
+}
+
+#[test]
+fn its_registers_that_do_not_keep_their_values() {
+    let cfg = ModelConfig::qemu(2);
+    for (l, want) in [
+        (Lie::Baser, Some("GITS_BASER")),
+        (Lie::Cbaser, Some("GITS_CBASER")),
+        (Lie::NotPhysical, None),
+    ] {
+        let plat = FakePlatform::new();
+        let model = GicModel::new(cfg.clone(), plat.clone());
+        let (_lpis, _pend) = common::lpis(&model, &plat);
+        let (regs, lie) = Garbled::new(model.its(0));
+        lie.store(l as u8, Ordering::SeqCst);
+        let live = plat.live_bytes();
+        let e = Its::new(
+            regs,
+            plat.clone(),
+            &redists(&model),
+            its_config(&cfg, 0x1_0000),
+        )
+        .err()
+        .unwrap();
+        match want {
+            Some(reg) => assert!(
+                matches!(e, ItsError::DidNotStick { register, .. } if register == reg),
+                "{l:?}: {e:?}"
+            ),
+            None => assert_eq!(
+                e,
+                ItsError::Unsupported("physical LPIs (GITS_TYPER.Physical = 0)")
+            ),
+        }
+        assert_eq!(plat.live_bytes(), live, "{l:?}: leaked");
+        assert!(!model.its(0).ctlr().enabled());
+        // The same ITS, telling the truth, comes up.
+        lie.store(Lie::Nothing as u8, Ordering::SeqCst);
+        let (regs, _) = Garbled::new(model.its(0));
+        Its::new(
+            regs,
+            plat.clone(),
+            &redists(&model),
+            its_config(&cfg, 0x1_0000),
+        )
+        .unwrap();
+        model.assert_no_errors();
+    }
+}
+
+/// Every refusal of bad input by `Its`: the exact error, nothing sent, nothing allocated.
+#[test]
+fn bad_inputs_to_its_calls_are_refused_before_anything_is_sent() {
+    let r = Rig::new(ModelConfig::qemu(2));
+    let its = &r.its;
+    let mut d = device(&r, 5, 4, 2);
+    let snap = || {
+        (
+            r.model.counters(0).1,
+            r.plat.live_bytes(),
+            r.plat.allocations(),
+        )
+    };
+    let before = snap();
+    let ev = |event, events| ItsError::EventOutOfRange {
+        device: 5,
+        event,
+        events,
+    };
+    let unmapped = |event| ItsError::EventNotMapped { device: 5, event };
+    // Its::new
+    let e = Its::new(
+        r.model.its(0),
+        r.plat.clone(),
+        &[],
+        its_config(&r.model.config(), 0x1_0000),
+    );
+    assert_eq!(
+        e.err(),
+        Some(ItsError::Config("between 1 and 64 redistributors"))
+    );
+    let many = vec![redists(&r.model)[0]; 65];
+    let e = Its::new(
+        r.model.its(0),
+        r.plat.clone(),
+        &many,
+        its_config(&r.model.config(), 0x1_0000),
+    );
+    assert_eq!(
+        e.err(),
+        Some(ItsError::Config("between 1 and 64 redistributors"))
+    );
+    // map_device
+    assert!(matches!(
+        its.map_device(DeviceId::new(0x1_0000), 2),
+        Err(ItsError::Id(_))
+    ));
+    assert!(matches!(
+        its.map_device(DeviceId::new(6), 0x1_0001),
+        Err(ItsError::Id(_))
+    ));
+    assert_eq!(
+        its.map_device(DeviceId::new(6), 0).err(),
+        Some(ItsError::Config("a device needs at least one event"))
+    );
+    assert_eq!(
+        its.map_device(DeviceId::new(5), 2).err(),
+        Some(ItsError::DeviceMapped(5))
+    );
+    // map_event / map_events
+    assert_eq!(its.map_event(&mut d, 4, lpi(9000), 0), Err(ev(4, 4)));
+    assert_eq!(
+        its.map_event(&mut d, u32::MAX, lpi(9000), 0),
+        Err(ev(u32::MAX, 4))
+    );
+    assert_eq!(
+        its.map_event(&mut d, 0, lpi(9000), 0),
+        Err(ItsError::EventMapped {
+            device: 5,
+            event: 0
+        })
+    );
+    assert_eq!(
+        its.map_events(&mut d, &[(2, lpi(9000), 0), (2, lpi(9001), 0)]),
+        Err(ItsError::EventMapped {
+            device: 5,
+            event: 2
+        })
+    );
+    assert_eq!(
+        its.map_event(&mut d, 2, lpi(0x1_0000), 0),
+        Err(ItsError::BadLpi(0x1_0000))
+    );
+    assert_eq!(
+        its.map_event(&mut d, 2, lpi(9000), 2),
+        Err(ItsError::NoSuchCpu(2))
+    );
+    assert_eq!(
+        its.map_event(&mut d, 2, lpi(9000), usize::MAX),
+        Err(ItsError::NoSuchCpu(usize::MAX))
+    );
+    // unmap_event, move_event, int/clear/inv_event
+    assert_eq!(its.unmap_event(&mut d, 2), Err(unmapped(2)));
+    assert_eq!(its.unmap_event(&mut d, 9), Err(ev(9, 4)));
+    assert_eq!(its.move_event(&mut d, 2, 1), Err(unmapped(2)));
+    assert_eq!(its.move_event(&mut d, 0, 2), Err(ItsError::NoSuchCpu(2)));
+    assert_eq!(its.move_event(&mut d, 9, 1), Err(ev(9, 4)));
+    assert_eq!(its.int_event(&d, 2), Err(unmapped(2)));
+    assert_eq!(its.int_event(&d, 9), Err(ev(9, 4)));
+    assert_eq!(its.clear_event(&d, 3), Err(unmapped(3)));
+    assert_eq!(its.clear_event(&d, 4), Err(ev(4, 4)));
+    assert_eq!(its.inv_event(&d, 3), Err(unmapped(3)));
+    assert_eq!(its.inv_event(&d, 4), Err(ev(4, 4)));
+    // invall, cpu
+    assert_eq!(its.invall(2), Err(ItsError::NoSuchCpu(2)));
+    assert_eq!(its.cpu(64).err(), Some(ItsError::NoSuchCpu(64)));
+    // execute: a command the ITS could not take (DeviceID beyond Devbits).
+    let bad = Command::Int {
+        device: DeviceId::new(0x1_0000),
+        event: its_core::ids::EventId::new(0),
+    };
+    assert!(matches!(
+        its.execute(1, |_| bad, &[]),
+        Err(ItsError::InvalidCommand { index: 0, .. })
+    ));
+    // Device records
+    assert_eq!(d.event(4).err(), Some(ev(4, 4)));
+    assert_eq!(
+        d.set_event(4, its_cmdq::EventState::default()),
+        Err(ev(4, 4))
+    );
+    assert_eq!(snap(), before, "a refused call sent or allocated something");
+    consistent(&r, &with(vec![d]), "after the refusals");
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn exhausted_tables_and_ids() {
+    let r = Rig::new(ModelConfig::qemu(1));
+    // Mapped devices: MAX_DEVICES, then a typed refusal with nothing allocated.
+    let devs: Vec<Device<P>> = (0..its_cmdq::MAX_DEVICES as u32)
+        .map(|i| r.its.map_device(DeviceId::new(i), 2).unwrap())
+        .collect();
+    let live = r.plat.live_bytes();
+    assert_eq!(
+        r.its.map_device(DeviceId::new(5000), 2).err(),
+        Some(ItsError::Exhausted("mapped devices"))
+    );
+    assert_eq!(r.plat.live_bytes(), live);
+    for d in devs {
+        r.its.unmap_device(d).unwrap();
+    }
+    r.its.map_device(DeviceId::new(5000), 2).unwrap();
+    // LPIs: exhausted, zero, freeing what is not allocated, LPIs beyond the table.
+    let all = r.lpis.free_count();
+    let range = r.lpis.alloc(all).unwrap();
+    assert_eq!(r.lpis.alloc(1), Err(ItsError::Exhausted("LPI INTIDs")));
+    assert_eq!(
+        r.lpis.alloc(0),
+        Err(ItsError::Config("allocating zero LPIs"))
+    );
+    r.lpis.free(range).unwrap();
+    assert_eq!(r.lpis.free(range), Err(ItsError::BadLpi(8192)));
+    let beyond = lpi(0x1_0000);
+    assert_eq!(
+        r.lpis.configure(beyond, 0xa0, true),
+        Err(ItsError::BadLpi(0x1_0000))
+    );
+    assert_eq!(r.lpis.property(beyond), Err(ItsError::BadLpi(0x1_0000)));
+    assert!(matches!(r.lpis.check(beyond), Err(ItsError::Id(_))));
+    // The collection table covers the CPUs only.
+    let t = r.its.collection_table().unwrap();
+    assert_eq!(
+        t.ensure(t.ids()),
+        Err(ItsError::TableTooSmall {
+            table: "collection",
+            id: t.ids()
+        })
+    );
+    r.model.assert_no_errors();
+}
+
+#[test]
+fn lpis_and_gicv4_need_what_the_gic_has() {
+    let mut cfg = ModelConfig::qemu(1);
+    let no_lpis = DistCaps::from_typer(GicdTyper::new().with_id_bits(15), None);
+    assert_eq!(
+        Lpis::new(&no_lpis, FakePlatform::new()).err(),
+        Some(ItsError::Unsupported("LPIs (GICD_TYPER.LPIS = 0)"))
+    );
+    let narrow = DistCaps::from_typer(GicdTyper::new().with_lpis(true).with_id_bits(12), None);
+    assert_eq!(
+        Lpis::new(&narrow, FakePlatform::new()).err(),
+        Some(ItsError::Unsupported("LPIs: fewer than 14 INTID bits"))
+    );
+    // A GICv3 ITS has no vPE table.
+    cfg.version = its_core::cmd::ItsVersion::V3;
+    let r = Rig::new(cfg);
+    assert_eq!(
+        r.its.ensure_vpe(its_core::ids::VpeId::new(0)),
+        Err(ItsError::Unsupported("GICv4 (no vPE table)"))
+    );
+}
+
+#[test]
+fn bad_inputs_to_the_queue() {
+    let r = Rig::with_queue(ModelConfig::qemu(2), 0x1000);
+    let q = r.its.queue();
+    let caps = *r.its.caps();
+    let noop = r.its.cpu(0).unwrap().rdbase;
+    let qcfg = |bytes| QueueConfig {
+        bytes,
+        ..QueueConfig::default()
+    };
+    // CmdQueue::new: sizes, an enabled ITS, no memory, a GITS_CBASER that does not stick.
+    for bytes in [0, 0x800, 0x1800, 0x20_0000] {
+        assert!(matches!(
+            CmdQueue::new(r.model.its(0), r.plat.clone(), caps, qcfg(bytes), noop),
+            Err(ItsError::Config(_))
+        ));
+    }
+    assert_eq!(
+        CmdQueue::new(r.model.its(0), r.plat.clone(), caps, qcfg(0x1000), noop).err(),
+        Some(ItsError::Config(
+            "GITS_CBASER cannot be programmed while the ITS is enabled"
+        ))
+    );
+    let plat = FakePlatform::new();
+    let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
+    plat.fail_next_alloc();
+    assert!(matches!(
+        CmdQueue::new(model.its(0), plat.clone(), caps, qcfg(0x1000), noop),
+        Err(ItsError::Alloc(_))
+    ));
+    let (regs, lie) = Garbled::new(model.its(0));
+    lie.store(Lie::Cbaser as u8, Ordering::SeqCst);
+    assert!(matches!(
+        CmdQueue::new(regs, plat.clone(), caps, qcfg(0x1000), noop),
+        Err(ItsError::DidNotStick {
+            register: "GITS_CBASER",
+            ..
+        })
+    ));
+    assert_eq!(plat.live_bytes(), 0);
+    // post: an invalid command, too many sync targets; nothing written.
+    let writes = r.model.counters(0).1;
+    let bad = Command::Int {
+        device: DeviceId::new(0x1_0000),
+        event: its_core::ids::EventId::new(0),
+    };
+    assert!(matches!(
+        q.post(&[bad], &[]),
+        Err(ItsError::InvalidCommand { index: 0, .. })
+    ));
+    let syncs: Vec<its_cmdq::SyncTarget> = (0..65)
+        .map(|v| its_cmdq::SyncTarget::Vpe(its_core::ids::VpeId::new(v)))
+        .collect();
+    assert_eq!(
+        q.post(&[], &syncs),
+        Err(ItsError::Exhausted("sync targets per batch"))
+    );
+    assert_eq!(r.model.counters(0).1, writes);
+    // post: the ITS stalls on an earlier batch while this one waits for room.
+    let invall = Command::Invall {
+        icid: its_core::ids::CollectionId::new(0),
+    };
+    r.model.stall_at(0, Some(r.model.counters(0).0));
+    let _ = q.post(&vec![invall; 100], &[]).unwrap();
+    let e = q.post(&vec![invall; 100], &[]).unwrap_err();
+    assert!(
+        matches!(e, ItsError::Stalled { command: Some(c), .. } if c == invall),
+        "{e:?}"
+    );
+    q.recover(its_cmdq::Recovery::Skip).unwrap();
+    q.submit(&vec![invall; 100], &[]).unwrap();
+    only_the_injected_stall(&r.model, "queue");
+}
+
+/// Redistributor registers that lie as told.
+#[derive(Clone, Debug)]
+struct LyingRedist {
+    rd: its_core::fake::RedistHandle,
+    lie: RdLie,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RdLie {
+    NoPlpis,
+    Propbaser,
+    Pendbaser,
+    EnableLpisStuckOff,
+    EnableLpisStuckOn,
+}
+
+impl RedistRegisters for LyingRedist {
+    fn ctlr(&self) -> its_core::regs::GicrCtlr {
+        let c = self.rd.ctlr();
+        match self.lie {
+            RdLie::EnableLpisStuckOff => c.with_enable_lpis(false),
+            RdLie::EnableLpisStuckOn => c.with_enable_lpis(true),
+            _ => c,
+        }
+    }
+    fn set_ctlr(&mut self, v: its_core::regs::GicrCtlr) {
+        self.rd.set_ctlr(v);
+    }
+    fn typer(&self) -> its_core::regs::GicrTyper {
+        let t = self.rd.typer();
+        if self.lie == RdLie::NoPlpis {
+            t.with_plpis(false)
+        } else {
+            t
+        }
+    }
+    fn waker(&self) -> its_core::regs::GicrWaker {
+        self.rd.waker()
+    }
+    fn set_waker(&mut self, v: its_core::regs::GicrWaker) {
+        self.rd.set_waker(v);
+    }
+    fn propbaser(&self) -> its_core::regs::GicrPropbaser {
+        let p = self.rd.propbaser();
+        if self.lie == RdLie::Propbaser {
+            p.with_id_bits(p.id_bits() - 1)
+        } else {
+            p
+        }
+    }
+    fn set_propbaser(&mut self, v: its_core::regs::GicrPropbaser) {
+        self.rd.set_propbaser(v);
+    }
+    fn pendbaser(&self) -> its_core::regs::GicrPendbaser {
+        let p = self.rd.pendbaser();
+        if self.lie == RdLie::Pendbaser {
+            its_core::regs::GicrPendbaser::from(u64::from(p) ^ 0x1_0000)
+        } else {
+            p
+        }
+    }
+    fn set_pendbaser(&mut self, v: its_core::regs::GicrPendbaser) {
+        self.rd.set_pendbaser(v);
+    }
+    fn vpropbaser(&self) -> u64 {
+        self.rd.vpropbaser()
+    }
+    fn set_vpropbaser(&mut self, v: u64) {
+        self.rd.set_vpropbaser(v);
+    }
+    fn vpendbaser(&self) -> u64 {
+        self.rd.vpendbaser()
+    }
+    fn set_vpendbaser(&mut self, v: u64) {
+        self.rd.set_vpendbaser(v);
+    }
+    fn set_invlpir(&mut self, v: its_core::regs::GicrInvlpir) {
+        self.rd.set_invlpir(v);
+    }
+    fn set_invallr(&mut self, v: its_core::regs::GicrInvallr) {
+        self.rd.set_invallr(v);
+    }
+    fn set_clrlpir(&mut self, v: its_core::regs::GicrLpir) {
+        self.rd.set_clrlpir(v);
+    }
+    fn syncr(&self) -> its_core::regs::GicrSyncr {
+        self.rd.syncr()
+    }
+}
+
+#[test]
+fn redistributor_registers_that_do_not_keep_their_values() {
+    let cfg = ModelConfig::qemu(1);
+    for (lie, want) in [
+        (
+            RdLie::NoPlpis,
+            ItsError::Unsupported("physical LPIs on this redistributor"),
+        ),
+        (RdLie::Propbaser, ItsError::Config("GICR_PROPBASER")),
+        (RdLie::Pendbaser, ItsError::Config("GICR_PENDBASER")),
+        (RdLie::EnableLpisStuckOff, ItsError::Config("GICR_CTLR")),
+    ] {
+        let plat = FakePlatform::new();
+        let model = GicModel::new(cfg.clone(), plat.clone());
+        let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+        let live = plat.live_bytes();
+        let mut rd = LyingRedist {
+            rd: model.redist(0),
+            lie,
+        };
+        let e = lpis.init_redistributor(&mut rd, T).unwrap_err();
+        match (e, want) {
+            (ItsError::DidNotStick { register, .. }, ItsError::Config(reg)) => {
+                assert_eq!(register, reg, "{lie:?}")
+            }
+            (e, want) => assert_eq!(e, want, "{lie:?}"),
+        }
+        assert_eq!(plat.live_bytes(), live, "{lie:?}: leaked");
+        let p = lpis.init_redistributor(&mut model.redist(0), T).unwrap();
+        // EnableLPIs that reads back set after it was cleared.
+        let mut stuck = LyingRedist {
+            rd: model.redist(0),
+            lie: RdLie::EnableLpisStuckOn,
+        };
+        let (p, e) = lpis.disable_redistributor(&mut stuck, p, T).unwrap_err();
+        assert_eq!(
+            e,
+            ItsError::Unsupported("disabling LPIs (EnableLPIs stayed set)")
+        );
+        lpis.disable_redistributor(&mut model.redist(0), p, T)
+            .unwrap();
+        model.assert_no_errors();
+    }
 }
 
 #[test]
