@@ -1350,3 +1350,217 @@ fn create_vm_on_two_itses_fails_cleanly_on_the_second() {
         }
     }
 }
+
+/// Every refusal of bad input by `GicV4`: the exact error, nothing sent, nothing allocated.
+#[test]
+fn bad_inputs_to_gicv4_calls_are_refused_before_anything_is_sent() {
+    with_rig(&ModelConfig::qemu(2), |r| {
+        let st = prepare_vlpis(r);
+        let (vm, mut devs) = (&st.vms[0], st.devs);
+        let dev = &mut devs[0];
+        let other =
+            r.g.create_vm(VmConfig {
+                vintid_bits: 14,
+                vpes: &[1],
+            })
+            .unwrap();
+        let m = r.model();
+        let snap = || {
+            (
+                m.counters(0).1,
+                r.b.plat.live_bytes(),
+                r.b.plat.allocations(),
+            )
+        };
+        let before = snap();
+        let mut rd0 = m.redist(0);
+        let vm_cfg = |vintid_bits, vpes| VmConfig { vintid_bits, vpes };
+        // create_vm
+        let bits = "vINTID bits must be from 14 to the GIC's maximum";
+        for (b, v, e) in [
+            (16, &[][..], VpeError::Config("a VM has 1 to 64 vPEs")),
+            (16, &[0; 65][..], VpeError::Config("a VM has 1 to 64 vPEs")),
+            (13, &[0][..], VpeError::Config(bits)),
+            (17, &[0][..], VpeError::Config(bits)),
+            (16, &[0, 5][..], VpeError::NoSuchCpu(5)),
+        ] {
+            assert_eq!(r.g.create_vm(vm_cfg(b, v)).err(), Some(e));
+        }
+        // map_vlpi(s)
+        let fwd = |event| VpeError::AlreadyForwarded { device: 1, event };
+        assert_eq!(
+            r.g.map_vlpi(r.its(), dev, 1, vm, 2, vcfg(8300, true)),
+            Err(VpeError::NoSuchVpe(2))
+        );
+        assert_eq!(
+            r.g.map_vlpi(r.its(), dev, 4, vm, 0, vcfg(8300, true)),
+            Err(VpeError::Its(ItsError::EventOutOfRange {
+                device: 1,
+                event: 4,
+                events: 4
+            }))
+        );
+        assert_eq!(
+            r.g.map_vlpi(r.its(), dev, 2, vm, 0, vcfg(8300, true)),
+            Err(fwd(2))
+        );
+        assert_eq!(
+            r.g.map_vlpis(
+                r.its(),
+                dev,
+                vm,
+                &[(1, 0, vcfg(8300, true)), (1, 1, vcfg(8301, true))]
+            ),
+            Err(fwd(1))
+        );
+        assert_eq!(
+            r.g.map_vlpi(r.its(), dev, 1, &other, 0, vcfg(16384, true)),
+            Err(VpeError::VintidOutOfRange {
+                vintid: 16384,
+                bits: 14
+            })
+        );
+        // unmap_vlpi, move_vlpi, update_vlpi
+        let not_fwd = Err(VpeError::NotForwarded {
+            device: 1,
+            event: 1,
+        });
+        let wrong = Err(VpeError::WrongVm {
+            device: 1,
+            event: 2,
+        });
+        let p = VlpiProp {
+            priority: 0,
+            enabled: true,
+            inv: true,
+        };
+        assert_eq!(r.g.unmap_vlpi(r.its(), dev, 1, vm, true), not_fwd);
+        assert_eq!(r.g.unmap_vlpi(r.its(), dev, 2, &other, true), wrong);
+        assert!(matches!(
+            r.g.unmap_vlpi(r.its(), dev, 9, vm, true),
+            Err(VpeError::Its(ItsError::EventOutOfRange { event: 9, .. }))
+        ));
+        assert_eq!(r.g.move_vlpi(r.its(), dev, 1, vm, 1), not_fwd);
+        assert_eq!(r.g.move_vlpi(r.its(), dev, 2, &other, 0), wrong);
+        assert_eq!(
+            r.g.move_vlpi(r.its(), dev, 2, vm, 2),
+            Err(VpeError::NoSuchVpe(2))
+        );
+        assert_eq!(r.g.update_vlpi(r.its(), dev, 1, vm, p), not_fwd);
+        assert_eq!(r.g.update_vlpi(r.its(), dev, 2, &other, p), wrong);
+        // invall_vpe, update_vsgi, invdb
+        assert_eq!(
+            r.g.invall_vpe(vm, 2, Some(&mut rd0)),
+            Err(VpeError::NoSuchVpe(2))
+        );
+        let vsgi = VsgiConfig {
+            sgi: SgiId::new(0).unwrap(),
+            priority: SgiPriority::new(0).unwrap(),
+            group: true,
+            enable: true,
+            clear: false,
+        };
+        assert_eq!(
+            r.g.update_vsgi(vm, 0, vsgi),
+            Err(VpeError::NeedsV41("VSGI"))
+        );
+        assert_eq!(r.g.invdb(vm, 0), Err(VpeError::NeedsV41("INVDB")));
+        // Residency
+        assert_eq!(
+            r.g.make_resident(vm, 2, 0, &mut rd0),
+            Err(VpeError::NoSuchVpe(2))
+        );
+        assert_eq!(
+            r.g.make_resident(vm, 0, 2, &mut rd0),
+            Err(VpeError::NoSuchCpu(2))
+        );
+        assert_eq!(
+            r.g.make_non_resident(vm, 0, &mut rd0, true),
+            Err(VpeError::Residency(
+                vpe_sched::residency::Transition::NotResident
+            ))
+        );
+        assert_eq!(
+            r.g.make_non_resident(vm, 2, &mut rd0, true).err(),
+            Some(VpeError::NoSuchVpe(2))
+        );
+        // Vm accessors
+        assert_eq!(vm.vpe(2).err(), Some(VpeError::NoSuchVpe(2)));
+        assert_eq!(
+            vm.property(8191),
+            Err(VpeError::VintidOutOfRange {
+                vintid: 8191,
+                bits: 16
+            })
+        );
+        assert_eq!(snap(), before, "a refused call sent or allocated something");
+        // Resident: a second residency, and a busy redistributor.
+        r.g.make_resident(vm, 0, 0, &mut rd0).unwrap();
+        assert_eq!(
+            r.g.make_resident(vm, 0, 1, &mut m.redist(1)),
+            Err(VpeError::Residency(
+                vpe_sched::residency::Transition::AlreadyResident { cpu: 0 }
+            ))
+        );
+        let busy = vm.vpe(0).unwrap().id().get();
+        assert_eq!(
+            r.g.make_resident(&other, 0, 0, &mut rd0),
+            Err(VpeError::RedistBusy { cpu: 0, vpe: busy })
+        );
+        // destroy_vm: refused while in use, and the VM comes back whole.
+        r.g.destroy_vm(other).unwrap();
+        let st = St {
+            vms: st.vms,
+            devs,
+            ..St::default()
+        };
+        let mut st = st;
+        let vm = st.vms.pop().unwrap();
+        let e = r.g.destroy_vm(vm).unwrap_err();
+        assert_eq!(e.error, VpeError::InUse("a vPE is resident"));
+        r.g.make_non_resident(&e.vm, 0, &mut rd0, false).unwrap();
+        let e = r.g.destroy_vm(e.vm).unwrap_err();
+        assert_eq!(e.error, VpeError::InUse("vLPIs are still mapped"));
+        st.vms.push(e.vm);
+        consistent(r, &st, "after the refusals");
+        m.assert_no_errors();
+    });
+}
+
+#[test]
+fn gicv4_needs_a_gicv4_its_and_vlpis() {
+    let mut v3 = ModelConfig::qemu(1);
+    v3.version = ItsVersion::V3;
+    let b = base(&v3);
+    let dbs = Doorbells::new(&b.its[0], &b.lpis, DoorbellConfig::direct(4)).unwrap();
+    let caps = RedistCaps::from_typer(b.model.redist(0).typer());
+    assert_eq!(
+        GicV4::new(&b.its, &b.lpis, &dbs, caps, V4Config::default()).err(),
+        Some(VpeError::NotV4("no ITS with GITS_TYPER.Virtual"))
+    );
+    let b4 = base(&ModelConfig::qemu(1));
+    let dbs4 = Doorbells::new(&b4.its[0], &b4.lpis, DoorbellConfig::direct(4)).unwrap();
+    assert_eq!(
+        GicV4::new(&b4.its, &b4.lpis, &dbs4, caps, V4Config::default()).err(),
+        Some(VpeError::NotV4("GICR_TYPER.VLPIS = 0"))
+    );
+    let caps4 = RedistCaps::from_typer(b4.model.redist(0).typer());
+    let g = GicV4::new(&b4.its, &b4.lpis, &dbs4, caps4, V4Config::default()).unwrap();
+    assert_eq!(
+        g.init_redistributor(&mut b.model.redist(0)),
+        Err(VpeError::NotV4("GICR_TYPER.VLPIS = 0"))
+    );
+    // More vPEs than doorbells: refused, and nothing is left allocated (the vPE table's
+    // second-level page aside: it belongs to the table).
+    let (live, l2) = (b4.plat.live_bytes(), l2_bytes(&b4));
+    assert_eq!(
+        g.create_vm(VmConfig {
+            vintid_bits: 16,
+            vpes: &[0; 5],
+        })
+        .err(),
+        Some(VpeError::Doorbell(DoorbellError::Exhausted(5)))
+    );
+    assert_eq!(b4.plat.live_bytes(), live + l2_bytes(&b4) - l2);
+    b4.model.assert_no_errors();
+}
