@@ -339,11 +339,15 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
     /// Frees a block: its doorbells are unmapped from the proxy device, then disabled.
     ///
     /// # Errors
-    /// ITS errors: the block is then still allocated and whole (the doorbells this call
-    /// unmapped are mapped again), unless the ITS died.
+    /// [`DoorbellError::NotADoorbell`] for a block already freed (nothing done); ITS errors:
+    /// the block is then still allocated and whole (the doorbells this call unmapped are
+    /// mapped again), unless the ITS died.
     pub fn free_block(&self, block: DoorbellBlock) -> Result<(), DoorbellError> {
         let _g = self.used.lock();
         let end = block.first + block.count;
+        if let Some(i) = (block.first..end).find(|&i| self.word(i) & 0xffff == 0) {
+            return Err(DoorbellError::NotADoorbell(self.range.base.get() + i));
+        }
         if let Some(proxy) = &self.proxy {
             let mut dev = proxy.lock();
             for i in block.first..end {

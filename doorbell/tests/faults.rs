@@ -782,3 +782,98 @@ fn direct_lpi_syncr_slow_or_stuck() {
     consistent(&b, &st, "revived");
     b.model.assert_no_errors();
 }
+
+/// Every refusal of bad input by `Doorbells`: the exact error, nothing sent, nothing
+/// allocated, the records unchanged.
+#[test]
+fn bad_inputs_to_doorbell_calls_are_refused_before_anything_is_sent() {
+    for cfg in [configs()[0].clone(), configs()[2].clone()] {
+        let b = base(&cfg);
+        // new: more doorbells than LPIs, zero, a proxy DeviceID already in use.
+        let free = b.lpis.free_count();
+        let mut big = b.dbcfg();
+        big.capacity = free + 1;
+        assert_eq!(
+            Doorbells::new(&b.its, &b.lpis, big).err(),
+            Some(DoorbellError::Its(ItsError::Exhausted("LPI INTIDs")))
+        );
+        let mut zero = b.dbcfg();
+        zero.capacity = 0;
+        assert_eq!(
+            Doorbells::new(&b.its, &b.lpis, zero).err(),
+            Some(DoorbellError::Its(ItsError::Config("allocating zero LPIs")))
+        );
+        if b.proxy() {
+            let taken = b.its.map_device(DeviceId::new(PROXY), 2).unwrap();
+            let live = b.plat.live_bytes();
+            assert_eq!(
+                b.doorbells().err(),
+                Some(DoorbellError::Its(ItsError::DeviceMapped(PROXY)))
+            );
+            assert_eq!(b.lpis.free_count(), free, "the LPI range went back");
+            assert_eq!(b.plat.live_bytes(), live);
+            b.its.unmap_device(taken).unwrap();
+        }
+        let mut st = with_block(&b);
+        let dbs = st.dbs();
+        let blk = st.blocks[0].0;
+        let snap = || {
+            (
+                b.model.counters(0).1,
+                b.plat.live_bytes(),
+                b.lpis.free_count(),
+            )
+        };
+        let before = snap();
+        let stranger = Lpi::new(dbs.range().base.get() + CAPACITY).unwrap();
+        let unallocated = Lpi::new(dbs.range().base.get() + 10).unwrap();
+        let mut r1 = rd(&b, 1);
+        let r1 = &mut r1 as &mut dyn RedistRegisters;
+        // alloc_block
+        assert_eq!(dbs.alloc_block(&[]), Err(DoorbellError::Exhausted(0)));
+        assert_eq!(
+            dbs.alloc_block(&[(VpeId::new(1), 0); 14]),
+            Err(DoorbellError::Exhausted(14))
+        );
+        assert_eq!(
+            dbs.alloc_block(&[(VpeId::new(1), 2)]),
+            Err(DoorbellError::Its(ItsError::NoSuchCpu(2)))
+        );
+        // Calls on LPIs that are not allocated doorbells.
+        for l in [stranger, unallocated] {
+            let not = Err(DoorbellError::NotADoorbell(l.get()));
+            assert_eq!(dbs.set_enabled(l, true, Some(&mut *r1)), not);
+            assert_eq!(dbs.clear_pending(l, Some(&mut *r1)), not);
+            assert_eq!(dbs.settle(l, Some(&mut *r1)), not);
+            assert_eq!(dbs.settle_and_clear(l, true, Some(&mut *r1)), not);
+            assert_eq!(dbs.move_to(l, 1), not);
+        }
+        assert_eq!(
+            dbs.move_to(st.db(0), 2),
+            Err(DoorbellError::Its(ItsError::NoSuchCpu(2)))
+        );
+        if !b.proxy() {
+            // DirectLPI without the redistributor's registers.
+            let need = Err(DoorbellError::NeedRedistributor);
+            assert_eq!(dbs.set_enabled(st.db(0), true, None), need);
+            assert_eq!(dbs.clear_pending(st.db(0), None), need);
+            assert_eq!(dbs.settle_and_clear(st.db(0), true, None), need);
+        }
+        assert_eq!(snap(), before, "a refused call sent or allocated something");
+        consistent(&b, &st, "after the refusals");
+        // A block freed twice; shutdown with a block in use.
+        dbs.free_block(blk).unwrap();
+        assert_eq!(
+            dbs.free_block(blk),
+            Err(DoorbellError::NotADoorbell(blk.lpi(0).unwrap().get()))
+        );
+        let other = dbs.alloc_block(&vpes()[..2]).unwrap();
+        st.blocks = vec![(other, vpes()[..2].to_vec())];
+        let dbs = st.dbs.take().unwrap();
+        let (dbs, e) = dbs.shutdown().expect_err("a block is in use");
+        assert_eq!(e, DoorbellError::InUse(2));
+        st.dbs = Some(dbs);
+        consistent(&b, &st, "shutdown refused");
+        b.model.assert_no_errors();
+    }
+}
