@@ -137,7 +137,13 @@ impl<P: Platform + Clone> ItsTable<P> {
                 let psz = page.bytes();
                 let l2_layout = Layout::from_size_align(psz, psz)
                     .map_err(|_| ItsError::Config("table layout"))?;
-                let l2_slots = if indirect { l1.len() / 8 } else { 0 };
+                // One slot per first-level entry that can be used: the level-1 table is a
+                // whole number of pages, but IDs beyond `ids` are refused by `ensure`.
+                let l2_slots = if indirect {
+                    covered.min(ids).div_ceil(per_page) as usize
+                } else {
+                    0
+                };
                 let l2 = DmaSlots::new(platform.clone(), l2_slots, l2_layout)?;
                 return Ok(Self {
                     kind,
