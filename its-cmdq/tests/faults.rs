@@ -1678,3 +1678,19 @@ fn a_skipped_gicv40_command_is_reported_as_sent() {
     }
     only_the_injected_stall(&r.model, "VMAPP");
 }
+
+/// A batch larger than the free ring space on an ITS that stopped: a bounded wait for room,
+/// `QueueFull`, and the ITS given up; nothing of the refused part recorded.
+#[test]
+fn a_batch_that_never_finds_room_is_queue_full() {
+    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let mut d = r.its.map_device(DeviceId::new(1), 256).unwrap();
+    let items: Vec<(u32, Lpi, usize)> = (0..200).map(|e| (e, lpi(8192 + e), 0)).collect();
+    r.model.set_delay(0, Delay::Never);
+    let e = r.its.map_events(&mut d, &items).unwrap_err();
+    assert!(matches!(e, ItsError::QueueFull { .. }), "{e:?}");
+    assert!(r.its.is_dead());
+    assert_eq!(d.mapped_events(), 0);
+    assert_eq!(r.its.invall(0), Err(ItsError::Dead));
+    r.model.assert_no_errors();
+}
