@@ -135,6 +135,15 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario::new("vlpi_two_vms").smp(1),
     Scenario::new("vlpi_many").smp(1),
     Scenario::new("vpe_many").smp(2),
+    // Four CPUs at once (qemu-tests/hyp/src/scenarios/stress.rs): 10 000 map / unmap / MOVI /
+    // INT operations on physical LPIs, and 64 vPEs rescheduled while vLPIs arrive. 5 to 25 s
+    // each on a loaded 2-core host; the deadline leaves room.
+    Scenario::new("stress_smp_map")
+        .smp(4)
+        .deadline(Duration::from_secs(120)),
+    Scenario::new("stress_vpe_switch")
+        .smp(4)
+        .deadline(Duration::from_secs(120)),
     // Benchmarks for `cargo xtask bench` (qemu-tests/hyp/src/scenarios/bench.rs).
     Scenario::new("bench_vlpi_latency").smp(1).bench(),
     Scenario::new("bench_vpe_counts").smp(1).bench(),
@@ -212,6 +221,8 @@ mod tests {
                 "vlpi_two_vms",
                 "vlpi_many",
                 "vpe_many",
+                "stress_smp_map",
+                "stress_vpe_switch",
             ]
         );
     }
@@ -229,6 +240,9 @@ mod tests {
             "vpe_many",
         ] {
             assert!(by_name(name).is_some_and(|s| s.smp >= 2), "{name}");
+        }
+        for name in ["stress_smp_map", "stress_vpe_switch"] {
+            assert!(by_name(name).is_some_and(|s| s.smp == 4), "{name}");
         }
         for name in ["vlpi_doorbell_wake", "vlpi_edu_passthrough"] {
             assert!(by_name(name).is_some_and(|s| s.edu), "{name}");

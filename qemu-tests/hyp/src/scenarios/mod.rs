@@ -20,6 +20,7 @@ mod infra;
 mod its;
 mod lpi;
 mod selfcheck;
+mod stress;
 mod support;
 mod vlpi;
 
@@ -74,6 +75,9 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("vlpi_two_vms", vlpi::vlpi_two_vms),
     ("vlpi_many", vlpi::vlpi_many),
     ("vpe_many", vlpi::vpe_many),
+    // Four CPUs at once: physical LPIs, and vPEs rescheduled while vLPIs arrive.
+    ("stress_smp_map", stress::stress_smp_map),
+    ("stress_vpe_switch", stress::stress_vpe_switch),
     // Benchmarks, run by `cargo xtask bench` with -icount shift=0 (not in the default suite).
     ("bench_vlpi_latency", bench::bench_vlpi_latency),
     ("bench_vpe_counts", bench::bench_vpe_counts),

@@ -42,7 +42,7 @@ use common::timer::{self, Deadline};
 use common::write_sysreg;
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
 use its_core::caps::RedistCaps;
-use its_core::ids::{DeviceId, VpeId};
+use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::GitsRegs;
 use safe_mmio::UniqueMmioPointer;
 use vpe_sched::{GicV4, V4Config, Vm, VpeError};
@@ -146,6 +146,8 @@ static DISPATCH: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
 static IN_HOOK: AtomicU32 = AtomicU32::new(0);
 /// Doorbells handled, per vPE ID.
 static RANG: [AtomicU32; MAX_VPE_IDS] = [const { AtomicU32::new(0) }; MAX_VPE_IDS];
+/// Of those, the ones handled while already disabled, per vPE ID (see [`late`]).
+static LATE: [AtomicU32; MAX_VPE_IDS] = [const { AtomicU32::new(0) }; MAX_VPE_IDS];
 
 /// One waiter per vPE ID (`Doorbells::wait_on` wants them `'static`).
 pub static WAITERS: [Waiter; MAX_VPE_IDS] = waiters();
@@ -181,8 +183,17 @@ pub fn rang_total() -> u64 {
         .sum()
 }
 
+/// Doorbells of vPE `id` handled while `doorbell` had them disabled already (counted in
+/// [`rang`] too): `Doorbells::handle` disables a doorbell in the property table and leaves the
+/// invalidation for later, so a second vLPI that made it pending in between can still be
+/// delivered once (the crate counts these in `DoorbellStats::late`).
+pub fn late(id: VpeId) -> u32 {
+    LATE.get(usize::from(id.get()))
+        .map_or(0, |c| c.load(Ordering::Acquire))
+}
+
 fn reset_rang() {
-    for c in &RANG {
+    for c in RANG.iter().chain(&LATE) {
         c.store(0, Ordering::Release);
     }
 }
@@ -229,10 +240,15 @@ fn irq_hook(intid: u32) {
         // the interrupt path the crate provides for any CPU (lock-free but for the waiter
         // list, whose lock the scenarios take only with IRQs masked).
         let dbs = unsafe { &*p.cast_const().cast::<HwDoorbells<'static>>() };
-        if let Some(vpe) = dbs.handle(intid)
-            && let Some(c) = RANG.get(usize::from(vpe.get()))
-        {
-            c.fetch_add(1, Ordering::AcqRel);
+        let late = Lpi::new(intid).is_ok_and(|l| !dbs.is_enabled(l));
+        if let Some(vpe) = dbs.handle(intid) {
+            let i = usize::from(vpe.get());
+            if let Some(c) = RANG.get(i) {
+                c.fetch_add(1, Ordering::AcqRel);
+            }
+            if late && let Some(c) = LATE.get(i) {
+                c.fetch_add(1, Ordering::AcqRel);
+            }
         }
     }
     IN_HOOK.fetch_sub(1, Ordering::SeqCst);
