@@ -401,7 +401,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         if let Some(proxy) = &self.proxy {
             self.its.move_event(&mut proxy.lock(), i, cpu)?;
         }
-        self.set_word(i, (w & 0xffff_ffff) | (cpu as u64) << 32)?;
+        // Only the CPU half: the flags half may be changed at the same time by `handle`.
+        self.state
+            .store_u32(i as usize * 8 + 4, cpu as u32)
+            .map_err(ItsError::from)?;
         Ok(())
     }
 
@@ -429,11 +432,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             // be made again; the redistributor may have read the new one, so the next settle
             // invalidates again.
             self.lpis.configure(doorbell, self.cfg.priority, was)?;
-            self.set_word(i, self.word(i) | NEEDS_INV)?;
+            self.update_flags(i, |w| w | NEEDS_INV)?;
             return Err(e);
         }
-        let w = self.word(i) & !(ENABLED | NEEDS_INV);
-        self.set_word(i, if enabled { w | ENABLED } else { w })?;
+        self.update_flags(i, |w| {
+            let w = w & !(ENABLED | NEEDS_INV);
+            if enabled { w | ENABLED } else { w }
+        })?;
         Ok(())
     }
 
@@ -582,7 +587,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             (None, None) => return Err(DoorbellError::NeedRedistributor),
         }
         if inv {
-            self.set_word(i, self.word(i) & !NEEDS_INV)?;
+            self.update_flags(i, |w| w & !NEEDS_INV)?;
         }
         Ok(())
     }
@@ -601,7 +606,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         let i = self.index(doorbell)?;
         if self.word(i) & NEEDS_INV != 0 {
             self.invalidate(i, doorbell, rd)?;
-            self.set_word(i, self.word(i) & !NEEDS_INV)?;
+            self.update_flags(i, |w| w & !NEEDS_INV)?;
         }
         Ok(())
     }
@@ -638,6 +643,14 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
         Ok(())
     }
 
+    /// Atomically updates the flags half of doorbell `i`'s state word (vPE, ENABLED,
+    /// NEEDS_INV) and returns its old value; the CPU half is left alone.
+    fn update_flags(&self, i: u32, f: impl Fn(u64) -> u64) -> Result<u32, ItsError> {
+        Ok(self
+            .state
+            .update_u32(i as usize * 8, |w| f(u64::from(w)) as u32)?)
+    }
+
     fn lpi_at(&self, i: u32) -> Result<Lpi, ItsError> {
         self.range
             .get(i)
@@ -665,6 +678,14 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
         }
     }
 
+    /// The CPU whose redistributor doorbell `doorbell` targets (set by
+    /// [`Doorbells::alloc_block`] and [`Doorbells::move_to`]), or `None` if it is not an
+    /// allocated doorbell.
+    pub fn target_cpu(&self, doorbell: Lpi) -> Option<usize> {
+        let i = self.index(doorbell).ok()?;
+        Some((self.word(i) >> 32) as usize)
+    }
+
     /// Whether `intid` is one of these doorbells (allocated or not).
     pub fn is_doorbell(&self, intid: u32) -> bool {
         intid.wrapping_sub(self.range.base.get()) < self.range.count
@@ -682,12 +703,21 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
     pub fn handle(&self, intid: u32) -> Option<VpeId> {
         let vpe = self.vpe_of(intid)?;
         let i = intid.wrapping_sub(self.range.base.get());
-        let w = self.word(i);
-        if w & ENABLED != 0 {
+        // Test and clear ENABLED in one atomic step: a concurrent `move_to` or `settle` on
+        // another CPU updates the same word and neither update may be lost.
+        let was = self
+            .update_flags(i, |w| {
+                if w & ENABLED != 0 {
+                    (w & !ENABLED) | NEEDS_INV
+                } else {
+                    w
+                }
+            })
+            .unwrap_or(0);
+        if u64::from(was) & ENABLED != 0 {
             if let Ok(l) = Lpi::new(intid) {
                 let _ = self.lpis.configure(l, self.cfg.priority, false);
             }
-            let _ = self.set_word(i, (w & !ENABLED) | NEEDS_INV);
             self.rings.fetch_add(1, Ordering::Relaxed);
         } else {
             self.late.fetch_add(1, Ordering::Relaxed);

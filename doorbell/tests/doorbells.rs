@@ -315,3 +315,51 @@ fn clear_pending_drops_a_disabled_doorbell_pending_state() {
         r.model.assert_no_errors();
     }
 }
+
+/// `handle` (an interrupt on one CPU) and `move_to` / `set_enabled` (another CPU moving or
+/// re-arming the vPE) update the same per-doorbell state word: no update may be lost.
+#[test]
+fn concurrent_handle_and_move_lose_no_update() {
+    let mut cfg = ModelConfig::qemu(2);
+    cfg.direct_lpi = true;
+    let r = rig(cfg);
+    let dbs = Doorbells::new(&r.its, &r.lpis, DoorbellConfig::direct(4)).unwrap();
+    let block = dbs.alloc_block(&[(VpeId::new(5), 0)]).unwrap();
+    let db = block.lpi(0).unwrap();
+    const ROUNDS: usize = 20_000;
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let start = std::sync::Barrier::new(2);
+    let last = std::thread::scope(|s| {
+        let mover = s.spawn(|| {
+            start.wait();
+            let mut k = 0usize;
+            // Until the other thread is done, so the two really overlap.
+            while !done.load(std::sync::atomic::Ordering::Acquire) || k < 1000 {
+                let cpu = (k + 1) % 2;
+                dbs.move_to(db, cpu).unwrap();
+                assert_eq!(dbs.target_cpu(db), Some(cpu), "move {k} was lost");
+                k += 1;
+            }
+            // Move k - 1, the last, went to CPU k % 2.
+            k % 2
+        });
+        s.spawn(|| {
+            let mut rd = r.model.redist(0);
+            start.wait();
+            for _ in 0..ROUNDS {
+                dbs.set_enabled(db, true, Some(&mut rd)).unwrap();
+                dbs.handle(db.get());
+            }
+            done.store(true, std::sync::atomic::Ordering::Release);
+        });
+        mover.join().unwrap()
+    });
+    assert_eq!(dbs.target_cpu(db), Some(last));
+    assert_eq!(dbs.vpe_of(db.get()), Some(VpeId::new(5)));
+    assert!(!dbs.is_enabled(db), "the last handle disabled it");
+    assert_eq!(
+        dbs.stats().rings,
+        ROUNDS as u64,
+        "every enabled doorbell rang once"
+    );
+}

@@ -447,6 +447,31 @@ impl<P: DmaAlloc> DmaBuf<P> {
         Ok(())
     }
 
+    /// Atomically replaces the u32 at a 4-byte aligned offset with `f(old)` (a
+    /// compare-and-swap loop, so `f` may run more than once) and returns the old value: a
+    /// read-modify-write that concurrent updates of the same word, from other CPUs or an
+    /// interrupt handler, cannot lose.
+    ///
+    /// # Errors
+    /// [`OutOfBounds`] (also when the address is not 4-byte aligned).
+    pub fn update_u32(
+        &self,
+        offset: usize,
+        mut f: impl FnMut(u32) -> u32,
+    ) -> Result<u32, OutOfBounds> {
+        let a = self.atomic_u32(offset)?;
+        let old = a
+            .fetch_update(
+                core::sync::atomic::Ordering::AcqRel,
+                core::sync::atomic::Ordering::Acquire,
+                |x| Some(f(x)),
+            )
+            .unwrap_or_else(|x| x);
+        self.platform
+            .note_write(PhysAddr::new(self.pa().get() + offset as u64), 4);
+        Ok(old)
+    }
+
     /// Loads a u32 at a 4-byte aligned offset, atomically.
     ///
     /// # Errors
