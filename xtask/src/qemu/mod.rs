@@ -15,9 +15,10 @@
 //! - [`judge`](mod@judge): the verdict, a pure function of the run's outputs (rules in its docs).
 //!
 //! Logs: `target/qemu-test/<scenario>.log` (serial, then QEMU's stderr) and
-//! `<scenario>.qemu.log` (`-d guest_errors`). Logs of passing scenarios are deleted unless
-//! `--keep-logs` is given; failing ones are always kept. Exit status: 0 all passed, 1 a
-//! scenario failed, 2 usage or set-up error.
+//! `<scenario>.qemu.log` (`-d guest_errors`), for every scenario run, passing or failing. At
+//! the start of a run the logs of earlier runs are deleted, so the directory holds this run's
+//! logs only, unless `--keep-logs` is given (logs of scenarios not run this time then stay).
+//! Exit status: 0 all passed, 1 a scenario failed, 2 usage or set-up error.
 
 mod images;
 mod judge;
@@ -45,9 +46,9 @@ usage: cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
                  exact name; those are expected to FAIL)
   --qemu PATH    QEMU binary to use (default: qemu-system-aarch64 on PATH, installed with
                  apt-get when missing and running as root)
-  --keep-logs    keep the logs of passing scenarios too (failing ones are always kept)
+  --keep-logs    keep the logs of earlier runs (by default they are deleted when a run starts)
 
-logs: target/qemu-test/<scenario>.log and <scenario>.qemu.log
+logs: target/qemu-test/<scenario>.log and <scenario>.qemu.log, kept for every scenario run
 ";
 
 const DEMO_USAGE: &str = "usage: cargo xtask demo [--qemu PATH]\n";
@@ -97,6 +98,19 @@ fn prepare(qemu: Option<&Path>, root: &Path) -> Result<(Qemu, Images, PathBuf), 
     std::fs::create_dir_all(&logdir)
         .map_err(|e| format!("cannot create {}: {e}", logdir.display()))?;
     Ok((qemu, images, logdir))
+}
+
+/// Deletes the scenario logs (`*.log`) an earlier run left in `logdir`.
+fn remove_old_logs(logdir: &Path) {
+    let Ok(entries) = std::fs::read_dir(logdir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "log") && p.is_file() {
+            let _ = std::fs::remove_file(&p);
+        }
+    }
 }
 
 /// The verdict on a run (the judge, plus the runner's own timeout detail).
@@ -178,6 +192,9 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
         }
     };
     let build_time = suite_start.elapsed();
+    if !opts.keep_logs {
+        remove_old_logs(&logdir);
+    }
 
     let workers = thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -218,13 +235,7 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
         for (scenario, result) in rx {
             println!("{}", format_result(scenario, &result));
             match &result {
-                Ok((out, v)) if v.passed => {
-                    passed += 1;
-                    if !opts.keep_logs {
-                        let _ = std::fs::remove_file(&out.log_path);
-                        let _ = std::fs::remove_file(&out.qemu_log_path);
-                    }
-                }
+                Ok((_, v)) if v.passed => passed += 1,
                 _ => failed += 1,
             }
         }
