@@ -32,15 +32,17 @@
 //! still delivered once, disabled (the crate counts these as `late`). Per away period the
 //! scenario allows one ring and, after it, late ones ([`v4::late`] tells them apart).
 //!
-//! # Known failure: a doorbell handled while its vPE moves
-//! `stress_vpe_switch` fails now and then (about one run in twenty on a loaded host) with "no
-//! doorbell taken". The cause is in `doorbell`: `Doorbells::handle` (the interrupt path, on
-//! the CPU the doorbell targets) and `Doorbells::move_to` (called by `make_resident` on the
-//! CPU the vPE moves to) both read-modify-write the doorbell's state word with no common
-//! lock. When the handler runs between `move_to`'s read and its write, `move_to` puts ENABLED
-//! back (and drops NEEDS_INV) while the property byte says disabled, so the next armed
-//! `make_non_resident` skips `set_enabled` and the doorbell stays silent: a lost wake-up. The
-//! scenario reports the doorbell's state when it fails; it does not work around the race.
+//! # A doorbell handled while its vPE moves
+//! This scenario found a race in `doorbell` (about one failing run in twenty on a loaded
+//! host, "no doorbell taken"): `Doorbells::handle` (the interrupt path, on the CPU the
+//! doorbell targets) and `Doorbells::move_to` (called by `make_resident` on the CPU the vPE
+//! moves to) both read-modify-wrote the doorbell's state word with no common lock. When the
+//! handler ran between `move_to`'s read and its write, `move_to` put ENABLED back (and dropped
+//! NEEDS_INV) while the property byte said disabled, so the next armed `make_non_resident`
+//! skipped `set_enabled` and the doorbell stayed silent: a lost wake-up. The flags are now
+//! updated with a compare-and-swap and `move_to` writes only the CPU half of the word
+//! (`doorbell/tests/doorbells.rs`, `concurrent_handle_and_move_lose_no_update`, checks it on
+//! the host). The scenario still reports the doorbell's state if a wake-up is ever lost.
 
 #![allow(
     clippy::result_large_err,
