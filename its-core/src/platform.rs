@@ -634,7 +634,9 @@ impl<P: DmaAlloc + Clone> DmaSlots<P> {
         }
         let buf = DmaBuf::new(self.records.platform().clone(), self.layout)?;
         let region = buf.into_region();
-        let (va, pa) = (region.va.as_ptr() as usize as u64, region.pa.get());
+        // The CPU address is kept as an integer in DMA memory (so the bookkeeping of a large
+        // table needs no stack or heap): expose its provenance, to take it back in `get`.
+        let (va, pa) = (region.va.as_ptr().expose_provenance() as u64, region.pa.get());
         let stored = self
             .records
             .write_u64(slot * 16, va)
@@ -672,7 +674,8 @@ impl<P: DmaAlloc> DmaSlots<P> {
             .records
             .read_u64(slot * 16 + 8)
             .map_err(|_| SlotError::OutOfRange(slot))?;
-        Ok(NonNull::new(va as usize as *mut u8).map(|v| (v, PhysAddr::new(pa))))
+        let va = core::ptr::with_exposed_provenance_mut::<u8>(va as usize);
+        Ok(NonNull::new(va).map(|v| (v, PhysAddr::new(pa))))
     }
 
     /// Slots allocated.
