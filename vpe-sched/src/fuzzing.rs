@@ -43,6 +43,10 @@ use crate::{GicV4, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError};
 
 type P = FakePlatform;
 
+/// vPE IDs checked for a stray VTE after every operation (more than the harness's VMs can
+/// ever hold at once).
+const VTE_SCAN: u16 = 128;
+
 /// How the harness sets up the GIC, chosen from the input's first bytes.
 #[derive(Clone, Copy, Debug, Arbitrary)]
 pub struct Setup {
@@ -693,6 +697,22 @@ impl<'a> World<'a> {
                     (v, p, i) => fail(format!(
                         "device {id:#x} event {e}: driver says {v:?}/{p:?}, ITS has {i:?}"
                     )),
+                }
+            }
+        }
+        // No vPE the driver does not know about may stay mapped (a VTE left behind by a
+        // failed create_vm or destroy_vm would point at freed memory), unless the ITS died
+        // and the driver kept the tables on purpose. vPE IDs are handed out lowest first.
+        if !self.its().is_dead() {
+            for id in 0..VTE_SCAN {
+                let live = self
+                    .vms
+                    .iter()
+                    .any(|vm| vm.vpes().iter().any(|v| v.id().get() == id));
+                if !live && self.model.vte(0, id).is_some_and(|t| t.valid) {
+                    fail(format!(
+                        "vPE ID {id}: valid in the ITS, unknown to the driver"
+                    ));
                 }
             }
         }

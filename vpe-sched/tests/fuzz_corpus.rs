@@ -187,6 +187,13 @@ fn script() -> Vec<Op> {
             cpu: 1,
         },
         DestroyVm { slot: 1 },
+        // A stall while a VM is created (it hits the doorbells' proxy MAPTI, before any
+        // VMAPP; tests/faults.rs stalls every command of create_vm in turn) and while one is
+        // destroyed.
+        InjectStall,
+        CreateVm { vpes: 2, bits: 1 },
+        InjectStall,
+        DestroyVm { slot: 1 },
         UnmapDevice { slot: 1 },
         // Bad input, refused: raw (top bit) IDs and indices.
         MapEvent {
