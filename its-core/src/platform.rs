@@ -636,7 +636,10 @@ impl<P: DmaAlloc + Clone> DmaSlots<P> {
         let region = buf.into_region();
         // The CPU address is kept as an integer in DMA memory (so the bookkeeping of a large
         // table needs no stack or heap): expose its provenance, to take it back in `get`.
-        let (va, pa) = (region.va.as_ptr().expose_provenance() as u64, region.pa.get());
+        let (va, pa) = (
+            region.va.as_ptr().expose_provenance() as u64,
+            region.pa.get(),
+        );
         let stored = self
             .records
             .write_u64(slot * 16, va)
