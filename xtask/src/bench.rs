@@ -321,7 +321,10 @@ fn environment(args: &[String]) -> report::Env {
                 .map(|o| {
                     String::from_utf8_lossy(&o.stdout)
                         .lines()
-                        .filter_map(|l| l.get(3..).map(|p| format!("`{p}`")))
+                        .filter_map(|l| l.get(3..))
+                        // The report's own output (a previous --publish) is not an input.
+                        .filter(|p| *p != "docs/benchmarks.md" && !p.starts_with("docs/bench/"))
+                        .map(|p| format!("`{p}`"))
                         .collect()
                 })
                 .unwrap_or_default();
