@@ -295,6 +295,12 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     /// once to validate, once to write), so large batches need no buffer. Returns where the
     /// batch sits in the command stream.
     ///
+    /// A batch larger than the free space is written in pieces, each after a wait for room.
+    /// A stall seen before any of the batch is written is returned ([`ItsError::Stalled`],
+    /// nothing posted). Once part of the batch is written the rest must follow, so a stall
+    /// seen then is skipped ([`Recovery::Skip`]) and the posting goes on; the skipped command
+    /// is reported by [`CmdQueue::skipped_in`] to whichever batch it belongs to.
+    ///
     /// # Errors
     /// As [`CmdQueue::post`].
     pub fn post_with(
@@ -302,6 +308,27 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         n: usize,
         command: impl Fn(usize) -> Command,
         syncs: &[SyncTarget],
+    ) -> Result<Posted, ItsError> {
+        self.post_inner(n, command, syncs, false)
+    }
+
+    /// [`CmdQueue::post_with`], skipping every stall seen while waiting for room (the
+    /// policy of `Its::execute`): it never returns [`ItsError::Stalled`].
+    pub(crate) fn post_skipping(
+        &self,
+        n: usize,
+        command: impl Fn(usize) -> Command,
+        syncs: &[SyncTarget],
+    ) -> Result<Posted, ItsError> {
+        self.post_inner(n, command, syncs, true)
+    }
+
+    fn post_inner(
+        &self,
+        n: usize,
+        command: impl Fn(usize) -> Command,
+        syncs: &[SyncTarget],
+        skip_stalls: bool,
     ) -> Result<Posted, ItsError> {
         for index in 0..n {
             command(index)
@@ -338,7 +365,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         let mut left = total;
         while left > 0 {
             let chunk = left.min(inner.ring.capacity());
-            self.wait_for_room(&mut inner, chunk)?;
+            self.wait_for_room(&mut inner, chunk, skip_stalls || left < total)?;
             let Some((a, b)) = inner.ring.reserve(chunk) else {
                 return Err(ItsError::Exhausted("ring space"));
             };
@@ -372,7 +399,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         if raw.is_empty() || raw.len() > inner.ring.capacity() {
             return Err(ItsError::Config("raw batch must fit the ring"));
         }
-        self.wait_for_room(&mut inner, raw.len())?;
+        self.wait_for_room(&mut inner, raw.len(), false)?;
         let Some((a, b)) = inner.ring.reserve(raw.len()) else {
             return Err(ItsError::Exhausted("ring space"));
         };
@@ -390,15 +417,26 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         Ok(inner.ring.ticket())
     }
 
-    /// Waits for room for `n` slots, reading GITS_CREADR.
-    fn wait_for_room(&self, inner: &mut Inner<R, P>, n: usize) -> Result<(), ItsError> {
+    /// Waits for room for `n` slots, reading GITS_CREADR; with `skip_stalls`, a stall is
+    /// skipped ([`Recovery::Skip`]) instead of returned.
+    fn wait_for_room(
+        &self,
+        inner: &mut Inner<R, P>,
+        n: usize,
+        skip_stalls: bool,
+    ) -> Result<(), ItsError> {
         if inner.ring.free() >= n {
             return Ok(());
         }
         inner.stats.full_waits += 1;
         let start = self.clock.now();
         loop {
-            observe(inner)?;
+            match observe(inner) {
+                Err(ItsError::Stalled { .. }) if skip_stalls => {
+                    self.recover_locked(inner, Recovery::Skip)?;
+                }
+                r => r?,
+            }
             if inner.ring.free() >= n {
                 return Ok(());
             }
@@ -428,16 +466,14 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         loop {
             {
                 let mut inner = self.inner.lock();
-                observe(&mut inner)?;
-                if inner.ring.is_done(ticket) {
+                if observe_for(&mut inner, ticket)? {
                     return Ok(());
                 }
             }
             let now = self.clock.now();
             if now.since(start) >= self.cfg.completion_timeout {
                 let mut inner = self.inner.lock();
-                observe(&mut inner)?;
-                if inner.ring.is_done(ticket) {
+                if observe_for(&mut inner, ticket)? {
                     return Ok(());
                 }
                 return Err(ItsError::Timeout {
@@ -465,7 +501,10 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     /// # Errors
     /// [`ItsError::OutOfBounds`] only on an internal inconsistency (reported, not panicked).
     pub fn recover(&self, how: Recovery) -> Result<(), ItsError> {
-        let mut inner = self.inner.lock();
+        self.recover_locked(&mut self.inner.lock(), how)
+    }
+
+    fn recover_locked(&self, inner: &mut Inner<R, P>, how: Recovery) -> Result<(), ItsError> {
         let creadr = inner.regs.creadr();
         inner.stats.creadr_reads += 1;
         if !creadr.stalled() {
@@ -473,23 +512,13 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         }
         let at = creadr.byte_offset();
         let span = if how == Recovery::Skip {
-            let mut raw = [0u64; 4];
-            for (i, d) in raw.iter_mut().enumerate() {
-                *d = inner.buf.read_u64(at + 8 * i)?;
-            }
-            let seq = inner.ring.seq_at(at).unwrap_or(u64::MAX);
+            let cmd = stalled_cmd(inner, at)?;
             if inner.skipped.is_full() {
                 inner.skipped.pop_front();
             }
             // Cannot fail: there is room now.
-            let command = Command::decode(&raw, inner.version).ok();
-            let _ = inner.skipped.push_back(SkippedCmd {
-                seq,
-                offset: at as u32,
-                raw,
-                command,
-            });
-            write_slot(&mut inner, at, Command::Sync { rdbase: self.noop }.encode())?;
+            let _ = inner.skipped.push_back(cmd);
+            write_slot(inner, at, Command::Sync { rdbase: self.noop }.encode())?;
             Some(Span {
                 offset: at,
                 len: SLOT,
@@ -497,7 +526,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         } else {
             None
         };
-        publish(&mut inner, [span, None], true);
+        publish(inner, [span, None], true);
         Ok(())
     }
 }
@@ -552,18 +581,43 @@ fn observe<R: ItsRegisters, P: Platform>(inner: &mut Inner<R, P>) -> Result<(), 
         });
     }
     if c.stalled() {
-        let mut raw = [0u64; 4];
-        for (i, d) in raw.iter_mut().enumerate() {
-            *d = inner.buf.read_u64(offset + 8 * i)?;
-        }
-        let command = Command::decode(&raw, inner.version).ok();
-        let seq = inner.ring.seq_at(offset).unwrap_or(u64::MAX);
+        let cmd = stalled_cmd(inner, offset)?;
         return Err(ItsError::Stalled {
-            offset: offset as u32,
-            seq,
-            raw,
-            command,
+            offset: cmd.offset,
+            seq: cmd.seq,
+            raw: cmd.raw,
+            command: cmd.command,
         });
     }
     Ok(())
+}
+
+/// [`observe`], for a waiter of `ticket`: whether the ticket is done. A stall after the
+/// ticket's batch is not the waiter's error.
+fn observe_for<R: ItsRegisters, P: Platform>(
+    inner: &mut Inner<R, P>,
+    ticket: Ticket,
+) -> Result<bool, ItsError> {
+    match observe(inner) {
+        Ok(()) => Ok(inner.ring.is_done(ticket)),
+        Err(ItsError::Stalled { .. }) if inner.ring.is_done(ticket) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// The command at `offset` of the ring (where the ITS stalled), read back and decoded.
+fn stalled_cmd<R: ItsRegisters, P: Platform>(
+    inner: &Inner<R, P>,
+    offset: usize,
+) -> Result<SkippedCmd, ItsError> {
+    let mut raw = [0u64; 4];
+    for (i, d) in raw.iter_mut().enumerate() {
+        *d = inner.buf.read_u64(offset + 8 * i)?;
+    }
+    Ok(SkippedCmd {
+        seq: inner.ring.seq_at(offset).unwrap_or(u64::MAX),
+        offset: offset as u32,
+        raw,
+        command: Command::decode(&raw, inner.version).ok(),
+    })
 }

@@ -395,3 +395,43 @@ fn raw_unchecked_commands_reach_the_its() {
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].message.contains("no valid DTE for devid 0x1"));
 }
+
+#[test]
+fn a_stall_after_a_finished_batch_is_not_its_waiters_error() {
+    let r = Rig::new(ModelConfig::qemu(1));
+    let q = r.its.queue();
+    let done = r.model.counters(0).0;
+    r.model.stall_at(0, Some(done + 1));
+    // A first batch of one command runs; a second one stalls on its first command.
+    let first = q.post(&[invall(0)], &[]).unwrap();
+    let second = q.post(&[invall(0), invall(0)], &[]).unwrap();
+    assert!(matches!(q.wait(second), Err(ItsError::Stalled { .. })));
+    // The first batch is done: waiting for it reports no one else's stall.
+    q.wait(first).unwrap();
+    q.recover(Recovery::Skip).unwrap();
+    q.wait(second).unwrap();
+}
+
+#[test]
+fn a_batch_larger_than_the_ring_is_never_left_half_posted() {
+    // 4 KiB ring: 127 usable slots, so 300 commands go in three pieces. The ITS stalls on a
+    // command of the first piece while the second waits for room.
+    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    r.model.clear_commands(0);
+    let q = r.its.queue();
+    let done = r.model.counters(0).0;
+    r.model.stall_at(0, Some(done + 10));
+    let posted = q
+        .post_with(300, |_| invall(0), &[SyncTarget::Redist(rd(0))])
+        .unwrap();
+    q.wait(posted.ticket).unwrap();
+    // The stalled command was skipped so the rest could follow, and is reported.
+    let skipped = q.skipped_in(&posted);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].0, 10);
+    // Everything else ran: 300 + SYNC, minus the skipped one replaced by a SYNC.
+    let log = processed(&r);
+    assert_eq!(log.len(), 301);
+    assert_eq!(log.iter().filter(|(_, c)| *c == invall(0)).count(), 299);
+    assert_eq!(r.model.errors().len(), 1, "only the injected stall");
+}
