@@ -109,6 +109,14 @@ impl Outcome {
             command: s.command,
         })
     }
+
+    /// `Err` with [`Outcome::error`] if a command was skipped, `Ok` otherwise.
+    ///
+    /// # Errors
+    /// [`ItsError::Stalled`] for the first skipped command.
+    pub fn into_result(&self) -> Result<(), ItsError> {
+        self.error().map_or(Ok(()), Err)
+    }
 }
 
 /// The DeviceIDs mapped, kept in platform memory (4 KiB for [`MAX_DEVICES`]).
@@ -415,13 +423,10 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         syncs: &[SyncTarget],
     ) -> Result<Outcome, ItsError> {
         self.alive()?;
-        let posted = match self.queue.post_with(n, command, syncs) {
+        // Stalls on earlier batches while waiting for room are skipped (their owners see
+        // them in their outcome), so a large batch is never left half-posted.
+        let posted = match self.queue.post_skipping(n, command, syncs) {
             Ok(p) => p,
-            Err(e @ ItsError::Stalled { .. }) => {
-                // Stalled on an earlier batch while waiting for room: skip it, report it.
-                self.queue.recover(Recovery::Skip)?;
-                return Err(e);
-            }
             Err(e @ (ItsError::QueueFull { .. } | ItsError::BadCreadr { .. })) => {
                 self.dead.store(true, Ordering::Release);
                 return Err(e);
@@ -524,7 +529,8 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 self.platform.clone(),
                 Layout::from_size_align(itt_bytes, 256).map_err(|_| ItsError::Config("layout"))?,
             )?;
-            itt.clean_all();
+            // No clean: `DmaAlloc::alloc_zeroed` hands out memory whose zeros are already
+            // visible at the point of coherency, and only the ITS writes the ITT.
             let state = DmaBuf::new(
                 self.platform.clone(),
                 Layout::from_size_align(nr as usize * 16, 8)
@@ -725,7 +731,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 )?;
             }
         }
-        out.error().map_or(Ok(()), Err)
+        out.into_result()
     }
 
     /// Maps one event (see [`Its::map_events`]).
@@ -826,7 +832,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         }
         let sync = [self.sync_for(&s)?];
         let out = self.execute(1, |_| cmd, &sync)?;
-        out.error().map_or(Ok(()), Err)
+        out.into_result()
     }
 
     /// Makes an event's interrupt pending (INT, then SYNC or VSYNC).
@@ -887,7 +893,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             |_| Command::Invall { icid: t.icid },
             &[SyncTarget::Redist(t.rdbase)],
         )?;
-        out.error().map_or(Ok(()), Err)
+        out.into_result()
     }
 }
 

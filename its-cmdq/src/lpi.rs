@@ -44,7 +44,7 @@ impl LpiRange {
     /// The `i`th LPI of the range.
     pub fn get(&self, i: u32) -> Option<Lpi> {
         (i < self.count)
-            .then(|| Lpi::new(self.base.get() + i).ok())
+            .then(|| Lpi::new(self.base.get().checked_add(i)?).ok())
             .flatten()
     }
 
@@ -65,8 +65,12 @@ impl<P: Platform> LpiAllocator<P> {
     /// An allocator of INTIDs 8192 up to 2^`id_bits` (at most 2^16).
     ///
     /// # Errors
+    /// [`ItsError::Unsupported`] for fewer than 14 bits (no LPI above 8191),
     /// [`ItsError::Alloc`] for the bitmap.
     pub fn new(platform: P, id_bits: u8) -> Result<Self, ItsError> {
+        if id_bits < 14 {
+            return Err(ItsError::Unsupported("LPIs: fewer than 14 INTID bits"));
+        }
         let bits = id_bits.min(MAX_LPI_ID_BITS);
         let limit = 1u32 << bits;
         let layout = Layout::from_size_align((limit / 8) as usize, 8)
@@ -409,9 +413,6 @@ impl<P: Platform> Lpis<P> {
         if got.shareability() == Shareability::NonShareable {
             rd.set_propbaser(want.with_attrs(MemAttrs::NON_CACHEABLE));
             got = rd.propbaser();
-            self.flush.store(true, Ordering::Relaxed);
-            // Everything written so far must reach the point of coherency.
-            self.prop.clean_all();
         }
         if got.addr() != want.addr() || got.id_bits() != want.id_bits() {
             return Err(ItsError::DidNotStick {
@@ -420,8 +421,10 @@ impl<P: Platform> Lpis<P> {
                 read: got.into(),
             });
         }
-        if got.attrs().needs_clean_to_poc() {
-            self.flush.store(true, Ordering::Relaxed);
+        if got.attrs().needs_clean_to_poc() && !self.flush.swap(true, Ordering::Relaxed) {
+            // The GIC reads the table uncached from now on: what `configure` wrote so far
+            // (with a barrier only) must reach the point of coherency too.
+            self.prop.clean_all();
         }
         // Pending table: one bit per INTID, 64 KiB aligned, zeroed.
         let bytes = ((1usize << self.id_bits) / 8).max(0x1000);
@@ -508,6 +511,23 @@ mod tests {
 
     fn alloc(bits: u8) -> LpiAllocator<FakePlatform> {
         LpiAllocator::new(FakePlatform::new(), bits).unwrap()
+    }
+
+    #[test]
+    fn caller_built_ranges_and_widths_give_errors_not_panics() {
+        assert!(matches!(
+            LpiAllocator::new(FakePlatform::new(), 13),
+            Err(ItsError::Unsupported(_))
+        ));
+        let top = LpiRange {
+            base: Lpi::new(u32::MAX).unwrap(),
+            count: 3,
+        };
+        assert_eq!(top.get(0), Some(top.base));
+        assert_eq!(top.get(1), None, "past u32::MAX");
+        assert_eq!(top.iter().count(), 1);
+        let mut a = alloc(14);
+        assert_eq!(a.free(top), Err(ItsError::BadLpi(u32::MAX)));
     }
 
     #[test]

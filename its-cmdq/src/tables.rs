@@ -129,11 +129,9 @@ impl<P: Platform + Clone> ItsTable<P> {
                         read: got.into(),
                     });
                 }
+                // Later CPU writes (level-1 entries) are cleaned when the ITS does not snoop;
+                // the zeros already are visible (`DmaAlloc::alloc_zeroed`).
                 flush |= got.attrs().needs_clean_to_poc();
-                if flush {
-                    // The zeros must be visible to an ITS that does not snoop.
-                    l1.clean_all();
-                }
                 let psz = page.bytes();
                 let l2_layout = Layout::from_size_align(psz, psz)
                     .map_err(|_| ItsError::Config("table layout"))?;
@@ -190,10 +188,8 @@ impl<P: Platform + Clone> ItsTable<P> {
         if !new {
             return Ok(());
         }
-        if self.flush {
-            // The page's zeros must be visible to an ITS that does not snoop.
-            l2.clean(l1_index);
-        }
+        // The new page's zeros are already visible at the point of coherency
+        // (`DmaAlloc::alloc_zeroed`): only the level-1 entry needs a clean.
         let entry = ItsL1Entry::pointing_at(Addr4K::new(pa)?);
         let mut l1 = self.l1.lock();
         l1.write_u64(l1_index * 8, entry.into())?;

@@ -241,7 +241,9 @@ pub struct DmaBuf<P: DmaAlloc> {
 // SAFETY: a DmaBuf exclusively owns its memory, like a `Box<[u8]>`; moving it to another
 // thread moves that ownership. The platform handle travels with it, so it must be Send too.
 unsafe impl<P: DmaAlloc + Send> Send for DmaBuf<P> {}
-// SAFETY: shared references only read the memory (with volatile loads); writes need `&mut`.
+// SAFETY: through a shared reference the memory is only accessed with atomic loads and
+// stores (`read_u8`, `read_u64`, `load_u32`, `store_u8`, `store_u32`, `update_u32`), so
+// threads sharing a `DmaBuf` cannot race; plain writes need `&mut`.
 unsafe impl<P: DmaAlloc + Sync> Sync for DmaBuf<P> {}
 
 impl<P: DmaAlloc> fmt::Debug for DmaBuf<P> {
@@ -388,17 +390,26 @@ impl<P: DmaAlloc> DmaBuf<P> {
         self.check(offset, 8, 8)?;
         let p = self.at(offset).cast::<u64>();
         if p.is_aligned() {
-            // SAFETY: in bounds, as `check` proved, and aligned; the region is valid for reads.
-            Ok(unsafe { p.read_volatile() })
+            // SAFETY: in bounds, as `check` proved, and aligned; the region is valid for reads
+            // and every access through `&self` is atomic (see `Sync`).
+            let a = unsafe { core::sync::atomic::AtomicU64::from_ptr(p) };
+            Ok(a.load(core::sync::atomic::Ordering::Relaxed))
         } else {
             let mut b = [0u8; 8];
             for (i, out) in b.iter_mut().enumerate() {
-                let q = self.at(offset + i);
-                // SAFETY: in bounds; byte reads need no alignment.
-                *out = unsafe { q.read_volatile() };
+                *out = self.load_u8(offset + i);
             }
             Ok(u64::from_le_bytes(b))
         }
+    }
+
+    /// One byte, atomically; `offset` must be in bounds (checked by the caller).
+    fn load_u8(&self, offset: usize) -> u8 {
+        let p = self.at(offset);
+        // SAFETY: in bounds (the caller checked); bytes need no alignment; every access
+        // through `&self` is atomic (see `Sync`).
+        let a = unsafe { core::sync::atomic::AtomicU8::from_ptr(p) };
+        a.load(core::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes one byte.
@@ -504,9 +515,7 @@ impl<P: DmaAlloc> DmaBuf<P> {
     /// [`OutOfBounds`].
     pub fn read_u8(&self, offset: usize) -> Result<u8, OutOfBounds> {
         self.check(offset, 1, 1)?;
-        let p = self.at(offset);
-        // SAFETY: in bounds, as `check` proved.
-        Ok(unsafe { p.read_volatile() })
+        Ok(self.load_u8(offset))
     }
 
     /// Writes `value` to `len` bytes from `offset`.
@@ -697,33 +706,18 @@ impl<P: DmaAlloc> DmaSlots<P> {
     }
 }
 
-impl<P: DmaAlloc + CacheMaint + Clone> DmaSlots<P> {
-    /// Cleans slot `slot`'s whole allocation to the point of coherency (if allocated).
-    pub fn clean(&self, slot: usize) {
-        if let Ok(Some((va, _))) = self.get(slot) {
-            self.records.platform().clean_to_poc(va, self.layout.size());
-        }
-    }
-}
-
 impl<P: DmaAlloc> Drop for DmaSlots<P> {
     fn drop(&mut self) {
         if self.records.leak {
             return;
         }
         for slot in 0..self.slots {
-            let (Ok(va), Ok(pa)) = (
-                self.records.read_u64(slot * 16),
-                self.records.read_u64(slot * 16 + 8),
-            ) else {
-                continue;
-            };
-            let Some(va) = NonNull::new(va as usize as *mut u8) else {
+            let Ok(Some((va, pa))) = self.get(slot) else {
                 continue;
             };
             let region = DmaRegion {
                 va,
-                pa: PhysAddr::new(pa),
+                pa,
                 layout: self.layout,
             };
             // SAFETY: the record was written by `alloc` from a region of `into_region` of a
