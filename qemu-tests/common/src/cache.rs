@@ -64,22 +64,9 @@ pub fn dsb_ishst() {
     unsafe { core::arch::asm!("dsb ishst", options(nostack, preserves_flags)) };
 }
 
-/// `dsb ish`.
-#[inline(always)]
-pub fn dsb_ish() {
-    // SAFETY: a barrier cannot break memory safety.
-    unsafe { core::arch::asm!("dsb ish", options(nostack, preserves_flags)) };
-}
-
 /// `dsb sy`.
 #[inline(always)]
 pub fn dsb_sy() {
     // SAFETY: a barrier cannot break memory safety.
     unsafe { core::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
-}
-
-/// `isb`.
-#[inline(always)]
-pub fn isb() {
-    crate::sysreg::isb();
 }

@@ -176,11 +176,6 @@ impl VectorKind {
         ];
         NAMES[self as usize]
     }
-
-    /// Whether the exception came from a lower exception level.
-    pub const fn from_lower_el(self) -> bool {
-        self as u8 >= 8
-    }
 }
 
 /// An exception handler. It may change the frame (e.g. advance `elr`); the vector restores it.

@@ -38,17 +38,16 @@ fn main(cpu: usize) -> ! {
         PALLOC.add_region(image_end, GUEST_BASE);
         PALLOC.add_region(GUEST_BASE + GUEST_SIZE, RAM_END);
     }
-    if let Err(e) = gic_glue::init_distributor() {
-        common::println!("@@T fail boot: GIC distributor: {e:?}");
-    }
-    if let Err(e) = gic_glue::init_cpu(cpu) {
-        common::println!("@@T fail boot: GIC CPU interface of cpu{cpu}: {e:?}");
-    }
+    // Reported as failures of the scenario once it has started (`scenarios::run`).
+    let boot = [
+        ("GIC distributor", gic_glue::init_distributor()),
+        ("GIC CPU interface", gic_glue::init_cpu(cpu)),
+    ];
     exits::install();
 
     let mut buf = [0u8; 256];
     let name = common::semihosting::cmdline(&mut buf)
         .and_then(|line| line.split_whitespace().last())
         .unwrap_or("");
-    scenarios::run(name, cpu)
+    scenarios::run(name, cpu, &boot)
 }

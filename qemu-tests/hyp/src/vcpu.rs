@@ -22,6 +22,8 @@ use common::{entry, mmu, println, write_sysreg};
 pub const HCR_EL2_GUEST: u64 = entry::HCR_EL2_HOST | (1 << 13);
 /// SPSR for entering EL1h with D, A, I and F masked.
 pub const SPSR_EL1H_MASKED: u64 = 0x3c5;
+/// No run loop needs more exits than this: more means an exit storm, recorded as a failure.
+pub const MAX_EXITS: u32 = 20_000;
 
 /// Why the guest stopped running.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -163,22 +165,23 @@ impl Vcpu {
     /// - trapped WFI/WFE: skipped (ELR += 4);
     /// - IRQ: resume (already handled at EL2);
     /// - anything else: [`Flow::Fail`].
+    ///
+    /// At most [`MAX_EXITS`] exits (see [`run_bounded`]).
     pub fn run_until_done(
         &mut self,
         mut hook: impl FnMut(&mut Vcpu, &Exit) -> Option<Flow>,
     ) -> Result<u64, Exit> {
-        loop {
-            let exit = self.run();
-            let flow = match hook(self, &exit) {
-                Some(flow) => flow,
-                None => self.default_exit(&exit),
-            };
-            match flow {
-                Flow::Continue => {}
-                Flow::Done(status) => return Ok(status),
-                Flow::Fail(exit) => return Err(exit),
-            }
-        }
+        run_bounded(
+            self,
+            |vcpu| {
+                let exit = vcpu.run();
+                match hook(vcpu, &exit) {
+                    Some(flow) => flow,
+                    None => vcpu.default_exit(&exit),
+                }
+            },
+            |vcpu| vcpu.regs.elr,
+        )
     }
 
     /// The default handling of an exit (see [`run_until_done`](Self::run_until_done)).
@@ -201,6 +204,28 @@ impl Vcpu {
             other => Flow::Fail(other),
         }
     }
+}
+
+/// A run loop: calls `step` (one entry into the guest, its exit and the handling of it) on `v`
+/// until it says stop, at most [`MAX_EXITS`] times. More is an exit storm: recorded as a
+/// failure, and the run stops with `Exit::Other` at the guest's ELR (`elr(v)`).
+pub fn run_bounded<V>(
+    v: &mut V,
+    mut step: impl FnMut(&mut V) -> Flow,
+    elr: impl FnOnce(&V) -> u64,
+) -> Result<u64, Exit> {
+    for _ in 0..MAX_EXITS {
+        match step(v) {
+            Flow::Continue => {}
+            Flow::Done(status) => return Ok(status),
+            Flow::Fail(exit) => return Err(exit),
+        }
+    }
+    common::check!(false, "more than {MAX_EXITS} exits: exit storm");
+    Err(Exit::Other {
+        esr: 0,
+        elr: elr(v),
+    })
 }
 
 /// Called by the EL2 exit handlers: saves `frame` into the vCPU running on this CPU and

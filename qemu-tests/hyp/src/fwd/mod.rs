@@ -46,8 +46,6 @@ pub const NR_VIRQS: usize = 32;
 pub const VTIMER_PPI: u32 = 27;
 /// How long a blocked vCPU waits for the host timer past its deadline.
 const WAKE_TIMEOUT: Duration = Duration::from_millis(500);
-/// No scenario needs more exits than this: more means an exit storm, reported as a failure.
-const MAX_EXITS: u32 = 20_000;
 
 /// This PE's ICH_*_EL2 registers.
 pub fn ich() -> IchSysRegs {
@@ -308,29 +306,24 @@ impl FwdVcpu {
     }
 
     /// Runs the guest until `hook` or the default handling ([`Self::default_exit`]) says
-    /// stop, at most `MAX_EXITS` exits. `hook` sees every exit first (after the fold) and
-    /// returns `None` for the default.
+    /// stop, at most [`MAX_EXITS`](crate::vcpu::MAX_EXITS) exits (see
+    /// [`run_bounded`](crate::vcpu::run_bounded)). `hook` sees every exit first (after the
+    /// fold) and returns `None` for the default.
     pub fn run_until(
         &mut self,
         mut hook: impl FnMut(&mut Self, &Exit) -> Option<Flow>,
     ) -> Result<u64, Exit> {
-        for _ in 0..MAX_EXITS {
-            let exit = self.run_once();
-            let flow = match hook(self, &exit) {
-                Some(flow) => flow,
-                None => self.default_exit(&exit),
-            };
-            match flow {
-                Flow::Continue => {}
-                Flow::Done(status) => return Ok(status),
-                Flow::Fail(exit) => return Err(exit),
-            }
-        }
-        common::check!(false, "more than {MAX_EXITS} exits: exit storm");
-        Err(Exit::Other {
-            esr: 0,
-            elr: self.vcpu.regs.elr,
-        })
+        crate::vcpu::run_bounded(
+            self,
+            |f| {
+                let exit = f.run_once();
+                match hook(f, &exit) {
+                    Some(flow) => flow,
+                    None => f.default_exit(&exit),
+                }
+            },
+            |f| f.vcpu.regs.elr,
+        )
     }
 
     /// The default handling of an exit: physical IRQs through `handle_acked_irq`, WFI through

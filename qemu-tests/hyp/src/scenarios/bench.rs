@@ -37,10 +37,9 @@ use its_core::regs::{
 use vpe_sched::VlpiConfig;
 
 use super::Ctx;
-use super::support::{LPI_TIMEOUT, MemMark, up_default};
+use super::support::{LPI_TIMEOUT, MemMark, map_device, need, queue_delta, up_default};
 use super::vlpi::{
-    WAKE_TIMEOUT, cfg, create_vm, deschedule, destroy_vm, map_device, schedule, unmap_device,
-    unmap_vlpis,
+    WAKE_TIMEOUT, cfg, create_vm, deschedule, destroy_vm, schedule, unmap_device, unmap_vlpis,
 };
 use crate::exits::{self, ExitCounts};
 use crate::gic;
@@ -315,9 +314,10 @@ fn latency(v: &V4<'_>) {
     // (ii) Blocked: at each WFI exit the vPE goes non-resident with its doorbell armed; the
     // hyp records the counter, makes the MSI itself (the vCPU is blocked) and sleeps until the
     // doorbell wakes the vCPU; then schedules the vPE and resumes the guest.
-    let Some(waiter) = vm.vpe(0).ok().map(|p| v4::waiter(p.id())) else {
-        return;
-    };
+    let waiter = need!(
+        vm.vpe(0).ok().map(|p| v4::waiter(p.id())),
+        "vPE 0 of the VM"
+    );
     let starts: [Cell<u64>; REPS] = [const { Cell::new(0) }; REPS];
     let k = Cell::new(0usize);
     let wakeups = Cell::new(0u64);
@@ -521,12 +521,13 @@ struct OpCost {
 
 impl OpCost {
     fn new((gicr_reads, gicr_writes): (u32, u32), a: QueueStats, b: QueueStats) -> Self {
+        let d = queue_delta(a, b);
         Self {
             gicr_reads,
             gicr_writes,
-            its_cmds: b.commands - a.commands,
-            cwriter_writes: b.cwriter_writes - a.cwriter_writes,
-            creadr_reads: b.creadr_reads - a.creadr_reads,
+            its_cmds: d.commands,
+            cwriter_writes: d.cwriter_writes,
+            creadr_reads: d.creadr_reads,
         }
     }
 
@@ -614,7 +615,7 @@ fn residency_costs(v: &V4<'_>) {
     let mut costs = [[OpCost::default(); MMIO_ROUNDS as usize]; 4];
     for round in 0..MMIO_ROUNDS as usize {
         for (op, per_round) in costs.iter_mut().enumerate() {
-            let Some(c) = measure(op) else { return };
+            let c = need!(measure(op), "the cost of residency change {op}");
             per_round[round] = c;
             if op == 1 {
                 let before = gic::total_taken();
@@ -644,16 +645,7 @@ fn map_costs(v: &V4<'_>) {
     let its = v.gic.its();
     let mark = MemMark::now(v.gic);
     let Some(vm) = create_vm(v, &[0]) else { return };
-    let Some(vpe) = vm.vpe(0).ok().map(|p| p.id()) else {
-        return;
-    };
-    let cost = |a: QueueStats, b: QueueStats| {
-        (
-            b.commands - a.commands,
-            b.cwriter_writes - a.cwriter_writes,
-            b.waits - a.waits,
-        )
-    };
+    let vpe = need!(vm.vpe(0).ok().map(|p| p.id()), "vPE 0 of the VM");
     for (k, &n) in MAP_SIZES.iter().enumerate() {
         // This driver: one map_vlpis batch.
         let Some(mut dev) = map_device(v.gic, 0x60 + k as u32, n) else {
@@ -663,7 +655,7 @@ fn map_costs(v: &V4<'_>) {
             core::array::from_fn(|e| (e as u32, 0, cfg(8192 + e as u32, false)));
         let q0 = its.queue().stats();
         let r = v.g4.map_vlpis(its, &mut dev, &vm, &items[..n as usize]);
-        let ours = cost(q0, its.queue().stats());
+        let ours = queue_delta(q0, its.queue().stats());
         require!(r.is_ok(), "map_vlpis({n}): {r:?}");
         unmap_vlpis(v, &mut dev, &vm, n);
         unmap_device(v.gic, dev);
@@ -687,7 +679,7 @@ fn map_costs(v: &V4<'_>) {
                 .and_then(|t| its.queue().wait(t));
             require!(r.is_ok(), "VMAPTI + VSYNC: {r:?}");
         }
-        let linux = cost(q0, its.queue().stats());
+        let linux = queue_delta(q0, its.queue().stats());
         // Those mappings are not the driver's: DISCARD them before the device goes.
         let r = its.execute(
             n as usize,
@@ -702,14 +694,21 @@ fn map_costs(v: &V4<'_>) {
         println!(
             "@@M bench_vlpi_map n={n} ours_cmds={} ours_cwriter_writes={} ours_waits={} \
              linux_cmds={} linux_cwriter_writes={} linux_waits={}",
-            ours.0, ours.1, ours.2, linux.0, linux.1, linux.2
+            ours.commands,
+            ours.cwriter_writes,
+            ours.waits,
+            linux.commands,
+            linux.cwriter_writes,
+            linux.waits
         );
         check!(
-            ours.0 == u64::from(n) + 1 && ours.1 == 1 && ours.2 == 1,
+            ours.commands == u64::from(n) + 1 && ours.cwriter_writes == 1 && ours.waits == 1,
             "map_vlpis({n}): {ours:?}"
         );
         check!(
-            linux.0 == 2 * u64::from(n) && linux.1 == u64::from(n) && linux.2 == u64::from(n),
+            linux.commands == 2 * u64::from(n)
+                && linux.cwriter_writes == u64::from(n)
+                && linux.waits == u64::from(n),
             "Linux sequence ({n}): {linux:?}"
         );
     }

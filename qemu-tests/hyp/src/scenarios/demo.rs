@@ -12,10 +12,10 @@ use common::hvc_abi::{HVC_PRINT_NUM, program};
 use common::{check, mmu, narrate, read_sysreg, require, sysreg};
 
 use super::Ctx;
-use super::support::MemMark;
+use super::support::{MemMark, map_device, need, queue_delta};
 use super::vlpi::{
     CPU1_TIMEOUT, Events, FIRE_EDU, FIRE_INT, WAKE_TIMEOUT, cfg, create_vm, deschedule, destroy_vm,
-    finish_guest, map_device, order, schedule, start_guest, unmap_device, unmap_vlpis,
+    finish_guest, order, schedule, start_guest, unmap_device, unmap_vlpis,
 };
 use crate::exits;
 use crate::gic::{self, Gic, GicHandle};
@@ -215,17 +215,17 @@ fn direct_injection(v: &V4<'_>) {
     let mark = MemMark::now(v.gic);
     let q = its.queue().stats();
     let Some(vm) = create_vm(v, &[0]) else { return };
-    let Some(vpe) = vm.vpe(0).ok() else { return };
+    let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
     let (id, db) = (vpe.id(), vpe.doorbell());
-    let s = its.queue().stats();
+    let d = queue_delta(q, its.queue().stats());
     narrate!(
         "VM created: vPE {} for cpu0, its pending table at {:#x}, doorbell LPI {}; VMAPP + \
          VINVALL + VSYNC, proxy MAPTI + SYNC: {} commands, {} CWRITER writes",
         id.get(),
         vpe.vpt().get(),
         db.get(),
-        s.commands - q.commands,
-        s.cwriter_writes - q.cwriter_writes
+        d.commands,
+        d.cwriter_writes
     );
     let edu = match Edu::probe() {
         Ok(e) => e,
@@ -320,14 +320,14 @@ fn direct_injection(v: &V4<'_>) {
     });
     match r {
         Ok((Ok(r), q)) => {
-            let s = its.queue().stats();
+            let d = queue_delta(q, its.queue().stats());
             narrate!(
                 "guest took vINTID 8193 (edu's MSI) right after its WFI: the wake-up cost {} EL2 \
                  exit (the WFI), {} doorbell, {} ITS commands in {} CWRITER writes",
                 r.exits.exits(),
                 v.dbs.stats().rings,
-                s.commands - q.commands,
-                s.cwriter_writes - q.cwriter_writes
+                d.commands,
+                d.cwriter_writes
             );
             check!(
                 r.total == 2 && r.exits.exits() == 1 && v4::rang(id) == 1,

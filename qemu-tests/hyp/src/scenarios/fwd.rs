@@ -24,7 +24,9 @@
 //! The guest brackets each measured phase with `fwd_step::BEGIN` / `fwd_step::END`
 //! hypercalls; the EL2 exits in between ([`exits::snapshot`]), minus the END hypercall, are
 //! what the phase cost. The guest does nothing else that exits in the window (it polls its
-//! IRQ count and reads the physical GICR directly).
+//! IRQ count and reads the physical GICR directly). A phase's checks run at its END, so the
+//! hyp also counts the ENDs: one with no phase open, or a count other than the phases the
+//! scenario runs, is a failure.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
@@ -92,6 +94,15 @@ fn check_done(result: Result<u64, Exit>) {
             check!(false, "guest stopped with an unhandled exit: {exit:x?}");
         }
     }
+}
+
+/// Checks that the guest closed `expected` measured phases (`fwd_step::END`): the checks of a
+/// phase run at its END, so a phase that never ended would otherwise check nothing.
+fn check_ends(ends: usize, expected: usize) {
+    check!(
+        ends == expected,
+        "the guest ended {ends} measured phases, expected {expected}"
+    );
 }
 
 /// `n / d` with two decimals, as `(integer, hundredths)`.
@@ -164,6 +175,7 @@ pub fn fwd_vtimer(ctx: &mut Ctx) {
     f.load();
     let mut window: Option<(usize, Window)> = None;
     let mut phase = 0;
+    let mut ends = 0;
     let result = f.run_until(|f, exit| {
         let (step, a, _) = step_of(exit)?;
         match step {
@@ -182,10 +194,17 @@ pub fn fwd_vtimer(ctx: &mut Ctx) {
                 f.vcpu.regs.x[0] = rounds;
             }
             fwd_step::END => {
-                if let Some((p, w)) = window.take()
-                    && let Some(&(mode, name)) = PHASES.get(p)
-                {
-                    vtimer_phase_end(f, &w, mode, name, a);
+                ends += 1;
+                match window.take() {
+                    Some((p, w)) => match PHASES.get(p) {
+                        Some(&(mode, name)) => vtimer_phase_end(f, &w, mode, name, a),
+                        None => {
+                            check!(false, "END of phase {p}, which has no rounds");
+                        }
+                    },
+                    None => {
+                        check!(false, "END with no measured phase open");
+                    }
                 }
             }
             _ => return None,
@@ -193,6 +212,7 @@ pub fn fwd_vtimer(ctx: &mut Ctx) {
         Some(Flow::Continue)
     });
     check_done(result);
+    check_ends(ends, PHASES.len());
     check!(
         !phys::is_active(ctx.cpu, VTIMER_PPI),
         "PPI 27 active after the guest finished"
@@ -273,6 +293,7 @@ pub fn fwd_vtimer_wfi(ctx: &mut Ctx) {
     };
     f.load();
     let mut window: Option<Window> = None;
+    let mut ends = 0;
     let result = f.run_until(|f, exit| {
         let (step, a, _) = step_of(exit)?;
         match step {
@@ -281,8 +302,12 @@ pub fn fwd_vtimer_wfi(ctx: &mut Ctx) {
                 f.vcpu.regs.x[0] = if a == 0 { WFI_ROUNDS } else { 0 };
             }
             fwd_step::END => {
-                if let Some(w) = window.take() {
-                    wfi_phase_end(f, &w, a);
+                ends += 1;
+                match window.take() {
+                    Some(w) => wfi_phase_end(f, &w, a),
+                    None => {
+                        check!(false, "END with no measured phase open");
+                    }
                 }
             }
             _ => return None,
@@ -290,6 +315,7 @@ pub fn fwd_vtimer_wfi(ctx: &mut Ctx) {
         Some(Flow::Continue)
     });
     check_done(result);
+    check_ends(ends, 1);
     f.finish();
 }
 
@@ -359,6 +385,7 @@ fn map_rtc(f: &mut FwdVcpu) -> bool {
         return false;
     }
     let (Ok(v), Ok(p)) = (VIntId::new(RTC_INTID), PIntId::new(RTC_INTID)) else {
+        check!(false, "INTID {RTC_INTID} refused as a vINTID or pINTID");
         return false;
     };
     let fwd = Forward {
@@ -390,10 +417,12 @@ pub fn fwd_level_lowered(ctx: &mut Ctx) {
     }
     f.load();
     let start = Window::open(&f);
+    let (mut syncs, mut ends) = (0, 0);
     let result = f.run_until(|f, exit| {
         let (step, a, _) = step_of(exit)?;
         match step {
             fwd_step::SYNC => {
+                syncs += 1;
                 let fold = f.last_fold;
                 let cpu = cpu_index();
                 let ok = check!(
@@ -412,6 +441,7 @@ pub fn fwd_level_lowered(ctx: &mut Ctx) {
                 f.vcpu.regs.x[0] = u64::from(ok);
             }
             fwd_step::END => {
+                ends += 1;
                 let forwarded =
                     f.stats.forwarded_of(RTC_INTID) - start.stats.forwarded_of(RTC_INTID);
                 let dropped = f.vgic.stats().lines_dropped - start.lines_dropped;
@@ -437,6 +467,11 @@ pub fn fwd_level_lowered(ctx: &mut Ctx) {
     });
     check_done(result);
     check!(
+        syncs == 1,
+        "the guest reported the dropped line {syncs} times, expected once"
+    );
+    check_ends(ends, 1);
+    check!(
         !phys::is_active(ctx.cpu, RTC_INTID),
         "SPI {RTC_INTID} active at the end"
     );
@@ -458,11 +493,13 @@ pub fn fwd_level_reassert(ctx: &mut Ctx) {
     }
     f.load();
     let start = Window::open(&f);
+    let mut ends = 0;
     let result = f.run_until(|f, exit| {
         let (step, a, _) = step_of(exit)?;
         if step != fwd_step::END {
             return None;
         }
+        ends += 1;
         let forwarded = f.stats.forwarded_of(RTC_INTID) - start.stats.forwarded_of(RTC_INTID);
         let dropped = f.vgic.stats().lines_dropped - start.lines_dropped;
         let e = exits::snapshot().since(&start.exits);
@@ -488,6 +525,7 @@ pub fn fwd_level_reassert(ctx: &mut Ctx) {
         Some(Flow::Continue)
     });
     check_done(result);
+    check_ends(ends, 1);
     let cpu = ctx.cpu;
     check!(
         !phys::is_active(cpu, RTC_INTID) && !phys::is_pending(cpu, RTC_INTID),
@@ -581,6 +619,7 @@ pub fn fwd_lr_overflow(ctx: &mut Ctx) {
     expected.sort_unstable_by_key(|&(n, prio)| (prio, n));
     f.load();
     let mut window: Option<(usize, Window)> = None;
+    let mut ends = 0;
     let result = f.run_until(|f, exit| {
         let (step, a, b) = step_of(exit)?;
         match step {
@@ -607,8 +646,12 @@ pub fn fwd_lr_overflow(ctx: &mut Ctx) {
                 f.vcpu.regs.x[0] = n;
             }
             fwd_step::END => {
-                if let Some((phase, w)) = window.take() {
-                    overflow_phase_end(f, &w, phase, [a, b], &expected);
+                ends += 1;
+                match window.take() {
+                    Some((phase, w)) => overflow_phase_end(f, &w, phase, [a, b], &expected),
+                    None => {
+                        check!(false, "END with no measured phase open");
+                    }
                 }
             }
             _ => return None,
@@ -616,6 +659,7 @@ pub fn fwd_lr_overflow(ctx: &mut Ctx) {
         Some(Flow::Continue)
     });
     check_done(result);
+    check_ends(ends, OVERFLOW_LRS.len());
     for (n, _) in OVERFLOW_SET {
         phys::reset_spi(n);
     }

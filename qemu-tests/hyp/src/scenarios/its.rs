@@ -16,7 +16,9 @@ use its_core::regs::{BaserType, MemAttrs};
 use safe_mmio::field_shared;
 
 use super::Ctx;
-use super::support::{LPI_TIMEOUT, MemMark, check_taken, check_total, up, up_default};
+use super::support::{
+    LPI_TIMEOUT, MemMark, check_taken, check_total, need, queue_delta, up, up_default,
+};
 use crate::gic::{self, Gic, HwDevice};
 
 fn page_bytes(p: Option<PageSize>) -> u64 {
@@ -266,6 +268,7 @@ fn probe_redists(gic: &Gic) {
         let Some((typer, ctlr, prop, pend)) = gic.with_redist(cpu, |rd| {
             (rd.typer(), rd.ctlr(), rd.propbaser(), rd.pendbaser())
         }) else {
+            check!(false, "no redistributor for cpu{cpu}");
             continue;
         };
         println!(
@@ -364,17 +367,6 @@ fn alloc_enabled(gic: &Gic, n: u32) -> Option<LpiRange> {
     Some(r)
 }
 
-fn stats_delta(a: QueueStats, b: QueueStats) -> QueueStats {
-    QueueStats {
-        commands: b.commands - a.commands,
-        cwriter_writes: b.cwriter_writes - a.cwriter_writes,
-        waits: b.waits - a.waits,
-        full_waits: b.full_waits - a.full_waits,
-        creadr_reads: b.creadr_reads - a.creadr_reads,
-        batches: b.batches - a.batches,
-    }
-}
-
 fn report_stats(prefix: &str, s: QueueStats) {
     println!("{prefix}: {s:?}");
     report::metrics(&[
@@ -423,22 +415,19 @@ pub fn cmdq_wrap(_ctx: &mut Ctx) {
         return;
     };
     // One batch of 200 MAPTIs + SYNC: more than the ring holds, posted in ring-sized pieces.
-    let Some(first) = LpiRange::get(&lpis, 0) else {
-        return;
-    };
+    let first = need!(LpiRange::get(&lpis, 0), "LPI 0 of {lpis:?}");
     let r200 = LpiRange {
         base: first,
         count: 200,
     };
     require!(map_in_batches(&gic, &mut dev, r200, 200, 200));
-    let s1 = its.queue().stats();
+    let writes = queue_delta(s0, its.queue().stats()).cwriter_writes;
     check!(
-        s1.cwriter_writes - s0.cwriter_writes >= 3,
-        "a 201-command batch took {} CWRITER writes",
-        s1.cwriter_writes - s0.cwriter_writes
+        writes >= 3,
+        "a 201-command batch took {writes} CWRITER writes"
     );
     // The other 100 in batches of 37.
-    let Some(l200) = lpis.get(200) else { return };
+    let l200 = need!(lpis.get(200), "LPI 200 of {lpis:?}");
     let rest = LpiRange {
         base: l200,
         count: 100,
@@ -475,7 +464,7 @@ pub fn cmdq_wrap(_ctx: &mut Ctx) {
     require!(its.unmap_device(dev).is_ok(), "unmap_device");
     check!(gic.lpis().free(lpis).is_ok());
 
-    let s = stats_delta(s0, its.queue().stats());
+    let s = queue_delta(s0, its.queue().stats());
     report_stats("cmdq_wrap", s);
     let (cw, cr) = gic.with_its_regs(|r| (r.cwriter(), r.creadr()));
     check!(
@@ -545,9 +534,9 @@ pub fn cmdq_batch_many(_ctx: &mut Ctx) {
     check_each_taken(lpis, 2);
     check_total(2 * u64::from(EVENTS));
 
-    let map = stats_delta(s0, s_map);
-    let ints = stats_delta(s_map, s_int);
-    let batch = stats_delta(s_int, s_batch);
+    let map = queue_delta(s0, s_map);
+    let ints = queue_delta(s_map, s_int);
+    let batch = queue_delta(s_int, s_batch);
     report_stats("cmdq_batch_many map", map);
     report_stats("cmdq_batch_many int", ints);
     report_stats("cmdq_batch_many batched int", batch);

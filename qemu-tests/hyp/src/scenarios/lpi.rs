@@ -14,10 +14,13 @@ use core::time::Duration;
 use common::platform::GITS_TRANSLATER;
 use common::{check, println, read_sysreg, report, require};
 use its_cmdq::{ItsError, LpiRange};
-use its_core::ids::{DeviceId, Lpi};
+use its_core::ids::Lpi;
 
 use super::Ctx;
-use super::support::{LPI_TIMEOUT, MemMark, check_taken, check_total, up_default};
+use super::support::{
+    LPI_TIMEOUT, MemMark, check_taken, check_total, cpu1_take_one, map_device, queue_delta,
+    up_default,
+};
 use crate::gic::{self, Gic, HwDevice};
 use crate::gic_glue;
 use crate::pci::Edu;
@@ -39,16 +42,6 @@ fn tear_down(gic: &Gic, dev: HwDevice, lpis: &[LpiRange]) {
     }
     for &r in lpis {
         check!(gic.lpis().free(r).is_ok(), "LPIs {r:?} not freed");
-    }
-}
-
-fn map_device(gic: &Gic, id: u32, events: u32) -> Option<HwDevice> {
-    match gic.its().map_device(DeviceId::new(id), events) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            check!(false, "map_device({id:#x}, {events}): {e}");
-            None
-        }
     }
 }
 
@@ -96,12 +89,12 @@ pub fn lpi_int(_ctx: &mut Ctx) {
     );
     let stats = gic.its().queue().stats();
     require!(gic.its().int_event(&dev, 1).is_ok(), "INT refused");
-    let after = gic.its().queue().stats();
+    let d = queue_delta(stats, gic.its().queue().stats());
     check!(
-        after.commands - stats.commands == 2 && after.cwriter_writes - stats.cwriter_writes == 1,
+        d.commands == 2 && d.cwriter_writes == 1,
         "INT posted {} commands in {} CWRITER writes (expected INT + SYNC in one)",
-        after.commands - stats.commands,
-        after.cwriter_writes - stats.cwriter_writes
+        d.commands,
+        d.cwriter_writes
     );
     // IRQs are masked: the LPI waits, pending, in the table and at the CPU interface.
     check!(
@@ -327,11 +320,6 @@ pub fn lpi_edu_msi(_ctx: &mut Ctx) {
     edu.shut_down();
     tear_down(&gic, dev, &[range(l2), range(l3)]);
     mark.check_no_leak(&gic);
-}
-
-fn cpu1_take_one(_cpu: usize) -> u64 {
-    let before = gic::total_taken();
-    gic::take_irqs(before + 1, LPI_TIMEOUT) - before
 }
 
 fn cpu1_quiet(_cpu: usize) -> u64 {

@@ -10,8 +10,9 @@
 //! 3. Add one line to the runner's table in `xtask/src/qemu/scenarios.rs` (CPU count, `edu`
 //!    device, deadline, and any QEMU guest-error lines the scenario provokes on purpose).
 //!
-//! The driver [`run`] prints `@@T start`, then `@@T ok` if no check failed, then
-//! `@@T done passed=N failed=M`, and exits with status 0 only if everything passed.
+//! The driver [`run`] prints `@@T start`, then `@@T ok` if no check failed (boot steps that
+//! failed count as failed checks), then `@@T done passed=N failed=M`, and exits with status 0
+//! only if everything passed.
 
 mod bench;
 mod demo;
@@ -26,6 +27,8 @@ mod vlpi;
 
 use common::report;
 
+use crate::gic_glue::GicError;
+
 /// What a scenario gets.
 pub struct Ctx {
     /// The CPU running the scenario (the boot CPU, 0).
@@ -36,6 +39,9 @@ pub struct Ctx {
 
 /// A scenario body.
 pub type Scenario = fn(&mut Ctx);
+
+/// A boot step (what it set up) and how it went.
+pub type BootStep = (&'static str, Result<(), GicError>);
 
 /// Every scenario the hyp knows, by name.
 pub const SCENARIOS: &[(&str, Scenario)] = &[
@@ -87,14 +93,20 @@ pub const SCENARIOS: &[(&str, Scenario)] = &[
     ("guest_error_check", selfcheck::guest_error_check),
 ];
 
-/// Runs the scenario called `name` and exits QEMU with the verdict.
-pub fn run(name: &str, cpu: usize) -> ! {
+/// Runs the scenario called `name` and exits QEMU with the verdict. A failed `boot` step is a
+/// failure of the scenario.
+pub fn run(name: &str, cpu: usize, boot: &[BootStep]) -> ! {
     let Some(&(name, scenario)) = SCENARIOS.iter().find(|(n, _)| *n == name) else {
         common::println!("@@T fail {name}: unknown scenario");
         common::println!("@@T done passed=0 failed=1");
         common::semihosting::exit(1);
     };
     report::start(name);
+    for (what, r) in boot {
+        if let Err(e) = r {
+            common::check!(false, "boot on cpu{cpu}: {what}: {e:?}");
+        }
+    }
     let mut ctx = Ctx { cpu, name };
     scenario(&mut ctx);
     check_stacks();

@@ -57,15 +57,15 @@ use common::platform::MAX_CPUS;
 use common::sync::SpinLock;
 use common::sysreg::{mask_irqs, unmask_irqs};
 use common::{check, println, report, require, timer};
-use its_cmdq::LpiRange;
+use its_cmdq::{LpiRange, QueueStats};
 use its_core::ids::{LPI_BASE, Lpi};
 use its_core::mmio::ItsRegisters;
 use vpe_sched::VlpiConfig;
 
 use super::Ctx;
-use super::support::{MemMark, up_default};
+use super::support::{MemMark, map_device, queue_delta, up_default};
 use super::vlpi::{
-    cfg, create_vm, deschedule, destroy_vm, finish_guest, map_device, order, schedule, start_guest,
+    cfg, create_vm, deschedule, destroy_vm, finish_guest, order, schedule, start_guest,
     unmap_device, unmap_vlpis,
 };
 use crate::gic::{self, COUNTED_LPIS, Gic, HwDevice};
@@ -555,10 +555,13 @@ pub fn stress_smp_map(_ctx: &mut Ctx) {
     );
 
     // No command lost: the queue wrote exactly what the calls post, and the ITS read it all.
-    let cmds = s1.commands - s0.commands;
-    let batches = s1.batches - s0.batches;
-    let writes = s1.cwriter_writes - s0.cwriter_writes;
-    let waits = s1.waits - s0.waits;
+    let QueueStats {
+        commands: cmds,
+        batches,
+        cwriter_writes: writes,
+        waits,
+        ..
+    } = queue_delta(s0, s1);
     check!(
         cmds == sum.commands && batches == sum.batches,
         "the queue counts {cmds} commands in {batches} batches; the calls post {} in {}",
@@ -840,6 +843,7 @@ impl SwitchRun<'_, '_> {
     fn come_back(&self, cpu: usize, g: usize, keep: bool, t: &mut SwitchTally) -> (bool, bool) {
         let (vm, i) = self.vpe(g);
         let Ok(vpe) = vm.vpe(i) else {
+            check!(false, "cpu{cpu}: vPE {g} not found in its VM");
             return (false, false);
         };
         let mut ok = true;

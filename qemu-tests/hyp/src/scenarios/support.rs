@@ -1,15 +1,36 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Shared steps of the physical-LPI scenarios: bring-up with failures reported, leak checks,
-//! and "exactly these LPIs, each exactly once" checks.
+//! Shared steps of the scenarios: bring-up with failures reported, leak checks, "exactly these
+//! LPIs, each exactly once" checks, device mapping, queue-statistics deltas, and [`need!`] for
+//! a step without which a scenario cannot go on.
 
 use core::time::Duration;
 
 use common::check;
 use common::palloc::PALLOC;
-use its_cmdq::QueueConfig;
-use its_core::ids::Lpi;
+use its_cmdq::{QueueConfig, QueueStats};
+use its_core::ids::{DeviceId, Lpi};
 
-use crate::gic::{self, Gic, GicHandle};
+use crate::gic::{self, Gic, GicHandle, HwDevice};
+
+/// Unwraps an `Option`, or records a failure (`@@T fail`, like `check!`) and returns from the
+/// enclosing function or closure, which must return `()`: a scenario that cannot go on fails
+/// rather than passing silently.
+///
+/// ```text
+/// let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
+/// ```
+macro_rules! need {
+    ($opt:expr, $($fmt:tt)+) => {
+        match $opt {
+            Some(v) => v,
+            None => {
+                common::check!(false, "cannot go on without {}", format_args!($($fmt)+));
+                return;
+            }
+        }
+    };
+}
+pub(crate) use need;
 
 /// How long a scenario waits for LPIs it expects.
 pub const LPI_TIMEOUT: Duration = Duration::from_millis(500);
@@ -28,6 +49,36 @@ pub fn up(queue: QueueConfig) -> Option<GicHandle> {
 /// Brings the GIC up with the default queue.
 pub fn up_default() -> Option<GicHandle> {
     up(QueueConfig::default())
+}
+
+/// MAPD of DeviceID `id` with room for `events` events, recording a failure if refused.
+pub fn map_device(gic: &Gic, id: u32, events: u32) -> Option<HwDevice> {
+    match gic.its().map_device(DeviceId::new(id), events) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            check!(false, "map_device({id:#x}, {events}): {e}");
+            None
+        }
+    }
+}
+
+/// What the command queue did between two snapshots of its statistics (`b` taken after `a`).
+pub fn queue_delta(a: QueueStats, b: QueueStats) -> QueueStats {
+    QueueStats {
+        commands: b.commands - a.commands,
+        cwriter_writes: b.cwriter_writes - a.cwriter_writes,
+        waits: b.waits - a.waits,
+        full_waits: b.full_waits - a.full_waits,
+        creadr_reads: b.creadr_reads - a.creadr_reads,
+        batches: b.batches - a.batches,
+    }
+}
+
+/// Work for CPU1 (`smp::run_on`): waits up to [`LPI_TIMEOUT`] for one IRQ at EL2 there;
+/// returns how many it took.
+pub fn cpu1_take_one(_cpu: usize) -> u64 {
+    let before = gic::total_taken();
+    gic::take_irqs(before + 1, LPI_TIMEOUT) - before
 }
 
 /// DMA memory in use at some point, and how much of it the ITS tables held (their second-level

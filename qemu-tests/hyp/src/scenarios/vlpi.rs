@@ -30,11 +30,14 @@ use common::sync::SpinLock;
 use common::{check, println, require, timer};
 use its_cmdq::{ItsError, LpiRange, QueueStats, SyncTarget};
 use its_core::cmd::Command;
-use its_core::ids::{DeviceId, EventId, VLpi};
+use its_core::ids::{EventId, VLpi};
 use vpe_sched::{Descheduled, VlpiConfig, VlpiProp, VmConfig};
 
 use super::Ctx;
-use super::support::{LPI_TIMEOUT, MemMark, check_taken, check_total, up_default};
+use super::support::{
+    LPI_TIMEOUT, MemMark, check_taken, check_total, cpu1_take_one, map_device, need, queue_delta,
+    up_default,
+};
 use crate::gic::{self, Gic, HwDevice};
 use crate::pci::Edu;
 use crate::smp;
@@ -104,17 +107,6 @@ pub(super) fn create_vm(v: &V4<'_>, vpes: &[usize]) -> Option<HwVm> {
 pub(super) fn destroy_vm(v: &V4<'_>, vm: HwVm) {
     if let Err(e) = v.g4.destroy_vm(vm) {
         check!(false, "destroy_vm: {}", e.error);
-    }
-}
-
-/// MAPD of DeviceID `id` with room for `events` events.
-pub(super) fn map_device(gic: &Gic, id: u32, events: u32) -> Option<HwDevice> {
-    match gic.its().map_device(DeviceId::new(id), events) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            check!(false, "map_device({id:#x}, {events}): {e}");
-            None
-        }
     }
 }
 
@@ -265,11 +257,6 @@ fn check_received(g: &GuestLink, vintids: impl Iterator<Item = u32>, n: u32) -> 
     ok
 }
 
-/// (commands, GITS_CWRITER writes) between two queue snapshots.
-pub(super) fn cost(a: QueueStats, b: QueueStats) -> (u64, u64) {
-    (b.commands - a.commands, b.cwriter_writes - a.cwriter_writes)
-}
-
 /// `n / d` with two decimals, for `@@M` lines.
 pub(super) struct Ratio(pub(super) u64, pub(super) u64);
 
@@ -336,8 +323,16 @@ pub fn vlpi_direct(_ctx: &mut Ctx) {
         let r = v.g4.map_vlpis(its, &mut dev, &vm, &items);
         require!(r.is_ok(), "map_vlpis: {r:?}");
         let s2 = its.queue().stats();
-        let (one_cmds, one_writes) = cost(s0, s1);
-        let (batch_cmds, batch_writes) = cost(s1, s2);
+        let QueueStats {
+            commands: one_cmds,
+            cwriter_writes: one_writes,
+            ..
+        } = queue_delta(s0, s1);
+        let QueueStats {
+            commands: batch_cmds,
+            cwriter_writes: batch_writes,
+            ..
+        } = queue_delta(s1, s2);
         println!(
             "vlpi_direct: map_vlpi alone: {one_cmds} commands, {one_writes} CWRITER writes; \
              {} more in one map_vlpis: {batch_cmds} commands, {batch_writes} CWRITER writes",
@@ -444,7 +439,7 @@ pub fn vlpi_pending_then_resident(_ctx: &mut Ctx) {
         let items: [(u32, usize, VlpiConfig); 4] =
             core::array::from_fn(|k| (k as u32, 0, cfg(8192 + k as u32, false)));
         require!(v.g4.map_vlpis(its, &mut dev, &vm, &items).is_ok());
-        let Some(vpe) = vm.vpe(0).ok() else { return };
+        let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let Some(mut g) = start_guest() else { return };
 
         // Never resident: INT leaves the vLPIs in the VPT.
@@ -635,7 +630,7 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
                 .is_ok()
         );
         edu.enable_msi(GITS_TRANSLATER as u64, 0);
-        let Some(vpe) = vm.vpe(0).ok() else { return };
+        let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let (id, db) = (vpe.id(), vpe.doorbell());
         let waiter = v4::waiter(id);
         println!(
@@ -744,7 +739,11 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
         );
         // The ITS commands of the wake-ups, without CPU1's INTs (INT + VSYNC, one write
         // each). The driver's include the doorbell CLEAR + SYNC at each residency.
-        let (cmds, writes) = cost(q0, q1);
+        let QueueStats {
+            commands: cmds,
+            cwriter_writes: writes,
+            ..
+        } = queue_delta(q0, q1);
         let ints = stats.ints.get();
         let driver_cmds = cmds - 2 * ints;
         let driver_writes = writes - ints;
@@ -841,7 +840,7 @@ pub fn vlpi_vmovp_smp(_ctx: &mut Ctx) {
         let items: [(u32, usize, VlpiConfig); 6] =
             core::array::from_fn(|k| (k as u32, 0, cfg(8192 + k as u32, true)));
         require!(v.g4.map_vlpis(its, &mut dev, &vm, &items).is_ok());
-        let Some(vpe) = vm.vpe(0).ok() else { return };
+        let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let db = vpe.doorbell();
         let Some(mut g) = start_guest() else { return };
         let mut total = 0;
@@ -868,14 +867,14 @@ pub fn vlpi_vmovp_smp(_ctx: &mut Ctx) {
 
         // Leg 2, CPU1: VMOVP on the way in; the pending vLPI and a new INT are taken there.
         let mut leg2 = None;
-        let mut vmovp_cost = (0, 0);
+        let mut vmovp_cost = QueueStats::default();
         let r = cpus::on_cpu(1, CPU1_TIMEOUT, || {
             g.load();
             let q0 = its.queue().stats();
             if !schedule(v, &vm, 0, 1) {
                 return;
             }
-            vmovp_cost = cost(q0, its.queue().stats());
+            vmovp_cost = queue_delta(q0, its.queue().stats());
             let a = wait_more(&mut g, &mut total, 1);
             let int = its.int_event(&dev, 2);
             check!(int.is_ok(), "INT from cpu1: {int:?}");
@@ -929,7 +928,7 @@ pub fn vlpi_vmovp_smp(_ctx: &mut Ctx) {
         println!(
             "@@M vlpi_vmovp_smp moves=2 vlpis={total} schedule_with_vmovp_cmds={} \
              schedule_with_vmovp_cwriter_writes={}",
-            vmovp_cost.0, vmovp_cost.1
+            vmovp_cost.commands, vmovp_cost.cwriter_writes
         );
 
         require!(deschedule(v, &vm, 0, false).is_some());
@@ -939,11 +938,6 @@ pub fn vlpi_vmovp_smp(_ctx: &mut Ctx) {
         finish_guest(g);
         mark.check_no_leak(v.gic);
     });
-}
-
-fn cpu1_take_one(_cpu: usize) -> u64 {
-    let before = gic::total_taken();
-    gic::take_irqs(before + 1, LPI_TIMEOUT) - before
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -977,7 +971,7 @@ pub fn vlpi_unmap(_ctx: &mut Ctx) {
             v.g4.map_vlpi(its, &mut dev, 1, &vm, 0, cfg(8193, true))
                 .is_ok()
         );
-        let Some(vpe) = vm.vpe(0).ok() else { return };
+        let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let Some(mut g) = start_guest() else { return };
         require!(schedule(v, &vm, 0, 0));
         let mut total = 0;
@@ -992,7 +986,11 @@ pub fn vlpi_unmap(_ctx: &mut Ctx) {
         let q0 = its.queue().stats();
         let r = v.g4.unmap_vlpi(its, &mut dev, 0, &vm, true);
         require!(r.is_ok(), "unmap_vlpi(restore): {r:?}");
-        let (restore_cmds, restore_writes) = cost(q0, its.queue().stats());
+        let QueueStats {
+            commands: restore_cmds,
+            cwriter_writes: restore_writes,
+            ..
+        } = queue_delta(q0, its.queue().stats());
         check!(
             dev.event(0)
                 .is_ok_and(|s| s.virt.is_none() && s.phys.is_some_and(|p| p.lpi == lpi)),
@@ -1015,7 +1013,11 @@ pub fn vlpi_unmap(_ctx: &mut Ctx) {
         check!(vpe.vpt_pending(8193), "not pending in the VPT");
         let q0 = its.queue().stats();
         require!(v.g4.unmap_vlpi(its, &mut dev, 1, &vm, false).is_ok());
-        let (unmap_cmds, unmap_writes) = cost(q0, its.queue().stats());
+        let QueueStats {
+            commands: unmap_cmds,
+            cwriter_writes: unmap_writes,
+            ..
+        } = queue_delta(q0, its.queue().stats());
         check!(!vpe.vpt_pending(8193), "DISCARD left the vLPI in the VPT");
         let q = its.queue().stats();
         let r = its.int_event(&dev, 1);
@@ -1097,7 +1099,7 @@ pub fn vlpi_prop_inv(_ctx: &mut Ctx) {
             v.g4.map_vlpi(its, &mut dev, 0, &vm, 0, cfg(8192, true))
                 .is_ok()
         );
-        let Some(vpe) = vm.vpe(0).ok() else { return };
+        let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let Some(mut g) = start_guest() else { return };
         require!(schedule(v, &vm, 0, 0));
         let mut total = 0;
@@ -1110,7 +1112,11 @@ pub fn vlpi_prop_inv(_ctx: &mut Ctx) {
         // Resident, disabled: INT leaves it undelivered.
         let q0 = its.queue().stats();
         require!(v.g4.update_vlpi(its, &dev, 0, &vm, prop(false)).is_ok());
-        let (upd_cmds, upd_writes) = cost(q0, its.queue().stats());
+        let QueueStats {
+            commands: upd_cmds,
+            cwriter_writes: upd_writes,
+            ..
+        } = queue_delta(q0, its.queue().stats());
         check!(
             vm.property(8192).is_ok_and(|b| b & 1 == 0),
             "enable bit still set"
@@ -1415,7 +1421,11 @@ pub fn vlpi_many(_ctx: &mut Ctx) {
             mapped &= check!(r.is_ok(), "map_vlpis: {r:?}");
         }
         require!(mapped);
-        let (map_cmds, map_writes) = cost(q0, its.queue().stats());
+        let QueueStats {
+            commands: map_cmds,
+            cwriter_writes: map_writes,
+            ..
+        } = queue_delta(q0, its.queue().stats());
         let syncs: [SyncTarget; MANY_VPES] = core::array::from_fn(|k| {
             SyncTarget::Vpe(vm.vpe(k).map(|p| p.id()).unwrap_or_default())
         });
@@ -1425,9 +1435,13 @@ pub fn vlpi_many(_ctx: &mut Ctx) {
         // Round 1: everything pending while away, then each vPE resident in turn.
         let q1 = its.queue().stats();
         require!(int_batch(v, &dev, |i| i as u32, MANY_N as usize, &syncs));
-        let (int_cmds, int_writes) = cost(q1, its.queue().stats());
+        let QueueStats {
+            commands: int_cmds,
+            cwriter_writes: int_writes,
+            ..
+        } = queue_delta(q1, its.queue().stats());
         for k in 0..MANY_VPES {
-            let Some(vpe) = vm.vpe(k).ok() else { return };
+            let vpe = need!(vm.vpe(k).ok(), "vPE {k} of the VM");
             let lo = 8192 + k as u32 * MANY_PER_VPE;
             let exact = (8192..8192 + MANY_N)
                 .all(|x| vpe.vpt_pending(x) == (lo..lo + MANY_PER_VPE).contains(&x));

@@ -89,8 +89,6 @@ pub struct GuestLink {
     el1: Option<El1Context>,
     vmcr: u64,
     ap1r0: u64,
-    /// The last report.
-    pub last: Option<Report>,
 }
 
 impl Default for GuestLink {
@@ -109,7 +107,6 @@ impl GuestLink {
             el1: None,
             vmcr: 0,
             ap1r0: 0,
-            last: None,
         }
     }
 
@@ -216,14 +213,12 @@ impl GuestLink {
             ));
         };
         exits.hvc -= 1;
-        let report = Report {
+        Ok(Report {
             total,
             anomalies,
             exits,
             cpu: cpu_index(),
-        };
-        self.last = Some(report);
-        Ok(report)
+        })
     }
 
     /// Tells the guest to finish and runs it to its DONE. Returns its failed checks.
