@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::test::{cargo, workspace_root};
+use crate::workspace::{CargoEnv, cargo, workspace_root};
 use metrics::Metric;
 
 const USAGE: &str = "\
@@ -140,7 +140,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
 /// echoes its output and returns its `@@M` figures.
 fn host_bench(section: &str) -> Result<Vec<Metric>, String> {
     let root = workspace_root();
-    let out = cargo(None)
+    let out = cargo(None, CargoEnv::Host)
         .args(["run", "--quiet", "--release", "--manifest-path"])
         .arg(root.join("bench/Cargo.toml"))
         .arg("--target-dir")

@@ -16,7 +16,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
-use crate::test::{cargo, workspace_root};
+use crate::workspace::{CargoEnv, cargo, workspace_root};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml`.
 pub const TARGETS: [&str; 3] = ["decode", "encode", "driver"];
@@ -112,18 +112,20 @@ pub fn run(args: &[String]) -> ExitCode {
 
 /// Checks for the nightly toolchain and installs cargo-fuzz when it is missing.
 fn ensure_tools() -> Result<(), String> {
-    if !quiet_ok(cargo(Some("nightly")).arg("--version")) {
+    if !quiet_ok(cargo(Some("nightly"), CargoEnv::Host).arg("--version")) {
         return Err("the nightly toolchain is needed: rustup toolchain install nightly".into());
     }
-    if quiet_ok(cargo(Some("nightly")).args(["fuzz", "--version"])) {
+    if quiet_ok(cargo(Some("nightly"), CargoEnv::Host).args(["fuzz", "--version"])) {
         return Ok(());
     }
     eprintln!("cargo-fuzz not found: cargo install cargo-fuzz --locked");
-    let status = cargo(None)
+    let status = cargo(None, CargoEnv::Host)
         .args(["install", "cargo-fuzz", "--locked"])
         .status()
         .map_err(|e| format!("cannot run cargo install: {e}"))?;
-    if status.success() && quiet_ok(cargo(Some("nightly")).args(["fuzz", "--version"])) {
+    if status.success()
+        && quiet_ok(cargo(Some("nightly"), CargoEnv::Host).args(["fuzz", "--version"]))
+    {
         Ok(())
     } else {
         Err("installing cargo-fuzz failed".into())
@@ -175,7 +177,7 @@ fn fuzz_target(root: &Path, target: &str, opts: &Options) -> Result<String, Stri
     let dir = root.join("fuzz/corpus").join(target);
     let before = corpus_size(&dir);
     let time = format!("-max_total_time={}", opts.secs);
-    let mut cmd = cargo(Some("nightly"));
+    let mut cmd = cargo(Some("nightly"), CargoEnv::Host);
     cmd.current_dir(root)
         .args(["fuzz", "run", target, "--", &time, "-print_final_stats=1"])
         .stderr(Stdio::piped());
@@ -210,7 +212,7 @@ fn fuzz_target(root: &Path, target: &str, opts: &Options) -> Result<String, Stri
     );
     if opts.cmin {
         eprintln!("+ cargo +nightly fuzz cmin {target}");
-        let status = cargo(Some("nightly"))
+        let status = cargo(Some("nightly"), CargoEnv::Host)
             .current_dir(root)
             .args(["fuzz", "cmin", target])
             .status()

@@ -16,6 +16,7 @@ mod cli;
 mod fuzz;
 mod qemu;
 mod test;
+mod workspace;
 
 use std::process::ExitCode;
 

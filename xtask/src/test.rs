@@ -21,8 +21,9 @@
 //! is built by cargo, so it works on a fresh clone.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+
+use crate::workspace::{CargoEnv, cargo};
 
 const USAGE: &str = "\
 usage: cargo xtask test
@@ -31,44 +32,6 @@ Runs, in order: host tests (cargo test --workspace), its-core with all features,
 replays (its-core and vpe-sched), the QEMU suite. Prints `stage NAME ... ok|FAILED` per stage
 and ends with `N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
 ";
-
-/// The workspace root (the parent of xtask/).
-pub(crate) fn workspace_root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
-    xtask.parent().unwrap_or(xtask).to_path_buf()
-}
-
-/// A `cargo` command for `toolchain` (`None`: the toolchain running xtask, through `$CARGO`),
-/// in the workspace root, without the variables cargo set for xtask's own build (so they do not
-/// leak into the builds it starts).
-pub(crate) fn cargo(toolchain: Option<&str>) -> Command {
-    let mut cmd = match toolchain {
-        Some(t) => {
-            // `+toolchain` is understood by the rustup proxy only, not by $CARGO.
-            let mut c = Command::new("cargo");
-            c.arg(format!("+{t}")).env_remove("RUSTUP_TOOLCHAIN");
-            c
-        }
-        None => Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())),
-    };
-    for (key, _) in std::env::vars_os() {
-        let k = key.to_string_lossy();
-        if [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_BIN_",
-            "CARGO_CRATE_",
-        ]
-        .iter()
-        .any(|p| k.starts_with(p))
-            || k == "CARGO_PRIMARY_PACKAGE"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.current_dir(workspace_root());
-    cmd
-}
 
 /// One stage of `cargo xtask test`.
 struct Stage {
@@ -155,13 +118,13 @@ fn run_cargo(cmd: &mut Command) -> Result<Vec<String>, String> {
 }
 
 fn host() -> Result<(), String> {
-    run_cargo(cargo(None).args(["test", "--workspace"])).map(drop)
+    run_cargo(cargo(None, CargoEnv::Host).args(["test", "--workspace"])).map(drop)
 }
 
 fn all_features() -> Result<(), String> {
-    run_cargo(cargo(None).args(["test", "-p", "its-core", "--all-features"]))?;
+    run_cargo(cargo(None, CargoEnv::Host).args(["test", "-p", "its-core", "--all-features"]))?;
     run_cargo(
-        cargo(None)
+        cargo(None, CargoEnv::Host)
             .args(["doc", "--workspace", "--no-deps", "--all-features"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )
@@ -169,7 +132,7 @@ fn all_features() -> Result<(), String> {
 }
 
 fn fuzz_corpus() -> Result<(), String> {
-    let mut lines = run_cargo(cargo(None).args([
+    let mut lines = run_cargo(cargo(None, CargoEnv::Host).args([
         "test",
         "-p",
         "its-core",
@@ -185,7 +148,7 @@ fn fuzz_corpus() -> Result<(), String> {
         "decode_corpus",
         "encode_corpus",
     ]))?;
-    lines.extend(run_cargo(cargo(None).args([
+    lines.extend(run_cargo(cargo(None, CargoEnv::Host).args([
         "test",
         "-p",
         "vpe-sched",

@@ -38,6 +38,8 @@ use judge::{Line, Verdict, judge, parse_line, strip_ansi};
 use launch::{Qemu, RunOutput};
 use scenarios::Scenario;
 
+use crate::workspace::workspace_root;
+
 const QEMU_TEST_USAGE: &str = "\
 usage: cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
 
@@ -80,12 +82,6 @@ fn parse_args(args: &[String], allow_suite_options: bool) -> Result<Options, Str
         }
     }
     Ok(o)
-}
-
-/// The repository root (xtask's parent directory).
-fn repo_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 /// Finds QEMU and builds the images, printing what it uses.
@@ -183,7 +179,7 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
     }
 
     let suite_start = Instant::now();
-    let root = repo_root();
+    let root = workspace_root();
     let (qemu, images, logdir) = match prepare(opts.qemu.as_deref(), &root) {
         Ok(p) => p,
         Err(e) => {
@@ -271,7 +267,7 @@ pub fn demo(args: &[String]) -> ExitCode {
         eprintln!("demo: no `demo` scenario in the table");
         return ExitCode::from(2);
     };
-    let root = repo_root();
+    let root = workspace_root();
     let (qemu, images, logdir) = match prepare(opts.qemu.as_deref(), &root) {
         Ok(p) => p,
         Err(e) => {
@@ -350,10 +346,5 @@ mod tests {
         assert!(parse_args(&args(&["--bogus"]), true).is_err());
         assert!(parse_args(&args(&["--filter", "x"]), false).is_err());
         assert!(parse_args(&args(&["--help"]), false).unwrap().help);
-    }
-
-    #[test]
-    fn repo_root_holds_the_qemu_tests_workspace() {
-        assert!(repo_root().join("qemu-tests").join("Cargo.toml").is_file());
     }
 }
