@@ -20,6 +20,15 @@ pub const MIN_VERSION: (u32, u32) = (7, 1);
 pub const IDLE_DEADLINE: Duration = Duration::from_secs(30);
 /// The Debian command that installs QEMU (without GTK and friends).
 const APT_INSTALL: &str = "apt-get install -y --no-install-recommends qemu-system-arm";
+/// How long `QEMU --version` may take. It answers at once; the deadline is for a `--qemu PATH`
+/// that is not QEMU (a program that waits for input or starts working).
+const VERSION_DEADLINE: Duration = Duration::from_secs(60);
+/// How long `apt-get update` may take.
+const APT_UPDATE_DEADLINE: Duration = Duration::from_secs(15 * 60);
+/// How long the QEMU install may take (some hundred MB to download and unpack).
+const APT_INSTALL_DEADLINE: Duration = Duration::from_secs(30 * 60);
+/// How often a bounded wait looks at its child.
+const POLL: Duration = Duration::from_millis(10);
 
 /// The QEMU in use.
 #[derive(Clone, Debug)]
@@ -60,12 +69,99 @@ pub fn parse_version(line: &str) -> Option<(u32, u32, u32)> {
     Some((major, minor, patch))
 }
 
-fn apt_get(args: &[&str]) -> io::Result<ExitStatus> {
-    Command::new("apt-get")
+/// Waits for `child` at most `limit`; past it, kills and reaps it and returns `None`.
+fn wait_within(child: &mut Child, limit: Duration) -> io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(None);
+        }
+        thread::sleep(POLL);
+    }
+}
+
+/// `limit` for messages: in minutes when it is a whole number of them (two or more), else in
+/// seconds.
+fn describe_limit(limit: Duration) -> String {
+    let secs = limit.as_secs();
+    if limit.subsec_nanos() != 0 {
+        format!("{:.1} s", limit.as_secs_f64())
+    } else if secs >= 120 && secs.is_multiple_of(60) {
+        format!("{} min", secs / 60)
+    } else {
+        format!("{secs} s")
+    }
+}
+
+/// Runs `cmd` (stdin closed, stderr discarded) for at most `limit` and returns its standard
+/// output, whatever its exit status. Past `limit` it is killed and the error says so.
+fn stdout_within(cmd: &mut Command, limit: Duration) -> Result<String, String> {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run it: {e}"))?;
+    let mut stdout = child.stdout.take().ok_or("no stdout")?;
+    // Read on a thread: a chatty child must not block on a full pipe, and a descendant that
+    // keeps the pipe open must not block us past the deadline.
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        let _ = tx.send(bytes);
+    });
+    match wait_within(&mut child, limit) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return Err(format!(
+                "did not finish within {}: killed",
+                describe_limit(limit)
+            ));
+        }
+        Err(e) => return Err(format!("waiting for it: {e}")),
+    }
+    // The rest of the output: what is left of the deadline, but at least a moment to drain it.
+    let grace = limit
+        .saturating_sub(start.elapsed())
+        .max(Duration::from_secs(1));
+    let bytes = rx
+        .recv_timeout(grace)
+        .map_err(|_| "exited but its output did not end".to_owned())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Runs `apt-get args` non-interactively (its output shown) for at most `limit`.
+fn apt_get(args: &[&str], limit: Duration) -> Result<(), String> {
+    let mut child = Command::new("apt-get")
         .args(args)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .stdin(Stdio::null())
-        .status()
+        .spawn()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    match wait_within(&mut child, limit) {
+        Ok(Some(s)) if s.success() => Ok(()),
+        Ok(Some(s)) => Err(format!("apt-get exited with {s}")),
+        Ok(None) => Err(format!(
+            "did not finish within {}: killed (`dpkg --configure -a` repairs an interrupted \
+             install)",
+            describe_limit(limit)
+        )),
+        Err(e) => Err(format!("waiting for apt-get: {e}")),
+    }
+}
+
+/// The first line of `path --version`, trimmed (killed after [`VERSION_DEADLINE`]).
+pub fn version_line(path: &Path) -> Result<String, String> {
+    let text = stdout_within(Command::new(path).arg("--version"), VERSION_DEADLINE)
+        .map_err(|e| format!("{} --version: {e}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").trim().to_owned())
 }
 
 /// Finds QEMU: `explicit` (`--qemu PATH`), else `qemu-system-aarch64` on `PATH`, else installs
@@ -83,13 +179,7 @@ pub fn find_qemu(explicit: Option<&Path>) -> Result<Qemu, String> {
             None => install_qemu()?,
         },
     };
-    let out = Command::new(&path)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {} --version: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let version_line = text.lines().next().unwrap_or("").trim().to_owned();
+    let version_line = version_line(&path)?;
     let Some((major, minor, _)) = parse_version(&version_line) else {
         return Err(format!(
             "cannot read the version of {}: {version_line:?}",
@@ -113,15 +203,11 @@ fn install_qemu() -> Result<PathBuf, String> {
         ));
     }
     println!("{QEMU} not found: installing it (apt-get update; {APT_INSTALL})");
-    match apt_get(&["update"]) {
-        Ok(s) if s.success() => {}
-        other => println!("apt-get update failed ({other:?}); trying the install anyway"),
+    if let Err(e) = apt_get(&["update"], APT_UPDATE_DEADLINE) {
+        println!("apt-get update failed ({e}); trying the install anyway");
     }
     let args: Vec<&str> = APT_INSTALL.split_whitespace().skip(1).collect();
-    match apt_get(&args) {
-        Ok(s) if s.success() => {}
-        other => return Err(format!("`{APT_INSTALL}` failed: {other:?}")),
-    }
+    apt_get(&args, APT_INSTALL_DEADLINE).map_err(|e| format!("`{APT_INSTALL}` failed: {e}"))?;
     which(QEMU).ok_or_else(|| format!("{QEMU} still not on PATH after installing qemu-system-arm"))
 }
 
@@ -407,6 +493,55 @@ mod tests {
         let line = qemu_args(bench, &images, Path::new("/l")).join(" ");
         assert!(line.contains("-icount shift=0"), "{line}");
         assert!(line.contains("arg=hyp,arg=bench_vlpi_latency"), "{line}");
+    }
+
+    #[test]
+    fn bounded_waits_return_the_status_or_kill_at_the_limit() {
+        let mut quick = Command::new("true").spawn().unwrap();
+        let status = wait_within(&mut quick, Duration::from_secs(60)).unwrap();
+        assert!(status.is_some_and(|s| s.success()));
+        let start = Instant::now();
+        let mut slow = Command::new("sleep").arg("30").spawn().unwrap();
+        assert_eq!(
+            wait_within(&mut slow, Duration::from_millis(100)).unwrap(),
+            None
+        );
+        assert!(start.elapsed() < Duration::from_secs(10));
+        // Killed and reaped.
+        assert!(slow.try_wait().unwrap().is_some());
+    }
+
+    #[test]
+    fn stdout_within_reads_the_output_or_reports_the_kill() {
+        let out = stdout_within(
+            Command::new("sh").args(["-c", "echo 'QEMU emulator version 8.2.0'; exit 3"]),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.as_deref(), Ok("QEMU emulator version 8.2.0\n"));
+        let start = Instant::now();
+        let err = stdout_within(
+            Command::new("sh").args(["-c", "echo partial; exec sleep 30"]),
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert_eq!(err, "did not finish within 0.2 s: killed");
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(
+            stdout_within(
+                &mut Command::new("/nonexistent/qemu"),
+                Duration::from_secs(1)
+            )
+            .unwrap_err()
+            .starts_with("cannot run it: ")
+        );
+    }
+
+    #[test]
+    fn limits_are_described_in_minutes_when_long() {
+        assert_eq!(describe_limit(APT_INSTALL_DEADLINE), "30 min");
+        assert_eq!(describe_limit(APT_UPDATE_DEADLINE), "15 min");
+        assert_eq!(describe_limit(VERSION_DEADLINE), "60 s");
+        assert_eq!(describe_limit(Duration::from_millis(1500)), "1.5 s");
     }
 
     #[test]
