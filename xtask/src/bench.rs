@@ -5,10 +5,12 @@
 //! Each entry of [`SECTIONS`] measures one thing. Host sections run the `bench/` crate
 //! (package `its-bench`), a release-built binary: a hand-rolled timing harness for
 //! `cmd-encode`, and counts on the host GIC model for the others (xtask itself is a debug
-//! build, so it never measures anything in-process). QEMU sections run scenarios of
-//! `qemu-tests/` through `cargo xtask qemu-test --filter <name> --keep-logs` (the same
-//! runner, judge and logs as the suite; the benchmark scenarios boot with `-icount shift=0`)
-//! and read the `@@M` lines of their logs.
+//! build, so it never measures anything in-process). QEMU sections boot scenarios of
+//! `qemu-tests/`, each named exactly, with the `cargo xtask qemu-test` runner's own pieces:
+//! QEMU found and the images built once per bench run ([`qemu::prepare`]), one boot per
+//! scenario ([`run_scenario`], which also writes `target/qemu-test/<scenario>.log`), the
+//! suite's verdict ([`qemu::verdict_of`]: a scenario that does not pass fails the section), and
+//! the `@@M` lines of its serial output. The benchmark scenarios boot with `-icount shift=0`.
 //!
 //! Every section's output goes to the terminal. Then the report ([`report`]) is written to
 //! `target/bench/report.md`, its plots ([`svg`]) next to it as `target/bench/*.svg`. With
@@ -25,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::qemu::launch::{self, Qemu, run_scenario};
+use crate::qemu::{self, images::Images, scenarios};
 use crate::workspace::{CargoEnv, cargo, workspace_root};
 use metrics::Metric;
 
@@ -42,9 +46,8 @@ target/bench/report.md with its plots (target/bench/*.svg).
 enum Kind {
     /// A section of the `its-bench` binary.
     Host(&'static str),
-    /// QEMU scenarios: `(filter, logs)`: `cargo xtask qemu-test --filter <filter>`, then the
-    /// `@@M` lines of `target/qemu-test/<log>.log` for each log.
-    Qemu(&'static [(&'static str, &'static [&'static str])]),
+    /// QEMU scenarios, by exact name, booted in this order; their `@@M` lines.
+    Qemu(&'static [&'static str]),
 }
 
 /// One benchmark section.
@@ -85,24 +88,25 @@ const SECTIONS: &[Section] = &[
         name: "qemu-latency",
         about: "instructions from MSI to guest handler and EL2 exits: direct vLPI, doorbell \
                 wake-up, software injection (QEMU, -icount shift=0)",
-        kind: Kind::Qemu(&[("bench_vlpi_latency", &["bench_vlpi_latency"])]),
+        kind: Kind::Qemu(&["bench_vlpi_latency"]),
     },
     Section {
         name: "qemu-vpe",
         about: "GICR accesses and ITS commands per vPE schedule/deschedule; vLPI map costs \
                 on QEMU's ITS (QEMU, -icount shift=0)",
-        kind: Kind::Qemu(&[("bench_vpe_counts", &["bench_vpe_counts"])]),
+        kind: Kind::Qemu(&["bench_vpe_counts"]),
     },
     Section {
         name: "qemu-exits",
         about: "EL2 exits per vLPI, per doorbell wake-up and per timer interrupt (HW bit or \
                 not), vLPI map commands, from the suite's scenarios (QEMU)",
         kind: Kind::Qemu(&[
-            ("vlpi_direct", &["vlpi_direct"]),
-            ("vlpi_edu_passthrough", &["vlpi_edu_passthrough"]),
-            ("vlpi_doorbell_wake", &["vlpi_doorbell_wake"]),
-            ("vlpi_many", &["vlpi_many"]),
-            ("fwd_vtimer", &["fwd_vtimer", "fwd_vtimer_wfi"]),
+            "vlpi_direct",
+            "vlpi_edu_passthrough",
+            "vlpi_doorbell_wake",
+            "vlpi_many",
+            "fwd_vtimer",
+            "fwd_vtimer_wfi",
         ]),
     },
 ];
@@ -157,37 +161,30 @@ fn host_bench(section: &str) -> Result<Vec<Metric>, String> {
     Ok(metrics::parse(&text))
 }
 
-/// Runs QEMU scenarios through `cargo xtask qemu-test` and returns the `@@M` figures of the
-/// logs named.
-fn qemu_bench(runs: &[(&str, &[&str])]) -> Result<Vec<Metric>, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find xtask itself: {e}"))?;
-    let logdir = workspace_root().join("target/qemu-test");
+/// What the QEMU sections boot with: QEMU, the images and the log directory, from
+/// [`qemu::prepare`] once per bench run (or why they could not be had).
+type QemuSetup = Result<(Qemu, Images, PathBuf), String>;
+
+/// Boots each scenario of `names` once, echoes its result and its `@@M` lines, and returns
+/// those figures. A scenario that does not pass the suite's verdict fails the section.
+fn qemu_bench(setup: &QemuSetup, names: &[&str]) -> Result<Vec<Metric>, String> {
+    let (qemu, images, logdir) = setup.as_ref().map_err(Clone::clone)?;
     let mut figures = Vec::new();
-    for (filter, logs) in runs {
-        for log in *logs {
-            let _ = std::fs::remove_file(logdir.join(format!("{log}.log")));
+    for name in names {
+        let scenario = scenarios::by_name(name).ok_or_else(|| format!("no scenario `{name}`"))?;
+        let out = run_scenario(qemu, images, scenario, logdir, &mut |_| {})
+            .map_err(|e| format!("{name}: could not run QEMU: {e}"))?;
+        let verdict = qemu::verdict_of(scenario, &out);
+        let passed = verdict.passed;
+        let serial = out.serial.clone();
+        println!("{}", qemu::format_result(scenario, &Ok((out, verdict))));
+        if !passed {
+            return Err(format!("scenario {name} failed"));
         }
-        let status = Command::new(&exe)
-            .args(["qemu-test", "--filter", filter, "--keep-logs"])
-            .stdin(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        if !status.success() {
-            return Err(format!("qemu-test --filter {filter} failed ({status})"));
+        for line in serial.lines().filter(|l| l.contains("@@M")) {
+            println!("  {name}: {}", line.trim_end());
         }
-        for log in *logs {
-            let path = logdir.join(format!("{log}.log"));
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            if !text.contains(&format!("@@T ok {log}")) {
-                return Err(format!("{}: no `@@T ok {log}`", path.display()));
-            }
-            let ms = metrics::parse(&text);
-            for line in text.lines().filter(|l| l.contains("@@M")) {
-                println!("  {log}: {}", line.trim_end());
-            }
-            figures.extend(ms);
-        }
+        figures.extend(metrics::parse(&serial));
     }
     Ok(figures)
 }
@@ -220,7 +217,17 @@ pub fn run(args: &[String]) -> ExitCode {
             .collect()
     };
     let start = Instant::now();
-    let env = environment(args);
+    // QEMU and the images, once for all the QEMU sections (none chosen: not looked for).
+    let setup: QemuSetup = if chosen.iter().any(|s| matches!(s.kind, Kind::Qemu(_))) {
+        qemu::prepare(None, &workspace_root())
+    } else {
+        Err("no QEMU section chosen".to_owned())
+    };
+    let qemu_version = match &setup {
+        Ok((q, _, _)) => Some(q.version_line.clone()),
+        Err(_) => installed_qemu_version(),
+    };
+    let env = environment(args, qemu_version);
     println!(
         "cargo xtask bench: {} section(s) on {}; QEMU: {}",
         chosen.len(),
@@ -235,7 +242,7 @@ pub fn run(args: &[String]) -> ExitCode {
         let t = Instant::now();
         let r = match s.kind {
             Kind::Host(section) => host_bench(section),
-            Kind::Qemu(runs) => qemu_bench(runs),
+            Kind::Qemu(names) => qemu_bench(&setup, names),
         };
         times.insert(s.name.to_owned(), t.elapsed().as_secs_f64());
         match r {
@@ -310,8 +317,15 @@ fn first_line(program: &str, args: &[&str]) -> Option<String> {
         .filter(|l| !l.is_empty())
 }
 
-/// Where and when: host CPU, QEMU, Rust, commit, date, command line.
-fn environment(args: &[String]) -> report::Env {
+/// The version line of the QEMU on `PATH`, for a report whose runs did not set QEMU up.
+fn installed_qemu_version() -> Option<String> {
+    let path = launch::which(launch::QEMU)?;
+    launch::version_line(&path).ok().filter(|l| !l.is_empty())
+}
+
+/// Where and when: host CPU, QEMU (`qemu`: its version line), Rust, commit, date, command
+/// line.
+fn environment(args: &[String], qemu: Option<String>) -> report::Env {
     let commit = match first_line("git", &["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
             let changed: Vec<String> = Command::new("git")
@@ -346,7 +360,7 @@ fn environment(args: &[String]) -> report::Env {
     }
     report::Env {
         host_cpu: host_description(),
-        qemu: first_line("qemu-system-aarch64", &["--version"]),
+        qemu,
         rustc: first_line("rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
         commit,
         date: utc_date(secs),
@@ -421,21 +435,35 @@ mod tests {
     }
 
     #[test]
-    fn sections_have_unique_names_and_qemu_runs_name_their_logs() {
+    fn sections_have_unique_names_and_qemu_sections_name_their_scenarios() {
         for (i, s) in SECTIONS.iter().enumerate() {
             assert!(
                 SECTIONS[i + 1..].iter().all(|t| t.name != s.name),
                 "{}",
                 s.name
             );
-            if let Kind::Qemu(runs) = s.kind {
-                for (filter, logs) in runs {
-                    assert!(!logs.is_empty());
-                    // Each log's scenario is selected by the filter (substring, or exact for
-                    // a benchmark).
-                    assert!(logs.iter().all(|l| l.contains(filter)), "{filter}");
+            if let Kind::Qemu(names) = s.kind {
+                assert!(!names.is_empty(), "{}", s.name);
+                for name in names {
+                    let scenario = scenarios::by_name(name);
+                    assert!(scenario.is_some(), "{}: no scenario {name}", s.name);
+                    // Only scenarios that must pass: never a runner self-check.
+                    assert!(scenario.is_some_and(|sc| !sc.hidden), "{name}");
                 }
             }
         }
+    }
+
+    #[test]
+    fn qemu_exits_boots_the_timer_scenarios_it_reads_and_no_other() {
+        let Some(Kind::Qemu(names)) = SECTIONS
+            .iter()
+            .find(|s| s.name == "qemu-exits")
+            .map(|s| &s.kind)
+        else {
+            panic!("no qemu-exits section");
+        };
+        assert!(names.contains(&"fwd_vtimer") && names.contains(&"fwd_vtimer_wfi"));
+        assert!(!names.contains(&"fwd_vtimer_migrate"));
     }
 }

@@ -10,7 +10,10 @@
 //! - [`images`]: builds `qemu-tests` (hyp, then guest) with a sanitized environment, adding the
 //!   rust target first if it is missing.
 //! - [`launch`]: finds QEMU (`--qemu`, `PATH`, or `apt-get install` when root), checks it is at
-//!   least 7.1, boots one scenario per QEMU process with a total and a no-output deadline.
+//!   least 7.1 (`--version` and apt-get run under generous deadlines, killed past them), boots
+//!   one scenario per QEMU process with a total and a no-output deadline. `cargo xtask bench`
+//!   boots its scenarios through the same [`prepare`], [`launch::run_scenario`] and
+//!   [`verdict_of`].
 //! - [`scenarios`]: the table of scenarios (CPUs, devices, deadline, expected guest errors).
 //! - [`judge`](mod@judge): the verdict, a pure function of the run's outputs (rules in its docs).
 //!
@@ -20,10 +23,10 @@
 //! logs only, unless `--keep-logs` is given (logs of scenarios not run this time then stay).
 //! Exit status: 0 all passed, 1 a scenario failed, 2 usage or set-up error.
 
-mod images;
+pub(crate) mod images;
 mod judge;
-mod launch;
-mod scenarios;
+pub(crate) mod launch;
+pub(crate) mod scenarios;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -84,8 +87,9 @@ fn parse_args(args: &[String], allow_suite_options: bool) -> Result<Options, Str
     Ok(o)
 }
 
-/// Finds QEMU and builds the images, printing what it uses.
-fn prepare(qemu: Option<&Path>, root: &Path) -> Result<(Qemu, Images, PathBuf), String> {
+/// Finds QEMU and builds the images, printing what it uses; returns them with the log
+/// directory (`target/qemu-test`, created). `root` is the repository root.
+pub(crate) fn prepare(qemu: Option<&Path>, root: &Path) -> Result<(Qemu, Images, PathBuf), String> {
     let qemu = launch::find_qemu(qemu)?;
     println!("QEMU: {} ({})", qemu.version_line, qemu.path.display());
     println!("building the qemu-tests images (hyp, guest)");
@@ -110,7 +114,7 @@ fn remove_old_logs(logdir: &Path) {
 }
 
 /// The verdict on a run (the judge, plus the runner's own timeout detail).
-fn verdict_of(scenario: &Scenario, out: &RunOutput) -> Verdict {
+pub(crate) fn verdict_of(scenario: &Scenario, out: &RunOutput) -> Verdict {
     let mut v = judge(
         scenario,
         &out.serial,
@@ -129,7 +133,10 @@ fn verdict_of(scenario: &Scenario, out: &RunOutput) -> Verdict {
 }
 
 /// Formats one scenario's result the way the suite prints it.
-fn format_result(scenario: &Scenario, result: &Result<(RunOutput, Verdict), String>) -> String {
+pub(crate) fn format_result(
+    scenario: &Scenario,
+    result: &Result<(RunOutput, Verdict), String>,
+) -> String {
     match result {
         Ok((_, v)) if v.passed => format!("test {} ... ok", scenario.name),
         Ok((out, v)) => {
