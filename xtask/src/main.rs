@@ -2,13 +2,13 @@
 //! `cargo xtask`: the project's build, test and tooling commands.
 //!
 //! ```text
-//! cargo xtask demo                       boot the demo hypervisor on QEMU and narrate it
+//! cargo xtask demo [--qemu PATH]         boot the demo hypervisor on QEMU and narrate it
 //! cargo xtask test                       host tests, fuzz-corpus replay, QEMU suite
 //! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
 //! cargo xtask decode [--v41] [--bin] [FILE]
 //! cargo xtask encode [--v41] [FILE]
-//! cargo xtask fuzz [--target T] [--time SECS]
-//! cargo xtask bench
+//! cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]
+//! cargo xtask bench [--list] [--publish] [SECTION...]
 //! ```
 
 mod bench;
@@ -24,16 +24,17 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [args]
 
 commands:
-  demo                        boot the demo hypervisor on QEMU and narrate each step
+  demo [--qemu PATH]          boot the demo hypervisor on QEMU and narrate each step
   test                        everything: host tests, fuzz-corpus replay, the QEMU suite
   qemu-test [--filter S] [--qemu PATH] [--keep-logs]
                               build the QEMU images and run the scenarios
   decode [--v41] [--bin] [FILE]
                               disassemble ITS commands (hex dwords or raw bytes)
   encode [--v41] [FILE]       assemble ITS commands from the decode text format
-  fuzz [--target T] [--time SECS]
+  fuzz [--target T] [--time SECS] [--no-cmin]
                               run the cargo-fuzz targets (nightly)
-  bench                       run the benchmarks and print the figures
+  bench [--list] [--publish] [SECTION...]
+                              run the benchmarks, print the figures, write the report
 ";
 
 fn main() -> ExitCode {

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The contract of `cargo xtask decode` and `cargo xtask encode`, tested on the built binary:
 //! stdout, stderr and exit status (0 decoded, 1 unknown opcode or reserved bits, 2 unusable
-//! input), `--bin`, `--v41`, FILE arguments, comments, and both round trips.
+//! input), `--bin`, `--v41`, FILE arguments, comments, and both round trips. Also: the command
+//! list of `cargo xtask --help` gives every command's synopsis as that command's `--help` does.
 //!
 //! Expected doublewords are written from the field positions of Arm IHI 0069 (DeviceID
 //! DW0\[63:32\], EventID DW1\[31:0\], pINTID DW1\[63:32\], Size DW1\[4:0\], ITT_addr DW2\[51:8\],
@@ -345,6 +346,33 @@ fn help_is_printed_and_exits_0() {
         assert_eq!(r.status, 0, "{args:?}");
         assert!(r.stdout.contains(want), "{args:?}: {}", r.stdout);
         assert_eq!(r.stderr, "", "{args:?}");
+    }
+}
+
+#[test]
+fn the_command_list_carries_each_commands_synopsis() {
+    let list = xtask(&["--help"], b"").stdout;
+    for cmd in [
+        "demo",
+        "test",
+        "qemu-test",
+        "decode",
+        "encode",
+        "fuzz",
+        "bench",
+    ] {
+        let r = xtask(&[cmd, "--help"], b"");
+        assert_eq!(r.status, 0, "{cmd}");
+        let first = r.stdout.lines().next().unwrap_or_default();
+        let synopsis = first
+            .strip_prefix("usage: cargo xtask ")
+            .unwrap_or_else(|| panic!("{cmd}: {first:?}"));
+        assert!(
+            list.lines().any(|l| l
+                .strip_prefix("  ")
+                .is_some_and(|l| l.starts_with(synopsis))),
+            "`cargo xtask --help` lacks `{synopsis}`:\n{list}"
+        );
     }
 }
 
