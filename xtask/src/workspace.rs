@@ -8,10 +8,16 @@
 //!   variables cargo set for xtask's own build (`CARGO_PKG_*`, `CARGO_MANIFEST_*`, ...). The
 //!   user's settings (`CARGO_TARGET_DIR`, `RUSTFLAGS`, ...) were meant for this workspace and
 //!   stay;
-//! - the `qemu-tests` workspace (bare-metal `aarch64-unknown-none`) drops every `CARGO*` /
-//!   `RUST*` variable except `CARGO_HOME` and `RUSTUP_HOME`: the host build's target dir,
-//!   rustflags and compiler settings would break it or put its images where the runner does not
-//!   look.
+//! - the `qemu-tests` workspace (bare-metal `aarch64-unknown-none`) also drops what would
+//!   break its build or put its images where the runner does not look: the host build's target
+//!   dir and target settings, rustflags, profile overrides and compiler or wrapper overrides.
+//!
+//! Both keep every `RUSTUP_*` variable. `RUSTUP_TOOLCHAIN` is the toolchain the proxy resolved
+//! for `cargo xtask` (the one `rust-toolchain.toml` pins) and `RUSTUP_AUTO_INSTALL` the user's
+//! choice: without them, the rustup proxies that cargo starts resolve the toolchain on their
+//! own and, with auto-install on, may install or update toolchains, several at once. Cargo's
+//! own network and registry settings (`CARGO_HOME`, `CARGO_NET_*`, `CARGO_HTTP_*`,
+//! `CARGO_REGISTRIES_*`) stay too.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,30 +33,40 @@ pub(crate) fn workspace_root() -> PathBuf {
 pub(crate) enum CargoEnv {
     /// A build of the host workspace: drop what cargo set for xtask's own build.
     Host,
-    /// A build of another workspace for another target: drop every `CARGO*` / `RUST*`
-    /// variable but `CARGO_HOME` and `RUSTUP_HOME`.
+    /// A build of another workspace for another target: also drop the host build's target,
+    /// flag, profile and compiler settings.
     Clean,
 }
 
 impl CargoEnv {
     /// Whether the inherited variable `key` is dropped.
     pub(crate) fn drops(self, key: &str) -> bool {
+        // What cargo set for xtask's own build.
+        const OWN_BUILD: [&str; 4] = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_BIN_",
+            "CARGO_CRATE_",
+        ];
+        // The host build's settings that would break a bare-metal build elsewhere.
+        const HOST_SETTINGS: [&str; 3] = ["CARGO_TARGET_", "CARGO_BUILD_", "CARGO_PROFILE_"];
+        const HOST_VARS: [&str; 10] = [
+            "CARGO",
+            "CARGO_ENCODED_RUSTFLAGS",
+            "CARGO_ENCODED_RUSTDOCFLAGS",
+            "CARGO_MAKEFLAGS",
+            "RUSTFLAGS",
+            "RUSTDOCFLAGS",
+            "RUSTC",
+            "RUSTDOC",
+            "RUSTC_WRAPPER",
+            "RUSTC_WORKSPACE_WRAPPER",
+        ];
+        let own = OWN_BUILD.iter().any(|p| key.starts_with(p)) || key == "CARGO_PRIMARY_PACKAGE";
         match self {
-            Self::Host => {
-                [
-                    "CARGO_PKG_",
-                    "CARGO_MANIFEST_",
-                    "CARGO_BIN_",
-                    "CARGO_CRATE_",
-                ]
-                .iter()
-                .any(|p| key.starts_with(p))
-                    || key == "CARGO_PRIMARY_PACKAGE"
-            }
+            Self::Host => own,
             Self::Clean => {
-                (key.starts_with("CARGO") || key.starts_with("RUST"))
-                    && key != "CARGO_HOME"
-                    && key != "RUSTUP_HOME"
+                own || HOST_SETTINGS.iter().any(|p| key.starts_with(p)) || HOST_VARS.contains(&key)
             }
         }
     }
@@ -112,19 +128,49 @@ mod tests {
     }
 
     #[test]
-    fn clean_builds_keep_only_the_homes() {
+    fn clean_builds_drop_the_host_settings_and_keep_rustup_and_network_settings() {
         for k in [
             "CARGO",
             "CARGO_TARGET_DIR",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUNNER",
+            "CARGO_BUILD_TARGET",
+            "CARGO_PROFILE_RELEASE_DEBUG",
+            "CARGO_ENCODED_RUSTFLAGS",
             "CARGO_PKG_NAME",
             "RUSTFLAGS",
             "RUSTC",
-            "RUSTUP_TOOLCHAIN",
+            "RUSTC_WRAPPER",
         ] {
             assert!(CargoEnv::Clean.drops(k), "{k}");
         }
-        for k in ["CARGO_HOME", "RUSTUP_HOME", "PATH", "HOME"] {
+        for k in [
+            "CARGO_HOME",
+            "CARGO_NET_OFFLINE",
+            "CARGO_HTTP_PROXY",
+            "CARGO_REGISTRIES_CRATES_IO_PROTOCOL",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "RUSTUP_AUTO_INSTALL",
+            "RUSTUP_DIST_SERVER",
+            "RUST_BACKTRACE",
+            "PATH",
+            "HOME",
+        ] {
             assert!(!CargoEnv::Clean.drops(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn no_build_drops_a_rustup_variable() {
+        for env in [CargoEnv::Host, CargoEnv::Clean] {
+            for k in [
+                "RUSTUP_TOOLCHAIN",
+                "RUSTUP_AUTO_INSTALL",
+                "RUSTUP_HOME",
+                "RUSTUP_UPDATE_ROOT",
+            ] {
+                assert!(!env.drops(k), "{env:?} {k}");
+            }
         }
     }
 }
