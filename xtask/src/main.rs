@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo xtask demo [--qemu PATH]         boot the demo hypervisor on QEMU and narrate it
-//! cargo xtask test                       host tests, fuzz-corpus replay, QEMU suite
+//! cargo xtask test                       lints, host tests, fuzz-corpus replay, QEMU suite
 //! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
 //! cargo xtask decode [--v41] [--bin] [FILE]
 //! cargo xtask encode [--v41] [FILE]
@@ -16,6 +16,7 @@ mod cli;
 mod fuzz;
 mod qemu;
 mod test;
+mod toolchain;
 mod workspace;
 
 use std::process::ExitCode;
@@ -25,7 +26,8 @@ usage: cargo xtask <command> [args]
 
 commands:
   demo [--qemu PATH]          boot the demo hypervisor on QEMU and narrate each step
-  test                        everything: host tests, fuzz-corpus replay, the QEMU suite
+  test                        everything: fmt, clippy, no_std builds, host tests,
+                              fuzz-corpus replay, the QEMU suite
   qemu-test [--filter S] [--qemu PATH] [--keep-logs]
                               build the QEMU images and run the scenarios
   decode [--v41] [--bin] [FILE]

@@ -1,19 +1,27 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `cargo xtask test`: every test layer, in order, with a one-line verdict per stage.
+//! `cargo xtask test`: every check and test layer, in order, with a one-line verdict per stage.
 //!
-//! Stages, each run even if an earlier one failed:
-//! 1. `host`: `cargo test --workspace`, the host unit, integration and doc tests of every
+//! First the pinned toolchain gets the bare-metal target if it lacks it
+//! ([`crate::toolchain::ensure_target`]), before any build. Then the stages, each run even if an
+//! earlier one failed:
+//! 1. `fmt`: `cargo fmt --check` on every workspace (the root, `qemu-tests`, `fuzz`, `bench`);
+//! 2. `clippy`: warnings denied, on the host workspace (`--all-targets --all-features`) and on
+//!    each `qemu-tests` image for `aarch64-unknown-none` (hyp and guest separately, as they are
+//!    built);
+//! 3. `no_std`: each library crate built for `aarch64-unknown-none` with its default features
+//!    (a crate that needs `std` without a feature asking for it fails here);
+//! 4. `host`: `cargo test --workspace`, the host unit, integration and doc tests of every
 //!    crate with default features (the xtask CLI contract tests included);
-//! 2. `all-features`: `cargo test -p its-core --all-features`, its-core with its fakes,
-//!    `arbitrary`, `defmt` and `log` code compiled in; then the API docs of every crate with
-//!    every feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings
-//!    denied: a broken intra-doc link or an unnameable public type fails);
-//! 3. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
+//! 5. `all-features`: `cargo test -p its-core --all-features`, its-core with its fakes,
+//!    `arbitrary` and `defmt` code compiled in; then the API docs of every crate with every
+//!    feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings denied: a
+//!    broken intra-doc link or an unnameable public type fails);
+//! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
 //!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
 //!    vpe-sched --features fuzzing --test fuzz_corpus` (the stateful target `driver`, plus its
 //!    scripted sequences). It checks from their output that every corpus was actually
 //!    replayed (a stage that passes because nothing ran is a failure);
-//! 4. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
+//! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
 //! `N passed, N failed` that counts stages (not individual tests: each stage prints its own
@@ -21,14 +29,18 @@
 //! is built by cargo, so it works on a fresh clone.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 
-use crate::workspace::{CargoEnv, cargo};
+use crate::toolchain::TARGET;
+use crate::workspace::{CargoEnv, cargo, workspace_root};
 
 const USAGE: &str = "\
 usage: cargo xtask test
 
-Runs, in order: host tests (cargo test --workspace), its-core with all features, the fuzz-corpus
+Runs, in order: cargo fmt --check on every workspace, clippy with warnings denied (host, and
+the qemu-tests images for aarch64-unknown-none), a no_std build of each library crate, host
+tests (cargo test --workspace), its-core with all features and the API docs, the fuzz-corpus
 replays (its-core and vpe-sched), the QEMU suite. Prints `stage NAME ... ok|FAILED` per stage
 and ends with `N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
 ";
@@ -39,7 +51,19 @@ struct Stage {
     run: fn() -> Result<(), String>,
 }
 
-const STAGES: [Stage; 4] = [
+const STAGES: [Stage; 7] = [
+    Stage {
+        name: "fmt",
+        run: fmt,
+    },
+    Stage {
+        name: "clippy",
+        run: clippy,
+    },
+    Stage {
+        name: "no_std",
+        run: no_std,
+    },
     Stage {
         name: "host",
         run: host,
@@ -70,6 +94,11 @@ pub fn run(args: &[String]) -> ExitCode {
             eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
             return ExitCode::from(2);
         }
+    }
+    if let Err(e) = crate::toolchain::ensure_target() {
+        eprintln!("test: {e}");
+        println!("0 passed, {} failed", STAGES.len());
+        return ExitCode::FAILURE;
     }
     let mut results = Vec::new();
     for stage in &STAGES {
@@ -114,6 +143,100 @@ fn run_cargo(cmd: &mut Command) -> Result<Vec<String>, String> {
         Ok(lines)
     } else {
         Err(format!("cargo exited with {status}"))
+    }
+}
+
+/// The workspaces of the repository, relative to its root: the host workspace and those that
+/// build on their own (another target, a nightly toolchain, a release-only binary).
+const WORKSPACES: [&str; 4] = [".", "qemu-tests", "fuzz", "bench"];
+
+/// The library crates: each must build `no_std` for the bare-metal target.
+const LIBRARY_CRATES: [&str; 5] = ["its-core", "its-cmdq", "vpe-sched", "doorbell", "fwd-irq"];
+
+/// The `qemu-tests` images, checked one at a time as they are built.
+const IMAGES: [&str; 2] = ["hyp", "guest"];
+
+/// `cargo fmt --check` in the workspace at `dir`.
+fn fmt_check(dir: &Path) -> Result<(), String> {
+    run_cargo(
+        cargo(None, CargoEnv::Clean)
+            .current_dir(dir)
+            .args(["fmt", "--all", "--", "--check"]),
+    )
+    .map(drop)
+    .map_err(|e| {
+        format!(
+            "{}: not formatted ({e}); run `cargo fmt --all` there",
+            dir.display()
+        )
+    })
+}
+
+fn fmt() -> Result<(), String> {
+    let root = workspace_root();
+    let failed: Vec<_> = WORKSPACES
+        .iter()
+        .filter_map(|w| fmt_check(&root.join(w)).err())
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// `cargo clippy ARGS -- -D warnings` in the workspace at `dir` (`env`: see [`CargoEnv`]).
+fn clippy_check(dir: &Path, env: CargoEnv, args: &[&str]) -> Result<(), String> {
+    run_cargo(
+        cargo(None, env)
+            .current_dir(dir)
+            .arg("clippy")
+            .args(args)
+            .args(["--", "-D", "warnings"]),
+    )
+    .map(drop)
+    .map_err(|e| format!("clippy {} in {}: {e}", args.join(" "), dir.display()))
+}
+
+fn clippy() -> Result<(), String> {
+    let root = workspace_root();
+    let mut failed = Vec::new();
+    if let Err(e) = clippy_check(
+        &root,
+        CargoEnv::Host,
+        &["--workspace", "--all-targets", "--all-features"],
+    ) {
+        failed.push(e);
+    }
+    for image in IMAGES {
+        if let Err(e) = clippy_check(
+            &root.join("qemu-tests"),
+            CargoEnv::Clean,
+            &["--target", TARGET, "-p", image],
+        ) {
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+fn no_std() -> Result<(), String> {
+    let mut failed = Vec::new();
+    for krate in LIBRARY_CRATES {
+        if let Err(e) =
+            run_cargo(cargo(None, CargoEnv::Host).args(["build", "-p", krate, "--target", TARGET]))
+        {
+            failed.push(format!("{krate} does not build for {TARGET}: {e}"));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
     }
 }
 
@@ -192,6 +315,87 @@ fn qemu() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every workspace member with a library and no `publish = false` is a library crate,
+    /// checked `no_std` by its stage.
+    #[test]
+    fn every_library_crate_is_built_no_std() {
+        let root = workspace_root();
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let members = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("members = "))
+            .expect("a members line");
+        for member in members.trim_matches(|c| c == '[' || c == ']').split(',') {
+            let member = member.trim().trim_matches('"');
+            let dir = root.join(member);
+            let package = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+            let library =
+                dir.join("src").join("lib.rs").is_file() && !package.contains("publish = false");
+            assert_eq!(
+                LIBRARY_CRATES.contains(&member),
+                library,
+                "{member}: a library crate exactly when it has a lib.rs and is published"
+            );
+        }
+    }
+
+    #[test]
+    fn every_workspace_has_a_manifest() {
+        for w in WORKSPACES {
+            assert!(workspace_root().join(w).join("Cargo.toml").is_file(), "{w}");
+        }
+    }
+
+    /// A scratch crate in a temporary directory with `src/lib.rs` = `lib`.
+    fn scratch_crate(name: &str, lib: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("src")).unwrap();
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+                 [workspace]\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.join("src").join("lib.rs"), lib).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_fmt_stage_fails_on_an_unformatted_line() {
+        let good = scratch_crate(
+            "fmt-good",
+            "//! Fine.\n\n/// One.\npub fn one() -> u32 {\n    1\n}\n",
+        );
+        assert_eq!(fmt_check(&good), Ok(()));
+        let bad = scratch_crate(
+            "fmt-bad",
+            "//! Not fine.\n\n/// One.\npub fn one()->u32{1}\n",
+        );
+        let e = fmt_check(&bad).unwrap_err();
+        assert!(e.contains("not formatted"), "{e}");
+        let _ = (std::fs::remove_dir_all(good), std::fs::remove_dir_all(bad));
+    }
+
+    #[test]
+    fn the_clippy_stage_fails_on_a_warning() {
+        let good = scratch_crate(
+            "clippy-good",
+            "//! Fine.\n\n/// One.\npub fn one() -> u32 {\n    1\n}\n",
+        );
+        assert_eq!(clippy_check(&good, CargoEnv::Clean, &[]), Ok(()));
+        // clippy::needless_return, a warning by default.
+        let bad = scratch_crate(
+            "clippy-bad",
+            "//! Not fine.\n\n/// One.\npub fn one() -> u32 {\n    return 1;\n}\n",
+        );
+        let e = clippy_check(&bad, CargoEnv::Clean, &[]).unwrap_err();
+        assert!(e.contains("clippy"), "{e}");
+        let _ = (std::fs::remove_dir_all(good), std::fs::remove_dir_all(bad));
+    }
 
     #[test]
     fn replay_counts_are_checked() {
