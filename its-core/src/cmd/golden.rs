@@ -409,8 +409,8 @@ fn block_is_little_endian() {
     );
 }
 
-/// Linux's VMAPP and VMAPTI for the QEMU bring-up in the reference notes: vPE 0 on
-/// redistributor 0 with a 14-bit VPT at 0x4004_0000, then vINTID 8192 with no doorbell.
+/// Linux's VMAPP and VMAPTI for a QEMU bring-up: vPE 0 on redistributor 0 with a 14-bit VPT
+/// at 0x4004_0000, then vINTID 8192 with no doorbell.
 #[test]
 fn reference_sequence_from_qemu_bringup() {
     let vmapp = [0x29, 0, 0x8000_0000_0000_0000, 0x0000_0000_4004_000d];

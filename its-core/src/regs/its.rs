@@ -437,7 +437,7 @@ impl ItsL1Entry {
 mod tests {
     use super::*;
 
-    /// QEMU's GITS_TYPER (reference notes A.4): 0x0000_003f_0001_efb3.
+    /// QEMU's GITS_TYPER (`gicv3_arm_its_realize`): 0x0000_003f_0001_efb3.
     #[test]
     fn qemu_typer() {
         let t = GitsTyper::from(0x0000_003f_0001_efb3);

@@ -503,7 +503,7 @@ pub struct GicrSyncr {
 mod tests {
     use super::*;
 
-    /// QEMU 10.0's GICR0_TYPER (reference notes): PLPIS, VLPIS, CommonLPIAff = 1.
+    /// QEMU 10.0's GICR0_TYPER (read at reset): PLPIS, VLPIS, CommonLPIAff = 1.
     #[test]
     fn qemu_typer() {
         let t = GicrTyper::from(0x0000_0000_0100_0003);

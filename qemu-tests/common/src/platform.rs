@@ -2,7 +2,7 @@
 //! QEMU `virt` memory map and the images' own layout.
 //!
 //! The addresses are those of the DTB QEMU generates for `-M virt,gic-version=4,
-//! virtualization=on` (see `shared/reference/qemu-bringup.md`). The runner boots with `-m 512M`.
+//! virtualization=on` (from the DTB QEMU dumps with `-M virt,...,dumpdtb=FILE`). The runner boots with `-m 512M`.
 
 /// Start of RAM.
 pub const RAM_BASE: usize = 0x4000_0000;

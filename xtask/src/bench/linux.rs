@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! What Linux allocates for GICv4.0 tables, from the sizes its GICv3 ITS driver
 //! (`drivers/irqchip/irq-gic-v3-its.c`) uses, for the report's comparison with the memory this
-//! driver was measured to allocate. Formulas only, restated from the facts in
-//! `shared/reference/gicv4-facts.md` (B.4, B.8) and the driver's size macros:
+//! driver was measured to allocate. Formulas only, restated from what that driver allocates
+//! (`its_vpe_init`, `its_alloc_tables`, `its_setup_baser`) and its size macros:
 //!
 //! - `lpi_id_bits = min(GICD_TYPER.IDbits + 1, 16)` (`ITS_MAX_LPI_NRBITS`), one value for the
 //!   whole system; `LPI_NRBITS` is that;

@@ -11,10 +11,11 @@
 //! 4. it has no `@@T fail`, `@@T panic` or `@@T exception` line (from the hyp or the guest);
 //! 5. QEMU's exit status is 0 (the image exits through semihosting with its verdict; a panic
 //!    exits 101, an unexpected exception 102, failed checks 1);
-//! 6. QEMU's `-d guest_errors` log has no line other than those matching one of the
+//! 6. QEMU's `-d guest_errors,unimp` log has no line other than those matching one of the
 //!    scenario's declared `expected_guest_errors` substrings (case-insensitive). Every line
 //!    counts, not only GIC/ITS ones: a bad ITS command does not stall the queue and is visible
-//!    only there, and any other guest error (UART, PCI, ...) is a bug in our images too. Lines
+//!    only there, and any other guest error (UART, PCI, ...) or access to something QEMU does
+//!    not implement is a bug in our images too. Lines
 //!    that mention the GIC or ITS are labelled as such in the reason. [`UNRELATED_GUEST_ERRORS`]
 //!    lists the exceptions (none so far);
 //! 7. every declared expected guest-error substring appears in that log.

@@ -18,7 +18,7 @@
 //! - [`judge`](mod@judge): the verdict, a pure function of the run's outputs (rules in its docs).
 //!
 //! Logs: `target/qemu-test/<scenario>.log` (serial, then QEMU's stderr) and
-//! `<scenario>.qemu.log` (`-d guest_errors`), for every scenario run, passing or failing. At
+//! `<scenario>.qemu.log` (`-d guest_errors,unimp`), for every scenario run, passing or failing. At
 //! the start of a run the logs of earlier runs are deleted, so the directory holds this run's
 //! logs only, unless `--keep-logs` is given (logs of scenarios not run this time then stay).
 //! Exit status: 0 all passed, 1 a scenario failed, 2 usage or set-up error.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! A host model of GICv4 ITSs and redistributors, to test drivers against.
 //!
-//! The model follows QEMU's GICv4.0 model (see the project's reference notes, section A) and
-//! the architecture where QEMU is silent:
+//! The model follows QEMU's GICv4.0 model (`hw/intc/arm_gicv3_its.c`, `arm_gicv3_redist.c`)
+//! and the architecture where QEMU is silent:
 //! - `GITS_BASER<n>`, GITS_CBASER and the queue are latched when GITS_CTLR.Enabled goes to 1,
 //!   and read-only while enabled;
 //! - commands run when GITS_CWRITER is written (or after a configured number of GITS_CREADR

@@ -129,7 +129,7 @@ fn probe_its(gic: &Gic) {
         caps.single_vmovp == typer.vmovp() && caps.vsgi == typer.vsgi(),
         "VMOVP/VSGI"
     );
-    // QEMU 7.2's model, as documented in gicv4-facts.md A.4.
+    // QEMU 7.2's model, as `gicv3_arm_its_realize` sets it.
     check!(
         caps.version == ItsVersion::V4_0,
         "version {:?}",
