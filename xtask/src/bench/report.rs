@@ -973,6 +973,9 @@ fn exits(o: &mut Out<'_>, ms: Option<&[Metric]>, vpe: Option<&[Metric]>) {
 }
 
 #[cfg(test)]
+mod fixture_tests;
+
+#[cfg(test)]
 mod tests {
     use super::super::metrics::parse;
     use super::*;
