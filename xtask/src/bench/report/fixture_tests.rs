@@ -7,6 +7,10 @@
 //! output. Three inputs: every section with figures like a real run's (`full`); sections
 //! whose figures are partial, odd or missing (`partial`: missing keys, a missed target, a
 //! varying round, no QEMU version); and no figures at all (`empty`).
+//!
+//! After a deliberate change to the report (its prose in `report.md`, a table, a plot),
+//! `XTASK_BLESS_REPORT=1 cargo test -p xtask fixture` writes these files anew from the current
+//! code instead of comparing; review their diff like the change itself.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -247,6 +251,9 @@ fn fixtures() -> PathBuf {
 /// and no others).
 fn assert_matches_fixture(name: &str, r: &Report) {
     let dir = fixtures();
+    if std::env::var_os("XTASK_BLESS_REPORT").is_some() {
+        bless(&dir, name, r);
+    }
     let md = std::fs::read_to_string(dir.join(format!("{name}.md"))).expect("fixture");
     assert!(
         r.markdown == md,
@@ -271,6 +278,19 @@ fn assert_matches_fixture(name: &str, r: &Report) {
     for p in &r.plots {
         let svg = std::fs::read_to_string(dir.join(name).join(&p.file)).expect("plot fixture");
         assert!(p.svg == svg, "{name}/{} differs", p.file);
+    }
+}
+
+/// Writes `r` as the fixture `name` (its Markdown, and its plots in place of the old ones).
+fn bless(dir: &Path, name: &str, r: &Report) {
+    let plots = dir.join(name);
+    let _ = std::fs::remove_dir_all(&plots);
+    if !r.plots.is_empty() {
+        std::fs::create_dir_all(&plots).expect("fixture directory");
+    }
+    std::fs::write(dir.join(format!("{name}.md")), &r.markdown).expect("write fixture");
+    for p in &r.plots {
+        std::fs::write(plots.join(&p.file), &p.svg).expect("write plot fixture");
     }
 }
 
