@@ -34,12 +34,19 @@ pub struct Args {
     #[arg(long, value_name = "T", value_parser = TARGETS)]
     target: Option<String>,
     /// libFuzzer's -max_total_time per target, in seconds
-    #[arg(long = "time", value_name = "SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "time", value_name = "SECS", default_value_t = 60, value_parser = seconds)]
     secs: u64,
     /// Keep every new input (do not minimize the corpus)
     #[arg(long)]
     no_cmin: bool,
+}
+
+/// A `--time` value: a whole number of seconds, at least 1.
+fn seconds(s: &str) -> Result<u64, String> {
+    s.parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "not a positive whole number of seconds".to_owned())
 }
 
 impl Args {
