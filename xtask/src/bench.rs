@@ -32,16 +32,6 @@ use crate::qemu::{self, images::Images, scenarios};
 use crate::workspace::{CargoEnv, cargo, workspace_root};
 use metrics::Metric;
 
-const USAGE: &str = "\
-usage: cargo xtask bench [--list] [--publish] [SECTION...]
-
-Runs the benchmark sections (default: all), prints their figures, and writes
-target/bench/report.md with its plots (target/bench/*.svg).
-
-  --list      name the sections and what each measures
-  --publish   also write docs/benchmarks.md and docs/bench/*.svg (needs every section)
-";
-
 /// How a section measures.
 enum Kind {
     /// A section of the `its-bench` binary.
@@ -111,33 +101,55 @@ const SECTIONS: &[Section] = &[
     },
 ];
 
-/// Parsed options.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Options {
+/// Run the benchmarks, print the figures, write the report
+///
+/// Runs the benchmark sections (default: all), prints their figures, and writes
+/// target/bench/report.md with its plots (target/bench/*.svg).
+#[derive(Debug, Default, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Name the sections and what each measures
+    #[arg(long)]
     list: bool,
-    help: bool,
+    /// Also write docs/benchmarks.md and docs/bench/*.svg (needs every section)
+    #[arg(long)]
     publish: bool,
-    sections: Vec<&'static str>,
+    /// The sections to run (default: all)
+    #[arg(value_name = "SECTION", value_parser = section_names())]
+    sections: Vec<String>,
 }
 
-fn parse_args(args: &[String]) -> Result<Options, String> {
-    let mut o = Options::default();
-    for arg in args {
-        match arg.as_str() {
-            "-h" | "--help" => o.help = true,
-            "--list" => o.list = true,
-            "--publish" => o.publish = true,
-            name => match SECTIONS.iter().find(|s| s.name == name) {
-                Some(s) if !o.sections.contains(&s.name) => o.sections.push(s.name),
-                Some(_) => {}
-                None => return Err(format!("unknown section `{name}` (--list names them)")),
-            },
+/// The names of [`SECTIONS`], for the parser to accept and `--help` to list.
+fn section_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(SECTIONS.iter().map(|s| s.name))
+}
+
+impl Args {
+    /// The chosen sections in [`SECTIONS`] order, each once; an error for `--publish` with
+    /// only some of them.
+    fn chosen(&self) -> Result<Vec<&'static Section>, String> {
+        let chosen: Vec<&Section> = SECTIONS
+            .iter()
+            .filter(|s| self.sections.is_empty() || self.sections.iter().any(|n| n == s.name))
+            .collect();
+        if self.publish && chosen.len() != SECTIONS.len() {
+            return Err("--publish writes docs/benchmarks.md: it needs every section".to_owned());
         }
+        Ok(chosen)
     }
-    if o.publish && !o.sections.is_empty() && o.sections.len() != SECTIONS.len() {
-        return Err("--publish writes docs/benchmarks.md: it needs every section".to_owned());
+
+    /// The command line, as the report records it.
+    fn command_line(&self) -> String {
+        let mut command = String::from("cargo xtask bench");
+        if self.publish {
+            command.push_str(" --publish");
+        }
+        for s in &self.sections {
+            command.push(' ');
+            command.push_str(s);
+        }
+        command
     }
-    Ok(o)
 }
 
 /// Runs one section of the `its-bench` binary (built in release mode into `target/bench`),
@@ -190,32 +202,20 @@ fn qemu_bench(setup: &QemuSetup, names: &[&str]) -> Result<Vec<Metric>, String> 
 }
 
 /// `cargo xtask bench`.
-pub fn run(args: &[String]) -> ExitCode {
-    let opts = match parse_args(args) {
-        Ok(o) => o,
+pub fn run(opts: &Args) -> ExitCode {
+    let chosen = match opts.chosen() {
+        Ok(chosen) => chosen,
         Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
+            eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
-    if opts.help {
-        print!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
     if opts.list {
         for s in SECTIONS {
             println!("{:<13} {}", s.name, s.about);
         }
         return ExitCode::SUCCESS;
     }
-    let chosen: Vec<&Section> = if opts.sections.is_empty() {
-        SECTIONS.iter().collect()
-    } else {
-        SECTIONS
-            .iter()
-            .filter(|s| opts.sections.contains(&s.name))
-            .collect()
-    };
     let start = Instant::now();
     // QEMU and the images, once for all the QEMU sections (none chosen: not looked for).
     let setup: QemuSetup = if chosen.iter().any(|s| matches!(s.kind, Kind::Qemu(_))) {
@@ -227,7 +227,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok((q, _, _)) => Some(q.version_line.clone()),
         Err(_) => installed_qemu_version(),
     };
-    let env = environment(args, qemu_version);
+    let env = environment(opts.command_line(), qemu_version);
     println!(
         "cargo xtask bench: {} section(s) on {}; QEMU: {}",
         chosen.len(),
@@ -325,7 +325,7 @@ fn installed_qemu_version() -> Option<String> {
 
 /// Where and when: host CPU, QEMU (`qemu`: its version line), Rust, commit, date, command
 /// line.
-fn environment(args: &[String], qemu: Option<String>) -> report::Env {
+fn environment(command: String, qemu: Option<String>) -> report::Env {
     let commit = match first_line("git", &["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
             let changed: Vec<String> = Command::new("git")
@@ -353,11 +353,6 @@ fn environment(args: &[String], qemu: Option<String>) -> report::Env {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let mut command = String::from("cargo xtask bench");
-    for a in args {
-        command.push(' ');
-        command.push_str(a);
-    }
     report::Env {
         host_cpu: host_description(),
         qemu,
@@ -409,10 +404,6 @@ fn utc_date(secs: u64) -> String {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
     fn dates_are_utc_calendar_dates() {
         assert_eq!(utc_date(0), "1970-01-01 00:00 UTC");
@@ -424,14 +415,45 @@ mod tests {
         assert_eq!(utc_date(4_107_542_399), "2100-02-28 23:59 UTC");
     }
 
+    fn bench(a: &[&str]) -> Result<Args, clap::Error> {
+        match crate::parse(&[&["bench"], a].concat()) {
+            Ok(crate::Command::Bench(o)) => Ok(o),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names of the sections `args` choose, or the error.
+    fn chosen(a: &[&str]) -> Result<Vec<&'static str>, String> {
+        let o = bench(a).map_err(|e| e.to_string())?;
+        Ok(o.chosen()?.iter().map(|s| s.name).collect())
+    }
+
     #[test]
     fn options_parse_and_publish_needs_every_section() {
-        let o = parse_args(&args(&["cmd-encode", "qemu-vpe", "cmd-encode"])).unwrap();
-        assert_eq!(o.sections, ["cmd-encode", "qemu-vpe"]);
-        assert!(parse_args(&args(&["--list"])).unwrap().list);
-        assert!(parse_args(&args(&["nope"])).is_err());
-        assert!(parse_args(&args(&["--publish"])).unwrap().publish);
-        assert!(parse_args(&args(&["--publish", "cmd-encode"])).is_err());
+        // In table order, each once.
+        assert_eq!(
+            chosen(&["qemu-vpe", "cmd-encode", "cmd-encode"]),
+            Ok(vec!["cmd-encode", "qemu-vpe"])
+        );
+        let every: Vec<&str> = SECTIONS.iter().map(|s| s.name).collect();
+        assert_eq!(chosen(&[]), Ok(every.clone()));
+        assert!(bench(&["--list"]).unwrap().list);
+        assert!(bench(&["nope"]).is_err());
+        assert_eq!(chosen(&["--publish"]), Ok(every.clone()));
+        assert_eq!(chosen(&[&["--publish"], &every[..]].concat()), Ok(every));
+        assert!(chosen(&["--publish", "cmd-encode"]).is_err());
+    }
+
+    #[test]
+    fn the_report_records_the_command_line() {
+        let line = |a: &[&str]| bench(a).unwrap().command_line();
+        assert_eq!(line(&["--publish"]), "cargo xtask bench --publish");
+        assert_eq!(line(&[]), "cargo xtask bench");
+        assert_eq!(
+            line(&["qemu-vpe", "cmd-encode"]),
+            "cargo xtask bench qemu-vpe cmd-encode"
+        );
     }
 
     #[test]

@@ -40,39 +40,60 @@ use its_core::caps::ItsCaps;
 use its_core::cmd::{Command, DecodeError, ItsVersion, ParseError, layout_for, parse_line};
 use its_core::regs::GitsTyper;
 
-const DECODE_USAGE: &str = "\
-usage: cargo xtask decode [--v41] [--bin] [FILE]
+/// Disassemble ITS commands (hex doublewords or raw bytes)
+///
+/// Reads FILE, or stdin when FILE is absent or `-`.
+///
+/// Input: hexadecimal doublewords (0x optional) separated by white space, `#` comments
+/// to the end of the line, 4 doublewords (DW0 DW1 DW2 DW3) per command. With --bin: raw
+/// little-endian bytes, 32 per command.
+///
+/// Output: one line per command, `N: MNEMONIC key=value ...`, or `N: UNKNOWN opcode=0x..`.
+///
+/// Exit status: 0 all decoded; 1 an unknown opcode or reserved bits set (a warning on
+/// stderr each, every line still printed); 2 unusable input.
+#[derive(Debug, Default, PartialEq, Eq, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct DecodeArgs {
+    /// Decode with the GICv4.1 layouts (default: GICv3/GICv4.0)
+    #[arg(long)]
+    v41: bool,
+    /// The input is raw bytes, 32 per command
+    #[arg(long)]
+    bin: bool,
+    /// The input (default: stdin, as for `-`)
+    #[arg(value_name = "FILE")]
+    file: Option<String>,
+}
 
-Disassembles ITS commands. Reads FILE, or stdin when FILE is absent or `-`.
+/// Assemble ITS commands from the decode text format
+///
+/// Reads the text `cargo xtask decode` prints (`N:` index optional, blank lines and `#`
+/// comments skipped) from FILE, or stdin when FILE is absent or `-`.
+///
+/// Output: one line per command, `0x%016x 0x%016x 0x%016x 0x%016x` (DW0..DW3).
+///
+/// Exit status: 0 all encoded; 2 any line that is not a command (each reported with its
+/// line number and field; nothing printed on stdout).
+#[derive(Debug, Default, PartialEq, Eq, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct EncodeArgs {
+    /// Use the GICv4.1 layouts (VMAPP, VMOVP) and commands (VSGI, INVDB)
+    #[arg(long)]
+    v41: bool,
+    /// The input (default: stdin, as for `-`)
+    #[arg(value_name = "FILE")]
+    file: Option<String>,
+}
 
-Input: hexadecimal doublewords (0x optional) separated by white space, `#` comments to the end
-of the line, 4 doublewords (DW0 DW1 DW2 DW3) per command. With --bin: raw little-endian
-bytes, 32 per command.
-
-Output: one line per command, `N: MNEMONIC key=value ...`, or `N: UNKNOWN opcode=0x..`.
-
-  --v41     decode with the GICv4.1 layouts (default: GICv3/GICv4.0)
-  --bin     the input is raw bytes
-  -h, --help
-
-Exit status: 0 all decoded; 1 an unknown opcode or reserved bits set (a warning on stderr
-each, every line still printed); 2 unusable input.
-";
-
-const ENCODE_USAGE: &str = "\
-usage: cargo xtask encode [--v41] [FILE]
-
-Assembles ITS commands from the text `cargo xtask decode` prints (`N:` index optional, blank
-lines and `#` comments skipped). Reads FILE, or stdin when FILE is absent or `-`.
-
-Output: one line per command, `0x%016x 0x%016x 0x%016x 0x%016x` (DW0..DW3).
-
-  --v41     use the GICv4.1 layouts (VMAPP, VMOVP) and commands (VSGI, INVDB)
-  -h, --help
-
-Exit status: 0 all encoded; 2 any line that is not a command (each reported with its line
-number and field; nothing printed on stdout).
-";
+/// The ITS version whose layouts `--v41` selects.
+fn version(v41: bool) -> ItsVersion {
+    if v41 {
+        ItsVersion::V4_1
+    } else {
+        ItsVersion::V4_0
+    }
+}
 
 /// What a run prints, and its exit status.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -99,48 +120,6 @@ impl Outcome {
     }
 }
 
-/// Parsed arguments of decode and encode.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Options {
-    v41: bool,
-    bin: bool,
-    file: Option<String>,
-}
-
-impl Options {
-    fn version(&self) -> ItsVersion {
-        if self.v41 {
-            ItsVersion::V4_1
-        } else {
-            ItsVersion::V4_0
-        }
-    }
-}
-
-/// Parses arguments; `Ok(None)` for `--help`.
-fn parse_options(args: &[String], allow_bin: bool) -> Result<Option<Options>, String> {
-    let mut opts = Options::default();
-    let mut only_files = false;
-    for arg in args {
-        match arg.as_str() {
-            "--" if !only_files => only_files = true,
-            "-h" | "--help" if !only_files => return Ok(None),
-            "--v41" if !only_files => opts.v41 = true,
-            "--bin" if !only_files && allow_bin => opts.bin = true,
-            a if !only_files && a.starts_with('-') && a != "-" => {
-                return Err(format!("unknown option `{a}`"));
-            }
-            file => {
-                if let Some(first) = &opts.file {
-                    return Err(format!("more than one FILE (`{first}`, `{file}`)"));
-                }
-                opts.file = Some(file.to_string());
-            }
-        }
-    }
-    Ok(Some(opts))
-}
-
 /// Reads FILE, or stdin for `None` and `-`.
 fn read_input(file: Option<&str>) -> Result<Vec<u8>, String> {
     let mut data = Vec::new();
@@ -157,34 +136,18 @@ fn read_input(file: Option<&str>) -> Result<Vec<u8>, String> {
     Ok(data)
 }
 
-/// Runs `f` on the input named by `args`, handling `--help` and argument errors.
-fn with_input(
-    args: &[String],
-    allow_bin: bool,
-    usage: &str,
-    f: impl FnOnce(&Options, &[u8]) -> Outcome,
-) -> ExitCode {
-    let opts = match parse_options(args, allow_bin) {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            return Outcome {
-                stdout: usage.to_string(),
-                ..Outcome::default()
-            }
-            .emit();
-        }
-        Err(e) => return Outcome::error(format!("{e}\n\n{usage}")).emit(),
-    };
-    match read_input(opts.file.as_deref()) {
-        Ok(data) => f(&opts, &data).emit(),
+/// Runs `f` on the input `file` names (stdin for `None` and `-`).
+fn with_input(file: Option<&str>, f: impl FnOnce(&[u8]) -> Outcome) -> ExitCode {
+    match read_input(file) {
+        Ok(data) => f(&data).emit(),
         Err(e) => Outcome::error(e).emit(),
     }
 }
 
 /// `cargo xtask decode`.
-pub fn decode(args: &[String]) -> ExitCode {
-    with_input(args, true, DECODE_USAGE, |opts, data| {
-        let blocks = if opts.bin {
+pub fn decode(args: &DecodeArgs) -> ExitCode {
+    with_input(args.file.as_deref(), |data| {
+        let blocks = if args.bin {
             blocks_from_bytes(data)
         } else {
             match std::str::from_utf8(data) {
@@ -193,23 +156,20 @@ pub fn decode(args: &[String]) -> ExitCode {
             }
         };
         match blocks {
-            Ok(blocks) => disassemble(&blocks, opts.version()),
+            Ok(blocks) => disassemble(&blocks, version(args.v41)),
             Err(e) => Outcome::error(e),
         }
     })
 }
 
 /// `cargo xtask encode`.
-pub fn encode(args: &[String]) -> ExitCode {
-    with_input(
-        args,
-        false,
-        ENCODE_USAGE,
-        |opts, data| match std::str::from_utf8(data) {
-            Ok(text) => assemble(text, opts.version()),
+pub fn encode(args: &EncodeArgs) -> ExitCode {
+    with_input(args.file.as_deref(), |data| {
+        match std::str::from_utf8(data) {
+            Ok(text) => assemble(text, version(args.v41)),
             Err(_) => Outcome::error("the input is not UTF-8 text"),
-        },
-    )
+        }
+    })
 }
 
 /// Parses one hexadecimal doubleword, `0x` optional, 1 to 16 digits.
@@ -399,25 +359,40 @@ mod tests {
 
     #[test]
     fn options() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let decode = |a: &[&str]| match crate::parse(&[&["decode"], a].concat()) {
+            Ok(crate::Command::Decode(o)) => Ok(o),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
         assert_eq!(
-            parse_options(&args(&["--bin", "--v41", "f"]), true),
-            Ok(Some(Options {
+            decode(&["--bin", "--v41", "f"]).ok(),
+            Some(DecodeArgs {
                 v41: true,
                 bin: true,
                 file: Some("f".into())
-            }))
+            })
         );
-        assert!(parse_options(&args(&["--bin"]), false).is_err());
-        assert!(parse_options(&args(&["a", "b"]), true).is_err());
-        assert!(parse_options(&args(&["--x"]), true).is_err());
-        assert_eq!(parse_options(&args(&["-h"]), true), Ok(None));
+        assert_eq!(decode(&[]).ok(), Some(DecodeArgs::default()));
+        assert_eq!(decode(&["-"]).ok().and_then(|o| o.file), Some("-".into()));
+        assert!(crate::parse(&["encode", "--bin"]).is_err());
+        assert!(decode(&["a", "b"]).is_err());
+        assert!(decode(&["--x"]).is_err());
         assert_eq!(
-            parse_options(&args(&["--", "--v41"]), true),
-            Ok(Some(Options {
+            decode(&["--", "--v41"]).ok(),
+            Some(DecodeArgs {
                 file: Some("--v41".into()),
-                ..Options::default()
-            }))
+                ..DecodeArgs::default()
+            })
+        );
+        let Ok(crate::Command::Encode(e)) = crate::parse(&["encode", "--v41", "t.txt"]) else {
+            panic!("encode options");
+        };
+        assert_eq!(
+            e,
+            EncodeArgs {
+                v41: true,
+                file: Some("t.txt".into())
+            }
         );
     }
 

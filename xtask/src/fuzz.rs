@@ -21,68 +21,46 @@ use crate::workspace::{CargoEnv, cargo, workspace_root};
 /// The fuzz targets, as named in `fuzz/Cargo.toml`.
 pub const TARGETS: [&str; 3] = ["decode", "encode", "driver"];
 
-const USAGE: &str = "\
-usage: cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]
-
-Runs each cargo-fuzz target (nightly) for SECS seconds (default 60), adding new inputs to
-fuzz/corpus/T/, then minimizes the corpus with `cargo fuzz cmin` (unless --no-cmin).
-
-  --target T    decode | encode | driver (default: all, one after the other)
-  --time SECS   libFuzzer -max_total_time per target (default 60)
-  --no-cmin     keep every new input (do not minimize)
-";
-
-struct Options {
-    targets: Vec<&'static str>,
+/// Run the cargo-fuzz targets (nightly)
+///
+/// Runs each cargo-fuzz target for SECS seconds, adding new inputs to fuzz/corpus/T/,
+/// then minimizes the corpus with `cargo fuzz cmin` (unless --no-cmin). Needs the
+/// nightly toolchain; installs cargo-fuzz when it is missing. A crash leaves its input in
+/// fuzz/artifacts/T/.
+#[derive(Debug, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {
+    /// Run only this target (default: all, one after the other)
+    #[arg(long, value_name = "T", value_parser = TARGETS)]
+    target: Option<String>,
+    /// libFuzzer's -max_total_time per target, in seconds
+    #[arg(long = "time", value_name = "SECS", default_value_t = 60, value_parser = seconds)]
     secs: u64,
-    cmin: bool,
+    /// Keep every new input (do not minimize the corpus)
+    #[arg(long)]
+    no_cmin: bool,
 }
 
-fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
-    let mut opts = Options {
-        targets: TARGETS.to_vec(),
-        secs: 60,
-        cmin: true,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--target" => {
-                let t = it.next().ok_or("--target needs a value")?;
-                let t = TARGETS
-                    .into_iter()
-                    .find(|k| k == t)
-                    .ok_or_else(|| format!("unknown target `{t}` (targets: {TARGETS:?})"))?;
-                opts.targets = vec![t];
-            }
-            "--time" => {
-                let s = it.next().ok_or("--time needs a value")?;
-                opts.secs =
-                    s.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
-                        format!("--time: `{s}` is not a positive number of seconds")
-                    })?;
-            }
-            "--no-cmin" => opts.cmin = false,
-            other => return Err(format!("unknown argument `{other}`")),
-        }
+/// A `--time` value: a whole number of seconds, at least 1.
+fn seconds(s: &str) -> Result<u64, String> {
+    s.parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| "not a positive whole number of seconds".to_owned())
+}
+
+impl Args {
+    /// The targets to run, in order.
+    fn targets(&self) -> Vec<&'static str> {
+        TARGETS
+            .into_iter()
+            .filter(|t| self.target.as_deref().is_none_or(|chosen| chosen == *t))
+            .collect()
     }
-    Ok(Some(opts))
 }
 
 /// `cargo xtask fuzz`.
-pub fn run(args: &[String]) -> ExitCode {
-    let opts = match parse_args(args) {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+pub fn run(opts: &Args) -> ExitCode {
     if let Err(e) = ensure_tools() {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -90,8 +68,8 @@ pub fn run(args: &[String]) -> ExitCode {
     let root = workspace_root();
     let mut summaries = Vec::new();
     let mut ok = true;
-    for target in &opts.targets {
-        match fuzz_target(&root, target, &opts) {
+    for target in opts.targets() {
+        match fuzz_target(&root, target, opts) {
             Ok(s) => summaries.push(s),
             Err(e) => {
                 eprintln!("error: {target}: {e}");
@@ -173,7 +151,7 @@ impl Stats {
     }
 }
 
-fn fuzz_target(root: &Path, target: &str, opts: &Options) -> Result<String, String> {
+fn fuzz_target(root: &Path, target: &str, opts: &Args) -> Result<String, String> {
     let dir = root.join("fuzz/corpus").join(target);
     let before = corpus_size(&dir);
     let time = format!("-max_total_time={}", opts.secs);
@@ -210,7 +188,7 @@ fn fuzz_target(root: &Path, target: &str, opts: &Options) -> Result<String, Stri
         after_run.0,
         after_run.1,
     );
-    if opts.cmin {
+    if !opts.no_cmin {
         eprintln!("+ cargo +nightly fuzz cmin {target}");
         let status = cargo(Some("nightly"), CargoEnv::Host)
             .current_dir(root)
@@ -247,13 +225,20 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let o = parse_args(&args(&["--target", "encode", "--time", "5"]))
-            .unwrap()
-            .unwrap();
-        assert_eq!((o.targets, o.secs, o.cmin), (vec!["encode"], 5, true));
-        assert!(parse_args(&args(&["--target", "nope"])).is_err());
-        assert!(parse_args(&args(&["--time", "0"])).is_err());
-        assert!(parse_args(&args(&["--help"])).unwrap().is_none());
+        let fuzz = |a: &[&str]| match crate::parse(&[&["fuzz"], a].concat()) {
+            Ok(crate::Command::Fuzz(o)) => Ok(o),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let o = fuzz(&["--target", "encode", "--time", "5"]).unwrap();
+        assert_eq!((o.targets(), o.secs, o.no_cmin), (vec!["encode"], 5, false));
+        let o = fuzz(&["--no-cmin"]).unwrap();
+        assert_eq!(
+            (o.targets(), o.secs, o.no_cmin),
+            (TARGETS.to_vec(), 60, true)
+        );
+        assert!(fuzz(&["--target", "nope"]).is_err());
+        assert!(fuzz(&["--time", "0"]).is_err());
+        assert!(fuzz(&["--time", "x"]).is_err());
     }
 }

@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! `cargo xtask`: the project's build, test and tooling commands.
 //!
-//! ```text
-//! cargo xtask demo [--qemu PATH]         boot the demo hypervisor on QEMU and narrate it
-//! cargo xtask test                       lints, host tests, fuzz-corpus replay, QEMU suite
-//! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
-//! cargo xtask decode [--v41] [--bin] [FILE]
-//! cargo xtask encode [--v41] [FILE]
-//! cargo xtask fuzz [--target T] [--time SECS] [--no-cmin]
-//! cargo xtask bench [--list] [--publish] [SECTION...]
-//! ```
+//! `cargo xtask --help` lists the commands; `cargo xtask COMMAND --help` gives one command's
+//! options. The command line is declared with clap's derive: [`Cli`] holds one variant per
+//! command, and each command's options are an `Args` struct in the module that runs it (its doc
+//! comment is the command's help text). Usage errors exit with status 2.
+//!
+//! Adding a command: an `Args` struct in its module (`#[derive(clap::Args)]`, a doc comment,
+//! one field per option; `#[command(flatten)] qemu: crate::qemu::QemuArg` for `--qemu PATH`),
+//! a variant in [`Command`] and its arm in [`main`].
 
 mod bench;
 mod cli;
@@ -21,45 +20,92 @@ mod workspace;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: cargo xtask <command> [args]
+use clap::{Parser, Subcommand};
 
-commands:
-  demo [--qemu PATH]          boot the demo hypervisor on QEMU and narrate each step
-  test                        everything: fmt, clippy, no_std builds, host tests,
-                              fuzz-corpus replay, the QEMU suite
-  qemu-test [--filter S] [--qemu PATH] [--keep-logs]
-                              build the QEMU images and run the scenarios
-  decode [--v41] [--bin] [FILE]
-                              disassemble ITS commands (hex dwords or raw bytes)
-  encode [--v41] [FILE]       assemble ITS commands from the decode text format
-  fuzz [--target T] [--time SECS] [--no-cmin]
-                              run the cargo-fuzz targets (nightly)
-  bench [--list] [--publish] [SECTION...]
-                              run the benchmarks, print the figures, write the report
-";
+/// The project's build, test and tooling commands.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+#[command(arg_required_else_help = true, disable_version_flag = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One variant per command; each command's help is its `Args` struct's doc comment.
+#[derive(Debug, Subcommand)]
+enum Command {
+    Demo(qemu::DemoArgs),
+    Test(test::Args),
+    QemuTest(qemu::QemuTestArgs),
+    Decode(cli::DecodeArgs),
+    Encode(cli::EncodeArgs),
+    Fuzz(fuzz::Args),
+    Bench(bench::Args),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((cmd, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    match cmd.as_str() {
-        "qemu-test" => qemu::qemu_test(rest),
-        "test" => test::run(rest),
-        "decode" => cli::decode(rest),
-        "encode" => cli::encode(rest),
-        "fuzz" => fuzz::run(rest),
-        "bench" => bench::run(rest),
-        "demo" => qemu::demo(rest),
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        other => {
-            eprintln!("xtask: unknown command `{other}`\n{USAGE}");
-            ExitCode::from(2)
-        }
+    // On a usage error clap prints `error: ...` with the usage and exits with status 2;
+    // `--help` prints to stdout and exits 0.
+    match Cli::parse().command {
+        Command::Demo(a) => qemu::demo(&a),
+        Command::Test(a) => test::run(&a),
+        Command::QemuTest(a) => qemu::qemu_test(&a),
+        Command::Decode(a) => cli::decode(&a),
+        Command::Encode(a) => cli::encode(&a),
+        Command::Fuzz(a) => fuzz::run(&a),
+        Command::Bench(a) => bench::run(&a),
+    }
+}
+
+/// Parses `cargo xtask ARGS` (the program name is supplied), for the modules' tests.
+#[cfg(test)]
+fn parse(args: &[&str]) -> Result<Command, clap::Error> {
+    Cli::try_parse_from(std::iter::once("xtask").chain(args.iter().copied())).map(|c| c.command)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        // clap's own checks: unique names, valid defaults and value parsers, ...
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_is_named_as_before() {
+        let names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "demo",
+                "test",
+                "qemu-test",
+                "decode",
+                "encode",
+                "fuzz",
+                "bench"
+            ]
+        );
+    }
+
+    #[test]
+    fn usage_errors_are_errors_and_help_is_not() {
+        let kind = |args: &[&str]| parse(args).err().map(|e| e.kind());
+        assert_eq!(kind(&["frobnicate"]), Some(ErrorKind::InvalidSubcommand));
+        assert_eq!(
+            kind(&[]),
+            Some(ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+        );
+        assert_eq!(kind(&["test", "extra"]), Some(ErrorKind::UnknownArgument));
+        assert_eq!(kind(&["--help"]), Some(ErrorKind::DisplayHelp));
+        assert_eq!(kind(&["fuzz", "-h"]), Some(ErrorKind::DisplayHelp));
     }
 }

@@ -35,15 +35,18 @@ use std::process::{Command, ExitCode, Stdio};
 use crate::toolchain::TARGET;
 use crate::workspace::{CargoEnv, cargo, workspace_root};
 
-const USAGE: &str = "\
-usage: cargo xtask test
-
-Runs, in order: cargo fmt --check on every workspace, clippy with warnings denied (host, and
-the qemu-tests images for aarch64-unknown-none), a no_std build of each library crate, host
-tests (cargo test --workspace), its-core with all features and the API docs, the fuzz-corpus
-replays (its-core and vpe-sched), the QEMU suite. Prints `stage NAME ... ok|FAILED` per stage
-and ends with `N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
-";
+/// Everything: fmt, clippy, no_std builds, host tests, fuzz-corpus replay, the QEMU suite
+///
+/// Runs, in order: cargo fmt --check on every workspace; clippy with warnings denied (host,
+/// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
+/// crate; host tests (cargo test --workspace); its-core with all features and the API
+/// docs; the fuzz-corpus replays (its-core and vpe-sched); the QEMU suite.
+///
+/// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
+/// stages). Exits non-zero if any stage failed.
+#[derive(Debug, Default, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct Args {}
 
 /// One stage of `cargo xtask test`.
 struct Stage {
@@ -83,18 +86,7 @@ const STAGES: [Stage; 7] = [
 ];
 
 /// `cargo xtask test`.
-pub fn run(args: &[String]) -> ExitCode {
-    match args.first().map(String::as_str) {
-        None => {}
-        Some("-h" | "--help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("error: unknown argument `{other}`\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    }
+pub fn run(_: &Args) -> ExitCode {
     if let Err(e) = crate::toolchain::ensure_target() {
         eprintln!("test: {e}");
         println!("0 passed, {} failed", STAGES.len());
@@ -305,7 +297,7 @@ fn check_replayed(lines: &[String]) -> Result<(), String> {
 }
 
 fn qemu() -> Result<(), String> {
-    if crate::qemu::qemu_test(&[]) == ExitCode::SUCCESS {
+    if crate::qemu::qemu_test(&Default::default()) == ExitCode::SUCCESS {
         Ok(())
     } else {
         Err("the QEMU suite failed".into())

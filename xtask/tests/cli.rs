@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The contract of `cargo xtask decode` and `cargo xtask encode`, tested on the built binary:
 //! stdout, stderr and exit status (0 decoded, 1 unknown opcode or reserved bits, 2 unusable
-//! input), `--bin`, `--v41`, FILE arguments, comments, and both round trips. Also: the command
-//! list of `cargo xtask --help` gives every command's synopsis as that command's `--help` does.
+//! input), `--bin`, `--v41`, FILE arguments, comments, and both round trips. Also the command
+//! line of every command: usage errors exit 2, `--help` and `-h` exit 0 and name each of the
+//! command's options.
 //!
 //! Expected doublewords are written from the field positions of Arm IHI 0069 (DeviceID
 //! DW0\[63:32\], EventID DW1\[31:0\], pINTID DW1\[63:32\], Size DW1\[4:0\], ITT_addr DW2\[51:8\],
@@ -320,6 +321,18 @@ fn bad_arguments_exit_2() {
         &["decode", "--frobnicate"][..],
         &["decode", "a.hex", "b.hex"],
         &["encode", "--bin"],
+        &["frobnicate"],
+        &["test", "extra"],
+        &["qemu-test", "--bogus"],
+        &["qemu-test", "--filter"],
+        &["demo", "--filter", "x"],
+        &["demo", "--keep-logs"],
+        &["fuzz", "--target", "nope"],
+        &["fuzz", "--time", "0"],
+        &["fuzz", "--time"],
+        &["bench", "nope"],
+        // --publish rewrites docs/benchmarks.md: all sections or none named.
+        &["bench", "--publish", "cmd-encode"],
     ] {
         let r = xtask(args, b"");
         assert_eq!(r.status, 2, "{args:?}");
@@ -329,18 +342,37 @@ fn bad_arguments_exit_2() {
 }
 
 #[test]
+fn no_command_prints_the_command_list_on_stderr_and_exits_2() {
+    let r = xtask(&[], b"");
+    assert_eq!(r.status, 2);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr.contains("Usage: cargo xtask <COMMAND>"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("qemu-test"), "{}", r.stderr);
+}
+
+#[test]
 fn help_is_printed_and_exits_0() {
     for (args, want) in [
         (
             &["decode", "--help"][..],
-            "usage: cargo xtask decode [--v41] [--bin] [FILE]",
+            "Usage: cargo xtask decode [OPTIONS] [FILE]",
         ),
-        (&["decode", "-h"], "usage: cargo xtask decode"),
+        (&["decode", "-h"], "Usage: cargo xtask decode"),
         (
             &["encode", "--help"],
-            "usage: cargo xtask encode [--v41] [FILE]",
+            "Usage: cargo xtask encode [OPTIONS] [FILE]",
         ),
-        (&["--help"], "decode [--v41] [--bin] [FILE]"),
+        (
+            &["help", "encode"],
+            "Usage: cargo xtask encode [OPTIONS] [FILE]",
+        ),
+        (&["--help"], "Usage: cargo xtask <COMMAND>"),
+        (&["-h"], "Usage: cargo xtask <COMMAND>"),
+        (&["help"], "Usage: cargo xtask <COMMAND>"),
     ] {
         let r = xtask(args, b"");
         assert_eq!(r.status, 0, "{args:?}");
@@ -349,31 +381,91 @@ fn help_is_printed_and_exits_0() {
     }
 }
 
-#[test]
-fn the_command_list_carries_each_commands_synopsis() {
-    let list = xtask(&["--help"], b"").stdout;
-    for cmd in [
-        "demo",
-        "test",
+/// Every command with its options (flags, and options with their value's name) and its
+/// positional arguments, as its `--help` shows them.
+const COMMANDS: [(&str, &[&str]); 7] = [
+    ("demo", &["--qemu <PATH>"]),
+    ("test", &[]),
+    (
         "qemu-test",
-        "decode",
-        "encode",
-        "fuzz",
-        "bench",
-    ] {
-        let r = xtask(&[cmd, "--help"], b"");
-        assert_eq!(r.status, 0, "{cmd}");
-        let first = r.stdout.lines().next().unwrap_or_default();
-        let synopsis = first
-            .strip_prefix("usage: cargo xtask ")
-            .unwrap_or_else(|| panic!("{cmd}: {first:?}"));
+        &["--filter <S>", "--qemu <PATH>", "--keep-logs"],
+    ),
+    ("decode", &["--v41", "--bin", "[FILE]"]),
+    ("encode", &["--v41", "[FILE]"]),
+    ("fuzz", &["--target <T>", "--time <SECS>", "--no-cmin"]),
+    ("bench", &["--list", "--publish", "[SECTION]..."]),
+];
+
+#[test]
+fn the_command_list_names_every_command() {
+    let list = xtask(&["--help"], b"").stdout;
+    for (cmd, _) in COMMANDS {
         assert!(
-            list.lines().any(|l| l
-                .strip_prefix("  ")
-                .is_some_and(|l| l.starts_with(synopsis))),
-            "`cargo xtask --help` lacks `{synopsis}`:\n{list}"
+            list.lines()
+                .any(|l| l.split_whitespace().next() == Some(cmd)),
+            "`cargo xtask --help` lacks `{cmd}`:\n{list}"
         );
     }
+}
+
+#[test]
+fn each_commands_help_names_each_of_its_options_and_no_other() {
+    for (cmd, options) in COMMANDS {
+        for flag in ["--help", "-h"] {
+            let r = xtask(&[cmd, flag], b"");
+            assert_eq!((r.status, r.stderr.as_str()), (0, ""), "{cmd} {flag}");
+            let help = r.stdout;
+            assert!(
+                help.contains(&format!("Usage: cargo xtask {cmd}")),
+                "{cmd} {flag}:\n{help}"
+            );
+            for option in options {
+                assert!(
+                    help.contains(option),
+                    "{cmd} {flag} lacks `{option}`:\n{help}"
+                );
+            }
+            // The options list (lines that start with a dash) holds these options and
+            // --help, no other.
+            let mut listed: Vec<&str> = help
+                .lines()
+                .filter(|l| l.trim_start().starts_with('-'))
+                .filter_map(|l| l.split_whitespace().find(|w| w.starts_with("--")))
+                .collect();
+            listed.sort_unstable();
+            let mut want: Vec<&str> = options
+                .iter()
+                .filter_map(|o| o.split_whitespace().next())
+                .filter(|o| o.starts_with("--"))
+                .chain(["--help"])
+                .collect();
+            want.sort_unstable();
+            assert_eq!(listed, want, "{cmd} {flag}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn bench_list_names_every_section_and_runs_nothing() {
+    let r = xtask(&["bench", "--list"], b"");
+    assert_eq!((r.status, r.stderr.as_str()), (0, ""));
+    let names: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "cmd-encode",
+            "cmdq-batch",
+            "vlpi-map",
+            "table-memory",
+            "qemu-latency",
+            "qemu-vpe",
+            "qemu-exits"
+        ]
+    );
 }
 
 #[test]

@@ -43,48 +43,51 @@ use scenarios::Scenario;
 
 use crate::workspace::workspace_root;
 
-const QEMU_TEST_USAGE: &str = "\
-usage: cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
-
-  --filter S     run the scenarios whose name contains S (a runner self-check such as
-                 panic_check, exception_check or guest_error_check runs only if S is its
-                 exact name; those are expected to FAIL)
-  --qemu PATH    QEMU binary to use (default: qemu-system-aarch64 on PATH, installed with
-                 apt-get when missing and running as root)
-  --keep-logs    keep the logs of earlier runs (by default they are deleted when a run starts)
-
-logs: target/qemu-test/<scenario>.log and <scenario>.qemu.log, kept for every scenario run
-";
-
-const DEMO_USAGE: &str = "usage: cargo xtask demo [--qemu PATH]\n";
-
-/// Parsed `qemu-test` / `demo` options.
-#[derive(Debug, Default, PartialEq, Eq)]
-struct Options {
-    filter: Option<String>,
-    qemu: Option<PathBuf>,
-    keep_logs: bool,
-    help: bool,
+/// `--qemu PATH`, for every command that boots QEMU (flattened into its `Args`).
+#[derive(Debug, Default, clap::Args)]
+pub struct QemuArg {
+    /// The QEMU binary (default: qemu-system-aarch64 on PATH)
+    ///
+    /// When it is not given and none is on PATH, xtask installs QEMU with apt-get if it
+    /// runs as root. QEMU 7.1 or later is needed (GICv4 in the `virt` machine).
+    #[arg(long = "qemu", value_name = "PATH", verbatim_doc_comment)]
+    pub path: Option<PathBuf>,
 }
 
-fn parse_args(args: &[String], allow_suite_options: bool) -> Result<Options, String> {
-    let mut o = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match a.as_str() {
-            "--qemu" => o.qemu = Some(PathBuf::from(value("--qemu")?)),
-            "--filter" if allow_suite_options => o.filter = Some(value("--filter")?),
-            "--keep-logs" if allow_suite_options => o.keep_logs = true,
-            "-h" | "--help" => o.help = true,
-            other => return Err(format!("unknown argument `{other}`")),
-        }
-    }
-    Ok(o)
+/// Build the QEMU images and run the scenarios
+///
+/// Builds the qemu-tests images (hyp, guest) and boots each scenario on QEMU's GICv4
+/// model, as many at a time as there are CPUs, each judged from its output.
+///
+/// Logs: target/qemu-test/SCENARIO.log (serial, then QEMU's stderr) and
+/// SCENARIO.qemu.log (-d guest_errors,unimp), for every scenario run.
+///
+/// Exit status: 0 all passed, 1 a scenario failed, 2 usage or set-up error.
+#[derive(Debug, Default, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct QemuTestArgs {
+    /// Run only the scenarios whose name contains S
+    ///
+    /// A runner self-check (panic_check, exception_check, guest_error_check) runs
+    /// only when S is its exact name; those are expected to FAIL.
+    #[arg(long, value_name = "S", verbatim_doc_comment)]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub qemu: QemuArg,
+    /// Keep the logs of earlier runs (by default a run deletes them first)
+    #[arg(long)]
+    pub keep_logs: bool,
+}
+
+/// Boot the demo hypervisor on QEMU and narrate each step
+///
+/// Builds the images and boots the `demo` scenario: an EL2 hypervisor and an EL1 guest
+/// on QEMU `virt` (gic-version=4), with a line of narration per step the driver takes.
+#[derive(Debug, Default, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub qemu: QemuArg,
 }
 
 /// Finds QEMU and builds the images, printing what it uses; returns them with the log
@@ -162,24 +165,13 @@ pub(crate) fn format_result(
 }
 
 /// `cargo xtask qemu-test`.
-pub fn qemu_test(args: &[String]) -> ExitCode {
-    let opts = match parse_args(args, true) {
-        Ok(o) if o.help => {
-            print!("{QEMU_TEST_USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(o) => o,
-        Err(e) => {
-            eprint!("qemu-test: {e}\n{QEMU_TEST_USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
     let selected = scenarios::select(opts.filter.as_deref());
     if selected.is_empty() {
         let names: Vec<_> = scenarios::SCENARIOS.iter().map(|s| s.name).collect();
         eprintln!(
             "qemu-test: no scenario matches `{}`; scenarios: {}",
-            opts.filter.unwrap_or_default(),
+            opts.filter.as_deref().unwrap_or_default(),
             names.join(", ")
         );
         return ExitCode::from(2);
@@ -187,7 +179,7 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
 
     let suite_start = Instant::now();
     let root = workspace_root();
-    let (qemu, images, logdir) = match prepare(opts.qemu.as_deref(), &root) {
+    let (qemu, images, logdir) = match prepare(opts.qemu.path.as_deref(), &root) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("qemu-test: {e}");
@@ -258,24 +250,13 @@ pub fn qemu_test(args: &[String]) -> ExitCode {
 }
 
 /// `cargo xtask demo`: boots the `demo` scenario and narrates it.
-pub fn demo(args: &[String]) -> ExitCode {
-    let opts = match parse_args(args, false) {
-        Ok(o) if o.help => {
-            print!("{DEMO_USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Ok(o) => o,
-        Err(e) => {
-            eprint!("demo: {e}\n{DEMO_USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+pub fn demo(opts: &DemoArgs) -> ExitCode {
     let Some(scenario) = scenarios::by_name("demo") else {
         eprintln!("demo: no `demo` scenario in the table");
         return ExitCode::from(2);
     };
     let root = workspace_root();
-    let (qemu, images, logdir) = match prepare(opts.qemu.as_deref(), &root) {
+    let (qemu, images, logdir) = match prepare(opts.qemu.path.as_deref(), &root) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("demo: {e}");
@@ -328,30 +309,35 @@ pub fn demo(args: &[String]) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::{Command, parse};
 
     #[test]
     fn options_parse() {
-        let o = parse_args(
-            &args(&["--filter", "smp", "--keep-logs", "--qemu", "/q"]),
-            true,
-        );
-        assert_eq!(
-            o,
-            Ok(Options {
-                filter: Some("smp".into()),
-                qemu: Some("/q".into()),
-                keep_logs: true,
-                help: false
-            })
-        );
-        assert!(parse_args(&args(&["--filter"]), true).is_err());
-        assert!(parse_args(&args(&["--bogus"]), true).is_err());
-        assert!(parse_args(&args(&["--filter", "x"]), false).is_err());
-        assert!(parse_args(&args(&["--help"]), false).unwrap().help);
+        let Ok(Command::QemuTest(o)) = parse(&[
+            "qemu-test",
+            "--filter",
+            "smp",
+            "--keep-logs",
+            "--qemu",
+            "/q",
+        ]) else {
+            panic!("qemu-test options");
+        };
+        assert_eq!(o.filter.as_deref(), Some("smp"));
+        assert_eq!(o.qemu.path.as_deref(), Some("/q".as_ref()));
+        assert!(o.keep_logs);
+        let Ok(Command::QemuTest(o)) = parse(&["qemu-test"]) else {
+            panic!("qemu-test without options");
+        };
+        assert_eq!((o.filter, o.qemu.path, o.keep_logs), (None, None, false));
+        let Ok(Command::Demo(o)) = parse(&["demo", "--qemu", "/q"]) else {
+            panic!("demo options");
+        };
+        assert_eq!(o.qemu.path.as_deref(), Some("/q".as_ref()));
+        assert!(parse(&["qemu-test", "--filter"]).is_err());
+        assert!(parse(&["qemu-test", "--bogus"]).is_err());
+        // The suite's options are not the demo's.
+        assert!(parse(&["demo", "--filter", "x"]).is_err());
+        assert!(parse(&["demo", "--keep-logs"]).is_err());
     }
 }
