@@ -14,6 +14,7 @@
 mod bench;
 mod cli;
 mod fuzz;
+mod linux;
 mod qemu;
 mod test;
 mod toolchain;
@@ -53,6 +54,8 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(rest),
         "bench" => bench::run(rest),
         "demo" => qemu::demo(rest),
+        "linux-fetch" => linux::cli::linux_fetch(rest),
+        "qemu-fetch" => linux::cli::qemu_fetch(rest),
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
             ExitCode::SUCCESS
