@@ -102,7 +102,11 @@ impl Machine {
 }
 
 /// Writes QEMU's own device tree for `machine` to `out` (`-M ...,dumpdtb=out`: QEMU builds the
-/// machine, writes the blob and exits without running anything). Returns the blob's size.
+/// machine, writes the blob and exits without running anything), packed ([`pack_fdt`]: QEMU's
+/// blob is 1 MiB, nearly all of it free space). Returns the packed size.
+///
+/// QEMU puts fresh random `kaslr-seed` and `rng-seed` values in `/chosen` each run, so two
+/// dumps of one configuration differ in those bytes only.
 pub fn dump_dtb(qemu: &Path, machine: &Machine, out: &Path) -> Result<u64, String> {
     let _ = fs::remove_file(out);
     let args = machine.args(Some(out))?;
@@ -112,8 +116,53 @@ pub fn dump_dtb(qemu: &Path, machine: &Machine, out: &Path) -> Result<u64, Strin
         &format!("{} (dumpdtb)", qemu.display()),
     )?;
     let blob = fs::read(out).map_err(|e| format!("{}: not written: {e}", out.display()))?;
-    check_fdt(&blob).map_err(|e| format!("{}: {e}", out.display()))?;
-    Ok(blob.len() as u64)
+    let packed = pack_fdt(&blob).map_err(|e| format!("{}: {e}", out.display()))?;
+    fs::write(out, &packed).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    Ok(packed.len() as u64)
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// The device tree `blob` without the free space after its last block: the memory
+/// reservation map, the structure block and the strings block stay where they are, the blob
+/// ends with the last of them and the header's totalsize says so. Nothing else changes.
+pub fn pack_fdt(blob: &[u8]) -> Result<Vec<u8>, String> {
+    check_fdt(blob)?;
+    let field = |n: usize| be32(blob, 4 * n) as usize;
+    let (off_struct, off_strings, off_rsvmap) = (field(2), field(3), field(4));
+    let (size_strings, size_struct) = (field(8), field(9));
+    if field(5) < 17 {
+        return Err(format!("device tree version {} (17 needed)", field(5)));
+    }
+    // The reservation map: 16-byte (address, size) entries up to an all-zero one.
+    let mut rsv_end = off_rsvmap;
+    loop {
+        let entry = blob
+            .get(rsv_end..rsv_end + 16)
+            .ok_or("the memory reservation map runs past the blob")?;
+        rsv_end += 16;
+        if entry.iter().all(|&b| b == 0) {
+            break;
+        }
+    }
+    let ends = [
+        Some(rsv_end),
+        off_struct.checked_add(size_struct),
+        off_strings.checked_add(size_strings),
+    ];
+    let mut end = 40;
+    for e in ends {
+        match e {
+            Some(e) if e <= blob.len() => end = end.max(e),
+            _ => return Err("a block runs past the blob".into()),
+        }
+    }
+    let mut packed = blob[..end].to_vec();
+    let total = u32::try_from(end).map_err(|_| "too large")?;
+    packed[4..8].copy_from_slice(&total.to_be_bytes());
+    Ok(packed)
 }
 
 /// Checks the flattened device tree header: magic, and a total size that is the blob's.
@@ -530,6 +579,103 @@ mod tests {
         assert!(check_fdt(&blob).unwrap_err().contains("totalsize 65"));
         assert!(check_fdt(&[0; 64]).is_err());
         assert!(check_fdt(&FDT_MAGIC).is_err());
+    }
+
+    /// A blob laid out as QEMU lays it out: header, reservation map, structure, strings,
+    /// free space.
+    fn blob(rsv: &[[u64; 2]], total: usize) -> Vec<u8> {
+        let mut b = vec![0u8; total];
+        let off_rsv = 0x30;
+        let off_struct = off_rsv + 16 * (rsv.len() + 1);
+        let (size_struct, size_strings) = (0x24, 0x11);
+        let off_strings = off_struct + size_struct;
+        for (i, v) in [
+            0xd00d_feed,
+            total,
+            off_struct,
+            off_strings,
+            off_rsv,
+            17,
+            16,
+            0,
+            size_strings,
+            size_struct,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            b[4 * i..4 * i + 4].copy_from_slice(&(v as u32).to_be_bytes());
+        }
+        for (i, [addr, size]) in rsv.iter().enumerate() {
+            b[off_rsv + 16 * i..][..8].copy_from_slice(&addr.to_be_bytes());
+            b[off_rsv + 16 * i + 8..][..8].copy_from_slice(&size.to_be_bytes());
+        }
+        for byte in &mut b[off_struct..off_strings + size_strings] {
+            *byte = 0xab;
+        }
+        b
+    }
+
+    #[test]
+    fn packing_cuts_the_free_space_and_keeps_every_block() {
+        let b = blob(&[[0x4000_0000, 0x1000]], 4096);
+        let p = pack_fdt(&b).unwrap();
+        let end = 0x30 + 32 + 0x24 + 0x11;
+        assert_eq!(p.len(), end);
+        assert_eq!(be32(&p, 4) as usize, end);
+        assert_eq!(p[8..], b[8..end]);
+        assert_eq!(check_fdt(&p), Ok(()));
+        // Packing a packed blob changes nothing.
+        assert_eq!(pack_fdt(&p).unwrap(), p);
+        // Blocks past the end, or an unterminated reservation map, are errors.
+        let mut bad = b.clone();
+        bad[36..40].copy_from_slice(&0x10_0000u32.to_be_bytes());
+        assert!(pack_fdt(&bad).is_err());
+        let mut rsv_past_end = b.clone();
+        rsv_past_end[16..20].copy_from_slice(&(4096u32 - 8).to_be_bytes());
+        assert!(
+            pack_fdt(&rsv_past_end)
+                .unwrap_err()
+                .contains("reservation map")
+        );
+        let mut old = b;
+        old[20..24].copy_from_slice(&16u32.to_be_bytes());
+        assert!(pack_fdt(&old).unwrap_err().contains("version 16"));
+    }
+
+    /// The device trees under `fixtures/dtb/` (written by `linux-fetch --dtb-fixtures`).
+    #[test]
+    fn the_dtb_fixtures_are_packed_device_trees_of_their_configuration() {
+        let dir = crate::workspace::workspace_root()
+            .join("fixtures")
+            .join("dtb");
+        let mut seen = 0;
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "dtb") {
+                continue;
+            }
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let b = fs::read(&path).unwrap();
+            assert_eq!(check_fdt(&b), Ok(()), "{name}");
+            assert!(pack_fdt(&b).unwrap() == b, "{name}: not packed");
+            // virt-gicv<G>-smp<N>-qemu<V>.dtb
+            let smp: usize = name.split("-smp").nth(1).unwrap()[..1].parse().unwrap();
+            let has = |s: &[u8]| b.windows(s.len()).any(|w| w == s);
+            let count = |s: &[u8]| b.windows(s.len()).filter(|w| *w == s).count();
+            assert_eq!(count(b"cpu@"), smp, "{name}: cpu nodes");
+            for s in [
+                &b"arm,gic-v3\0"[..],
+                b"arm,gic-v3-its\0",
+                b"pci-host-ecam-generic\0",
+            ] {
+                assert!(has(s), "{name}: {}", String::from_utf8_lossy(s));
+            }
+            // virtualization=on: PSCI by SMC.
+            assert!(has(b"smc\0"), "{name}: psci method");
+            seen += 1;
+        }
+        assert_eq!(seen, 8, "fixtures in {}", dir.display());
     }
 
     #[test]
