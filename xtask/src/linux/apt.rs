@@ -30,14 +30,16 @@ use std::time::Duration;
 
 use super::run::{run_ok, run_within};
 
-/// The Debian archive.
-pub const DEBIAN: &str = "http://deb.debian.org/debian";
-/// Debian's security archive (suites ending in `-security`).
-pub const DEBIAN_SECURITY: &str = "http://deb.debian.org/debian-security";
+/// The host serving Debian's archive (`/debian`) and its security archive
+/// (`/debian-security`), unless [`MIRROR_VAR`] names another.
+pub const DEBIAN_HOST: &str = "http://deb.debian.org";
+/// The variable naming another host (a mirror with the same two paths), e.g.
+/// `http://mirror.example:3142`.
+pub const MIRROR_VAR: &str = "XTASK_DEBIAN_MIRROR";
 /// The archive keyring Debian ships (package `debian-archive-keyring`).
 pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// apt's timeout for one connection or one stalled transfer, in seconds.
-pub const NET_TIMEOUT_S: u32 = 20;
+pub const NET_TIMEOUT_S: u32 = 15;
 /// How long `apt-get update` may take (about 10 MB of package lists).
 const UPDATE_DEADLINE: Duration = Duration::from_secs(5 * 60);
 /// How long one `apt-get download` may take (the kernel package is about 21 MB).
@@ -68,9 +70,20 @@ pub struct AptSpec {
 }
 
 impl AptSpec {
-    /// Debian's `main` for `arch` and `suites`: suites ending in `-security` from the security
-    /// archive, the others from the main archive, signed by [`DEBIAN_KEYRING`].
+    /// [`AptSpec::debian_at`] the host [`MIRROR_VAR`] names, else [`DEBIAN_HOST`].
     pub fn debian(arch: &str, suites: &[&str]) -> Self {
+        let host = std::env::var(MIRROR_VAR)
+            .ok()
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| DEBIAN_HOST.to_owned());
+        Self::debian_at(&host, arch, suites)
+    }
+
+    /// Debian's `main` for `arch` and `suites` from `host`: suites ending in `-security` from
+    /// `host/debian-security`, the others from `host/debian`, signed by [`DEBIAN_KEYRING`].
+    pub fn debian_at(host: &str, arch: &str, suites: &[&str]) -> Self {
+        let host = host.trim_end_matches('/');
+        let (debian, security) = (format!("{host}/debian"), format!("{host}/debian-security"));
         let pick = |security: bool| -> Vec<String> {
             suites
                 .iter()
@@ -78,11 +91,11 @@ impl AptSpec {
                 .map(|s| s.to_string())
                 .collect()
         };
-        let sources = [(DEBIAN, pick(false)), (DEBIAN_SECURITY, pick(true))]
+        let sources = [(debian, pick(false)), (security, pick(true))]
             .into_iter()
             .filter(|(_, suites)| !suites.is_empty())
             .map(|(uri, suites)| Source {
-                uri: uri.to_owned(),
+                uri,
                 suites,
                 components: vec!["main".to_owned()],
             })
@@ -281,7 +294,8 @@ impl PrivateApt {
         format!(
             "{detail}\nfetching the {} package lists from {} failed. Check that this machine \
              reaches the archive (network, DNS; a proxy goes in the http_proxy variable: the \
-             private apt reads no /etc/apt settings). Its configuration: {}",
+             private apt reads no /etc/apt settings), or name a mirror in {MIRROR_VAR}. Its \
+             configuration: {}",
             self.spec.arch,
             self.describe(),
             self.root.join("apt.conf").display()
@@ -377,7 +391,7 @@ pub fn apt_conf(root: &Path, arch: &str, root_user: bool) -> Result<String, Stri
          Debug::NoLocking \"true\";\n\
          Acquire::Languages \"none\";\n\
          Acquire::GzipIndexes \"true\";\n\
-         Acquire::Retries \"2\";\n\
+         Acquire::Retries \"1\";\n\
          Acquire::http::Timeout \"{NET_TIMEOUT_S}\";\n\
          Acquire::https::Timeout \"{NET_TIMEOUT_S}\";\n"
     );
@@ -456,17 +470,19 @@ Size: 1452
 
     #[test]
     fn sources_split_security_suites_and_name_the_architecture() {
-        let spec = AptSpec::debian("arm64", &["bookworm", "bookworm-security"]);
+        let spec = AptSpec::debian_at(
+            "http://m:3142/",
+            "arm64",
+            &["bookworm", "bookworm-security"],
+        );
         assert_eq!(spec.label(), "arm64-bookworm");
         let text = spec.sources_text();
         assert!(
-            text.contains(&format!("URIs: {DEBIAN}\nSuites: bookworm\n")),
+            text.contains("URIs: http://m:3142/debian\nSuites: bookworm\n"),
             "{text}"
         );
         assert!(
-            text.contains(&format!(
-                "URIs: {DEBIAN_SECURITY}\nSuites: bookworm-security\n"
-            )),
+            text.contains("URIs: http://m:3142/debian-security\nSuites: bookworm-security\n"),
             "{text}"
         );
         assert_eq!(text.matches("Architectures: arm64\n").count(), 2);
@@ -475,7 +491,7 @@ Size: 1452
                 .count(),
             2
         );
-        let bpo = AptSpec::debian("amd64", &["bookworm-backports"]);
+        let bpo = AptSpec::debian_at(DEBIAN_HOST, "amd64", &["bookworm-backports"]);
         assert_eq!(bpo.sources.len(), 1);
         assert_eq!(bpo.label(), "amd64-bookworm-backports");
     }

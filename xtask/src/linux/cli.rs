@@ -34,6 +34,9 @@ versions and sizes.
                   each command
   -h, --help
 
+Environment: XTASK_DEBIAN_MIRROR=http://HOST[:PORT] fetches from a mirror with Debian's
+/debian and /debian-security paths; http_proxy is honoured.
+
 Exit status: 0 done (and the boot passed); 1 a step failed; 2 bad arguments.
 ";
 
@@ -44,6 +47,8 @@ Fetches qemu-system-arm from Debian bookworm-backports for this host's architect
 private apt and unpacks it under target/qemu (cached), then prints the path of its
 qemu-system-aarch64, for --qemu PATH. It uses the host's libraries (those of Debian 12's own
 qemu-system-arm).
+
+Environment: XTASK_DEBIAN_MIRROR and http_proxy, as for linux-fetch.
 
 Exit status: 0 done; 1 it failed; 2 bad arguments.
 ";
