@@ -18,7 +18,8 @@ usage: cargo xtask linux-fetch [--boot] [--mode boot|nvme] [--smp N] [--qemu PAT
 Fetches Debian's arm64 cloud kernel and busybox-static into target/linux through a private
 apt (cached: a second run downloads nothing), checks the kernel's Image header, builds
 target/linux/initramfs.cpio and the NVMe disk image target/linux/nvme-disk.img, and prints the
-versions and sizes.
+versions and sizes. The cache holds until target/linux/arm64-bookworm is deleted (then the
+current versions are fetched). One run at a time: the private apt takes no lock.
 
   --boot          then boot them on QEMU directly (no hypervisor): -M virt,gic-version=4,
                   virtualization=on, NVMe attached; checks /init ran to poweroff and prints
