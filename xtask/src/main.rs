@@ -13,6 +13,7 @@
 mod bench;
 mod cli;
 mod fuzz;
+mod linux;
 mod qemu;
 mod test;
 mod toolchain;
@@ -41,6 +42,8 @@ enum Command {
     Encode(cli::EncodeArgs),
     Fuzz(fuzz::Args),
     Bench(bench::Args),
+    LinuxFetch(linux::cli::LinuxFetchArgs),
+    QemuFetch(linux::cli::QemuFetchArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,8 @@ fn main() -> ExitCode {
         Command::Encode(a) => cli::encode(&a),
         Command::Fuzz(a) => fuzz::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::LinuxFetch(a) => linux::cli::linux_fetch(&a),
+        Command::QemuFetch(a) => linux::cli::qemu_fetch(&a),
     }
 }
 
@@ -91,7 +96,9 @@ mod tests {
                 "decode",
                 "encode",
                 "fuzz",
-                "bench"
+                "bench",
+                "linux-fetch",
+                "qemu-fetch"
             ]
         );
     }
