@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use common::exceptions::{self, Frame, VectorKind};
 
-use crate::gic_glue;
+use crate::gic_hw;
 use crate::vcpu::{self, Exit};
 
 static HVC: AtomicU64 = AtomicU64::new(0);
@@ -23,7 +23,7 @@ static DABT: AtomicU64 = AtomicU64::new(0);
 static OTHER: AtomicU64 = AtomicU64::new(0);
 /// IRQs taken at EL2 while the hyp ran (not exits).
 static EL2_IRQS: AtomicU64 = AtomicU64::new(0);
-static LAST_INTID: AtomicU32 = AtomicU32::new(gic_glue::SPURIOUS);
+static LAST_INTID: AtomicU32 = AtomicU32::new(gic_hw::SPURIOUS);
 /// Optional `fn(u32)` called with each INTID acknowledged at EL2 (0 = none).
 static IRQ_HOOK: AtomicUsize = AtomicUsize::new(0);
 
@@ -147,7 +147,7 @@ fn lower_sync(frame: &mut Frame, _kind: VectorKind) {
 
 /// Acknowledges, counts and EOIs one IRQ; returns its INTID (1023 if spurious).
 fn handle_irq() -> u32 {
-    let intid = gic_glue::ack();
+    let intid = gic_hw::ack();
     if (1020..1024).contains(&intid) {
         return intid;
     }
@@ -159,7 +159,7 @@ fn handle_irq() -> u32 {
         let hook = unsafe { core::mem::transmute::<usize, fn(u32)>(hook) };
         hook(intid);
     }
-    gic_glue::eoi(intid);
+    gic_hw::eoi(intid);
     intid
 }
 

@@ -11,7 +11,7 @@ use common::platform::MAX_CPUS;
 use common::psci::PsciError;
 use common::timer::poll_until;
 
-use crate::gic_glue;
+use crate::gic_hw;
 
 /// Bit n set = CPU n checked in.
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
@@ -80,7 +80,7 @@ pub fn run_on(cpu: usize, work: fn(usize) -> u64, timeout: Duration) -> Result<u
 
 fn secondary_main(cpu: usize) -> ! {
     crate::stack::paint_current();
-    if let Err(e) = gic_glue::init_cpu(cpu) {
+    if let Err(e) = gic_hw::get().init_cpu(cpu) {
         // A failure of the scenario that started this CPU (counted before it checks in).
         common::check!(false, "cpu{cpu} GIC init: {e:?}");
     }

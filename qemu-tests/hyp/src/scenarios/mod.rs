@@ -29,7 +29,7 @@ mod vlpi;
 
 use common::report;
 
-use crate::gic_glue::GicError;
+use crate::gic_hw::GicError;
 
 /// What a scenario gets.
 pub struct Ctx {

@@ -28,14 +28,10 @@ pub fn exception_check(_ctx: &mut Ctx) {
 /// error ("invalid guest read at offset"). The scenario itself passes, so only the runner's
 /// guest-error rule can fail it.
 pub fn guest_error_check(ctx: &mut Ctx) {
-    /// GICR_SYNCR offset in RD_base.
-    const GICR_SYNCR: usize = 0xc0;
-    let Some(rd) = crate::gic_glue::redistributor(ctx.cpu) else {
+    let Some(rd) = crate::gic_hw::get().redistributor(ctx.cpu) else {
         common::check!(false, "no redistributor for cpu{}", ctx.cpu);
         return;
     };
-    // SAFETY: RD_base + 0xC0 lies in this CPU's redistributor frame, mapped as Device memory;
-    // QEMU answers the read (with zero) and logs it.
-    let v = unsafe { core::ptr::read_volatile((rd + GICR_SYNCR) as *const u32) };
+    let v = u32::from(its_core::mmio::RedistRegisters::syncr(&*rd));
     common::println!("guest_error_check: GICR_SYNCR read {v:#x}");
 }

@@ -43,18 +43,16 @@ use common::write_sysreg;
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
 use its_core::caps::RedistCaps;
 use its_core::ids::{DeviceId, Lpi, VpeId};
-use its_core::mmio::GitsRegs;
-use safe_mmio::UniqueMmioPointer;
 use vpe_sched::{GicV4, V4Config, Vm, VpeError};
 
 use crate::exits;
 use crate::gic::{self, Gic};
-use crate::gic_glue;
+use crate::gic_hw::{self, ItsFrame};
 
 /// The GICv4 layer as the scenarios hold it.
-pub type HwGicV4<'g> = GicV4<'g, UniqueMmioPointer<'static, GitsRegs>, HwPlatform>;
+pub type HwGicV4<'g> = GicV4<'g, ItsFrame, HwPlatform>;
 /// The doorbells as the scenarios hold them.
-pub type HwDoorbells<'g> = Doorbells<'g, UniqueMmioPointer<'static, GitsRegs>, HwPlatform>;
+pub type HwDoorbells<'g> = Doorbells<'g, ItsFrame, HwPlatform>;
 /// A VM.
 pub type HwVm = Vm<HwPlatform>;
 
@@ -271,7 +269,7 @@ fn watchdog_off() {
 /// masked, after `Doorbells::wait_on(waiter)`. Returns whether the waiter was woken.
 pub fn block_on(waiter: &Waiter, timeout: Duration) -> bool {
     let cpu = cpu_index();
-    if gic_glue::enable_private_irq(cpu, WATCHDOG_PPI).is_err() {
+    if gic_hw::get().enable_private_irq(cpu, WATCHDOG_PPI).is_err() {
         return false;
     }
     let deadline = Deadline::after(timeout);
