@@ -17,7 +17,7 @@
 //! The hyp installs [`EL2_VECTORS`] (VBAR_EL2), the guest [`EL1_VECTORS`] (VBAR_EL1); the
 //! entry code does that. There is one handler table per image.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::FnSlot;
 
 /// QEMU exit status after an unexpected exception.
 pub const EXCEPTION_EXIT_STATUS: u32 = 102;
@@ -181,13 +181,12 @@ impl VectorKind {
 /// An exception handler. It may change the frame (e.g. advance `elr`); the vector restores it.
 pub type Handler = fn(&mut Frame, VectorKind);
 
-/// Registered handlers as `fn` addresses; 0 = none.
-static HANDLERS: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+/// The registered handlers, one per vector kind.
+static HANDLERS: [FnSlot<Handler>; 16] = [const { FnSlot::new() }; 16];
 
 /// Registers (or with `None`, removes) the handler for one vector kind, for this image.
 pub fn set_handler(kind: VectorKind, handler: Option<Handler>) {
-    let raw = handler.map_or(0, |h| h as usize);
-    HANDLERS[kind as usize].store(raw, Ordering::Release);
+    HANDLERS[kind as usize].set(handler);
 }
 
 /// A readable name for an exception class.
@@ -230,14 +229,10 @@ pub fn unexpected(frame: &Frame, kind: VectorKind, el: u8) -> ! {
 
 fn dispatch(frame: &mut Frame, index: u64, el: u8) {
     let kind = VectorKind::from_index(index as usize);
-    let raw = HANDLERS[kind as usize].load(Ordering::Acquire);
-    if raw == 0 {
-        unexpected(frame, kind, el);
+    match HANDLERS[kind as usize].get() {
+        Some(handler) => handler(frame, kind),
+        None => unexpected(frame, kind, el),
     }
-    // SAFETY: the only non-zero values stored in HANDLERS come from `set_handler`, which stores
-    // `Handler` function pointers; function pointers and `usize` have the same size.
-    let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(raw) };
-    handler(frame, kind);
 }
 
 #[unsafe(no_mangle)]

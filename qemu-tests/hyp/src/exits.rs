@@ -9,9 +9,10 @@
 //! IRQs taken while the hyp itself runs (IRQ unmasked at EL2) are acknowledged, counted and
 //! EOIed here; an optional hook sees each INTID first.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use common::exceptions::{self, Frame, VectorKind};
+use common::sync::FnSlot;
 
 use crate::gic_hw;
 use crate::vcpu::{self, Exit};
@@ -24,8 +25,8 @@ static OTHER: AtomicU64 = AtomicU64::new(0);
 /// IRQs taken at EL2 while the hyp ran (not exits).
 static EL2_IRQS: AtomicU64 = AtomicU64::new(0);
 static LAST_INTID: AtomicU32 = AtomicU32::new(gic_hw::SPURIOUS);
-/// Optional `fn(u32)` called with each INTID acknowledged at EL2 (0 = none).
-static IRQ_HOOK: AtomicUsize = AtomicUsize::new(0);
+/// Optional hook called with each INTID acknowledged at EL2.
+static IRQ_HOOK: FnSlot<fn(u32)> = FnSlot::new();
 
 /// Counts of EL2 exits (and of IRQs taken at EL2), all CPUs.
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
@@ -95,7 +96,7 @@ pub fn last_intid() -> u32 {
 
 /// Sets (or clears) the hook called with each INTID acknowledged at EL2, before its EOI.
 pub fn set_irq_hook(hook: Option<fn(u32)>) {
-    IRQ_HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+    IRQ_HOOK.set(hook);
 }
 
 /// Installs the EL2 handlers. Called once at boot by the boot CPU.
@@ -152,11 +153,7 @@ fn handle_irq() -> u32 {
         return intid;
     }
     LAST_INTID.store(intid, Ordering::Release);
-    let hook = IRQ_HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: only `set_irq_hook` stores non-zero values, and it stores `fn(u32)`
-        // pointers, which have the size of `usize`.
-        let hook = unsafe { core::mem::transmute::<usize, fn(u32)>(hook) };
+    if let Some(hook) = IRQ_HOOK.get() {
         hook(intid);
     }
     gic_hw::eoi(intid);

@@ -13,6 +13,7 @@ mod fwd;
 mod gic;
 mod gic_hw;
 mod pci;
+mod rawmem;
 mod scenarios;
 mod smp;
 mod stack;

@@ -10,8 +10,19 @@
 //! 0x00 identification (0xRRrr00ed), 0x24 interrupt status, 0x60 interrupt raise (ORs the
 //! value into the status and sends one MSI when MSI is enabled), 0x64 interrupt acknowledge
 //! (clears those status bits). Its registers below 0x80 take 32-bit accesses only.
+//!
+//! Every access goes through `safe-mmio` (one load or store of the register's width). Config
+//! space is a byte-addressed space of 8-, 16- and 32-bit registers at offsets found at run time
+//! (capability lists), so each access makes a pointer to the one register it touches; `edu`'s
+//! BAR0 is an [`EduRegs`] block. No PCI crate fits: the ones that exist bring their own
+//! enumeration and allocation, where this needs one function on bus 0.
+
+use core::mem::offset_of;
+use core::ptr::NonNull;
 
 use common::platform::{PCIE_ECAM_BASE, PCIE_MMIO_BASE};
+use safe_mmio::fields::{ReadPure, ReadPureWrite, WriteOnly};
+use safe_mmio::{UniqueMmioPointer, field};
 
 /// PCI_COMMAND.
 const COMMAND: usize = 0x04;
@@ -67,36 +78,47 @@ impl Bdf {
             + off
     }
 
-    /// Reads a 32-bit config register (`off` 4-byte aligned).
-    pub fn read32(self, off: usize) -> u32 {
+    /// The config register of type `T` at `off` (aligned down to its width), for one access.
+    ///
+    /// # Safety
+    /// `T` is `ReadPureWrite<u8 | u16 | u32>`.
+    unsafe fn reg<T>(self, off: usize) -> UniqueMmioPointer<'static, T> {
+        let off = (off % 4096) & !(size_of::<T>() - 1);
         // SAFETY: an aligned register in this function's 4 KiB ECAM window, inside the high
-        // ECAM the identity map covers as Device memory; config reads have no side effects.
-        unsafe { core::ptr::read_volatile(self.cfg(off & !3) as *const u32) }
+        // ECAM the identity map covers as Device memory; the address is non-zero. Config space
+        // holds no Rust object, and the pointer lives for the one access its caller makes.
+        unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(self.cfg(off) as *mut T)) }
     }
 
-    /// Writes a 32-bit config register.
+    /// Reads a 32-bit config register (`off` 4-byte aligned).
+    pub fn read32(self, off: usize) -> u32 {
+        // SAFETY: a 32-bit register.
+        unsafe { self.reg::<ReadPureWrite<u32>>(off) }.read()
+    }
+
+    /// Writes a 32-bit config register. The callers write only registers whose effect they
+    /// want (BAR, command, MSI capability).
     pub fn write32(self, off: usize, v: u32) {
-        // SAFETY: as for `read32`; the callers write only registers whose effect they want
-        // (BAR, command, MSI capability).
-        unsafe { core::ptr::write_volatile(self.cfg(off & !3) as *mut u32, v) }
+        // SAFETY: a 32-bit register.
+        unsafe { self.reg::<ReadPureWrite<u32>>(off) }.write(v);
     }
 
     /// Reads a 16-bit config register (`off` 2-byte aligned).
     pub fn read16(self, off: usize) -> u16 {
-        // SAFETY: as for `read32`, 2-byte aligned.
-        unsafe { core::ptr::read_volatile(self.cfg(off & !1) as *const u16) }
+        // SAFETY: a 16-bit register.
+        unsafe { self.reg::<ReadPureWrite<u16>>(off) }.read()
     }
 
     /// Writes a 16-bit config register.
     pub fn write16(self, off: usize, v: u16) {
-        // SAFETY: as for `write32`, 2-byte aligned.
-        unsafe { core::ptr::write_volatile(self.cfg(off & !1) as *mut u16, v) }
+        // SAFETY: a 16-bit register.
+        unsafe { self.reg::<ReadPureWrite<u16>>(off) }.write(v);
     }
 
     /// Reads an 8-bit config register.
     pub fn read8(self, off: usize) -> u8 {
-        // SAFETY: as for `read32`; byte accesses need no alignment.
-        unsafe { core::ptr::read_volatile(self.cfg(off) as *const u8) }
+        // SAFETY: an 8-bit register.
+        unsafe { self.reg::<ReadPureWrite<u8>>(off) }.read()
     }
 
     /// Vendor and device ID (0xffff vendor: no function).
@@ -160,14 +182,27 @@ pub struct Edu {
     msi: usize,
 }
 
-/// edu register: identification.
-const EDU_ID: usize = 0x00;
-/// edu register: interrupt status.
-const EDU_IRQ_STATUS: usize = 0x24;
-/// edu register: interrupt raise.
-const EDU_IRQ_RAISE: usize = 0x60;
-/// edu register: interrupt acknowledge.
-const EDU_IRQ_ACK: usize = 0x64;
+/// The `edu` registers used here, at the start of its BAR0.
+#[repr(C, align(4))]
+pub struct EduRegs {
+    /// 0x00 identification (0xRRrr00ed).
+    id: ReadPure<u32>,
+    _reserved0: [u32; 8],
+    /// 0x24 interrupt status.
+    irq_status: ReadPure<u32>,
+    _reserved1: [u32; 14],
+    /// 0x60 interrupt raise.
+    irq_raise: WriteOnly<u32>,
+    /// 0x64 interrupt acknowledge.
+    irq_ack: WriteOnly<u32>,
+}
+
+const _: () = {
+    assert!(offset_of!(EduRegs, id) == 0x00);
+    assert!(offset_of!(EduRegs, irq_status) == 0x24);
+    assert!(offset_of!(EduRegs, irq_raise) == 0x60);
+    assert!(offset_of!(EduRegs, irq_ack) == 0x64);
+};
 
 impl Edu {
     /// Finds `edu`, sizes and assigns BAR0 at the start of the 32-bit MMIO window, enables
@@ -196,28 +231,26 @@ impl Edu {
             bar0_size: size,
             msi,
         };
-        let id = edu.read(EDU_ID);
+        let id = edu.id();
         if id & 0xff != 0xed {
             return Err(PciError::BadId(id));
         }
         Ok(edu)
     }
 
-    fn read(&self, off: usize) -> u32 {
-        // SAFETY: a 32-bit register of edu's BAR0, which `probe` assigned at `bar0` in the PCIe
-        // MMIO window (Device memory in the identity map) and enabled; reads have no side
-        // effects on the registers used here.
-        unsafe { core::ptr::read_volatile((self.bar0 + off) as *const u32) }
-    }
-
-    fn write(&self, off: usize, v: u32) {
-        // SAFETY: as for `read`; the writes used (raise, ack) only change edu's interrupt state.
-        unsafe { core::ptr::write_volatile((self.bar0 + off) as *mut u32, v) }
+    /// BAR0's registers, for one access. `Edu` is `Copy` and used from two CPUs at once (one
+    /// raises while the other waits), so it keeps the address, not a pointer.
+    fn regs(&self) -> UniqueMmioPointer<'static, EduRegs> {
+        // SAFETY: edu's BAR0, which `probe` assigned at `bar0` (non-zero) in the PCIe MMIO
+        // window (Device memory in the identity map) and enabled. No Rust object lives there;
+        // the pointer lives for one access, whose effect is only on edu's interrupt state.
+        unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(self.bar0 as *mut EduRegs)) }
     }
 
     /// The identification register (0xRRrr00ed: major, minor version).
     pub fn id(&self) -> u32 {
-        self.read(EDU_ID)
+        let mut r = self.regs();
+        field!(r, id).read()
     }
 
     /// Points MSI at `address` with `data` (the EventID) and enables it (one vector).
@@ -255,17 +288,20 @@ impl Edu {
 
     /// Raises edu's interrupt with `status` bits (one MSI per call with MSI enabled).
     pub fn raise(&self, status: u32) {
-        self.write(EDU_IRQ_RAISE, status);
+        let mut r = self.regs();
+        field!(r, irq_raise).write(status);
     }
 
     /// Acknowledges `status` bits.
     pub fn ack(&self, status: u32) {
-        self.write(EDU_IRQ_ACK, status);
+        let mut r = self.regs();
+        field!(r, irq_ack).write(status);
     }
 
     /// The interrupt status register.
     pub fn irq_status(&self) -> u32 {
-        self.read(EDU_IRQ_STATUS)
+        let mut r = self.regs();
+        field!(r, irq_status).read()
     }
 
     /// MSI off, bus mastering and memory decoding off, BAR0 cleared.

@@ -216,11 +216,9 @@ impl BenchGuest {
         if k >= self.len {
             return (0, 0);
         }
-        // SAFETY: `start` checked that the table [table, table + 16 * len) is 8-byte aligned
-        // guest RAM, identity mapped as Normal memory like the guest's own mapping (no stage
-        // 2); the guest only stores whole u64s there, atomically, and not while the hyp runs.
-        let read =
-            |i: usize| unsafe { core::ptr::read_volatile((self.table + 8 * i) as *const u64) };
+        // `start` checked the table lies in guest RAM; the guest stores whole u64s there, and
+        // not while the hyp runs.
+        let read = |i: usize| crate::rawmem::read_guest_u64(self.table + 8 * i).unwrap_or(0);
         (read(2 * k), read(2 * k + 1))
     }
 

@@ -16,11 +16,10 @@ pub fn panic_check(_ctx: &mut Ctx) {
 /// Reads an address outside the 48-bit VA space: a translation fault at EL2 that nothing
 /// handles, so expect `@@T exception el2-sync-current-spx ...` and exit status 102.
 pub fn exception_check(_ctx: &mut Ctx) {
-    let bad = core::hint::black_box(0x8_0000_0000_0000usize) as *const u64;
-    // SAFETY: deliberately unsound from the hardware's point of view: the address is not
-    // mapped and the read faults. The exception handler reports it and ends the run, so the
-    // read never completes and no value is produced.
-    let v = unsafe { core::ptr::read_volatile(bad) };
+    let bad = core::hint::black_box(0x8_0000_0000_0000usize);
+    // SAFETY: the address is not mapped and the read faults, as wanted: the exception handler
+    // reports it and ends the run, so the read never completes and no value is produced.
+    let v = unsafe { crate::rawmem::fault_read(bad) };
     common::println!("exception_check: read {v:#x}, which should not happen");
 }
 
