@@ -25,8 +25,7 @@ static SCTLR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 type Work = fn(usize) -> u64;
 
 /// Posted work, per CPU.
-static WORK: [SpinLock<Option<Work>>; MAX_CPUS] =
-    [const { SpinLock::new(None) }; MAX_CPUS];
+static WORK: [SpinLock<Option<Work>>; MAX_CPUS] = [const { SpinLock::new(None) }; MAX_CPUS];
 /// Result of the last work item, and a sequence number bumped when it is stored.
 static RESULT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static DONE_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
