@@ -63,11 +63,11 @@ use its_core::mmio::ItsRegisters;
 use vpe_sched::VlpiConfig;
 
 use super::Ctx;
-use super::support::{MemMark, map_device, queue_delta, up_default};
-use super::vlpi::{
+use super::support::v4::{
     cfg, create_vm, deschedule, destroy_vm, finish_guest, order, schedule, start_guest,
     unmap_device, unmap_vlpis,
 };
+use super::support::{MemMark, map_device, queue_delta, up_default};
 use crate::gic::{self, COUNTED_LPIS, Gic, HwDevice};
 use crate::smp::{self, SmpError};
 use crate::v4::guest::{GuestLink, Order};
