@@ -184,8 +184,9 @@ pub type Handler = fn(&mut Frame, VectorKind);
 /// The registered handlers, one per vector kind.
 static HANDLERS: [FnSlot<Handler>; 16] = [const { FnSlot::new() }; 16];
 
-/// Registers (or with `None`, removes) the handler for one vector kind, for this image.
-pub fn set_handler(kind: VectorKind, handler: Option<Handler>) {
+/// Registers (or with `None`, removes) the handler for one vector kind, for this image:
+/// `set_handler(kind, Some(&(my_handler as Handler)))`.
+pub fn set_handler(kind: VectorKind, handler: Option<&'static Handler>) {
     HANDLERS[kind as usize].set(handler);
 }
 

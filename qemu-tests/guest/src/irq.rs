@@ -26,7 +26,10 @@ pub fn init() {
     // SAFETY: these only configure the (virtual) GIC CPU interface of this vCPU; no interrupt
     // is taken until PSTATE.I is cleared, and the handler is installed first.
     unsafe {
-        exceptions::set_handler(VectorKind::IrqCurrentSpx, Some(handle));
+        exceptions::set_handler(
+            VectorKind::IrqCurrentSpx,
+            Some(&(handle as exceptions::Handler)),
+        );
         write_sysreg!(icc_sre_el1, 0b111);
         core::arch::asm!("isb", options(nostack));
         write_sysreg!(icc_pmr_el1, 0xff);
@@ -65,7 +68,7 @@ pub fn last() -> u32 {
 
 /// Sets (or clears) the hook called with each INTID before its EOI.
 #[allow(dead_code, reason = "for the vLPI guest programs")]
-pub fn set_hook(hook: Option<fn(u32)>) {
+pub fn set_hook(hook: Option<&'static fn(u32)>) {
     HOOK.set(hook);
 }
 

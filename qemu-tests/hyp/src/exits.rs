@@ -94,16 +94,26 @@ pub fn last_intid() -> u32 {
     LAST_INTID.load(Ordering::Acquire)
 }
 
-/// Sets (or clears) the hook called with each INTID acknowledged at EL2, before its EOI.
-pub fn set_irq_hook(hook: Option<fn(u32)>) {
+/// Sets (or clears) the hook called with each INTID acknowledged at EL2, before its EOI:
+/// `set_irq_hook(Some(&(my_hook as fn(u32))))`.
+pub fn set_irq_hook(hook: Option<&'static fn(u32)>) {
     IRQ_HOOK.set(hook);
 }
 
 /// Installs the EL2 handlers. Called once at boot by the boot CPU.
 pub fn install() {
-    exceptions::set_handler(VectorKind::SyncLowerA64, Some(lower_sync));
-    exceptions::set_handler(VectorKind::IrqLowerA64, Some(lower_irq));
-    exceptions::set_handler(VectorKind::IrqCurrentSpx, Some(el2_irq));
+    exceptions::set_handler(
+        VectorKind::SyncLowerA64,
+        Some(&(lower_sync as exceptions::Handler)),
+    );
+    exceptions::set_handler(
+        VectorKind::IrqLowerA64,
+        Some(&(lower_irq as exceptions::Handler)),
+    );
+    exceptions::set_handler(
+        VectorKind::IrqCurrentSpx,
+        Some(&(el2_irq as exceptions::Handler)),
+    );
 }
 
 /// Exception classes (ESR_EL2.EC).

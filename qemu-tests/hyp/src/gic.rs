@@ -228,7 +228,7 @@ impl Gic {
             }
         };
         reset_counts();
-        exits::set_irq_hook(Some(count_irq));
+        exits::set_irq_hook(Some(&(count_irq as fn(u32))));
         *slot = Some(Self {
             dist,
             redists,

@@ -105,7 +105,10 @@ fn msi(event: u32) -> u64 {
 /// Carries out the hyp's orders until STOP.
 pub fn bench() {
     irq::init();
-    exceptions::set_handler(VectorKind::IrqCurrentSpx, Some(on_irq));
+    exceptions::set_handler(
+        VectorKind::IrqCurrentSpx,
+        Some(&(on_irq as exceptions::Handler)),
+    );
     let mut order = step(bench_step::HELLO, TABLE.as_ptr() as u64, SAMPLES as u64);
     sysreg::unmask_irqs();
     loop {

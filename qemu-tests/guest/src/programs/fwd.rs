@@ -134,7 +134,7 @@ fn phases(mut round: impl FnMut() -> bool) {
 /// FWD_VTIMER: per phase, arms the timer 1 ms ahead and busy-waits for its interrupt.
 pub fn vtimer() {
     irq::init();
-    irq::set_hook(Some(timer_hook));
+    irq::set_hook(Some(&(timer_hook as fn(u32))));
     sysreg::unmask_irqs();
     let sgi = phys_gicr();
     phases(|| {
@@ -151,7 +151,7 @@ pub fn vtimer() {
 /// even on a loaded host) and idles in WFI until its interrupt.
 pub fn vtimer_wfi() {
     irq::init();
-    irq::set_hook(Some(timer_hook));
+    irq::set_hook(Some(&(timer_hook as fn(u32))));
     sysreg::unmask_irqs();
     let sgi = phys_gicr();
     phases(|| {
@@ -176,7 +176,7 @@ fn rtc_quiet_hook(intid: u32) {
 /// FWD_LEVEL_LOWERED: see the hyp scenario.
 pub fn level_lowered() {
     irq::init();
-    irq::set_hook(Some(rtc_quiet_hook));
+    irq::set_hook(Some(&(rtc_quiet_hook as fn(u32))));
     if !check!(rtc_latch(), "the PL031 did not latch its interrupt") {
         return;
     }
@@ -243,7 +243,7 @@ fn rtc_reassert_hook(intid: u32) {
 pub fn level_reassert() {
     irq::init();
     DELIVERIES.store(0, Ordering::Release);
-    irq::set_hook(Some(rtc_reassert_hook));
+    irq::set_hook(Some(&(rtc_reassert_hook as fn(u32))));
     if !check!(rtc_latch(), "the PL031 did not latch its interrupt") {
         return;
     }
@@ -287,7 +287,7 @@ fn record_hook(intid: u32) {
 /// argument).
 pub fn lr_overflow() {
     irq::init();
-    irq::set_hook(Some(record_hook));
+    irq::set_hook(Some(&(record_hook as fn(u32))));
     for phase in 0..8 {
         SEEN.store(0, Ordering::Release);
         for slot in &ORDER {
@@ -321,7 +321,7 @@ pub fn lr_overflow() {
 /// CPU1 with nothing pending, where nothing may arrive.
 pub fn vtimer_migrate() {
     irq::init();
-    irq::set_hook(Some(timer_hook));
+    irq::set_hook(Some(&(timer_hook as fn(u32))));
     sysreg::unmask_irqs();
     let sgi0 = phys_gicr();
 

@@ -91,7 +91,7 @@ fn wait_total(target: u64) -> bool {
 /// Carries out the hyp's orders until STOP.
 pub fn vlpi() {
     irq::init();
-    irq::set_hook(Some(on_irq));
+    irq::set_hook(Some(&(on_irq as fn(u32))));
     let mut order = step(vlpi_step::HELLO, RECV.as_ptr() as u64, RECV_LEN as u64);
     sysreg::unmask_irqs();
     loop {

@@ -112,7 +112,11 @@ fn sgi_at_el2(cpu: usize) {
         return;
     }
     static HOOKED: AtomicU32 = AtomicU32::new(0);
-    exits::set_irq_hook(Some(|intid| HOOKED.store(intid + 1, Ordering::Relaxed)));
+    /// The hook: records the INTID (plus one, so 0 means none).
+    fn record(intid: u32) {
+        HOOKED.store(intid + 1, Ordering::Relaxed);
+    }
+    exits::set_irq_hook(Some(&(record as fn(u32))));
     let before = exits::snapshot();
     let pattern: [u128; 32] =
         core::array::from_fn(|i| 0x0123_4567_89ab_cdef_u128 * (i as u128 + 1));

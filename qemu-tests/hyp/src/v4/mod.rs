@@ -202,14 +202,14 @@ struct Dispatch;
 impl Dispatch {
     fn publish(dbs: &HwDoorbells<'_>) -> Self {
         DISPATCH.store(ptr::from_ref(dbs).cast_mut().cast(), Ordering::SeqCst);
-        exits::set_irq_hook(Some(irq_hook));
+        exits::set_irq_hook(Some(&(irq_hook as fn(u32))));
         Self
     }
 }
 
 impl Drop for Dispatch {
     fn drop(&mut self) {
-        exits::set_irq_hook(Some(gic::count_irq));
+        exits::set_irq_hook(Some(&(gic::count_irq as fn(u32))));
         DISPATCH.store(ptr::null_mut(), Ordering::SeqCst);
         // A CPU that loaded the pointer before it was withdrawn has incremented IN_HOOK first
         // (SeqCst on both sides): wait for it to leave. The hook is a few hundred instructions.
