@@ -16,6 +16,11 @@
 //! Secondary CPUs started by [`start_secondary`] enter at `common_el2_secondary`, do steps 1-4,
 //! enable the MMU with the tables the boot CPU built and call the function passed to
 //! [`start_secondary`].
+//!
+//! # Why hand-written
+//! Entry code runs before there is a stack, with the MMU off: it is assembly by nature, specific to
+//! this memory layout (per-CPU stacks, BSS, the guest image header) and to the two exception
+//! levels.
 
 use crate::mmu::{self, Regime};
 use crate::platform::{MAX_CPUS, STACK_SIZE};

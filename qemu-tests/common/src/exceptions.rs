@@ -16,6 +16,12 @@
 //!
 //! The hyp installs [`EL2_VECTORS`] (VBAR_EL2), the guest [`EL1_VECTORS`] (VBAR_EL1); the
 //! entry code does that. There is one handler table per image.
+//!
+//! # Why hand-written
+//! The vector tables and the frame layout are assembly that must match [`Frame`] field for field
+//! (checked at compile time) and that the hyp's vCPU entry reuses to enter the guest
+//! (`common_vcpu_enter` restores a guest frame as an exception return would); no crate provides
+//! a full-context (SIMD included) EL2 frame shared with a vCPU entry.
 
 use crate::sync::FnSlot;
 

@@ -396,7 +396,7 @@ pub fn gicd_typer(hw: &GicHw) -> GicdTyper {
 /// [`GicIrqState`] with the distributor and redistributor locks it was built under.
 pub struct IrqState<'a> {
     // Declared first, so dropped before the guards that make it sound.
-    state: GicIrqState<'static>,
+    state: GicIrqState<'a>,
     _gicd: SpinMutexGuard<'a, Gicd>,
     _gicr: SpinMutexGuard<'a, Gicr>,
 }
