@@ -4,6 +4,10 @@
 //! QEMU models no caches, so these cannot be checked there; they exist so the drivers can be
 //! given a real `CacheMaint` implementation. None of the `asm!` blocks are `nomem`: they order
 //! memory accesses, which is their whole point.
+//!
+//! # Why hand-written
+//! A handful of `dc`/`dsb` instructions over a range; the driver crates' `CacheMaint` trait is
+//! implemented over them.
 
 /// Smallest data cache line size in bytes (CTR_EL0.DminLine, log2 of words).
 pub fn dcache_line_size() -> usize {

@@ -1,59 +1,85 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! PL011 console and the `print!` / `println!` macros.
+//! PL011 console, on the `arm-pl011-uart` crate, and the `print!` / `println!` macros.
 //!
 //! Usable from any CPU once the MMU is on. The lock remembers its owner: if a CPU re-enters
 //! while it holds the lock (an exception or a panic in the middle of a print), it writes without
 //! waiting rather than deadlocking, so the `@@T exception` / `@@T panic` line always gets out.
+//!
+//! # Before the MMU is on
+//! [`init`] and [`write_raw`] also run with the MMU off (the wrong-exception-level path of the
+//! entry code), where every data access is Device memory: alignment is strict and exclusives
+//! are not guaranteed. The crate is fine there: each register access is one aligned 32-bit
+//! load or store through `safe-mmio`, and it keeps no atomics or locks. The owner lock below is
+//! this module's, and only [`print_fmt`] takes it.
+//!
+//! The crate's `fmt::Write` waits for room in the FIFO without bound; this module writes byte by
+//! byte with a bounded wait instead.
 
 use core::fmt::{self, Write};
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::platform::{UART_BASE, cpu_index};
+use arm_pl011_uart::{DataBits, LineConfig, PL011Registers, Parity, StopBits, Uart};
+use safe_mmio::UniqueMmioPointer;
 
-const UARTDR: usize = 0x00;
-const UARTFR: usize = 0x18;
-const UARTCR: usize = 0x30;
-/// UARTFR.TXFF: transmit FIFO full.
-const FR_TXFF: u32 = 1 << 5;
-/// UARTCR: UARTEN | TXE | RXE. Without it, QEMU logs a guest error for every character.
-const CR_ENABLE: u32 = 0x301;
+use crate::platform::{UART_BASE, cpu_index};
 
 /// 0 when free, otherwise 1 + index of the owning CPU.
 static OWNER: AtomicUsize = AtomicUsize::new(0);
 
-/// Enables the UART. Called by the entry code on the boot CPU; calling it again is harmless.
-pub fn init() {
-    // SAFETY: UART_BASE is the PL011 of QEMU `virt`, mapped as Device memory (or the MMU is
-    // off); UARTCR is a 32-bit register at +0x30.
-    unsafe { core::ptr::write_volatile((UART_BASE + UARTCR) as *mut u32, CR_ENABLE) };
+/// The UART's reference clock on QEMU `virt` (the DTB's `apb-pclk`, 24 MHz). QEMU ignores the
+/// baud rate; it is set for the form of it.
+const UART_CLOCK: u32 = 24_000_000;
+
+/// The UART driver, for the caller's writes.
+///
+/// The driver keeps nothing but its pointer, so one is made for each use: the owner lock
+/// serialises the printing CPUs; a CPU that re-enters (panic or exception mid-print) abandons
+/// the interrupted use, which never resumes its write once the run ends.
+fn uart() -> Uart<'static> {
+    // SAFETY: UART_BASE is QEMU `virt`'s PL011, mapped as Device memory (or the MMU is off); no
+    // Rust object lives there, and the pointer serves one caller at a time (see above).
+    Uart::new(unsafe {
+        UniqueMmioPointer::new(NonNull::new_unchecked(UART_BASE as *mut PL011Registers))
+    })
 }
 
-fn put_byte(byte: u8) {
+/// Enables the UART (8N1, transmit and receive). Called by the entry code on the boot CPU;
+/// calling it again is harmless. Without it, QEMU logs a guest error for every character.
+pub fn init() {
+    let config = LineConfig {
+        data_bits: DataBits::Bits8,
+        parity: Parity::None,
+        stop_bits: StopBits::One,
+    };
+    // Cannot fail for these constants (the divisor is in range).
+    let _ = uart().enable(config, 115_200, UART_CLOCK);
+}
+
+fn put_byte(uart: &mut Uart<'_>, byte: u8) {
     // Bounded wait: QEMU's FIFO never fills, and real hardware drains a byte in well under the
     // 100k polls allowed here; past that, drop the wait rather than hang the test.
     for _ in 0..100_000 {
-        // SAFETY: PL011 UARTFR, a read-only 32-bit register of the mapped UART.
-        let fr = unsafe { core::ptr::read_volatile((UART_BASE + UARTFR) as *const u32) };
-        if fr & FR_TXFF == 0 {
+        if !uart.is_tx_fifo_full() {
             break;
         }
         core::hint::spin_loop();
     }
-    // SAFETY: PL011 UARTDR; writing a byte transmits it.
-    unsafe { core::ptr::write_volatile((UART_BASE + UARTDR) as *mut u32, u32::from(byte)) };
+    uart.write_word(byte);
 }
 
 /// Writes bytes without taking the lock and without `core::fmt`: for the paths that run before
 /// the MMU is on or at the wrong exception level.
 pub fn write_raw(s: &[u8]) {
+    let mut uart = uart();
     for &b in s {
-        put_byte(b);
+        put_byte(&mut uart, b);
     }
 }
 
-struct Uart;
+struct Console;
 
-impl Write for Uart {
+impl Write for Console {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         write_raw(s.as_bytes());
         Ok(())
@@ -72,7 +98,7 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
             core::hint::spin_loop();
         }
     }
-    let _ = Uart.write_fmt(args);
+    let _ = Console.write_fmt(args);
     if !reentered {
         OWNER.store(0, Ordering::Release);
     }

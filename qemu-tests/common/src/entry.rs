@@ -16,12 +16,16 @@
 //! Secondary CPUs started by [`start_secondary`] enter at `common_el2_secondary`, do steps 1-4,
 //! enable the MMU with the tables the boot CPU built and call the function passed to
 //! [`start_secondary`].
-
-use core::sync::atomic::{AtomicUsize, Ordering};
+//!
+//! # Why hand-written
+//! Entry code runs before there is a stack, with the MMU off: it is assembly by nature, specific to
+//! this memory layout (per-CPU stacks, BSS, the guest image header) and to the two exception
+//! levels.
 
 use crate::mmu::{self, Regime};
 use crate::platform::{MAX_CPUS, STACK_SIZE};
 use crate::psci::{self, PsciError};
+use crate::sync::SpinLock;
 use crate::{console, semihosting};
 
 /// CPTR_EL2 (non-VHE): RES1 bits 13, 12 (TSM, traps SME), 9, 8 (TZ, traps SVE), 7:0; TFP (bit
@@ -176,8 +180,12 @@ extern "C" fn common_el2_primary_rust(cpu: usize) -> ! {
     unsafe { __common_el2_main(cpu) }
 }
 
-/// What each secondary CPU runs, as a `fn(usize) -> !` address; 0 = not started.
-static SECONDARY_MAIN: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// A secondary CPU's Rust entry.
+type SecondaryMain = fn(usize) -> !;
+
+/// What each secondary CPU runs (read once its MMU is on, so the lock works).
+static SECONDARY_MAIN: [SpinLock<Option<SecondaryMain>>; MAX_CPUS] =
+    [const { SpinLock::new(None) }; MAX_CPUS];
 
 #[unsafe(no_mangle)]
 extern "C" fn common_el2_secondary_rust(cpu: usize) -> ! {
@@ -189,14 +197,11 @@ extern "C" fn common_el2_secondary_rust(cpu: usize) -> ! {
         crate::write_sysreg!(cntvoff_el2, 0);
         mmu::enable_el2();
     }
-    let raw = SECONDARY_MAIN[cpu].load(Ordering::Acquire);
-    if raw == 0 {
-        panic!("cpu{cpu} started without a main");
+    let main = *SECONDARY_MAIN[cpu].lock();
+    match main {
+        Some(main) => main(cpu),
+        None => panic!("cpu{cpu} started without a main"),
     }
-    // SAFETY: only `start_secondary` stores non-zero values here, and it stores a
-    // `fn(usize) -> !`; function pointers and `usize` have the same size.
-    let main = unsafe { core::mem::transmute::<usize, fn(usize) -> !>(raw) };
-    main(cpu)
 }
 
 #[unsafe(no_mangle)]
@@ -217,15 +222,14 @@ pub fn start_secondary(cpu: usize, main: fn(usize) -> !) -> Result<(), PsciError
     if cpu == 0 || cpu >= MAX_CPUS {
         return Err(PsciError::InvalidParameters);
     }
-    SECONDARY_MAIN[cpu].store(main as usize, Ordering::Release);
+    *SECONDARY_MAIN[cpu].lock() = Some(main);
     unsafe extern "C" {
         fn common_el2_secondary();
     }
     let entry = common_el2_secondary as *const () as u64;
     // Nothing the secondary reads before its MMU is on was written through the cache after
-    // reset except the page tables, which were written with the MMU off; `cpu_on` itself is a
-    // barrier for QEMU. (On hardware, clean SECONDARY_MAIN to the PoC here.)
-    crate::cache::clean_to_poc(SECONDARY_MAIN[cpu].as_ptr() as usize, 8);
+    // reset except the page tables, which were written with the MMU off; it reads
+    // SECONDARY_MAIN with its MMU and caches on, coherent with ours.
     // SAFETY: `common_el2_secondary` is written to start from the reset state at EL2.
     unsafe { psci::cpu_on(cpu as u64, entry, cpu as u64) }
 }

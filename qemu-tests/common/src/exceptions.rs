@@ -16,8 +16,14 @@
 //!
 //! The hyp installs [`EL2_VECTORS`] (VBAR_EL2), the guest [`EL1_VECTORS`] (VBAR_EL1); the
 //! entry code does that. There is one handler table per image.
+//!
+//! # Why hand-written
+//! The vector tables and the frame layout are assembly that must match [`Frame`] field for field
+//! (checked at compile time) and that the hyp's vCPU entry reuses to enter the guest
+//! (`common_vcpu_enter` restores a guest frame as an exception return would); no crate provides
+//! a full-context (SIMD included) EL2 frame shared with a vCPU entry.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use crate::sync::FnSlot;
 
 /// QEMU exit status after an unexpected exception.
 pub const EXCEPTION_EXIT_STATUS: u32 = 102;
@@ -181,13 +187,13 @@ impl VectorKind {
 /// An exception handler. It may change the frame (e.g. advance `elr`); the vector restores it.
 pub type Handler = fn(&mut Frame, VectorKind);
 
-/// Registered handlers as `fn` addresses; 0 = none.
-static HANDLERS: [AtomicUsize; 16] = [const { AtomicUsize::new(0) }; 16];
+/// The registered handlers, one per vector kind.
+static HANDLERS: [FnSlot<Handler>; 16] = [const { FnSlot::new() }; 16];
 
-/// Registers (or with `None`, removes) the handler for one vector kind, for this image.
-pub fn set_handler(kind: VectorKind, handler: Option<Handler>) {
-    let raw = handler.map_or(0, |h| h as usize);
-    HANDLERS[kind as usize].store(raw, Ordering::Release);
+/// Registers (or with `None`, removes) the handler for one vector kind, for this image:
+/// `set_handler(kind, Some(&(my_handler as Handler)))`.
+pub fn set_handler(kind: VectorKind, handler: Option<&'static Handler>) {
+    HANDLERS[kind as usize].set(handler);
 }
 
 /// A readable name for an exception class.
@@ -230,14 +236,10 @@ pub fn unexpected(frame: &Frame, kind: VectorKind, el: u8) -> ! {
 
 fn dispatch(frame: &mut Frame, index: u64, el: u8) {
     let kind = VectorKind::from_index(index as usize);
-    let raw = HANDLERS[kind as usize].load(Ordering::Acquire);
-    if raw == 0 {
-        unexpected(frame, kind, el);
+    match HANDLERS[kind as usize].get() {
+        Some(handler) => handler(frame, kind),
+        None => unexpected(frame, kind, el),
     }
-    // SAFETY: the only non-zero values stored in HANDLERS come from `set_handler`, which stores
-    // `Handler` function pointers; function pointers and `usize` have the same size.
-    let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(raw) };
-    handler(frame, kind);
 }
 
 #[unsafe(no_mangle)]

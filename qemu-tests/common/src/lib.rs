@@ -16,6 +16,15 @@
 //!   (CPU_ON over SMC), [`report`] (the `@@` line protocol the xtask runner parses) and the
 //!   panic handler.
 //!
+//! Where a well-kept crate does the job it is used: `spin` (locks, [`sync`]),
+//! `arm-pl011-uart` ([`console`]), `smccc` ([`psci`]), `semihosting` ([`semihosting`]),
+//! `safe-mmio` (device registers). What stays hand-written is what no crate does here: the
+//! entry code and the EL2/EL1 exception vectors with their full-context frame (assembly laid
+//! out for this frame, shared with the hyp's vCPU entry), the identity map built with the MMU
+//! off ([`mmu`]: plain stores and cache maintenance, no atomics), cache maintenance by VA,
+//! the generic timer, the physical allocator and the report protocol. Each module says how it
+//! behaves before the MMU is on where that matters.
+//!
 //! Both images link this crate. The entry code for both exception levels is present in the
 //! library; each image's linker script names its own entry symbol and the linker drops the other.
 #![no_std]

@@ -19,6 +19,11 @@
 //! not guaranteed to work, so locks would be unreliable. The tables are written with plain
 //! stores, invalidated to the PoC (no stale cached copy can shadow them once the walker reads
 //! them cacheably), and the MMU is enabled before `main` runs.
+//!
+//! # Why hand-written
+//! `aarch64-paging` builds general page tables, but through a table allocator (the heap by
+//! default) that does not exist before the MMU is on (the images' allocator takes a lock), and
+//! the whole map here is three 1 GiB block descriptors in a static, written with plain stores.
 
 use core::cell::UnsafeCell;
 

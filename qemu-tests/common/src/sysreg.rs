@@ -5,6 +5,11 @@
 //! ICC_IAR1_EL1, change GIC state, which is why none of these use `nomem`: the compiler must
 //! not move them across memory accesses). Writes are `unsafe`: SCTLR, TTBR, VBAR and friends can
 //! break everything, so each caller states why its write is sound.
+//!
+//! # Why hand-written
+//! `aarch64-cpu` covers the architectural registers, but not most of the GIC CPU-interface ones
+//! the images use (ICC_IAR1_EL1, ICC_EOIR1_EL1, ICC_PMR_EL1, ICC_IGRPEN1_EL1, ICC_SGI1R_EL1,
+//! ICC_HPPIR1_EL1), nor the PMU's; two small macros over `mrs`/`msr` serve every register alike.
 
 /// Reads a system register by name: `read_sysreg!(mpidr_el1)`.
 #[macro_export]

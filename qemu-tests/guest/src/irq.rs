@@ -6,9 +6,10 @@
 //! [`init`] turns the interface on and installs the handler, which acknowledges, counts, calls
 //! the optional hook and EOIs each interrupt.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use common::exceptions::{self, Frame, VectorKind};
+use common::sync::FnSlot;
 use common::{read_sysreg, write_sysreg};
 
 /// INTIDs 1020-1023 are special (1023 = spurious: nothing pending).
@@ -16,8 +17,8 @@ pub const SPURIOUS: u32 = 1023;
 
 static COUNT: AtomicU64 = AtomicU64::new(0);
 static LAST: AtomicU32 = AtomicU32::new(SPURIOUS);
-/// Optional `fn(u32)` called with each acknowledged INTID (0 = none).
-static HOOK: AtomicUsize = AtomicUsize::new(0);
+/// Optional hook called with each acknowledged INTID.
+static HOOK: FnSlot<fn(u32)> = FnSlot::new();
 
 /// Enables the (virtual) CPU interface for Group 1 with every priority unmasked, and installs
 /// the IRQ handler. PSTATE.I stays as it is: unmask with `common::sysreg::unmask_irqs`.
@@ -25,7 +26,10 @@ pub fn init() {
     // SAFETY: these only configure the (virtual) GIC CPU interface of this vCPU; no interrupt
     // is taken until PSTATE.I is cleared, and the handler is installed first.
     unsafe {
-        exceptions::set_handler(VectorKind::IrqCurrentSpx, Some(handle));
+        exceptions::set_handler(
+            VectorKind::IrqCurrentSpx,
+            Some(&(handle as exceptions::Handler)),
+        );
         write_sysreg!(icc_sre_el1, 0b111);
         core::arch::asm!("isb", options(nostack));
         write_sysreg!(icc_pmr_el1, 0xff);
@@ -64,8 +68,8 @@ pub fn last() -> u32 {
 
 /// Sets (or clears) the hook called with each INTID before its EOI.
 #[allow(dead_code, reason = "for the vLPI guest programs")]
-pub fn set_hook(hook: Option<fn(u32)>) {
-    HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+pub fn set_hook(hook: Option<&'static fn(u32)>) {
+    HOOK.set(hook);
 }
 
 fn handle(_frame: &mut Frame, _kind: VectorKind) {
@@ -75,11 +79,7 @@ fn handle(_frame: &mut Frame, _kind: VectorKind) {
     }
     COUNT.fetch_add(1, Ordering::AcqRel);
     LAST.store(intid, Ordering::Release);
-    let hook = HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: only `set_hook` stores non-zero values, and it stores `fn(u32)` pointers,
-        // which have the size of `usize`.
-        let hook = unsafe { core::mem::transmute::<usize, fn(u32)>(hook) };
+    if let Some(hook) = HOOK.get() {
         hook(intid);
     }
     eoi(intid);

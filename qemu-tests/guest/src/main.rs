@@ -8,6 +8,7 @@
 #![no_std]
 #![no_main]
 
+mod devices;
 mod hvc;
 mod irq;
 mod programs;

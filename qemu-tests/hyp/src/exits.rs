@@ -9,11 +9,12 @@
 //! IRQs taken while the hyp itself runs (IRQ unmasked at EL2) are acknowledged, counted and
 //! EOIed here; an optional hook sees each INTID first.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use common::exceptions::{self, Frame, VectorKind};
+use common::sync::FnSlot;
 
-use crate::gic_glue;
+use crate::gic_hw;
 use crate::vcpu::{self, Exit};
 
 static HVC: AtomicU64 = AtomicU64::new(0);
@@ -23,9 +24,9 @@ static DABT: AtomicU64 = AtomicU64::new(0);
 static OTHER: AtomicU64 = AtomicU64::new(0);
 /// IRQs taken at EL2 while the hyp ran (not exits).
 static EL2_IRQS: AtomicU64 = AtomicU64::new(0);
-static LAST_INTID: AtomicU32 = AtomicU32::new(gic_glue::SPURIOUS);
-/// Optional `fn(u32)` called with each INTID acknowledged at EL2 (0 = none).
-static IRQ_HOOK: AtomicUsize = AtomicUsize::new(0);
+static LAST_INTID: AtomicU32 = AtomicU32::new(gic_hw::SPURIOUS);
+/// Optional hook called with each INTID acknowledged at EL2.
+static IRQ_HOOK: FnSlot<fn(u32)> = FnSlot::new();
 
 /// Counts of EL2 exits (and of IRQs taken at EL2), all CPUs.
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
@@ -93,16 +94,26 @@ pub fn last_intid() -> u32 {
     LAST_INTID.load(Ordering::Acquire)
 }
 
-/// Sets (or clears) the hook called with each INTID acknowledged at EL2, before its EOI.
-pub fn set_irq_hook(hook: Option<fn(u32)>) {
-    IRQ_HOOK.store(hook.map_or(0, |h| h as usize), Ordering::Release);
+/// Sets (or clears) the hook called with each INTID acknowledged at EL2, before its EOI:
+/// `set_irq_hook(Some(&(my_hook as fn(u32))))`.
+pub fn set_irq_hook(hook: Option<&'static fn(u32)>) {
+    IRQ_HOOK.set(hook);
 }
 
 /// Installs the EL2 handlers. Called once at boot by the boot CPU.
 pub fn install() {
-    exceptions::set_handler(VectorKind::SyncLowerA64, Some(lower_sync));
-    exceptions::set_handler(VectorKind::IrqLowerA64, Some(lower_irq));
-    exceptions::set_handler(VectorKind::IrqCurrentSpx, Some(el2_irq));
+    exceptions::set_handler(
+        VectorKind::SyncLowerA64,
+        Some(&(lower_sync as exceptions::Handler)),
+    );
+    exceptions::set_handler(
+        VectorKind::IrqLowerA64,
+        Some(&(lower_irq as exceptions::Handler)),
+    );
+    exceptions::set_handler(
+        VectorKind::IrqCurrentSpx,
+        Some(&(el2_irq as exceptions::Handler)),
+    );
 }
 
 /// Exception classes (ESR_EL2.EC).
@@ -147,19 +158,15 @@ fn lower_sync(frame: &mut Frame, _kind: VectorKind) {
 
 /// Acknowledges, counts and EOIs one IRQ; returns its INTID (1023 if spurious).
 fn handle_irq() -> u32 {
-    let intid = gic_glue::ack();
+    let intid = gic_hw::ack();
     if (1020..1024).contains(&intid) {
         return intid;
     }
     LAST_INTID.store(intid, Ordering::Release);
-    let hook = IRQ_HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: only `set_irq_hook` stores non-zero values, and it stores `fn(u32)`
-        // pointers, which have the size of `usize`.
-        let hook = unsafe { core::mem::transmute::<usize, fn(u32)>(hook) };
+    if let Some(hook) = IRQ_HOOK.get() {
         hook(intid);
     }
-    gic_glue::eoi(intid);
+    gic_hw::eoi(intid);
     intid
 }
 

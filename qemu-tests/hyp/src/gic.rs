@@ -2,14 +2,15 @@
 //! GIC bring-up on the driver crates, and physical LPIs taken at EL2.
 //!
 //! Glue only: every GIC decision (table sizes, page-size probing, the shareability read-back
-//! rule, redistributor wake-up, MAPC/INVALL per CPU) is `its-cmdq`'s. This module finds the
-//! redistributors, hands the crates their MMIO blocks and the [`HwPlatform`], and counts the
-//! LPIs taken at EL2 per INTID per CPU through the infrastructure's IRQ hook
-//! ([`exits::set_irq_hook`]).
+//! rule, redistributor wake-up, MAPC/INVALL per CPU) is `its-cmdq`'s. This module borrows the
+//! MMIO blocks from the GIC's owner ([`crate::gic_hw`]: the ITS control frame for as long as
+//! the ITS lives, a redistributor for each call), hands them and the [`HwPlatform`] to the
+//! crates, and counts the LPIs taken at EL2 per INTID per CPU through the infrastructure's IRQ
+//! hook ([`exits::set_irq_hook`]).
 //!
 //! ```text
 //! Gic::bring_up_with(QueueConfig) -> GicHandle   (the Gic itself lives in a static slot)
-//!   GICD_TYPER            -> DistCaps          (GICD_CTLR: ARE + Group 1 already on: gic_glue)
+//!   GICD_TYPER            -> DistCaps          (GICD_CTLR: ARE + Group 1 already on at boot)
 //!   Lpis::new             -> property table (one for all redistributors)
 //!   init_redistributor    -> per CPU: wake, PROPBASER, PENDBASER, EnableLPIs (all from CPU0)
 //!   Its::new              -> BASERs, CBASER, Enabled, MAPC + INVALL per CPU, SYNC
@@ -22,7 +23,8 @@
 //! keeps the memory the GIC may still use, on purpose. [`Gic`]'s `Drop` therefore disables the
 //! ITS (`Its::disable`, waiting for Quiescent) and each redistributor's LPIs
 //! (`Lpis::disable_redistributor`, waiting for RWP) first, so everything is freed; whatever
-//! could not be disabled stays allocated.
+//! could not be disabled stays allocated, and an ITS that would not go quiescent is never
+//! brought up again ([`BringUpError::AlreadyUp`]).
 
 use core::ops::Deref;
 use core::ptr::NonNull;
@@ -30,30 +32,31 @@ use core::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use core::time::Duration;
 
 use common::gic_platform::HwPlatform;
-use common::platform::{GICD_BASE, GICR_BASE, GICR_REGION_SIZE, GICR_STRIDE, GITS_BASE, MAX_CPUS};
-use common::sync::{SpinLock, SpinLockGuard};
+use common::platform::MAX_CPUS;
 use common::timer;
 use its_cmdq::{Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::DistCaps;
 use its_core::ids::{LPI_BASE, Lpi};
-use its_core::mmio::{GicdRegs, GicrRegs, GitsRegs, GitsTranslationRegs};
 use its_core::platform::CacheMaint;
 use its_core::regs::{GicdCtlr, GicrTyper};
-use safe_mmio::{UniqueMmioPointer, field, field_shared};
+use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 use crate::exits;
+use crate::gic_hw::{self, Gicr, ItsFrame};
 
-/// The ITS as the scenarios hold it.
-pub type HwIts = Its<UniqueMmioPointer<'static, GitsRegs>, HwPlatform>;
+/// The ITS as the scenarios hold it: the driver over the ITS control frame lent by
+/// [`gic_hw`].
+pub type HwIts = Its<ItsFrame, HwPlatform>;
 /// A device mapped in [`HwIts`].
 pub type HwDevice = its_cmdq::Device<HwPlatform>;
 
 /// How long bring-up waits for a redistributor or the ITS.
 const REG_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Set while a [`Gic`] owns the ITS control frame: there is one `UniqueMmioPointer` to it.
-static ITS_CLAIMED: AtomicBool = AtomicBool::new(false);
+/// Set when an ITS would not go quiescent at shut-down: it may still use its tables, so it is
+/// never brought up again.
+static ITS_WEDGED: AtomicBool = AtomicBool::new(false);
 
 /// Where the brought-up [`Gic`] lives while a [`GicHandle`] holds it.
 ///
@@ -61,11 +64,11 @@ static ITS_CLAIMED: AtomicBool = AtomicBool::new(false);
 /// The driver holds its state inline (no heap): a `Gic` is about 25 KiB, and every `Result` /
 /// `Option` it travels through costs another copy in the caller's frame. Built here, in place,
 /// the scenarios' frames stay small.
-static SLOT: SpinLock<Option<Gic>> = SpinLock::new(None);
+static SLOT: SpinMutex<Option<Gic>> = SpinMutex::new(None);
 
 /// The brought-up GIC, held by one scenario. Dereferences to [`Gic`]; dropping it shuts the GIC
 /// down (see [`Gic`]'s `Drop`) and frees its memory.
-pub struct GicHandle(SpinLockGuard<'static, Option<Gic>>);
+pub struct GicHandle(SpinMutexGuard<'static, Option<Gic>>);
 
 impl Deref for GicHandle {
     type Target = Gic;
@@ -82,66 +85,10 @@ impl Drop for GicHandle {
     }
 }
 
-/// A redistributor's register block (RD, SGI and VLPI frames).
-///
-/// # Safety
-/// `cpu`'s redistributor exists (see [`find_redistributors`]) and, while the pointer lives,
-/// nothing else accesses its RD or VLPI frame (the infrastructure's `gic_glue` touches only
-/// GICR_WAKER and the SGI frame, and only while a CPU comes up).
-unsafe fn gicr<'a>(cpu: usize) -> UniqueMmioPointer<'a, GicrRegs> {
-    let base = GICR_BASE + cpu * GICR_STRIDE;
-    // SAFETY: our caller promised the frame exists and is not otherwise accessed; the identity
-    // map covers [0, 1 GiB) as Device memory; the address is 256 KiB aligned and non-null.
-    unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(base as *mut GicrRegs)) }
-}
-
-/// The distributor's register block.
-fn gicd<'a>() -> UniqueMmioPointer<'a, GicdRegs> {
-    // SAFETY: GICD_BASE is the distributor of QEMU `virt`, mapped as Device memory. Only
-    // GICD_CTLR and GICD_TYPER are accessed through it, and only while bring-up runs on CPU0
-    // (gic_glue writes GICD_CTLR once at boot, before any scenario).
-    unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(GICD_BASE as *mut GicdRegs)) }
-}
-
-/// GICD_CTLR.
-pub fn gicd_ctlr() -> GicdCtlr {
-    let d = gicd();
-    field_shared!(d, ctlr).read()
-}
-
 /// GICD_TYPER as `DistCaps`. GICD_TYPER2 is not read: it exists only in GICv4.1 (QEMU is
 /// GICv4.0 and would log the access).
 pub fn dist_caps() -> DistCaps {
-    let d = gicd();
-    DistCaps::from_typer(field_shared!(d, typer).read(), None)
-}
-
-/// The redistributors of CPUs `0..n` in CPU order (Aff0 = CPU index), found by walking the
-/// GICR region up to GICR_TYPER.Last.
-pub fn find_redistributors() -> ([Option<RedistInfo>; MAX_CPUS], usize) {
-    let mut out = [None; MAX_CPUS];
-    let mut n = 0;
-    let mut base = GICR_BASE;
-    while base < GICR_BASE + GICR_REGION_SIZE && n < MAX_CPUS {
-        // SAFETY: RD_base + 8 (GICR_TYPER) of a redistributor frame of the GICR region, which
-        // the identity map covers as Device memory; a read-only 64-bit register.
-        let typer = GicrTyper::from(unsafe { core::ptr::read_volatile((base + 8) as *const u64) });
-        let cpu = (typer.affinity() & 0xff) as usize;
-        if cpu < MAX_CPUS && typer.affinity() >> 8 == 0 && out[cpu].is_none() {
-            out[cpu] = Some(RedistInfo {
-                rd_base: PhysAddr::new(base as u64),
-                typer,
-            });
-            n += 1;
-        }
-        if typer.last() {
-            break;
-        }
-        base += GICR_STRIDE;
-    }
-    // Only a gap-free prefix 0..n is usable (CPU i gets collection i).
-    let contiguous = out.iter().take_while(|r| r.is_some()).count();
-    (out, contiguous)
+    DistCaps::from_typer(gic_hw::gicd_typer(gic_hw::get()), None)
 }
 
 /// The GIC brought up on the crates: distributor capabilities, LPI tables on every
@@ -169,7 +116,7 @@ pub enum BringUpError {
     AlreadyUp,
     /// No redistributor found for CPU 0.
     NoRedistributor,
-    /// GICD_CTLR lacks ARE or EnableGrp1 (gic_glue should have set them).
+    /// GICD_CTLR lacks ARE or EnableGrp1 (`gic_hw::GicHw::init_distributor` sets them at boot).
     DistributorOff(GicdCtlr),
     /// A driver error.
     Driver(ItsError),
@@ -211,19 +158,13 @@ impl Gic {
         reason = "ItsError carries a command trace by value"
     )]
     pub fn bring_up_with(queue: QueueConfig) -> Result<GicHandle, BringUpError> {
-        if ITS_CLAIMED.swap(true, Ordering::AcqRel) {
+        if ITS_WEDGED.load(Ordering::Acquire) {
             return Err(BringUpError::AlreadyUp);
         }
-        // ITS_CLAIMED is ours, so no handle holds the slot: this lock does not wait.
-        let mut slot = SLOT.lock();
-        match Self::bring_up_claimed(queue, &mut slot) {
-            Ok(()) => Ok(GicHandle(slot)),
-            Err(e) => {
-                // Its::new failed, so no ITS pointer survives (the error path dropped it).
-                ITS_CLAIMED.store(false, Ordering::Release);
-                Err(e)
-            }
-        }
+        // Held by a live handle: the GIC is up already.
+        let mut slot = SLOT.try_lock().ok_or(BringUpError::AlreadyUp)?;
+        Self::bring_up_claimed(queue, &mut slot)?;
+        Ok(GicHandle(slot))
     }
 
     #[inline(never)]
@@ -232,12 +173,14 @@ impl Gic {
         reason = "ItsError carries a command trace by value"
     )]
     fn bring_up_claimed(queue: QueueConfig, slot: &mut Option<Gic>) -> Result<(), BringUpError> {
-        let ctlr = gicd_ctlr();
+        let hw = gic_hw::get();
+        let ctlr = gic_hw::gicd_ctlr(hw);
         if !(ctlr.are() && ctlr.enable_grp1()) {
             return Err(BringUpError::DistributorOff(ctlr));
         }
         let dist = dist_caps();
-        let (redists, cpus) = find_redistributors();
+        let redists: [Option<RedistInfo>; MAX_CPUS] = core::array::from_fn(|i| hw.redist_info(i));
+        let cpus = hw.cpus();
         if cpus == 0 {
             return Err(BringUpError::NoRedistributor);
         }
@@ -251,10 +194,11 @@ impl Gic {
             drop(lpis);
         };
         for cpu in 0..cpus {
-            // SAFETY: CPU `cpu`'s redistributor was found above; this pointer is the only
-            // access to its RD frame while it lives (this loop iteration).
-            let mut rd = unsafe { gicr(cpu) };
-            match lpis.init_redistributor(&mut rd, REG_TIMEOUT) {
+            let r = match hw.redistributor(cpu) {
+                Some(mut rd) => lpis.init_redistributor(&mut *rd, REG_TIMEOUT),
+                None => Err(ItsError::NoSuchCpu(cpu)),
+            };
+            match r {
                 Ok(t) => pending[cpu] = Some(t),
                 Err(e) => {
                     leak(lpis, pending);
@@ -268,13 +212,9 @@ impl Gic {
                 typer: GicrTyper::new(),
             })
         });
-        // SAFETY: GITS_BASE is the ITS control frame of QEMU `virt` (Device memory in the
-        // identity map); ITS_CLAIMED makes this the only pointer to it until the `Gic` that
-        // owns it is dropped (and only then released).
-        let regs = unsafe {
-            UniqueMmioPointer::<'static, GitsRegs>::new(NonNull::new_unchecked(
-                GITS_BASE as *mut GitsRegs,
-            ))
+        let Some(regs) = hw.its_frame() else {
+            leak(lpis, pending);
+            return Err(BringUpError::AlreadyUp);
         };
         let cfg = ItsConfig {
             queue,
@@ -288,7 +228,7 @@ impl Gic {
             }
         };
         reset_counts();
-        exits::set_irq_hook(Some(count_irq));
+        exits::set_irq_hook(Some(&(count_irq as fn(u32))));
         *slot = Some(Self {
             dist,
             redists,
@@ -311,25 +251,17 @@ impl Gic {
     }
 
     /// Runs `f` with the ITS registers (shared with the command queue, under its lock).
-    pub fn with_its_regs<T>(
-        &self,
-        f: impl FnOnce(&mut UniqueMmioPointer<'static, GitsRegs>) -> T,
-    ) -> T {
+    pub fn with_its_regs<T>(&self, f: impl FnOnce(&mut ItsFrame) -> T) -> T {
         self.its.queue().with_regs(f)
     }
 
-    /// Runs `f` with CPU `cpu`'s redistributor registers. `None` for an unknown CPU.
-    pub fn with_redist<T>(
-        &self,
-        cpu: usize,
-        f: impl FnOnce(&mut UniqueMmioPointer<'_, GicrRegs>) -> T,
-    ) -> Option<T> {
+    /// Runs `f` with CPU `cpu`'s redistributor registers (borrowed from [`gic_hw`], locked
+    /// while `f` runs). `None` for an unknown CPU.
+    pub fn with_redist<T>(&self, cpu: usize, f: impl FnOnce(&mut Gicr) -> T) -> Option<T> {
         if cpu >= self.cpus {
             return None;
         }
-        // SAFETY: the redistributor exists (cpu < self.cpus); the crates keep no pointer to
-        // it after bring-up, so this is the only one while `f` runs.
-        let mut rd = unsafe { gicr(cpu) };
+        let mut rd = gic_hw::get().redistributor(cpu)?;
         Some(f(&mut rd))
     }
 
@@ -394,8 +326,8 @@ impl Drop for Gic {
                 common::println!("gic: cpu{cpu} LPIs stay enabled ({e}): pending table kept");
             }
         }
-        if its_off {
-            ITS_CLAIMED.store(false, Ordering::Release);
+        if !its_off {
+            ITS_WEDGED.store(true, Ordering::Release);
         }
         // `its` and `lpis` drop after this: each frees its memory only if the GIC no longer
         // uses it.
@@ -489,19 +421,8 @@ pub fn irqs_during(d: Duration) -> u64 {
     total_taken() - before
 }
 
-/// A CPU store of `event` to GITS_TRANSLATER (the MSI doorbell), as a device's MSI would be.
-///
-/// The DeviceID the ITS uses is the transaction's requester ID; what a CPU store carries is
-/// QEMU's choice (see the `lpi_translater` scenario for what 7.2 does).
+/// A CPU store of `event` to GITS_TRANSLATER (the MSI doorbell), as a device's MSI would be
+/// (see [`gic_hw::GicHw::translater_write`]).
 pub fn translater_write(event: u32) {
-    let base = common::platform::GITS_TRANSLATER - 0x40;
-    // SAFETY: the ITS translation frame of QEMU `virt` (ITS_base + 64 KiB), Device memory in
-    // the identity map; GITS_TRANSLATER is write-only and a write only requests a translation.
-    // The pointer lives for this one write, and no other code keeps one.
-    let mut frame = unsafe {
-        UniqueMmioPointer::<GitsTranslationRegs>::new(NonNull::new_unchecked(
-            base as *mut GitsTranslationRegs,
-        ))
-    };
-    field!(frame, translater).write(event);
+    gic_hw::get().translater_write(event);
 }

@@ -6,40 +6,60 @@
 //! GITS_TRANSLATER. The `msi-map` of QEMU's DTB is the identity, so the ITS sees the device's
 //! requester ID (bus << 8 | dev << 3 | fn) as its DeviceID.
 //!
-//! `edu` (QEMU `hw/misc/edu.c`, vendor 0x1234, device 0x11e8), BAR0 registers used here:
-//! 0x00 identification (0xRRrr00ed), 0x24 interrupt status, 0x60 interrupt raise (ORs the
-//! value into the status and sends one MSI when MSI is enabled), 0x64 interrupt acknowledge
-//! (clears those status bits). Its registers below 0x80 take 32-bit accesses only.
+//! The configuration header, BAR sizing, the capability list and the MSI capability are the
+//! `pci_types` crate's; this module gives it config space ([`Ecam`]: one 32-bit `safe-mmio`
+//! access per call) and reads back the MSI address and data, for which the crate has no
+//! getters.
+//!
+//! `edu` (QEMU `hw/misc/edu.c`, vendor 0x1234, device 0x11e8), BAR0 registers used here
+//! ([`EduRegs`]): identification (0xRRrr00ed), interrupt status, interrupt raise (ORs the value
+//! into the status and sends one MSI when MSI is enabled), interrupt acknowledge (clears those
+//! status bits). Its registers below 0x80 take 32-bit accesses only.
+
+use core::mem::offset_of;
+use core::ptr::NonNull;
 
 use common::platform::{PCIE_ECAM_BASE, PCIE_MMIO_BASE};
+use pci_types::capability::{MsiCapability, MultipleMessageSupport, PciCapability};
+use pci_types::{Bar, CommandRegister, ConfigRegionAccess, EndpointHeader, PciAddress, PciHeader};
+use safe_mmio::fields::{ReadPure, ReadPureWrite, WriteOnly};
+use safe_mmio::{UniqueMmioPointer, field};
 
-/// PCI_COMMAND.
-const COMMAND: usize = 0x04;
-/// PCI_COMMAND: Memory Space Enable.
-const CMD_MEMORY: u16 = 1 << 1;
-/// PCI_COMMAND: Bus Master Enable (needed for the device's MSI writes).
-const CMD_BUS_MASTER: u16 = 1 << 2;
-/// PCI_STATUS.
-const STATUS: usize = 0x06;
-/// PCI_STATUS: Capabilities List.
-const STATUS_CAP_LIST: u16 = 1 << 4;
-/// PCI_BASE_ADDRESS_0.
-const BAR0: usize = 0x10;
-/// PCI_CAPABILITY_LIST.
-const CAP_PTR: usize = 0x34;
-/// MSI capability ID.
-const CAP_ID_MSI: u8 = 0x05;
-/// MSI Message Control: MSI Enable.
-const MSI_ENABLE: u16 = 1 << 0;
-/// MSI Message Control: 64 Bit Address Capable.
-const MSI_64BIT: u16 = 1 << 7;
-/// MSI Message Control: Multiple Message Enable (bits [6:4]).
-const MSI_MME_MASK: u16 = 0b111 << 4;
+/// Config space through QEMU `virt`'s high ECAM, bus 0.
+#[derive(Clone, Copy, Debug)]
+pub struct Ecam;
+
+impl Ecam {
+    /// The 32-bit config register at `offset` of function `a`, for one access.
+    fn reg(a: PciAddress, offset: u16) -> UniqueMmioPointer<'static, ReadPureWrite<u32>> {
+        let addr = PCIE_ECAM_BASE
+            + (usize::from(a.bus()) << 20)
+            + (usize::from(a.device() & 0x1f) << 15)
+            + (usize::from(a.function() & 0x7) << 12)
+            + (usize::from(offset) & 0xffc);
+        // SAFETY: an aligned 32-bit register in this function's 4 KiB ECAM window, inside the
+        // high ECAM the identity map covers as Device memory (non-zero). Config space holds no
+        // Rust object, and the pointer lives for its caller's one access.
+        unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(addr as *mut ReadPureWrite<u32>)) }
+    }
+}
+
+impl ConfigRegionAccess for Ecam {
+    unsafe fn read(&self, address: PciAddress, offset: u16) -> u32 {
+        Self::reg(address, offset).read()
+    }
+
+    unsafe fn write(&self, address: PciAddress, offset: u16, value: u32) {
+        Self::reg(address, offset).write(value);
+    }
+}
 
 /// `edu`'s vendor and device IDs.
 pub const EDU_VENDOR: u16 = 0x1234;
 /// `edu`'s device ID.
 pub const EDU_DEVICE: u16 = 0x11e8;
+/// Capabilities walked at most (a malformed list could loop).
+const MAX_CAPS: usize = 48;
 
 /// A PCI function on bus 0.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -59,68 +79,8 @@ impl Bdf {
         (self.bus as u32) << 8 | (self.dev as u32) << 3 | self.func as u32
     }
 
-    fn cfg(self, off: usize) -> usize {
-        PCIE_ECAM_BASE
-            + ((self.bus as usize) << 20)
-            + ((self.dev as usize) << 15)
-            + ((self.func as usize) << 12)
-            + off
-    }
-
-    /// Reads a 32-bit config register (`off` 4-byte aligned).
-    pub fn read32(self, off: usize) -> u32 {
-        // SAFETY: an aligned register in this function's 4 KiB ECAM window, inside the high
-        // ECAM the identity map covers as Device memory; config reads have no side effects.
-        unsafe { core::ptr::read_volatile(self.cfg(off & !3) as *const u32) }
-    }
-
-    /// Writes a 32-bit config register.
-    pub fn write32(self, off: usize, v: u32) {
-        // SAFETY: as for `read32`; the callers write only registers whose effect they want
-        // (BAR, command, MSI capability).
-        unsafe { core::ptr::write_volatile(self.cfg(off & !3) as *mut u32, v) }
-    }
-
-    /// Reads a 16-bit config register (`off` 2-byte aligned).
-    pub fn read16(self, off: usize) -> u16 {
-        // SAFETY: as for `read32`, 2-byte aligned.
-        unsafe { core::ptr::read_volatile(self.cfg(off & !1) as *const u16) }
-    }
-
-    /// Writes a 16-bit config register.
-    pub fn write16(self, off: usize, v: u16) {
-        // SAFETY: as for `write32`, 2-byte aligned.
-        unsafe { core::ptr::write_volatile(self.cfg(off & !1) as *mut u16, v) }
-    }
-
-    /// Reads an 8-bit config register.
-    pub fn read8(self, off: usize) -> u8 {
-        // SAFETY: as for `read32`; byte accesses need no alignment.
-        unsafe { core::ptr::read_volatile(self.cfg(off) as *const u8) }
-    }
-
-    /// Vendor and device ID (0xffff vendor: no function).
-    pub fn ids(self) -> (u16, u16) {
-        let v = self.read32(0);
-        (v as u16, (v >> 16) as u16)
-    }
-
-    /// The config-space offset of capability `id`, walking the capability list (bounded).
-    pub fn find_capability(self, id: u8) -> Option<usize> {
-        if self.read16(STATUS) & STATUS_CAP_LIST == 0 {
-            return None;
-        }
-        let mut ptr = usize::from(self.read8(CAP_PTR) & 0xfc);
-        for _ in 0..48 {
-            if ptr < 0x40 {
-                return None;
-            }
-            if self.read8(ptr) == id {
-                return Some(ptr);
-            }
-            ptr = usize::from(self.read8(ptr + 1) & 0xfc);
-        }
-        None
+    fn address(self) -> PciAddress {
+        PciAddress::new(0, self.bus, self.dev, self.func)
     }
 }
 
@@ -132,7 +92,7 @@ pub fn find(vendor: u16, device: u16) -> Option<Bdf> {
             dev,
             func: 0,
         })
-        .find(|b| b.ids() == (vendor, device))
+        .find(|b| PciHeader::new(b.address()).id(Ecam) == (vendor, device))
 }
 
 /// What went wrong setting `edu` up.
@@ -140,8 +100,10 @@ pub fn find(vendor: u16, device: u16) -> Option<Bdf> {
 pub enum PciError {
     /// No `edu` on bus 0 (QEMU started without `-device edu`?).
     NotFound,
-    /// BAR0 is not a 32-bit memory BAR, or too large for the window.
-    BadBar(u32),
+    /// Not an endpoint (type 0 header).
+    NotEndpoint,
+    /// BAR0 is not a 32-bit memory BAR, or too large for the window (its size, 0 if none).
+    BadBar(usize),
     /// No MSI capability.
     NoMsi,
     /// The identification register did not read as `edu`'s.
@@ -157,124 +119,147 @@ pub struct Edu {
     pub bar0: usize,
     /// BAR0's size in bytes.
     pub bar0_size: usize,
-    msi: usize,
+    msi: MsiCapability,
+    /// Config-space offset of the MSI capability.
+    msi_off: u16,
 }
 
-/// edu register: identification.
-const EDU_ID: usize = 0x00;
-/// edu register: interrupt status.
-const EDU_IRQ_STATUS: usize = 0x24;
-/// edu register: interrupt raise.
-const EDU_IRQ_RAISE: usize = 0x60;
-/// edu register: interrupt acknowledge.
-const EDU_IRQ_ACK: usize = 0x64;
+/// The `edu` registers used here, at the start of its BAR0.
+#[repr(C, align(4))]
+pub struct EduRegs {
+    /// 0x00 identification (0xRRrr00ed).
+    id: ReadPure<u32>,
+    _reserved0: [u32; 8],
+    /// 0x24 interrupt status.
+    irq_status: ReadPure<u32>,
+    _reserved1: [u32; 14],
+    /// 0x60 interrupt raise.
+    irq_raise: WriteOnly<u32>,
+    /// 0x64 interrupt acknowledge.
+    irq_ack: WriteOnly<u32>,
+}
+
+const _: () = {
+    assert!(offset_of!(EduRegs, id) == 0x00);
+    assert!(offset_of!(EduRegs, irq_status) == 0x24);
+    assert!(offset_of!(EduRegs, irq_raise) == 0x60);
+    assert!(offset_of!(EduRegs, irq_ack) == 0x64);
+};
 
 impl Edu {
     /// Finds `edu`, sizes and assigns BAR0 at the start of the 32-bit MMIO window, enables
     /// memory decoding and bus mastering, and checks the identification register.
     pub fn probe() -> Result<Self, PciError> {
         let bdf = find(EDU_VENDOR, EDU_DEVICE).ok_or(PciError::NotFound)?;
-        let msi = bdf.find_capability(CAP_ID_MSI).ok_or(PciError::NoMsi)?;
+        let mut ep = EndpointHeader::from_header(PciHeader::new(bdf.address()), Ecam)
+            .ok_or(PciError::NotEndpoint)?;
+        let (msi, msi_off) = ep
+            .capabilities(Ecam)
+            .take(MAX_CAPS)
+            .find_map(|c| match c {
+                PciCapability::Msi(m) => Some((m, c.address().offset)),
+                _ => None,
+            })
+            .ok_or(PciError::NoMsi)?;
         // Decoding off while the BAR is sized.
-        let cmd = bdf.read16(COMMAND);
-        bdf.write16(COMMAND, cmd & !(CMD_MEMORY | CMD_BUS_MASTER));
-        bdf.write32(BAR0, 0xffff_ffff);
-        let mask = bdf.read32(BAR0);
-        // Bit 0: I/O space; bits [2:1]: type (0 = 32-bit).
-        if mask & 0b111 != 0 || mask & 0xffff_fff0 == 0 {
-            return Err(PciError::BadBar(mask));
-        }
-        let size = (!(mask & 0xffff_fff0)).wrapping_add(1) as usize;
-        if size > 0x1000_0000 {
-            return Err(PciError::BadBar(mask));
-        }
-        bdf.write32(BAR0, PCIE_MMIO_BASE as u32);
-        bdf.write16(COMMAND, cmd | CMD_MEMORY | CMD_BUS_MASTER);
+        let decode = CommandRegister::MEMORY_ENABLE | CommandRegister::BUS_MASTER_ENABLE;
+        ep.update_command(Ecam, |c| c.difference(decode));
+        let size = match ep.bar(0, Ecam) {
+            Some(Bar::Memory32 { size, .. }) if size as usize <= 0x1000_0000 => size as usize,
+            Some(Bar::Memory32 { size, .. }) => return Err(PciError::BadBar(size as usize)),
+            _ => return Err(PciError::BadBar(0)),
+        };
+        // SAFETY: the start of the 32-bit MMIO window, which nothing else uses, and BAR0 is
+        // smaller than the window (checked above).
+        unsafe { ep.write_bar(0, Ecam, PCIE_MMIO_BASE) }.map_err(|_| PciError::BadBar(size))?;
+        ep.update_command(Ecam, |c| c | decode);
         let edu = Self {
             bdf,
             bar0: PCIE_MMIO_BASE,
             bar0_size: size,
             msi,
+            msi_off,
         };
-        let id = edu.read(EDU_ID);
+        let id = edu.id();
         if id & 0xff != 0xed {
             return Err(PciError::BadId(id));
         }
         Ok(edu)
     }
 
-    fn read(&self, off: usize) -> u32 {
-        // SAFETY: a 32-bit register of edu's BAR0, which `probe` assigned at `bar0` in the PCIe
-        // MMIO window (Device memory in the identity map) and enabled; reads have no side
-        // effects on the registers used here.
-        unsafe { core::ptr::read_volatile((self.bar0 + off) as *const u32) }
-    }
-
-    fn write(&self, off: usize, v: u32) {
-        // SAFETY: as for `read`; the writes used (raise, ack) only change edu's interrupt state.
-        unsafe { core::ptr::write_volatile((self.bar0 + off) as *mut u32, v) }
+    /// BAR0's registers, for one access. `Edu` is `Copy` and used from two CPUs at once (one
+    /// raises while the other waits), so it keeps the address, not a pointer.
+    fn regs(&self) -> UniqueMmioPointer<'static, EduRegs> {
+        // SAFETY: edu's BAR0, which `probe` assigned at `bar0` (non-zero) in the PCIe MMIO
+        // window (Device memory in the identity map) and enabled. No Rust object lives there;
+        // the pointer lives for one access, whose effect is only on edu's interrupt state.
+        unsafe { UniqueMmioPointer::new(NonNull::new_unchecked(self.bar0 as *mut EduRegs)) }
     }
 
     /// The identification register (0xRRrr00ed: major, minor version).
     pub fn id(&self) -> u32 {
-        self.read(EDU_ID)
+        let mut r = self.regs();
+        field!(r, id).read()
     }
 
     /// Points MSI at `address` with `data` (the EventID) and enables it (one vector).
     pub fn enable_msi(&self, address: u64, data: u16) {
-        let ctl = self.bdf.read16(self.msi + 2);
-        self.bdf
-            .write16(self.msi + 2, ctl & !(MSI_ENABLE | MSI_MME_MASK));
-        self.bdf.write32(self.msi + 4, address as u32);
-        let data_off = if ctl & MSI_64BIT != 0 {
-            self.bdf.write32(self.msi + 8, (address >> 32) as u32);
-            0xc
-        } else {
-            8
-        };
-        self.bdf.write16(self.msi + data_off, data);
-        self.bdf
-            .write16(self.msi + 2, (ctl & !MSI_MME_MASK) | MSI_ENABLE);
+        self.msi.set_enabled(false, Ecam);
+        self.msi
+            .set_multiple_message_enable(MultipleMessageSupport::Int1, Ecam);
+        self.msi.set_message_info(address, data.into(), Ecam);
+        self.msi.set_enabled(true, Ecam);
     }
 
-    /// The MSI address and data programmed, and whether MSI is enabled.
+    /// The MSI address and data programmed, and whether MSI is enabled (read back from the
+    /// capability: message address at +4, upper address at +8 if 64-bit, data after them).
     pub fn msi(&self) -> (u64, u16, bool) {
-        let ctl = self.bdf.read16(self.msi + 2);
-        let lo = u64::from(self.bdf.read32(self.msi + 4));
-        let (hi, data_off) = if ctl & MSI_64BIT != 0 {
-            (u64::from(self.bdf.read32(self.msi + 8)), 0xc)
+        let a = self.bdf.address();
+        let off = self.msi_off;
+        // SAFETY: reads of the MSI capability `probe` found; config reads have no effect.
+        let read = |o: u16| unsafe { Ecam.read(a, off + o) };
+        let lo = u64::from(read(4));
+        let (hi, data_off) = if self.msi.is_64bit() {
+            (u64::from(read(8)), 0xc)
         } else {
             (0, 8)
         };
         (
             hi << 32 | lo,
-            self.bdf.read16(self.msi + data_off),
-            ctl & MSI_ENABLE != 0,
+            read(data_off) as u16,
+            self.msi.is_enabled(Ecam),
         )
     }
 
     /// Raises edu's interrupt with `status` bits (one MSI per call with MSI enabled).
     pub fn raise(&self, status: u32) {
-        self.write(EDU_IRQ_RAISE, status);
+        let mut r = self.regs();
+        field!(r, irq_raise).write(status);
     }
 
     /// Acknowledges `status` bits.
     pub fn ack(&self, status: u32) {
-        self.write(EDU_IRQ_ACK, status);
+        let mut r = self.regs();
+        field!(r, irq_ack).write(status);
     }
 
     /// The interrupt status register.
     pub fn irq_status(&self) -> u32 {
-        self.read(EDU_IRQ_STATUS)
+        let mut r = self.regs();
+        field!(r, irq_status).read()
     }
 
     /// MSI off, bus mastering and memory decoding off, BAR0 cleared.
     pub fn shut_down(&self) {
-        let ctl = self.bdf.read16(self.msi + 2);
-        self.bdf.write16(self.msi + 2, ctl & !MSI_ENABLE);
-        let cmd = self.bdf.read16(COMMAND);
-        self.bdf
-            .write16(COMMAND, cmd & !(CMD_MEMORY | CMD_BUS_MASTER));
-        self.bdf.write32(BAR0, 0);
+        self.msi.set_enabled(false, Ecam);
+        let mut ep = match EndpointHeader::from_header(PciHeader::new(self.bdf.address()), Ecam) {
+            Some(ep) => ep,
+            None => return,
+        };
+        ep.update_command(Ecam, |c| {
+            c.difference(CommandRegister::MEMORY_ENABLE | CommandRegister::BUS_MASTER_ENABLE)
+        });
+        // SAFETY: 0 unassigns BAR0; decoding is off.
+        let _ = unsafe { ep.write_bar(0, Ecam, 0) };
     }
 }

@@ -5,13 +5,15 @@
 //! [`run_on`] posts a `fn(usize) -> u64` to it and waits, bounded, for the result.
 
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use common::sync::SpinLock;
 use core::time::Duration;
 
 use common::platform::MAX_CPUS;
 use common::psci::PsciError;
 use common::timer::poll_until;
 
-use crate::gic_glue;
+use crate::gic_hw;
 
 /// Bit n set = CPU n checked in.
 static ONLINE: AtomicUsize = AtomicUsize::new(0);
@@ -19,8 +21,11 @@ static ONLINE: AtomicUsize = AtomicUsize::new(0);
 static MPIDR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// SCTLR_EL2 each CPU read when it checked in.
 static SCTLR: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// Posted work: a `fn(usize) -> u64` address; 0 = none.
-static WORK: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+/// Work for a CPU: called with the CPU's index, returns a result for the poster.
+type Work = fn(usize) -> u64;
+
+/// Posted work, per CPU.
+static WORK: [SpinLock<Option<Work>>; MAX_CPUS] = [const { SpinLock::new(None) }; MAX_CPUS];
 /// Result of the last work item, and a sequence number bumped when it is stored.
 static RESULT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static DONE_SEQ: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
@@ -68,7 +73,7 @@ pub fn run_on(cpu: usize, work: fn(usize) -> u64, timeout: Duration) -> Result<u
         return Err(SmpError::BadCpu);
     }
     let seq = DONE_SEQ[cpu].load(Ordering::Acquire);
-    WORK[cpu].store(work as usize, Ordering::Release);
+    *WORK[cpu].lock() = Some(work);
     // SAFETY: `sev` only wakes CPUs waiting in WFE.
     unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
     if poll_until(timeout, || DONE_SEQ[cpu].load(Ordering::Acquire) != seq) {
@@ -80,7 +85,7 @@ pub fn run_on(cpu: usize, work: fn(usize) -> u64, timeout: Duration) -> Result<u
 
 fn secondary_main(cpu: usize) -> ! {
     crate::stack::paint_current();
-    if let Err(e) = gic_glue::init_cpu(cpu) {
+    if let Err(e) = gic_hw::get().init_cpu(cpu) {
         // A failure of the scenario that started this CPU (counted before it checks in).
         common::check!(false, "cpu{cpu} GIC init: {e:?}");
     }
@@ -94,15 +99,12 @@ fn secondary_main(cpu: usize) -> ! {
     SCTLR[cpu].store(sctlr, Ordering::Release);
     ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
     loop {
-        let raw = WORK[cpu].swap(0, Ordering::AcqRel);
-        if raw == 0 {
+        let posted = WORK[cpu].lock().take();
+        let Some(work) = posted else {
             // SAFETY: `wfe` only waits for an event (`sev` from `run_on`, or any interrupt).
             unsafe { core::arch::asm!("wfe", options(nostack)) };
             continue;
-        }
-        // SAFETY: only `run_on` stores non-zero values, and it stores `fn(usize) -> u64`
-        // pointers, which have the size of `usize`.
-        let work = unsafe { core::mem::transmute::<usize, fn(usize) -> u64>(raw) };
+        };
         RESULT[cpu].store(work(cpu), Ordering::Release);
         DONE_SEQ[cpu].fetch_add(1, Ordering::AcqRel);
     }

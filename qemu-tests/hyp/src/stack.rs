@@ -39,14 +39,9 @@ pub fn paint_current() {
     // SAFETY: reads the stack pointer into a register; no memory is accessed.
     unsafe { core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack)) };
     let lo = bottom(cpu);
-    let end = sp.saturating_sub(MARGIN) & !7;
-    let mut a = lo;
-    while a < end {
-        // SAFETY: [lo, sp - MARGIN) is this CPU's own stack below everything live on it (the
-        // stack grows down, and IRQs are masked, so nothing else uses it meanwhile); aligned.
-        unsafe { core::ptr::write_volatile(a as *mut u64, PAINT) };
-        a += 8;
-    }
+    // SAFETY: [lo, sp - MARGIN) is this CPU's own stack below everything live on it (the stack
+    // grows down, and IRQs are masked, so nothing else uses it meanwhile).
+    unsafe { crate::rawmem::paint(lo, sp.saturating_sub(MARGIN), PAINT) };
     PAINTED.fetch_or(1 << cpu, Ordering::AcqRel);
 }
 
@@ -55,17 +50,8 @@ pub fn peak(cpu: usize) -> Option<usize> {
     if cpu >= MAX_CPUS || PAINTED.load(Ordering::Acquire) & (1 << cpu) == 0 {
         return None;
     }
-    let lo = bottom(cpu);
-    let mut untouched = 0;
-    while untouched < STACK_SIZE {
-        // SAFETY: inside CPU `cpu`'s stack region, which is mapped RAM; a word-sized aligned
-        // read of memory that may be in use by that CPU gives some value, never UB for a u64
-        // read through a raw pointer with `read_volatile`.
-        let w = unsafe { core::ptr::read_volatile((lo + untouched) as *const u64) };
-        if w != PAINT {
-            break;
-        }
-        untouched += 8;
-    }
+    // SAFETY: CPU `cpu`'s stack region, mapped RAM (it may be in use: `painted_words` says what
+    // that costs).
+    let untouched = unsafe { crate::rawmem::painted_words(bottom(cpu), STACK_SIZE, PAINT) } * 8;
     Some(STACK_SIZE - untouched)
 }

@@ -90,9 +90,7 @@ static CURRENT: [AtomicPtr<Vcpu>; MAX_CPUS] = [const { AtomicPtr::new(ptr::null_
 
 /// Whether QEMU's loader placed the guest image (its header carries [`GUEST_MAGIC`]).
 pub fn guest_image_present() -> bool {
-    // SAFETY: GUEST_BASE + 8 is RAM, identity mapped as Normal memory; reading a u64 there is
-    // always valid (it is zero if nothing was loaded).
-    unsafe { ptr::read_volatile((GUEST_BASE + 8) as *const u64) == GUEST_MAGIC }
+    crate::rawmem::read_guest_u64(GUEST_BASE + 8) == Some(GUEST_MAGIC)
 }
 
 impl Vcpu {

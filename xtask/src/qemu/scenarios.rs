@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The runner's scenario table: how to boot each hyp scenario.
 //!
-//! Every entry names a scenario of `qemu-tests/hyp/src/scenarios/mod.rs` (the hyp owns what a
-//! scenario does; this table owns how QEMU is started for it and what its log may contain).
-//! Adding a scenario is one line here plus one line there.
+//! The table is built from the list the hyp builds its own dispatch table from,
+//! `qemu-tests/hyp/src/scenarios/list.rs`: the hyp takes each entry's name and body, this
+//! module its name and runner options (how QEMU is started for it and what its log may
+//! contain). Adding a scenario is one line there. The tests below also read the hyp's scenario
+//! sources and fail on a scenario function the list does not name, or on a hyp that stops
+//! building its table from the list.
 
 use std::time::Duration;
 
@@ -96,71 +99,18 @@ impl Scenario {
 /// Deadline of the runner self-checks (they stop at once).
 const SELF_CHECK_DEADLINE: Duration = Duration::from_secs(20);
 
-/// Every scenario, in the order the suite lists them.
-pub const SCENARIOS: &[Scenario] = &[
-    Scenario::new("boot_smoke").smp(1),
-    Scenario::new("smp_smoke").smp(2),
-    Scenario::new("guest_smoke").smp(1),
-    Scenario::new("demo").smp(2).edu(),
-    // Physical LPIs through the ITS (qemu-tests/hyp/src/scenarios/{its,lpi}.rs).
-    Scenario::new("its_probe").smp(2),
-    Scenario::new("lpi_int").smp(1),
-    Scenario::new("lpi_translater").smp(2),
-    Scenario::new("lpi_edu_msi").smp(1).edu(),
-    Scenario::new("lpi_movi_smp").smp(2),
-    Scenario::new("lpi_discard").smp(1),
-    Scenario::new("lpi_disable_inv").smp(1),
-    Scenario::new("cmdq_wrap").smp(1),
-    Scenario::new("cmdq_batch_many").smp(1),
-    // A raw MAPTI with pINTID 5 pushed past the driver: QEMU 7.2 skips it (no stall) and logs
-    // exactly this line.
-    Scenario::new("its_bad_command")
-        .smp(1)
-        .expects_guest_errors(&["process_mapti: invalid interrupt ID 0x5"]),
-    // Forwarded physical interrupts through list registers (qemu-tests/hyp/src/scenarios/fwd.rs).
-    Scenario::new("fwd_vtimer").smp(1),
-    Scenario::new("fwd_vtimer_wfi").smp(1),
-    Scenario::new("fwd_level_lowered").smp(1),
-    Scenario::new("fwd_level_reassert").smp(1),
-    Scenario::new("fwd_lr_overflow").smp(1),
-    Scenario::new("fwd_vtimer_migrate").smp(2),
-    // GICv4 direct injection: vLPIs, doorbells, vPEs (qemu-tests/hyp/src/scenarios/vlpi.rs).
-    Scenario::new("vlpi_direct").smp(2),
-    Scenario::new("vlpi_pending_then_resident").smp(1),
-    Scenario::new("vlpi_doorbell_wake").smp(2).edu(),
-    Scenario::new("vlpi_vmovp_smp").smp(2),
-    Scenario::new("vlpi_unmap").smp(1),
-    Scenario::new("vlpi_prop_inv").smp(1),
-    Scenario::new("vlpi_edu_passthrough").smp(1).edu(),
-    Scenario::new("vlpi_two_vms").smp(1),
-    Scenario::new("vlpi_many").smp(1),
-    Scenario::new("vpe_many").smp(2),
-    // Four CPUs at once (qemu-tests/hyp/src/scenarios/stress.rs): 10 000 map / unmap / MOVI /
-    // INT operations on physical LPIs, and 64 vPEs rescheduled while vLPIs arrive. 5 to 25 s
-    // each on a loaded 2-core host; the deadline leaves room.
-    Scenario::new("stress_smp_map")
-        .smp(4)
-        .deadline(Duration::from_secs(120)),
-    Scenario::new("stress_vpe_switch")
-        .smp(4)
-        .deadline(Duration::from_secs(120)),
-    // Benchmarks for `cargo xtask bench` (qemu-tests/hyp/src/scenarios/bench.rs).
-    Scenario::new("bench_vlpi_latency").smp(1).bench(),
-    Scenario::new("bench_vpe_counts").smp(1).bench(),
-    // Runner self-checks: each must be reported FAILED.
-    Scenario::new("panic_check")
-        .smp(1)
-        .deadline(SELF_CHECK_DEADLINE)
-        .hidden(),
-    Scenario::new("exception_check")
-        .smp(1)
-        .deadline(SELF_CHECK_DEADLINE)
-        .hidden(),
-    Scenario::new("guest_error_check")
-        .smp(1)
-        .deadline(SELF_CHECK_DEADLINE)
-        .hidden(),
-];
+/// Builds [`SCENARIOS`] from the shared list: each entry's name and runner options (the body,
+/// `group::function`, is the hyp's and is not used here).
+macro_rules! scenario_list {
+    ($($name:ident : $body:path, $($opt:ident ( $($arg:expr),* )).+ ;)*) => {
+        /// Every scenario, in the order the shared list gives them.
+        pub const SCENARIOS: &[Scenario] = &[$(Scenario::new(stringify!($name)) $(.$opt($($arg),*))+),*];
+    };
+}
+include!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../qemu-tests/hyp/src/scenarios/list.rs"
+));
 
 /// The scenarios to run: without a filter, every one but the self-checks and benchmarks; with
 /// one, those whose name contains it, plus a self-check or benchmark if the filter is exactly
@@ -271,6 +221,83 @@ mod tests {
         }
         assert!(select(Some("bench")).is_empty());
         assert!(SCENARIOS.iter().filter(|s| s.icount).all(|s| s.bench));
+    }
+
+    /// The hyp's scenario sources, as (file name, text).
+    fn hyp_scenario_sources() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../qemu-tests/hyp/src/scenarios");
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&dir).expect("hyp scenario directory") {
+            let path = entry.expect("directory entry").path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).expect("readable source");
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                out.push((name, text));
+            }
+        }
+        assert!(
+            out.len() > 5,
+            "found only {} files in {}",
+            out.len(),
+            dir.display()
+        );
+        out
+    }
+
+    /// The `pub fn name(ctx: &mut Ctx)` scenario bodies declared in `text`.
+    fn scenario_fns(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for line in text.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("pub fn ") else {
+                continue;
+            };
+            let Some((name, params)) = rest.split_once('(') else {
+                continue;
+            };
+            let params = params.split(')').next().unwrap_or("");
+            if params.trim().ends_with("&mut Ctx") && params.matches(':').count() == 1 {
+                out.push(name.trim().to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn scenario_fns_are_found_in_source() {
+        let text = "pub fn a(ctx: &mut Ctx) {\n    pub fn b(_ctx: &mut Ctx) {\n\
+                    pub fn helper(gic: &Gic, ctx: &mut Ctx) {}\npub fn c(x: u32) {}";
+        assert_eq!(scenario_fns(text), ["a", "b"]);
+    }
+
+    #[test]
+    fn every_hyp_scenario_is_in_the_runner_table() {
+        let mut found = 0;
+        for (file, text) in hyp_scenario_sources() {
+            for name in scenario_fns(&text) {
+                found += 1;
+                assert!(
+                    by_name(&name).is_some(),
+                    "hyp scenario `{name}` ({file}) is missing from the shared list \
+                     qemu-tests/hyp/src/scenarios/list.rs, so the runner would never run it"
+                );
+            }
+        }
+        assert_eq!(found, SCENARIOS.len(), "scenario functions found vs listed");
+    }
+
+    #[test]
+    fn the_hyp_builds_its_table_from_the_shared_list() {
+        let sources = hyp_scenario_sources();
+        let (_, module) = sources
+            .iter()
+            .find(|(f, _)| f == "mod.rs")
+            .expect("scenarios/mod.rs");
+        assert!(
+            module.contains("include!(\"list.rs\")")
+                && module.contains("macro_rules! scenario_list"),
+            "hyp/src/scenarios/mod.rs must build SCENARIOS from list.rs"
+        );
     }
 
     #[test]

@@ -19,7 +19,6 @@ use core::time::Duration;
 
 use common::exceptions::{self, Frame, VectorKind};
 use common::hvc_abi::{HVC_BENCH_STEP, bench_order, bench_step};
-use common::platform::GITS_TRANSLATER;
 use common::{check, read_sysreg, sysreg, timer};
 
 use crate::irq;
@@ -98,17 +97,18 @@ fn wait_past(before: u64) {
 /// (the `mrs` and the store are both ordered with memory, so neither moves across the other).
 fn msi(event: u32) -> u64 {
     let before = counter();
-    // SAFETY: GITS_TRANSLATER of QEMU `virt`'s ITS, Device memory in the identity map (no stage
-    // 2); a write only asks the ITS to translate (DeviceID 0, EventID `event`), which the hyp
-    // mapped for this order.
-    unsafe { core::ptr::write_volatile(GITS_TRANSLATER as *mut u32, event) };
+    // DeviceID 0, EventID `event`, which the hyp mapped for this order.
+    crate::devices::translater_write(event);
     before
 }
 
 /// Carries out the hyp's orders until STOP.
 pub fn bench() {
     irq::init();
-    exceptions::set_handler(VectorKind::IrqCurrentSpx, Some(on_irq));
+    exceptions::set_handler(
+        VectorKind::IrqCurrentSpx,
+        Some(&(on_irq as exceptions::Handler)),
+    );
     let mut order = step(bench_step::HELLO, TABLE.as_ptr() as u64, SAMPLES as u64);
     sysreg::unmask_irqs();
     loop {

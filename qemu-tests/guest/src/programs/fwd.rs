@@ -11,26 +11,14 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use common::hvc_abi::{HVC_FWD_STEP, fwd_step};
-use common::platform::GICD_BASE;
 use common::{check, read_sysreg, report, sysreg, timer, write_sysreg};
 
-use crate::{hvc, irq};
+use crate::{devices, hvc, irq};
 
 /// The virtual timer's INTID (PPI 27).
 const VTIMER: u32 = 27;
 /// The PL031's INTID (SPI 2).
 const RTC_INTID: u32 = 34;
-/// The PL031 on QEMU `virt`.
-const RTC_BASE: usize = 0x0901_0000;
-const RTCDR: usize = 0x00;
-const RTCMR: usize = 0x04;
-const RTCIMSC: usize = 0x10;
-const RTCRIS: usize = 0x14;
-const RTCMIS: usize = 0x18;
-const RTCICR: usize = 0x1C;
-/// GICR_ISACTIVER0 in a redistributor's SGI_base frame; GICD_ISACTIVER<n> / ISPENDR<n>.
-const ISACTIVER: usize = 0x300;
-const ISPENDR: usize = 0x200;
 /// How long the guest waits for an interrupt it caused.
 const IRQ_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long it gives the HW deactivation (or, without HW, the EOI maintenance exit).
@@ -43,32 +31,19 @@ fn step(step: u64, a: u64, b: u64) -> u64 {
     hvc::hvc(HVC_FWD_STEP, [step, a, b])
 }
 
-fn read32(addr: usize) -> u32 {
-    // SAFETY: callers pass 32-bit registers of the PL031 or the GIC on QEMU `virt`, identity
-    // mapped as Device memory (no stage 2: physical addresses); reads have no side effects on
-    // them.
-    unsafe { core::ptr::read_volatile(addr as *const u32) }
-}
-
-fn write32(addr: usize, value: u32) {
-    // SAFETY: as for `read32`; only PL031 registers are written, which only change the RTC's
-    // interrupt output.
-    unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
-}
-
 /// Whether physical PPI `intid` is active in the redistributor whose SGI_base frame is `sgi`.
 fn ppi_active(sgi: usize, intid: u32) -> bool {
-    read32(sgi + ISACTIVER) & (1 << intid) != 0
+    devices::ppi_active(sgi, intid)
 }
 
 /// Whether physical SPI `intid` is active in the distributor.
 fn spi_active(intid: u32) -> bool {
-    read32(GICD_BASE + ISACTIVER + (intid as usize / 32) * 4) & (1 << (intid % 32)) != 0
+    devices::spi_state(intid, true)
 }
 
 /// Whether physical SPI `intid` is pending in the distributor (a level line high, or latched).
 fn spi_pending(intid: u32) -> bool {
-    read32(GICD_BASE + ISPENDR + (intid as usize / 32) * 4) & (1 << (intid % 32)) != 0
+    devices::spi_state(intid, false)
 }
 
 /// ICV_HPPIR1_EL1: the highest-priority pending virtual interrupt (1023 if none), whatever
@@ -159,7 +134,7 @@ fn phases(mut round: impl FnMut() -> bool) {
 /// FWD_VTIMER: per phase, arms the timer 1 ms ahead and busy-waits for its interrupt.
 pub fn vtimer() {
     irq::init();
-    irq::set_hook(Some(timer_hook));
+    irq::set_hook(Some(&(timer_hook as fn(u32))));
     sysreg::unmask_irqs();
     let sgi = phys_gicr();
     phases(|| {
@@ -176,7 +151,7 @@ pub fn vtimer() {
 /// even on a loaded host) and idles in WFI until its interrupt.
 pub fn vtimer_wfi() {
     irq::init();
-    irq::set_hook(Some(timer_hook));
+    irq::set_hook(Some(&(timer_hook as fn(u32))));
     sysreg::unmask_irqs();
     let sgi = phys_gicr();
     phases(|| {
@@ -189,33 +164,7 @@ pub fn vtimer_wfi() {
     irq::set_hook(None);
 }
 
-fn rtc(offset: usize) -> usize {
-    RTC_BASE + offset
-}
-
-/// Latches the PL031's raw interrupt status: a match register equal to the current count
-/// raises it at once. Retries if the seconds counter ticked between the read and the write.
-fn rtc_latch() -> bool {
-    for _ in 0..4 {
-        let now = read32(rtc(RTCDR));
-        write32(rtc(RTCMR), now);
-        if read32(rtc(RTCRIS)) & 1 != 0 {
-            return true;
-        }
-    }
-    false
-}
-
-/// Drives the PL031's interrupt line: it is RTCRIS & RTCIMSC.
-fn rtc_line(high: bool) {
-    write32(rtc(RTCIMSC), u32::from(high));
-}
-
-/// Quiets the PL031: line masked and raw status cleared.
-fn rtc_quiet() {
-    write32(rtc(RTCIMSC), 0);
-    write32(rtc(RTCICR), 1);
-}
+use devices::{rtc_latch, rtc_line, rtc_quiet};
 
 /// IRQ hook of FWD_LEVEL_LOWERED: the device is quieted before the EOI.
 fn rtc_quiet_hook(intid: u32) {
@@ -227,7 +176,7 @@ fn rtc_quiet_hook(intid: u32) {
 /// FWD_LEVEL_LOWERED: see the hyp scenario.
 pub fn level_lowered() {
     irq::init();
-    irq::set_hook(Some(rtc_quiet_hook));
+    irq::set_hook(Some(&(rtc_quiet_hook as fn(u32))));
     if !check!(rtc_latch(), "the PL031 did not latch its interrupt") {
         return;
     }
@@ -294,7 +243,7 @@ fn rtc_reassert_hook(intid: u32) {
 pub fn level_reassert() {
     irq::init();
     DELIVERIES.store(0, Ordering::Release);
-    irq::set_hook(Some(rtc_reassert_hook));
+    irq::set_hook(Some(&(rtc_reassert_hook as fn(u32))));
     if !check!(rtc_latch(), "the PL031 did not latch its interrupt") {
         return;
     }
@@ -311,7 +260,7 @@ pub fn level_reassert() {
         "vINTID 34 delivered {n} times while its line stayed high for {REASSERTS}"
     );
     check!(
-        read32(rtc(RTCMIS)) == 0,
+        devices::rtc_masked_status() == 0,
         "the PL031 still asserts its interrupt"
     );
     check!(
@@ -338,7 +287,7 @@ fn record_hook(intid: u32) {
 /// argument).
 pub fn lr_overflow() {
     irq::init();
-    irq::set_hook(Some(record_hook));
+    irq::set_hook(Some(&(record_hook as fn(u32))));
     for phase in 0..8 {
         SEEN.store(0, Ordering::Release);
         for slot in &ORDER {
@@ -372,7 +321,7 @@ pub fn lr_overflow() {
 /// CPU1 with nothing pending, where nothing may arrive.
 pub fn vtimer_migrate() {
     irq::init();
-    irq::set_hook(Some(timer_hook));
+    irq::set_hook(Some(&(timer_hook as fn(u32))));
     sysreg::unmask_irqs();
     let sgi0 = phys_gicr();
 

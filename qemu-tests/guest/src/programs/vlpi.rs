@@ -30,9 +30,6 @@ const VLPI_BASE: u32 = 8192;
 const WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 /// WFIs one order may execute (each one is a trap to the hyp).
 const MAX_WFI: u32 = 10_000;
-/// edu: interrupt raise and acknowledge registers.
-const EDU_IRQ_RAISE: usize = 0x60;
-const EDU_IRQ_ACK: usize = 0x64;
 
 static RECV: [AtomicU16; RECV_LEN] = [const { AtomicU16::new(0) }; RECV_LEN];
 static TOTAL: AtomicU64 = AtomicU64::new(0);
@@ -91,17 +88,10 @@ fn wait_total(target: u64) -> bool {
     ok
 }
 
-fn edu_write(bar0: usize, off: usize, v: u32) {
-    // SAFETY: the hyp gave edu's BAR0, which it assigned in the PCIe MMIO window; the guest's
-    // identity map covers it as Device memory (no stage 2) and the registers written (interrupt
-    // raise and acknowledge) only change edu's interrupt state.
-    unsafe { core::ptr::write_volatile((bar0 + off) as *mut u32, v) }
-}
-
 /// Carries out the hyp's orders until STOP.
 pub fn vlpi() {
     irq::init();
-    irq::set_hook(Some(on_irq));
+    irq::set_hook(Some(&(on_irq as fn(u32))));
     let mut order = step(vlpi_step::HELLO, RECV.as_ptr() as u64, RECV_LEN as u64);
     sysreg::unmask_irqs();
     loop {
@@ -127,9 +117,9 @@ pub fn vlpi() {
             vlpi_order::EDU => {
                 for _ in 0..b {
                     let t = total();
-                    edu_write(a as usize, EDU_IRQ_RAISE, 1);
+                    crate::devices::edu_irq(a as usize, true, 1);
                     wait_total(t + 1);
-                    edu_write(a as usize, EDU_IRQ_ACK, 1);
+                    crate::devices::edu_irq(a as usize, false, 1);
                 }
             }
             _ => {

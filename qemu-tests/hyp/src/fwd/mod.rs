@@ -20,7 +20,6 @@
 //! step cost is counted in [`FwdStats`] and in `hyp::exits`.
 
 pub mod el1;
-pub mod phys;
 
 use core::time::Duration;
 
@@ -37,7 +36,7 @@ use fwd_irq::vgic::{FoldReport, LrPlan};
 use fwd_irq::{FwdError, FwdMode, HostIrq, HostPpis, PIntId, VgicCpu, VtimerConfig, VtimerFwd};
 
 use self::el1::El1Context;
-use crate::gic_glue::{self, GicError};
+use crate::gic_hw::{self, GicError};
 use crate::vcpu::{Exit, Flow, Vcpu};
 
 /// Virtual interrupts a vCPU of these scenarios can have configured.
@@ -49,7 +48,7 @@ const WAKE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// This PE's ICH_*_EL2 registers.
 pub fn ich() -> IchSysRegs {
-    // SAFETY: the hyp runs at EL2 with ICC_SRE_EL2.SRE = 1 (gic_glue::init_cpu), E2H = 0, and
+    // SAFETY: the hyp runs at EL2 with ICC_SRE_EL2.SRE = 1 (gic_hw::GicHw::init_cpu), E2H = 0, and
     // while a fwd scenario runs it is the only code using the virtual CPU interface.
     unsafe { IchSysRegs::new() }
 }
@@ -79,7 +78,7 @@ pub fn host_timer() -> HypTimer {
 pub fn pe_setup(cpu: usize) -> Result<(), GicError> {
     enable_split_eoi(&mut icc());
     for ppi in [25, 26, VTIMER_PPI] {
-        gic_glue::enable_private_irq(cpu, ppi)?;
+        gic_hw::get().enable_private_irq(cpu, ppi)?;
     }
     Ok(())
 }
@@ -153,7 +152,7 @@ impl Default for FwdStats {
             wake_timeouts: 0,
             spurious: 0,
             other: 0,
-            last_other: phys::SPURIOUS,
+            last_other: gic_hw::SPURIOUS,
             wfi_pending: 0,
             block_armed: 0,
             block_expired: 0,
@@ -242,7 +241,7 @@ impl FwdVcpu {
             ctx.restore();
         }
         self.vgic.restore_cpuif(&mut ich());
-        if let (Some(vt), Some(mut phys)) = (self.vtimer.as_mut(), phys::irq_state(cpu)) {
+        if let (Some(vt), Some(mut phys)) = (self.vtimer.as_mut(), gic_hw::get().irq_state(cpu)) {
             vt.vcpu_load(&mut vtimer_regs(), &mut phys, &mut self.vgic);
         }
         self.loaded_on = Some(cpu);
@@ -253,7 +252,7 @@ impl FwdVcpu {
     pub fn put(&mut self) {
         let cpu = cpu_index();
         self.vgic.save_cpuif(&ich());
-        if let (Some(vt), Some(mut phys)) = (self.vtimer.as_mut(), phys::irq_state(cpu)) {
+        if let (Some(vt), Some(mut phys)) = (self.vtimer.as_mut(), gic_hw::get().irq_state(cpu)) {
             vt.vcpu_put(&mut vtimer_regs(), &mut phys);
         }
         self.el1 = Some(El1Context::save());
@@ -264,14 +263,14 @@ impl FwdVcpu {
     pub fn set_vtimer_mode(&mut self, mode: FwdMode) -> Result<(), FwdError> {
         let cpu = cpu_index();
         if let Some(mut vt) = self.vtimer.take() {
-            if let Some(mut phys) = phys::irq_state(cpu) {
+            if let Some(mut phys) = gic_hw::get().irq_state(cpu) {
                 vt.vcpu_put(&mut vtimer_regs(), &mut phys);
             }
             self.vgic.remove(vt.config().vintid)?;
         }
         let mut vt = VtimerFwd::new(&mut self.vgic, VtimerConfig::bsa(mode))?;
         if self.loaded_on.is_some()
-            && let Some(mut phys) = phys::irq_state(cpu)
+            && let Some(mut phys) = gic_hw::get().irq_state(cpu)
         {
             vt.vcpu_load(&mut vtimer_regs(), &mut phys, &mut self.vgic);
         }
@@ -299,7 +298,7 @@ impl FwdVcpu {
         self.stats.note_plan(&plan);
         let exit = self.vcpu.run();
         let cpu = cpu_index();
-        if let Some(mut phys) = phys::irq_state(cpu) {
+        if let Some(mut phys) = gic_hw::get().irq_state(cpu) {
             self.last_fold = self.vgic.fold_lrs(&mut ich(), &mut phys);
         }
         exit
@@ -343,7 +342,7 @@ impl FwdVcpu {
                 nr: HVC_FWD_STEP,
                 args: [fwd_step::PHYS_GICR, ..],
             } => {
-                self.vcpu.regs.x[0] = phys::gicr_sgi(cpu_index()).unwrap_or(0) as u64;
+                self.vcpu.regs.x[0] = gic_hw::get().sgi_frame_addr(cpu_index()).unwrap_or(0);
                 Flow::Continue
             }
             _ => self.vcpu.default_exit(exit),
@@ -395,7 +394,8 @@ impl FwdVcpu {
             return;
         }
         let cpu = cpu_index();
-        let (Some(vt), Some(mut phys)) = (self.vtimer.as_mut(), phys::irq_state(cpu)) else {
+        let (Some(vt), Some(mut phys)) = (self.vtimer.as_mut(), gic_hw::get().irq_state(cpu))
+        else {
             return;
         };
         let mut timer = vtimer_regs();
@@ -417,7 +417,7 @@ impl FwdVcpu {
                         self.stats.wake_timeouts += 1;
                         break;
                     }
-                    if phys::hppir() == phys::SPURIOUS {
+                    if gic_hw::hppir() == gic_hw::SPURIOUS {
                         core::hint::spin_loop();
                         continue;
                     }

@@ -37,10 +37,10 @@ use its_core::regs::{
 use vpe_sched::VlpiConfig;
 
 use super::Ctx;
-use super::support::{LPI_TIMEOUT, MemMark, map_device, need, queue_delta, up_default};
-use super::vlpi::{
+use super::support::v4::{
     WAKE_TIMEOUT, cfg, create_vm, deschedule, destroy_vm, schedule, unmap_device, unmap_vlpis,
 };
+use super::support::{LPI_TIMEOUT, MemMark, map_device, need, queue_delta, up_default};
 use crate::exits::{self, ExitCounts};
 use crate::gic;
 use crate::v4::{self, V4};
@@ -216,11 +216,9 @@ impl BenchGuest {
         if k >= self.len {
             return (0, 0);
         }
-        // SAFETY: `start` checked that the table [table, table + 16 * len) is 8-byte aligned
-        // guest RAM, identity mapped as Normal memory like the guest's own mapping (no stage
-        // 2); the guest only stores whole u64s there, atomically, and not while the hyp runs.
-        let read =
-            |i: usize| unsafe { core::ptr::read_volatile((self.table + 8 * i) as *const u64) };
+        // `start` checked the table lies in guest RAM; the guest stores whole u64s there, and
+        // not while the hyp runs.
+        let read = |i: usize| crate::rawmem::read_guest_u64(self.table + 8 * i).unwrap_or(0);
         (read(2 * k), read(2 * k + 1))
     }
 
@@ -245,7 +243,7 @@ fn report_path(name: &str, spans: &mut [u64], done: &Done, exits_per: u64) {
         "@@M bench_latency path={name} reps={n} insns_min={min} insns_median={median} \
          insns_max={max} el2_exits={exits} el2_exits_per_irq={} wfi_exits={} irq_exits={} \
          el2_irqs={}",
-        super::vlpi::Ratio(exits, n),
+        super::support::v4::Ratio(exits, n),
         done.exits.wfi,
         done.exits.irq,
         done.exits.el2_irqs,

@@ -12,11 +12,11 @@ use common::hvc_abi::{HVC_PRINT_NUM, program};
 use common::{check, mmu, narrate, read_sysreg, require, sysreg};
 
 use super::Ctx;
-use super::support::{MemMark, map_device, need, queue_delta};
-use super::vlpi::{
+use super::support::v4::{
     CPU1_TIMEOUT, Events, FIRE_EDU, FIRE_INT, WAKE_TIMEOUT, cfg, create_vm, deschedule, destroy_vm,
     finish_guest, order, schedule, start_guest, unmap_device, unmap_vlpis,
 };
+use super::support::{MemMark, map_device, need, queue_delta};
 use crate::exits;
 use crate::gic::{self, Gic, GicHandle};
 use crate::pci::Edu;

@@ -11,7 +11,7 @@ use common::{check, mmu, println, read_sysreg, report, require, sysreg, timer};
 
 use super::Ctx;
 use crate::exits;
-use crate::gic_glue;
+use crate::gic_hw;
 use crate::smp;
 use crate::vcpu::{Exit, Vcpu};
 
@@ -107,17 +107,21 @@ fn allocator_round_trip() {
 /// Loads q0-q31 with a pattern, takes an SGI at EL2 (whose handler runs Rust code), and reads
 /// them back: they must be unchanged.
 fn sgi_at_el2(cpu: usize) {
-    if let Err(e) = gic_glue::enable_private_irq(cpu, TEST_SGI) {
+    if let Err(e) = gic_hw::get().enable_private_irq(cpu, TEST_SGI) {
         check!(false, "enable SGI: {e:?}");
         return;
     }
     static HOOKED: AtomicU32 = AtomicU32::new(0);
-    exits::set_irq_hook(Some(|intid| HOOKED.store(intid + 1, Ordering::Relaxed)));
+    /// The hook: records the INTID (plus one, so 0 means none).
+    fn record(intid: u32) {
+        HOOKED.store(intid + 1, Ordering::Relaxed);
+    }
+    exits::set_irq_hook(Some(&(record as fn(u32))));
     let before = exits::snapshot();
     let pattern: [u128; 32] =
         core::array::from_fn(|i| 0x0123_4567_89ab_cdef_u128 * (i as u128 + 1));
     let mut readback = [0u128; 32];
-    gic_glue::send_sgi_to_self(TEST_SGI);
+    gic_hw::send_sgi_to_self(TEST_SGI);
     // SAFETY: loads and stores the two 512-byte arrays; the IRQ taken while unmasked is handled
     // by the installed EL2 handler, which restores every register. All SIMD registers are
     // declared clobbered.

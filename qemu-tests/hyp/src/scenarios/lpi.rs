@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
 use common::platform::GITS_TRANSLATER;
-use common::{check, println, read_sysreg, report, require};
+use common::{check, println, report, require};
 use its_cmdq::{ItsError, LpiRange};
 use its_core::ids::Lpi;
 
@@ -22,17 +22,12 @@ use super::support::{
     up_default,
 };
 use crate::gic::{self, Gic, HwDevice};
-use crate::gic_glue;
+use crate::gic_hw;
 use crate::pci::Edu;
 use crate::smp;
 
 /// How long a work item posted to CPU1 may take.
 const CPU1_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// ICC_HPPIR1_EL1: the highest-priority pending Group 1 INTID of this CPU (1023 if none).
-fn hppir1() -> u32 {
-    (read_sysreg!(icc_hppir1_el1) & 0xff_ffff) as u32
-}
 
 /// Unmaps `dev` (DISCARD of its events, MAPD V=0) and frees `lpis`, recording failures.
 fn tear_down(gic: &Gic, dev: HwDevice, lpis: &[LpiRange]) {
@@ -83,9 +78,9 @@ pub fn lpi_int(_ctx: &mut Ctx) {
         "pending before INT"
     );
     check!(
-        hppir1() == gic_glue::SPURIOUS,
+        gic_hw::hppir() == gic_hw::SPURIOUS,
         "HPPIR1 {} before INT",
-        hppir1()
+        gic_hw::hppir()
     );
     let stats = gic.its().queue().stats();
     require!(gic.its().int_event(&dev, 1).is_ok(), "INT refused");
@@ -102,9 +97,9 @@ pub fn lpi_int(_ctx: &mut Ctx) {
         "not pending after INT"
     );
     check!(
-        hppir1() == lpi.get(),
+        gic_hw::hppir() == lpi.get(),
         "HPPIR1 {} after INT, expected {}",
-        hppir1(),
+        gic_hw::hppir(),
         lpi.get()
     );
 
@@ -422,16 +417,20 @@ pub fn lpi_discard(_ctx: &mut Ctx) {
         gic.lpi_pending_in_table(0, lpi) == Some(true),
         "not pending after INT"
     );
-    check!(hppir1() == lpi.get(), "HPPIR1 {} after INT", hppir1());
+    check!(
+        gic_hw::hppir() == lpi.get(),
+        "HPPIR1 {} after INT",
+        gic_hw::hppir()
+    );
     require!(its.unmap_event(&mut dev, 0).is_ok(), "DISCARD refused");
     check!(
         gic.lpi_pending_in_table(0, lpi) == Some(false),
         "DISCARD left it pending"
     );
     check!(
-        hppir1() == gic_glue::SPURIOUS,
+        gic_hw::hppir() == gic_hw::SPURIOUS,
         "HPPIR1 {} after DISCARD",
-        hppir1()
+        gic_hw::hppir()
     );
 
     let stats = its.queue().stats();
@@ -494,9 +493,9 @@ pub fn lpi_disable_inv(_ctx: &mut Ctx) {
         "not pending while disabled"
     );
     check!(
-        hppir1() == gic_glue::SPURIOUS,
+        gic_hw::hppir() == gic_hw::SPURIOUS,
         "HPPIR1 {} while disabled",
-        hppir1()
+        gic_hw::hppir()
     );
     check!(
         gic::irqs_during(gic::QUIET) == 0,

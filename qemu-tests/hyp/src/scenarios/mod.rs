@@ -6,9 +6,11 @@
 //! 1. Write `pub fn my_scenario(ctx: &mut Ctx)` in a module of this directory (one file per
 //!    group; add `mod group;` below if the file is new). Use `common::check!` / `require!` for
 //!    assertions, `common::narrate!` for demo narration, `common::report::metrics` for numbers.
-//! 2. Add one line to [`SCENARIOS`].
-//! 3. Add one line to the runner's table in `xtask/src/qemu/scenarios.rs` (CPU count, `edu`
-//!    device, deadline, and any QEMU guest-error lines the scenario provokes on purpose).
+//! 2. Add one line to the shared list, `list.rs`: its name, its body, and how the runner boots
+//!    it (CPU count, `edu` device, deadline, and any QEMU guest-error lines the scenario
+//!    provokes on purpose). The hyp and the runner both read that file, so a scenario cannot
+//!    exist for one and not the other; a runner test also fails on a scenario function of this
+//!    directory that the list does not name.
 //!
 //! The driver [`run`] prints `@@T start`, then `@@T ok` if no check failed (boot steps that
 //! failed count as failed checks), then `@@T done passed=N failed=M`, and exits with status 0
@@ -27,7 +29,7 @@ mod vlpi;
 
 use common::report;
 
-use crate::gic_glue::GicError;
+use crate::gic_hw::GicError;
 
 /// What a scenario gets.
 pub struct Ctx {
@@ -43,55 +45,15 @@ pub type Scenario = fn(&mut Ctx);
 /// A boot step (what it set up) and how it went.
 pub type BootStep = (&'static str, Result<(), GicError>);
 
-/// Every scenario the hyp knows, by name.
-pub const SCENARIOS: &[(&str, Scenario)] = &[
-    ("boot_smoke", infra::boot_smoke),
-    ("smp_smoke", infra::smp_smoke),
-    ("guest_smoke", infra::guest_smoke),
-    ("demo", demo::demo),
-    // Physical LPIs through the ITS, on the driver crates.
-    ("its_probe", its::its_probe),
-    ("lpi_int", lpi::lpi_int),
-    ("lpi_translater", lpi::lpi_translater),
-    ("lpi_edu_msi", lpi::lpi_edu_msi),
-    ("lpi_movi_smp", lpi::lpi_movi_smp),
-    ("lpi_discard", lpi::lpi_discard),
-    ("lpi_disable_inv", lpi::lpi_disable_inv),
-    ("cmdq_wrap", its::cmdq_wrap),
-    ("cmdq_batch_many", its::cmdq_batch_many),
-    ("its_bad_command", its::its_bad_command),
-    // Forwarded physical interrupts through list registers, on fwd-irq.
-    ("fwd_vtimer", fwd::fwd_vtimer),
-    ("fwd_vtimer_wfi", fwd::fwd_vtimer_wfi),
-    ("fwd_level_lowered", fwd::fwd_level_lowered),
-    ("fwd_level_reassert", fwd::fwd_level_reassert),
-    ("fwd_lr_overflow", fwd::fwd_lr_overflow),
-    ("fwd_vtimer_migrate", fwd::fwd_vtimer_migrate),
-    // GICv4 direct injection, on vpe-sched and doorbell.
-    ("vlpi_direct", vlpi::vlpi_direct),
-    (
-        "vlpi_pending_then_resident",
-        vlpi::vlpi_pending_then_resident,
-    ),
-    ("vlpi_doorbell_wake", vlpi::vlpi_doorbell_wake),
-    ("vlpi_vmovp_smp", vlpi::vlpi_vmovp_smp),
-    ("vlpi_unmap", vlpi::vlpi_unmap),
-    ("vlpi_prop_inv", vlpi::vlpi_prop_inv),
-    ("vlpi_edu_passthrough", vlpi::vlpi_edu_passthrough),
-    ("vlpi_two_vms", vlpi::vlpi_two_vms),
-    ("vlpi_many", vlpi::vlpi_many),
-    ("vpe_many", vlpi::vpe_many),
-    // Four CPUs at once: physical LPIs, and vPEs rescheduled while vLPIs arrive.
-    ("stress_smp_map", stress::stress_smp_map),
-    ("stress_vpe_switch", stress::stress_vpe_switch),
-    // Benchmarks, run by `cargo xtask bench` with -icount shift=0 (not in the default suite).
-    ("bench_vlpi_latency", bench::bench_vlpi_latency),
-    ("bench_vpe_counts", bench::bench_vpe_counts),
-    // Runner self-checks: these must FAIL (see xtask/src/qemu/scenarios.rs).
-    ("panic_check", selfcheck::panic_check),
-    ("exception_check", selfcheck::exception_check),
-    ("guest_error_check", selfcheck::guest_error_check),
-];
+/// Builds [`SCENARIOS`] from the shared list (`list.rs`): each entry's name and body; the
+/// runner options are the runner's (`xtask/src/qemu/scenarios.rs` reads the same file).
+macro_rules! scenario_list {
+    ($($name:ident : $body:path, $($opt:ident ( $($arg:expr),* )).+ ;)*) => {
+        /// Every scenario the hyp knows, by name, in the order of the shared list.
+        pub const SCENARIOS: &[(&str, Scenario)] = &[$((stringify!($name), $body)),*];
+    };
+}
+include!("list.rs");
 
 /// Runs the scenario called `name` and exits QEMU with the verdict. A failed `boot` step is a
 /// failure of the scenario.

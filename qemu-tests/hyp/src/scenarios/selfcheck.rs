@@ -16,11 +16,10 @@ pub fn panic_check(_ctx: &mut Ctx) {
 /// Reads an address outside the 48-bit VA space: a translation fault at EL2 that nothing
 /// handles, so expect `@@T exception el2-sync-current-spx ...` and exit status 102.
 pub fn exception_check(_ctx: &mut Ctx) {
-    let bad = core::hint::black_box(0x8_0000_0000_0000usize) as *const u64;
-    // SAFETY: deliberately unsound from the hardware's point of view: the address is not
-    // mapped and the read faults. The exception handler reports it and ends the run, so the
-    // read never completes and no value is produced.
-    let v = unsafe { core::ptr::read_volatile(bad) };
+    let bad = core::hint::black_box(0x8_0000_0000_0000usize);
+    // SAFETY: the address is not mapped and the read faults, as wanted: the exception handler
+    // reports it and ends the run, so the read never completes and no value is produced.
+    let v = unsafe { crate::rawmem::fault_read(bad) };
     common::println!("exception_check: read {v:#x}, which should not happen");
 }
 
@@ -28,14 +27,10 @@ pub fn exception_check(_ctx: &mut Ctx) {
 /// error ("invalid guest read at offset"). The scenario itself passes, so only the runner's
 /// guest-error rule can fail it.
 pub fn guest_error_check(ctx: &mut Ctx) {
-    /// GICR_SYNCR offset in RD_base.
-    const GICR_SYNCR: usize = 0xc0;
-    let Some(rd) = crate::gic_glue::redistributor(ctx.cpu) else {
+    let Some(rd) = crate::gic_hw::get().redistributor(ctx.cpu) else {
         common::check!(false, "no redistributor for cpu{}", ctx.cpu);
         return;
     };
-    // SAFETY: RD_base + 0xC0 lies in this CPU's redistributor frame, mapped as Device memory;
-    // QEMU answers the read (with zero) and logs it.
-    let v = unsafe { core::ptr::read_volatile((rd + GICR_SYNCR) as *const u32) };
+    let v = u32::from(its_core::mmio::RedistRegisters::syncr(&*rd));
     common::println!("guest_error_check: GICR_SYNCR read {v:#x}");
 }

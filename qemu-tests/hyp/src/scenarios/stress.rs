@@ -50,7 +50,7 @@
 )]
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
 use common::platform::MAX_CPUS;
@@ -63,11 +63,11 @@ use its_core::mmio::ItsRegisters;
 use vpe_sched::VlpiConfig;
 
 use super::Ctx;
-use super::support::{MemMark, map_device, queue_delta, up_default};
-use super::vlpi::{
+use super::support::v4::{
     cfg, create_vm, deschedule, destroy_vm, finish_guest, order, schedule, start_guest,
     unmap_device, unmap_vlpis,
 };
+use super::support::{MemMark, map_device, queue_delta, up_default};
 use crate::gic::{self, COUNTED_LPIS, Gic, HwDevice};
 use crate::smp::{self, SmpError};
 use crate::v4::guest::{GuestLink, Order};
@@ -89,10 +89,19 @@ const PER_CPU: [&str; CPUS] = ["lpis_cpu0", "lpis_cpu1", "lpis_cpu2", "lpis_cpu3
 // ---------------------------------------------------------------------------------------------
 // Every CPU at once.
 
-/// The closure every CPU runs (type-erased), the function that calls it, and a bit per
-/// secondary CPU still inside it.
-static TASK: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
-static TASK_CALL: AtomicUsize = AtomicUsize::new(0);
+/// The closure every CPU runs, type-erased: the function that calls it (a fn pointer stored as
+/// such) and where it is.
+#[derive(Clone, Copy)]
+struct Task {
+    call: unsafe fn(*const (), usize),
+    data: *const (),
+}
+
+// SAFETY: `data` is a `&F` with `F: Sync` (see `on_every_cpu`), which may be used from any CPU.
+unsafe impl Send for Task {}
+
+/// The posted task, and a bit per secondary CPU still inside it.
+static TASK: SpinLock<Option<Task>> = SpinLock::new(None);
 static TASK_LEFT: AtomicUsize = AtomicUsize::new(0);
 
 /// Calls the closure of type `F` at `data` for `cpu`.
@@ -108,15 +117,12 @@ unsafe fn call_task<F: Fn(usize) + Sync>(data: *const (), cpu: usize) {
 
 /// What `smp::run_on` runs on a secondary CPU: its share of the posted closure.
 fn task_trampoline(cpu: usize) -> u64 {
-    let data = TASK.load(Ordering::Acquire);
-    let call = TASK_CALL.load(Ordering::Acquire);
-    if !data.is_null() && call != 0 {
-        // SAFETY: `on_every_cpu` stores only `call_task::<F>` as an
-        // `unsafe fn(*const (), usize)`, which has the size of `usize`.
-        let call = unsafe { core::mem::transmute::<usize, unsafe fn(*const (), usize)>(call) };
-        // SAFETY: `on_every_cpu` stored `data` for that same `F` and does not return (so the
-        // closure on its stack stays alive) until this CPU's TASK_LEFT bit is cleared below.
-        unsafe { call(data.cast_const(), cpu) };
+    let task = *TASK.lock();
+    if let Some(Task { call, data }) = task {
+        // SAFETY: `on_every_cpu` stored `call_task::<F>` with `data` for that same `F`, and does
+        // not return (so the closure on its stack stays alive) until this CPU's TASK_LEFT bit
+        // is cleared below.
+        unsafe { call(data, cpu) };
     }
     TASK_LEFT.fetch_and(!(1 << cpu), Ordering::AcqRel);
     0
@@ -139,11 +145,10 @@ fn on_every_cpu<F: Fn(usize) + Sync>(n: usize, timeout: Duration, f: &F) -> Resu
     {
         return Err(SmpError::BadCpu);
     }
-    TASK.store(ptr::from_ref(f).cast_mut().cast(), Ordering::Release);
-    TASK_CALL.store(
-        call_task::<F> as unsafe fn(*const (), usize) as usize,
-        Ordering::Release,
-    );
+    *TASK.lock() = Some(Task {
+        call: call_task::<F>,
+        data: ptr::from_ref(f).cast(),
+    });
     let mut posted = Ok(());
     for cpu in 1..n {
         match smp::run_on(cpu, task_trampoline, Duration::ZERO) {
@@ -159,8 +164,7 @@ fn on_every_cpu<F: Fn(usize) + Sync>(n: usize, timeout: Duration, f: &F) -> Resu
     if !timer::poll_until(timeout, || TASK_LEFT.load(Ordering::Acquire) == 0) {
         panic!("a CPU did not finish its share in {timeout:?}");
     }
-    TASK.store(ptr::null_mut(), Ordering::Release);
-    TASK_CALL.store(0, Ordering::Release);
+    *TASK.lock() = None;
     posted
 }
 

@@ -14,15 +14,26 @@
 //! still be inside it.
 
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::time::Duration;
+
+use common::sync::SpinLock;
 
 use crate::smp::{self, SmpError};
 
-/// The closure CPU1 is to run (type-erased), or null.
-static DATA: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
-/// The `fn(*mut ())` that calls it ([`shim`] for its type), or 0.
-static SHIM: AtomicUsize = AtomicUsize::new(0);
+/// A posted closure, type-erased: the function that calls it ([`shim`] for its type, a fn
+/// pointer stored as such) and where it is.
+struct Posted {
+    call: unsafe fn(*mut ()),
+    data: *mut (),
+}
+
+// SAFETY: `data` is a `&mut F` with `F: Send` (bound on every poster), which may be moved to
+// and used on another CPU.
+unsafe impl Send for Posted {}
+
+/// The closure CPU1 is to run, if any.
+static POSTED: SpinLock<Option<Posted>> = SpinLock::new(None);
 /// Clear while a closure is posted or running.
 static FINISHED: AtomicBool = AtomicBool::new(true);
 
@@ -38,16 +49,12 @@ unsafe fn shim<F: FnMut()>(data: *mut ()) {
 
 /// What `smp::run_on` runs: the posted closure, once.
 fn trampoline(_cpu: usize) -> u64 {
-    let data = DATA.swap(ptr::null_mut(), Ordering::AcqRel);
-    let call = SHIM.swap(0, Ordering::AcqRel);
-    if !data.is_null() && call != 0 {
-        // SAFETY: `post` stores only `shim::<F>` as an `unsafe fn(*mut ())`, which has the
-        // size of `usize`.
-        let call = unsafe { core::mem::transmute::<usize, unsafe fn(*mut ())>(call) };
-        // SAFETY: `post` stored `data` for that same `F`; the closure lives on the poster's
-        // stack, which does not go (see `join`) until FINISHED is set below, and the swaps
-        // make this the only call. `F: Send` (bound on every caller) makes running it on this
-        // CPU sound.
+    let posted = POSTED.lock().take();
+    if let Some(Posted { call, data }) = posted {
+        // SAFETY: `post` stored `shim::<F>` with `data` for that same `F`; the closure lives on
+        // the poster's stack, which does not go (see `join`) until FINISHED is set below, and
+        // `take` makes this the only call. `F: Send` (bound on every caller) makes running it
+        // on this CPU sound.
         unsafe { call(data) };
     }
     FINISHED.store(true, Ordering::Release);
@@ -59,14 +66,15 @@ fn post<F: FnMut() + Send>(cpu: usize, f: &mut F, wait: Duration) -> Result<(), 
     if !FINISHED.swap(false, Ordering::AcqRel) {
         return Err(SmpError::BadCpu);
     }
-    DATA.store(ptr::from_mut(f).cast(), Ordering::Release);
-    SHIM.store(shim::<F> as unsafe fn(*mut ()) as usize, Ordering::Release);
+    *POSTED.lock() = Some(Posted {
+        call: shim::<F>,
+        data: ptr::from_mut(f).cast(),
+    });
     match smp::run_on(cpu, trampoline, wait) {
         // A timeout only means it is still running: `join` waits for it.
         Ok(_) | Err(SmpError::Timeout) => Ok(()),
         Err(e) => {
-            DATA.store(ptr::null_mut(), Ordering::Release);
-            SHIM.store(0, Ordering::Release);
+            *POSTED.lock() = None;
             FINISHED.store(true, Ordering::Release);
             Err(e)
         }

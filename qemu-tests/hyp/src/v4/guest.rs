@@ -236,10 +236,7 @@ impl GuestLink {
         if i >= self.recv_len {
             return u32::MAX;
         }
-        // SAFETY: `start` checked that [recv, recv + 2 * recv_len) is 2-byte aligned guest RAM,
-        // identity mapped as Normal memory like the guest's own mapping of it (no stage 2), and
-        // i < recv_len. The guest only ever updates these u16s atomically.
-        let v = unsafe { core::ptr::read_volatile((self.recv + 2 * i) as *const u16) };
-        v.into()
+        // `start` checked the counters lie in guest RAM; the guest updates each u16 atomically.
+        crate::rawmem::read_guest_u16(self.recv + 2 * i).map_or(u32::MAX, u32::from)
     }
 }

@@ -43,18 +43,16 @@ use common::write_sysreg;
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
 use its_core::caps::RedistCaps;
 use its_core::ids::{DeviceId, Lpi, VpeId};
-use its_core::mmio::GitsRegs;
-use safe_mmio::UniqueMmioPointer;
 use vpe_sched::{GicV4, V4Config, Vm, VpeError};
 
 use crate::exits;
 use crate::gic::{self, Gic};
-use crate::gic_glue;
+use crate::gic_hw::{self, ItsFrame};
 
 /// The GICv4 layer as the scenarios hold it.
-pub type HwGicV4<'g> = GicV4<'g, UniqueMmioPointer<'static, GitsRegs>, HwPlatform>;
+pub type HwGicV4<'g> = GicV4<'g, ItsFrame, HwPlatform>;
 /// The doorbells as the scenarios hold them.
-pub type HwDoorbells<'g> = Doorbells<'g, UniqueMmioPointer<'static, GitsRegs>, HwPlatform>;
+pub type HwDoorbells<'g> = Doorbells<'g, ItsFrame, HwPlatform>;
 /// A VM.
 pub type HwVm = Vm<HwPlatform>;
 
@@ -204,14 +202,14 @@ struct Dispatch;
 impl Dispatch {
     fn publish(dbs: &HwDoorbells<'_>) -> Self {
         DISPATCH.store(ptr::from_ref(dbs).cast_mut().cast(), Ordering::SeqCst);
-        exits::set_irq_hook(Some(irq_hook));
+        exits::set_irq_hook(Some(&(irq_hook as fn(u32))));
         Self
     }
 }
 
 impl Drop for Dispatch {
     fn drop(&mut self) {
-        exits::set_irq_hook(Some(gic::count_irq));
+        exits::set_irq_hook(Some(&(gic::count_irq as fn(u32))));
         DISPATCH.store(ptr::null_mut(), Ordering::SeqCst);
         // A CPU that loaded the pointer before it was withdrawn has incremented IN_HOOK first
         // (SeqCst on both sides): wait for it to leave. The hook is a few hundred instructions.
@@ -271,7 +269,7 @@ fn watchdog_off() {
 /// masked, after `Doorbells::wait_on(waiter)`. Returns whether the waiter was woken.
 pub fn block_on(waiter: &Waiter, timeout: Duration) -> bool {
     let cpu = cpu_index();
-    if gic_glue::enable_private_irq(cpu, WATCHDOG_PPI).is_err() {
+    if gic_hw::get().enable_private_irq(cpu, WATCHDOG_PPI).is_err() {
         return false;
     }
     let deadline = Deadline::after(timeout);

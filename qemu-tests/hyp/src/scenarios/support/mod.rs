@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Shared steps of the scenarios: bring-up with failures reported, leak checks, "exactly these
 //! LPIs, each exactly once" checks, device mapping, queue-statistics deltas, and [`need!`] for
-//! a step without which a scenario cannot go on.
+//! a step without which a scenario cannot go on. [`v4`] holds the shared steps of the GICv4
+//! scenarios.
 
 use core::time::Duration;
 
@@ -31,6 +32,8 @@ macro_rules! need {
     };
 }
 pub(crate) use need;
+
+pub mod v4;
 
 /// How long a scenario waits for LPIs it expects.
 pub const LPI_TIMEOUT: Duration = Duration::from_millis(500);

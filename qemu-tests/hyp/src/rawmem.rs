@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! Raw memory access: the one module of the hyp that reads or writes memory through raw
+//! pointers (`read_volatile` / `write_volatile`). Audited here, and nowhere else.
+//!
+//! Everything else in the hyp reaches memory through Rust references or device registers
+//! through `safe-mmio` blocks (the GIC's through [`crate::gic_hw`]). What is left cannot be
+//! either:
+//!
+//! - **Memory the guest shares** ([`read_guest_u16`], [`read_guest_u64`]): the guest image
+//!   writes its counters and sample tables while the hyp runs or between runs, and the guest
+//!   image header was placed by QEMU's loader. No Rust object lives there, so a reference would
+//!   claim what the hyp cannot promise (that nobody else writes it); each read is a single
+//!   volatile load of a checked, aligned address inside the guest's region.
+//! - **Stack painting** ([`paint`], [`painted_words`]): the high-water mark of each CPU's stack
+//!   is found by filling the unused part with a pattern and counting what is left. That memory
+//!   is below the live stack (or another CPU's stack), outside any Rust object.
+//! - **A deliberate fault** ([`fault_read`]): the runner's self-check that an unexpected
+//!   exception cannot pass for success reads an unmapped address.
+
+use common::platform::{GUEST_BASE, GUEST_SIZE};
+
+/// Whether `[addr, addr + len)` lies in the guest's region and `addr` is `align`-aligned.
+fn in_guest(addr: usize, len: usize, align: usize) -> bool {
+    addr.is_multiple_of(align)
+        && addr >= GUEST_BASE
+        && addr
+            .checked_add(len)
+            .is_some_and(|end| end <= GUEST_BASE + GUEST_SIZE)
+}
+
+/// Reads the `u16` the guest keeps at `addr`; `None` outside the guest's region or unaligned.
+pub fn read_guest_u16(addr: usize) -> Option<u16> {
+    if !in_guest(addr, 2, 2) {
+        return None;
+    }
+    // SAFETY: checked above: an aligned `u16` inside the guest's region, which is RAM identity
+    // mapped as Normal memory (the guest maps it the same way: no stage 2). The guest only
+    // stores whole `u16`s there (single-copy atomic), so the load sees one of its values.
+    Some(unsafe { core::ptr::read_volatile(addr as *const u16) })
+}
+
+/// Reads the `u64` the guest (or QEMU's loader) put at `addr`; `None` outside the guest's
+/// region or unaligned.
+pub fn read_guest_u64(addr: usize) -> Option<u64> {
+    if !in_guest(addr, 8, 8) {
+        return None;
+    }
+    // SAFETY: as in `read_guest_u16`, for an aligned `u64` (zero where nothing was loaded).
+    Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+}
+
+/// Writes `pattern` to every aligned word of `[lo, hi)`.
+///
+/// # Safety
+/// `[lo, hi)` is mapped RAM that no Rust object occupies and nothing else uses while this runs
+/// (the unused part of the calling CPU's own stack, with IRQs masked).
+pub unsafe fn paint(lo: usize, hi: usize, pattern: u64) {
+    let mut a = lo.next_multiple_of(8);
+    while a + 8 <= hi {
+        // SAFETY: our caller's promise; aligned above.
+        unsafe { core::ptr::write_volatile(a as *mut u64, pattern) };
+        a += 8;
+    }
+}
+
+/// How many aligned words from `lo` upwards, at most `len` bytes, still hold `pattern`.
+///
+/// # Safety
+/// `[lo, lo + len)` is mapped RAM. It may be in use (another CPU's stack): each word is read
+/// with one volatile load, and a word being written meanwhile gives either value, which only
+/// moves the mark by a word.
+pub unsafe fn painted_words(lo: usize, len: usize, pattern: u64) -> usize {
+    let mut n = 0;
+    while (n + 1) * 8 <= len {
+        // SAFETY: our caller's promise; `lo` is aligned by the callers (stack bases).
+        let w = unsafe { core::ptr::read_volatile((lo + n * 8) as *const u64) };
+        if w != pattern {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Reads `addr`, which is expected to fault: the exception handler ends the run, so this never
+/// returns a value in the scenarios that use it.
+///
+/// # Safety
+/// The caller wants the fault: `addr` is not mapped (any other address must be valid to read
+/// as a `u64`).
+pub unsafe fn fault_read(addr: usize) -> u64 {
+    // SAFETY: our caller's promise: the read faults and the handler ends the run.
+    unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
