@@ -148,11 +148,14 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
 
     fn gicd_reg(&self, me: VcpuId, off: u32) -> (Reg, Shape) {
         let spi = |first: u32| first >= 32 && first < Self::INTID_END;
+        // 32-bit registers are matched by their word, so that a narrower access inside one
+        // is a bad size rather than a reserved offset.
         match off {
-            gicd::CTLR => (Reg::GicdCtlr, Shape::Word),
-            gicd::TYPER => (Reg::GicdTyper, Shape::Word),
-            gicd::IIDR => (Reg::Iidr, Shape::Word),
-            gicd::TYPER2 | gicd::STATUSR => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
+            _ if off & !3 == gicd::CTLR => (Reg::GicdCtlr, Shape::Word),
+            0x0004..=0x0007 => (Reg::GicdTyper, Shape::Word),
+            0x0008..=0x000B => (Reg::Iidr, Shape::Word),
+            // GICD_TYPER2, GICD_STATUSR.
+            0x000C..=0x0013 => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
             // GICD_SETSPI_NSR .. GICD_CLRSPI_SR: GICD_TYPER.MBIS = 0.
             0x0040..=0x005F => (Reg::Raz(RazWi::NotImplemented), Shape::Any),
             0x0080..=0x03FF => {
@@ -196,7 +199,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             0x0D00..=0x0D7F | 0x0E00..=0x0EFF => {
                 (Reg::Raz(RazWi::SingleSecurityState), Shape::Word)
             }
-            gicd::SGIR => (Reg::Raz(RazWi::AffinityRouting), Shape::Word),
+            0x0F00..=0x0F03 => (Reg::Raz(RazWi::AffinityRouting), Shape::Word),
             0x0F10..=0x0F2F => (Reg::Raz(RazWi::AffinityRouting), Shape::ByteWord),
             // GICD_INMIR<n> (NMI), the extended SPI range, GICD_IROUTER<n>E.
             0x0F80..=0x0FFF | 0x1000..=0x5FFF | 0x8000..=0x9FFF => {
@@ -213,7 +216,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                 };
                 (reg, Shape::WordDword)
             }
-            gicd::PIDR2 => (Reg::Pidr2, Shape::Word),
+            _ if off & !3 == gicd::PIDR2 => (Reg::Pidr2, Shape::Word),
             0xFFD0..=0xFFFF => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
             _ => (Reg::Raz(RazWi::Reserved), Shape::Any),
         }
@@ -222,12 +225,12 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     fn rd_reg(&self, k: VcpuId, off: u32) -> (Reg, Shape) {
         let lpis = self.cfg.lpis.is_some();
         match off {
-            regs::gicr::CTLR => (Reg::GicrCtlr(k), Shape::Word),
-            regs::gicr::IIDR => (Reg::Iidr, Shape::Word),
+            0x0000..=0x0003 => (Reg::GicrCtlr(k), Shape::Word),
+            0x0004..=0x0007 => (Reg::Iidr, Shape::Word),
             0x0008..=0x000F => (Reg::GicrTyper(k), Shape::WordDword),
-            regs::gicr::WAKER => (Reg::Waker(k), Shape::Word),
+            0x0014..=0x0017 => (Reg::Waker(k), Shape::Word),
             // GICR_STATUSR, GICR_MPAMIDR, GICR_PARTIDR.
-            0x0010 | 0x0018 | 0x001C => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
+            0x0010..=0x0013 | 0x0018..=0x001F => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
             0x0070..=0x0077 if lpis => (Reg::Propbaser(k), Shape::WordDword),
             0x0078..=0x007F if lpis => (Reg::Pendbaser(k), Shape::WordDword),
             // GICR_SETLPIR, GICR_CLRLPIR, GICR_PROPBASER and GICR_PENDBASER without LPIs,
@@ -235,7 +238,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             0x0040..=0x004F | 0x0070..=0x007F | 0x00A0..=0x00C7 => {
                 (Reg::Raz(RazWi::NotImplemented), Shape::WordDword)
             }
-            regs::gicr::PIDR2 => (Reg::Pidr2, Shape::Word),
+            _ if off & !3 == regs::gicr::PIDR2 => (Reg::Pidr2, Shape::Word),
             0xFFD0..=0xFFFF => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
             _ => (Reg::Raz(RazWi::Reserved), Shape::Any),
         }
@@ -264,10 +267,10 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                 Shape::ByteWord,
             ),
             0x0420..=0x045F => (Reg::Raz(RazWi::NotImplemented), Shape::ByteWord),
-            regs::sgi_base::ICFGR0 => (Reg::Icfgr0, Shape::Word),
-            regs::sgi_base::ICFGR1 => (Reg::Config { bank: k, first: 16 }, Shape::Word),
+            0x0C00..=0x0C03 => (Reg::Icfgr0, Shape::Word),
+            0x0C04..=0x0C07 => (Reg::Config { bank: k, first: 16 }, Shape::Word),
             0x0C08..=0x0C17 => (Reg::Raz(RazWi::NotImplemented), Shape::Word),
-            0x0D00..=0x0D0B | regs::sgi_base::NSACR => {
+            0x0D00..=0x0D0B | 0x0E00..=0x0E03 => {
                 (Reg::Raz(RazWi::SingleSecurityState), Shape::Word)
             }
             // GICR_INMIR0 and GICR_INMIR<n>E: no NMIs.
