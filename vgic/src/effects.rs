@@ -64,6 +64,7 @@ pub enum Effect {
 pub struct Effects {
     kicks: VcpuSet,
     list: heapless::Vec<Effect, EFFECTS_CAPACITY>,
+    overflowed: bool,
 }
 
 impl Effects {
@@ -72,6 +73,7 @@ impl Effects {
         Self {
             kicks: VcpuSet::EMPTY,
             list: heapless::Vec::new(),
+            overflowed: false,
         }
     }
 
@@ -94,6 +96,13 @@ impl Effects {
     pub fn clear(&mut self) {
         self.kicks = VcpuSet::EMPTY;
         self.list.clear();
+        self.overflowed = false;
+    }
+
+    /// Whether an effect was lost because the buffer was full. Never true: every producer
+    /// checks for room first; a hypervisor may still assert it.
+    pub const fn overflowed(&self) -> bool {
+        self.overflowed
     }
 
     /// How many more effects fit.
@@ -107,9 +116,12 @@ impl Effects {
 
     /// Adds `effect`.
     pub(crate) fn push(&mut self, effect: Effect) {
-        // Cannot fail: every producer checks for room before it changes any state (a register
-        // write starts from an empty buffer and makes at most 32; sync stops while two
-        // slots are still free).
-        let _ = self.list.push(effect);
+        // Cannot fail: every producer checks for room before it changes any state. A register
+        // access starts from an empty buffer, its first sync leaves at least 32 slots and the
+        // write itself makes at most 32; a sync stops before an interrupt once fewer than
+        // two slots are free, and one interrupt makes at most two.
+        if self.list.push(effect).is_err() {
+            self.overflowed = true;
+        }
     }
 }

@@ -517,7 +517,8 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         self.sync_inner(vcpu, cpu, fx, 0)
     }
 
-    /// [`Self::sync`], stopping while `reserve` + 2 effect slots are still free.
+    /// [`Self::sync`], stopping before an interrupt once fewer than `reserve` + 2 effect
+    /// slots are free (one interrupt makes at most two effects).
     pub(crate) fn sync_inner<const N: usize>(
         &mut self,
         vcpu: VcpuId,

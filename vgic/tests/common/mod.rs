@@ -112,9 +112,16 @@ impl Rig {
         rig
     }
 
-    /// Applies (records) and clears the effects buffer; returns the effects of this call.
+    /// Applies and clears the effects buffer (physical active states reach the fake GIC;
+    /// everything is recorded); returns the effects of this call.
     pub fn drain(&mut self) -> Vec<Effect> {
+        assert!(!self.fx.overflowed(), "an effect was lost");
         let list = self.fx.effects().to_vec();
+        for e in &list {
+            if let Effect::SetPhysActive { pintid, active } = *e {
+                fwd_irq::hw::PhysIrqState::set_active(&mut self.phys, pintid, active);
+            }
+        }
         self.kicks = self.fx.kicks();
         self.effects.extend_from_slice(&list);
         self.fx.clear();
