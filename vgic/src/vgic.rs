@@ -1,45 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! [`Vgic`]: the VM's distributor and redistributors, and how their state reaches each
-//! vCPU's `fwd_irq::VgicCpu`.
-//!
-//! # Where interrupt state lives
-//! Each vCPU's `VgicCpu` (fwd-irq) holds the SGIs and PPIs of that vCPU and the SPIs routed
-//! to it: their pending, line and active state, which its list registers carry while the
-//! guest runs. Only the vCPU's own PE touches it, between `fold_lrs` and `populate_lrs`.
-//!
-//! The `Vgic` holds what the guest programmed (group, enable, priority, trigger, route,
-//! GICD_CTLR, GICR_WAKER, the LPI registers) and, per interrupt, its state as the holding
-//! vCPU last published it. A register access on vCPU A that changes an interrupt held by
-//! vCPU B cannot touch B's `VgicCpu`: it leaves *mail* on the interrupt (push the
-//! configuration, set or clear pending, raise or lower the line, set or clear active), marks
-//! it dirty for B and asks the hypervisor to kick B. B applies its mail in
-//! [`Vgic::sync`], on its own PE, before it next enters the guest, and publishes its state
-//! back. Reads therefore see the accessing vCPU's own interrupts exactly (it syncs first) and
-//! other vCPUs' interrupts as of their last sync plus the changes posted since; a read of
-//! another vCPU's pending or active state also kicks that vCPU so that its next sync
-//! publishes fresh state (a guest polling GICD_ISACTIVER, as Linux's `synchronize_irq` does,
-//! converges).
-//!
-//! # SPI routing
-//! An SPI is held by the vCPU its GICD_IROUTER names. When the route changes, the holder
-//! releases the SPI at its next sync, unless the guest has it active there (it stays until
-//! the guest deactivates it, so that the deactivation finds its list register), and the new
-//! target adopts it, with its pending and line state, at its next sync. A forwarded SPI's
-//! physical interrupt is re-routed ([`Effect::RoutePhys`]) when the SPI leaves its holder.
-//! An SPI routed to an affinity that names no vCPU stays pending in the `Vgic` and reaches no
-//! vCPU (one of the behaviours Arm IHI 0069 permits for GICD_IROUTER); reads return the
-//! written route.
-//!
-//! # Forwarded interrupts
-//! A forwarded interrupt keeps its physical link (`fwd_irq::Forward`, HW = 1). Whenever a
-//! sync changes whether the guest owns an instance of it, the physical interrupt's active
-//! state follows ([`Effect::SetPhysActive`]): a guest ISPENDR on a forwarded interrupt makes
-//! the physical interrupt active, so that the guest's deactivation through the list register
-//! deactivates an active interrupt; an ICPENDR (or ICACTIVER) that leaves the guest no
-//! instance makes it inactive again, and a still-asserted level line fires anew. The guest's
-//! enable of a forwarded SPI is mirrored at the physical distributor
-//! ([`Effect::SetPhysEnabled`]); forwarded PPIs (the virtual timer) stay enabled at the host.
-//! The trigger of a forwarded interrupt is the physical one: its ICFGR field is read-only.
+//! vCPU's `fwd_irq::VgicCpu` (see [`Vgic`] for where state lives).
 
 use fwd_irq::{Forward, PIntId, Trigger, VIntId, VgicCpu};
 
@@ -95,7 +56,7 @@ pub struct VgicStats {
     pub table_errors: u64,
 }
 
-/// The GICD_CTLR, GICR_WAKER and LPI state of one vCPU's redistributor, for a virtual ITS.
+/// The LPI registers of one vCPU's redistributor, as the guest wrote them, for a virtual ITS.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct LpiRegs {
     /// GICR_CTLR.EnableLPIs.
@@ -143,8 +104,49 @@ impl VcpuState {
 /// to each vCPU's `fwd_irq::VgicCpu`.
 ///
 /// `VCPUS` is the largest number of vCPUs (at most 64), `SPIS` the number of SPIs (a multiple
-/// of 32, at most 992: INTIDs 32 to 32 + SPIS - 1, never 1020-1023). See the crate's front page
-/// for the calls a hypervisor makes, and the module documentation for where state lives.
+/// of 32, at most 992: INTIDs 32 to 32 + SPIS - 1, never 1020-1023). It holds no pointers and
+/// allocates nothing: about 7 KiB for 4 vCPUs and 64 SPIs (36 KiB with 992 SPIs), so a
+/// hypervisor keeps it in a static rather than on a small stack. See the crate's front page
+/// for the calls a hypervisor makes.
+///
+/// # Where interrupt state lives
+/// Each vCPU's `VgicCpu` (fwd-irq) holds the SGIs and PPIs of that vCPU and the SPIs routed
+/// to it: their pending, line and active state, which its list registers carry while the
+/// guest runs. Only the vCPU's own PE touches it, between `fold_lrs` and `populate_lrs`.
+///
+/// The `Vgic` holds what the guest programmed (group, enable, priority, trigger, route,
+/// GICD_CTLR, GICR_WAKER, the LPI registers) and, per interrupt, its state as the holding
+/// vCPU last published it. A register access on vCPU A that changes an interrupt held by
+/// vCPU B cannot touch B's `VgicCpu`: it leaves *mail* on the interrupt (push the
+/// configuration, set or clear pending, raise or lower the line, set or clear active), marks
+/// it dirty for B and asks the hypervisor to kick B. B applies its mail in
+/// [`Vgic::sync`], on its own PE, before it next enters the guest, and publishes its state
+/// back. Reads therefore see the accessing vCPU's own interrupts exactly (it syncs first) and
+/// other vCPUs' interrupts as of their last sync plus the changes posted since; a read of
+/// another vCPU's pending or active state also kicks that vCPU so that its next sync
+/// publishes fresh state (a guest polling GICD_ISACTIVER while it waits for a handler to finish
+/// converges).
+///
+/// # SPI routing
+/// An SPI is held by the vCPU its GICD_IROUTER names. When the route changes, the holder
+/// releases the SPI at its next sync, unless the guest has it active there (it stays until
+/// the guest deactivates it, so that the deactivation finds its list register), and the new
+/// target adopts it, with its pending and line state, at its next sync. A forwarded SPI's
+/// physical interrupt is re-routed ([`Effect::RoutePhys`]) when the SPI leaves its holder.
+/// An SPI routed to an affinity that names no vCPU stays pending in the `Vgic` and reaches no
+/// vCPU (one of the behaviours Arm IHI 0069 permits for GICD_IROUTER); reads return the
+/// written route.
+///
+/// # Forwarded interrupts
+/// A forwarded interrupt keeps its physical link (`fwd_irq::Forward`, HW = 1). Whenever a
+/// sync changes whether the guest owns an instance of it, the physical interrupt's active
+/// state follows ([`Effect::SetPhysActive`]): a guest ISPENDR on a forwarded interrupt makes
+/// the physical interrupt active, so that the guest's deactivation through the list register
+/// deactivates an active interrupt; an ICPENDR (or ICACTIVER) that leaves the guest no
+/// instance makes it inactive again, and a still-asserted level line fires anew. The guest's
+/// enable of a forwarded SPI is mirrored at the physical distributor
+/// ([`Effect::SetPhysEnabled`]); forwarded PPIs (the virtual timer) stay enabled at the host.
+/// The trigger of a forwarded interrupt is the physical one: its ICFGR field is read-only.
 #[derive(Clone, Debug)]
 pub struct Vgic<const VCPUS: usize, const SPIS: usize> {
     pub(crate) cfg: VgicConfig<VCPUS>,
@@ -237,8 +239,8 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     }
 
     /// Whether `vcpu` has work waiting: the hypervisor must call [`Self::sync`] before it
-    /// next enters the guest. Also true while an SPI waits to leave it (see the module
-    /// documentation), so a hypervisor that syncs only when this is true stays correct.
+    /// next enters the guest. Also true while an SPI waits to leave it (see "SPI routing" on
+    /// [`Vgic`]), so a hypervisor that syncs only when this is true stays correct.
     pub fn needs_sync(&self, vcpu: VcpuId) -> bool {
         self.cpus
             .get(vcpu.index())

@@ -365,3 +365,31 @@ fn adopted_virtual_timer() {
         }
     );
 }
+
+/// A trapped `ldr x3, [x0]` of vCPU 1's GICR_TYPER and `strb w2, [x0]` to a GICR priority
+/// byte, emulated from their syndromes: the load lands in X3, the store takes W2.
+#[test]
+fn emulated_accesses_from_syndromes() {
+    let mut rig = Rig::new(2);
+    let hpfar = |ipa: u64| (ipa >> 12) << 4;
+    let far = |ipa: u64| 0xFFFF_8000_0000_0000 | (ipa & 0xFFF);
+    let ipa = rd(1) + 8;
+    let ldr = vgic::trap::DataAbort::decode(0x93C3_8007, far(ipa), hpfar(ipa)).unwrap();
+    let mut x = [0u64; 31];
+    let a = rig
+        .vgic
+        .emulate(vc(0), &mut rig.cpus[0], &ldr, &mut x, &mut rig.fx)
+        .unwrap();
+    assert_eq!(a.frame, Frame::RdBase(vc(1)));
+    assert_eq!(x[3], 0x0000_0001_0000_0110);
+    let ipa = sgi(0) + 0x405;
+    let strb = vgic::trap::DataAbort::decode(0x9302_0047, far(ipa), hpfar(ipa)).unwrap();
+    x[2] = 0x1_60;
+    rig.vgic
+        .emulate(vc(0), &mut rig.cpus[0], &strb, &mut x, &mut rig.fx)
+        .unwrap();
+    assert_eq!(rig.r32(0, sgi(0) + 0x404), 0x6000);
+    assert_eq!(rig.cpus[0].virq(v(5)).unwrap().config().priority, 0x60);
+    let st = rig.vgic.stats();
+    assert_eq!((st.reads, st.writes), (2, 1));
+}
