@@ -13,11 +13,15 @@
 //!
 //! # Groups with one Security state
 //! The emulated GIC has one Security state (GICD_CTLR.DS = 1). Following "Forwarding an SGI
-//! to a target PE" for that case, an SGI is delivered to a target only if the target's SGI
-//! is in the group the register generates: ICC_SGI1R_EL1 generates Group 1 SGIs;
-//! ICC_SGI0R_EL1 generates Group 0 SGIs; ICC_ASGI1R_EL1 asks for Group 1 SGIs of the *other*
-//! Security state, and with only one Security state the model treats it like ICC_SGI0R_EL1
-//! (Group 0 targets only). An SGI whose target is in the other group is dropped and counted
+//! to a target PE" for that case, whether a target gets the SGI depends on the group its SGI
+//! is configured in:
+//! - ICC_SGI1R_EL1 generates Group 1 SGIs, and with one Security state it may also generate
+//!   Group 0 ones: it reaches targets whose SGI is in either group;
+//! - ICC_SGI0R_EL1 generates Group 0 SGIs: it reaches targets whose SGI is in Group 0 only;
+//! - ICC_ASGI1R_EL1 asks for Group 1 SGIs of the *other* Security state, which does not
+//!   exist here; it can generate Group 0 SGIs, so the model treats it like ICC_SGI0R_EL1.
+//!
+//! A target whose SGI is in a group the register does not reach is skipped and counted
 //! ([`crate::VgicStats::sgis_filtered`]).
 //!
 //! A guest's ICC_SGI1R_EL1 writes trap to EL2 when HCR_EL2.IMO = 1; ICC_SGI0R_EL1 and
@@ -31,7 +35,7 @@ use crate::trap::SysRegAccess;
 pub enum SgiRegister {
     /// ICC_SGI0R_EL1 (S3_0_C12_C11_7): Group 0 SGIs.
     Sgi0r,
-    /// ICC_SGI1R_EL1 (S3_0_C12_C11_5): Group 1 SGIs.
+    /// ICC_SGI1R_EL1 (S3_0_C12_C11_5): Group 1 SGIs (Group 0 targets too, see above).
     Sgi1r,
     /// ICC_ASGI1R_EL1 (S3_0_C12_C11_6): treated as ICC_SGI0R_EL1 (one Security state).
     Asgi1r,
@@ -53,10 +57,9 @@ impl SgiRegister {
         }
     }
 
-    /// Whether the SGIs it generates are delivered to targets whose SGI is in Group 1 (true)
-    /// or Group 0 (false).
-    pub const fn group1(self) -> bool {
-        matches!(self, Self::Sgi1r)
+    /// Whether it reaches a target whose SGI is in Group 1 (`group1`) or Group 0.
+    pub const fn reaches(self, group1: bool) -> bool {
+        matches!(self, Self::Sgi1r) || !group1
     }
 }
 

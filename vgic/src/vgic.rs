@@ -852,7 +852,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     }
 
     /// Handles a trapped write of `value` to an SGI generation register by vCPU `vcpu`:
-    /// makes the SGI pending on every target whose SGI is in the register's group (see
+    /// makes the SGI pending on every target whose SGI is in a group the register reaches (see
     /// [`crate::sgi`]). The sender's own SGI is applied to `cpu` at once; other targets are
     /// kicked. Returns the vCPUs the SGI was delivered to.
     ///
@@ -879,7 +879,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             if !targets.includes(self.cfg.affinities[i], t == vcpu) {
                 continue;
             }
-            if self.cpus[i].private[intid as usize].group1 != reg.group1() {
+            if !reg.reaches(self.cpus[i].private[intid as usize].group1) {
                 self.stats.sgis_filtered += 1;
                 continue;
             }

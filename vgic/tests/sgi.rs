@@ -83,8 +83,10 @@ fn registers_from_trapped_msr() {
     assert_eq!(reg(msr(4)), None, "ICC_DIR_EL1 is not one");
     assert_eq!(reg(msr(5) | 1), None, "an MRS");
     assert_eq!(reg(msr(5) & !(0xF << 1)), None, "CRm 0");
-    assert!(SgiRegister::Sgi1r.group1());
-    assert!(!SgiRegister::Sgi0r.group1() && !SgiRegister::Asgi1r.group1());
+    assert!(SgiRegister::Sgi1r.reaches(true) && SgiRegister::Sgi1r.reaches(false));
+    for r in [SgiRegister::Sgi0r, SgiRegister::Asgi1r] {
+        assert!(r.reaches(false) && !r.reaches(true));
+    }
 }
 
 /// 4 vCPUs: 0.0.0.0, 0.0.0.1, 0.0.1.0, 1.0.0.17.
@@ -169,23 +171,41 @@ fn targets_by_affinity() {
 #[test]
 fn groups_filter_sgis() {
     let mut rig = cluster();
-    // SGI 3 of vCPU 1 stays in Group 0 and enabled; SGI 1 is Group 1.
+    // SGI 3 of vCPU 1 stays in Group 0 and is enabled; SGI 1 is Group 1.
     rig.w32(1, sgi(1) + 0x100, 1 << 3);
-    let one = sgi1r(0, 0, false, 0, 3, 0, 0b10);
-    assert_eq!(send(&mut rig, 0, SgiRegister::Sgi1r, one), set(&[]));
-    assert!(!pending(&mut rig, 1, 3));
-    assert_eq!(rig.vgic.stats().sgis_filtered, 1);
-    assert_eq!(send(&mut rig, 0, SgiRegister::Sgi0r, one), set(&[1]));
-    assert!(pending(&mut rig, 1, 3));
-    rig.w32(1, sgi(1) + 0x280, 1 << 3);
-    assert_eq!(send(&mut rig, 0, SgiRegister::Asgi1r, one), set(&[1]));
-    assert!(pending(&mut rig, 1, 3));
-    // Group 1 SGI 1: SGI0R and ASGI1R do not reach it.
+    let g0 = sgi1r(0, 0, false, 0, 3, 0, 0b10);
+    for reg in [SgiRegister::Sgi0r, SgiRegister::Asgi1r, SgiRegister::Sgi1r] {
+        assert_eq!(send(&mut rig, 0, reg, g0), set(&[1]), "{reg:?}");
+        assert!(pending(&mut rig, 1, 3));
+        rig.w32(1, sgi(1) + 0x280, 1 << 3);
+    }
+    // Group 1 SGI 1: ICC_SGI0R_EL1 and ICC_ASGI1R_EL1 do not reach it.
     let g1 = sgi1r(0, 0, false, 0, 1, 0, 0b10);
     assert_eq!(send(&mut rig, 0, SgiRegister::Sgi0r, g1), set(&[]));
     assert_eq!(send(&mut rig, 0, SgiRegister::Asgi1r, g1), set(&[]));
+    assert!(rig.kicks.is_empty());
     assert!(!pending(&mut rig, 1, 1));
-    assert_eq!(rig.vgic.stats().sgis_filtered, 3);
+    assert_eq!(rig.vgic.stats().sgis_filtered, 2);
+    // A broadcast of SGI 1 after vCPU 2 moved its SGI 1 to Group 0: ICC_SGI0R_EL1 reaches
+    // vCPU 2 only, ICC_SGI1R_EL1 everyone but the sender.
+    let igroupr0 = rig.r32(2, sgi(2) + 0x80);
+    rig.w32(2, sgi(2) + 0x80, igroupr0 & !(1 << 1));
+    let all1 = sgi1r(0, 0, true, 0, 1, 0, 0);
+    assert_eq!(send(&mut rig, 0, SgiRegister::Sgi0r, all1), set(&[2]));
+    assert_eq!(rig.vgic.stats().sgis_filtered, 4);
+    // With Group 0 enabled at the distributor it reaches vCPU 2's list registers as a
+    // Group 0 interrupt.
+    rig.sync(2);
+    assert!(
+        rig.cpus[2].plan_populate().lrs().is_empty(),
+        "Group 0 is off"
+    );
+    rig.w32(0, GICD, 0b11);
+    rig.sync(2);
+    let plan = rig.cpus[2].plan_populate();
+    assert_eq!(plan.lrs().len(), 1);
+    assert_eq!((plan.lrs()[0].vintid(), plan.lrs()[0].group()), (1, false));
+    assert_eq!(send(&mut rig, 0, SgiRegister::Sgi1r, all1), set(&[1, 2, 3]));
 }
 
 #[test]
