@@ -45,6 +45,8 @@
 //!                     .with_affinity(i, aff)... .with_lpis(16))?
 //!                 vgic.forward_spi(33, Forward { pintid: 33, mode: Hw }, Level, &mut fx)?
 //!                 (UART, PCI INTx: every forwarded SPI, before attaching vCPU 0) + apply fx
+//!                 (configure those physical SPIs at the host, Group 1, trigger, priority,
+//!                 and let the effects enable and route them)
 //! vCPU creation:  cpu = VgicCpu::from_vtr(ich.vtr())?; VtimerFwd::new(&mut cpu, ..)?
 //! (on its PE)     lock; vgic.attach(me, &mut cpu, &mut fx)?; unlock; apply fx
 //! every exit:     cpu.fold_lrs(ich, phys)                                    (no lock)
@@ -58,10 +60,11 @@
 //!                 is a pINTID the Vgic forwards (the SPI is moving, or routed elsewhere):
 //!                   lock; vgic.phys_irq(pintid, &mut fx)?; unlock; apply fx
 //!                   (do not deactivate it: it stays active for the guest)
-//! before entry:   if kicked || vgic.needs_sync(me):
-//!                   lock; while !vgic.sync(me, &mut cpu, &mut fx)? { apply fx }; unlock
-//!                   apply fx
-//!                 cpu.populate_lrs(ich); enter
+//! before entry:   kicked[me] = false; lock
+//!                 while vgic.needs_sync(me) && !vgic.sync(me, &mut cpu, &mut fx)? { apply fx }
+//!                 unlock; apply fx; cpu.populate_lrs(ich); enter
+//!                 (the lock may be skipped when not kicked and needs_sync was false after
+//!                 this vCPU's last call)
 //! device model:   lock; vgic.set_level(IrqRef::Spi(v), high, &mut fx)? or pulse(..); unlock
 //! ```
 //!
@@ -78,8 +81,10 @@
 //! its sync, so that no kick is lost; [`Vgic::needs_sync`] under the lock is the reference.
 //!
 //! # Applying effects
-//! Every mutating call takes an [`Effects`] buffer that must be empty on entry (an error
-//! otherwise). Apply its entries in order, then [`Effects::clear`] it:
+//! [`Vgic::read`], [`Vgic::write`], [`Vgic::emulate`], [`Vgic::sgi`], [`Vgic::attach`] and
+//! [`Vgic::forward_spi`] take an [`Effects`] buffer that must be empty (an error otherwise);
+//! [`Vgic::sync`], [`Vgic::phys_irq`], [`Vgic::pulse`] and [`Vgic::set_level`] add to it.
+//! Apply its entries in order, then [`Effects::clear`] it:
 //! - [`Effects::kicks`]: kick each vCPU (see above); kicking one that is not running or
 //!   not yet started is harmless;
 //! - [`Effect::SetPhysEnabled`], [`Effect::RoutePhys`]: physical distributor writes for
@@ -100,6 +105,11 @@
 //! - a forwarded interrupt's pending state at the physical GIC before the host took it is
 //!   not shown in ISPENDR (the host takes it as soon as it fires); a forwarded interrupt's
 //!   trigger is read-only; the guest's enable of a forwarded PPI is not mirrored physically;
+//! - wake-up requests: an interrupt for a vCPU whose GICR_WAKER.ProcessorSleep = 1 stays
+//!   pending and wakes nothing (there is no power controller);
+//! - exact cross-vCPU reads: a vCPU reading another vCPU's pending or active state sees it
+//!   as of that vCPU's last sync (plus the changes posted since), and kicks it so that the
+//!   next read is fresh;
 //! - big-endian guests (the data-abort decoder returns little-endian data).
 //!
 //! # Example
@@ -153,7 +163,9 @@
 //! fx.clear();
 //!
 //! // vCPU 1 was kicked: it syncs before its next entry, and its guest takes SGI 3.
-//! while !vgic.sync(v1, &mut cpu1, &mut fx)? {}
+//! while !vgic.sync(v1, &mut cpu1, &mut fx)? {
+//!     fx.clear(); // (apply, then clear)
+//! }
 //! cpu1.populate_lrs(&mut ich1);
 //! ich1.guest_run(&mut FakePhysGic::new(), 8, |_, _| {});
 //! assert_eq!(ich1.delivered(), [3]);
