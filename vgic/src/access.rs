@@ -105,6 +105,7 @@ impl RazWi {
 
 /// How an access was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Outcome {
     /// An emulated register was read or written.
     Register,
