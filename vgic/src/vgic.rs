@@ -168,6 +168,9 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
     /// disabled, priority 0, level-sensitive (SGIs edge), every SPI routed to 0.0.0.0, every
     /// redistributor asleep (GICR_WAKER.ProcessorSleep = 1), LPIs disabled.
     ///
+    /// An `SPIS` that is not a multiple of 32 up to 992 does not compile (a constant
+    /// assertion), so no call can panic.
+    ///
     /// # Errors
     /// [`VgicError::VcpuCount`], [`VgicError::FrameLayout`],
     /// [`VgicError::DuplicateAffinity`], [`VgicError::PriorityBits`],
