@@ -13,8 +13,8 @@
 
 use its_cmdq::{QueueStats, SyncTarget};
 use its_core::cmd::Command;
-use its_core::fake::ModelConfig;
 use its_core::ids::{DeviceId, EventId, IntId, Lpi, VLpi};
+use its_model::ModelConfig;
 use vpe_sched::{VlpiConfig, VmConfig};
 
 use crate::rig::{ModelIts, Rig, V4Rig};
@@ -97,7 +97,7 @@ pub fn cmdq_batch() {
     let cpu0 = *its.cpu(0).expect("cpu0");
     println!(
         "cmdq-batch: map N events of one device (MAPTI), counted on the host model \
-         (its_core::fake::GicModel, {} KiB queue)",
+         (its_model::GicModel, {} KiB queue)",
         crate::rig::QUEUE_BYTES / 1024
     );
     println!(

@@ -15,7 +15,7 @@
 //! model's GICD_TYPER.IDbits, GITS_BASER2's page and entry size).
 
 use its_core::cmd::ItsVersion;
-use its_core::fake::{Event, ModelConfig};
+use its_model::{Event, ModelConfig};
 use vpe_sched::VmConfig;
 
 use crate::rig::{Rig, V4Rig};

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The host GIC the counting sections run against: `its_core::fake::GicModel` (QEMU's GICv4.0
+//! The host GIC the counting sections run against: `its_model::GicModel` (QEMU's GICv4.0
 //! model, commands processed during the GITS_CWRITER write, as QEMU does) on a `FakePlatform`,
 //! brought up the way the crates' own tests do (`its-cmdq/tests/common`,
 //! `vpe-sched/tests/gicv4.rs`).
@@ -14,10 +14,10 @@ use its_cmdq::{Its, ItsConfig, Lpis, PendingTable, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::{DistCaps, RedistCaps};
 use its_core::cmd::ItsVersion;
-use its_core::fake::{FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::DeviceId;
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{FakePlatform, GicModel, ItsHandle, ModelConfig};
 use vpe_sched::{GicV4, V4Config};
 
 /// The platform.

@@ -12,10 +12,10 @@ use its_cmdq::{Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::DistCaps;
 use its_core::cmd::Command;
-use its_core::fake::{Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 
 type P = FakePlatform;
 

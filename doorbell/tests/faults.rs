@@ -26,10 +26,10 @@ use its_cmdq::{Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, Redist
 use its_core::addr::PhysAddr;
 use its_core::caps::DistCaps;
 use its_core::cmd::Command;
-use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig};
 
 type P = FakePlatform;
 type Dbs<'a> = Doorbells<'a, ItsHandle, P>;
@@ -144,7 +144,7 @@ impl<'a> St<'a> {
     }
 }
 
-fn rd(b: &Base, cpu: usize) -> its_core::fake::RedistHandle {
+fn rd(b: &Base, cpu: usize) -> its_model::RedistHandle {
     b.model.redist(cpu)
 }
 

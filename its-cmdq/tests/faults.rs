@@ -30,12 +30,12 @@ use common::{Rig, dist, its_config, redists};
 use its_cmdq::{CmdQueue, Device, Its, ItsError, Lpis, QueueConfig, RedistInfo};
 use its_core::caps::DistCaps;
 use its_core::cmd::Command;
-use its_core::fake::{AllocFaults, Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::regs::{
     GicdTyper, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
 };
+use its_model::{AllocFaults, Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 
 type P = FakePlatform;
 
@@ -107,7 +107,7 @@ impl St {
 }
 
 /// Whether the driver's record of an event agrees with the ITE the ITS has for it.
-fn agrees(rec: its_cmdq::EventState, ite: Option<its_core::fake::IteView>) -> bool {
+fn agrees(rec: its_cmdq::EventState, ite: Option<its_model::IteView>) -> bool {
     match (rec.phys, rec.virt, ite) {
         (None, None, None) => true,
         (Some(p), None, Some(i)) => i.physical && i.intid == p.lpi.get() && i.icid == p.cpu,
@@ -1494,7 +1494,7 @@ fn bad_inputs_to_the_queue() {
 /// Redistributor registers that lie as told.
 #[derive(Clone, Debug)]
 struct LyingRedist {
-    rd: its_core::fake::RedistHandle,
+    rd: its_model::RedistHandle,
     lie: RdLie,
 }
 

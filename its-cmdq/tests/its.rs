@@ -12,9 +12,9 @@ use common::{Rig, its_config, redists};
 use its_cmdq::{Its, ItsError};
 use its_core::addr::PageSize;
 use its_core::cmd::Command;
-use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
+use its_model::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
 
 fn lpi(n: u32) -> Lpi {
     Lpi::new(n).unwrap()

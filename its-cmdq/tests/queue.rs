@@ -14,8 +14,8 @@ use std::sync::Arc;
 use common::Rig;
 use its_cmdq::{ItsError, Recovery, SyncTarget, Trace};
 use its_core::cmd::Command;
-use its_core::fake::{Delay, Event, ModelConfig};
 use its_core::ids::{CollectionId, DeviceId, EventId, IntId, ProcessorNumber, RdBase};
+use its_model::{Delay, Event, ModelConfig};
 
 fn rd(n: u16) -> RdBase {
     RdBase::from_processor(ProcessorNumber::new(n))

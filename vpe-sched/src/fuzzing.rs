@@ -2,7 +2,7 @@
 //! The stateful fuzz harness (feature `fuzzing`): sequences of driver API calls with arbitrary
 //! IDs and injected faults, checked against the host model after every call.
 //!
-//! It drives the whole stack (its-cmdq, doorbell, vpe-sched) on `its_core::fake::GicModel` and
+//! It drives the whole stack (its-cmdq, doorbell, vpe-sched) on `its_model::GicModel` and
 //! checks, after every operation:
 //! - nothing panicked (the fuzzer reports a panic as a finding);
 //! - the model recorded no error other than the faults the harness injected (every command
@@ -32,12 +32,12 @@ use its_cmdq::{Device, Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig
 use its_core::addr::PhysAddr;
 use its_core::caps::{DistCaps, RedistCaps};
 use its_core::cmd::ItsVersion;
-use its_core::fake::{
-    AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig, PageSizes, RedistHandle,
-};
 use its_core::ids::{DeviceId, VLpi};
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{
+    AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig, PageSizes, RedistHandle,
+};
 
 use crate::{GicV4, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError};
 

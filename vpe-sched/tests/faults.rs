@@ -28,10 +28,10 @@ use its_cmdq::{Device, Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig
 use its_core::addr::PhysAddr;
 use its_core::caps::{DistCaps, RedistCaps};
 use its_core::cmd::{Command, ItsVersion};
-use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, SgiId, SgiPriority, VLpi};
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use vpe_sched::{
     GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
 };
@@ -1242,7 +1242,7 @@ fn direct_lpi_waits_for_syncr_bounded() {
             "{e:?}"
         );
         assert_eq!(
-            r.g.invall_vpe::<its_core::fake::RedistHandle>(st.vm(), 1, None),
+            r.g.invall_vpe::<its_model::RedistHandle>(st.vm(), 1, None),
             Err(VpeError::NeedRedistributor)
         );
         r.g.make_resident(st.vm(), 0, 0, &mut rd0).unwrap();

@@ -12,10 +12,10 @@ use its_cmdq::{Device, Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::{DistCaps, RedistCaps};
 use its_core::cmd::{Command, ItsVersion};
-use its_core::fake::{AllocFaults, FakePlatform, GicModel, ItsHandle, ModelConfig, RedistHandle};
 use its_core::ids::{DeviceId, SgiId, SgiPriority, VLpi};
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{AllocFaults, FakePlatform, GicModel, ItsHandle, ModelConfig, RedistHandle};
 use vpe_sched::{
     GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
 };
@@ -624,7 +624,7 @@ fn gicv41_paths() {
     assert!(cmds.iter().any(|c| matches!(c, Command::Invdb { .. })));
     assert!(r.plat.events().iter().any(|e| matches!(
         e,
-        its_core::fake::Event::Reg {
+        its_model::Event::Reg {
             reg: "GICR_INVALLR",
             ..
         }

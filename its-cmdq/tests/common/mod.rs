@@ -7,9 +7,9 @@ use core::time::Duration;
 use its_cmdq::{Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::DistCaps;
-use its_core::fake::{FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::mmio::RedistRegisters;
 use its_core::regs::GicdTyper;
+use its_model::{FakePlatform, GicModel, ItsHandle, ModelConfig};
 
 pub type P = FakePlatform;
 pub type TestIts = Its<ItsHandle, P>;
