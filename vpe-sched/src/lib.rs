@@ -27,12 +27,10 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(test)]
 extern crate std;
 
 pub mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod residency;
 mod vlpi;
 mod vm;

@@ -18,9 +18,9 @@
 //!    broken intra-doc link or an unnameable public type fails);
 //! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
 //!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
-//!    vpe-sched --features fuzzing --test fuzz_corpus` (the stateful target `driver`, plus its
-//!    scripted sequences). It checks from their output that every corpus was actually
-//!    replayed (a stage that passes because nothing ran is a failure);
+//!    its-testkit --test fuzz_corpus` (the stateful target `driver`, whose harness is the test
+//!    kit's, plus its scripted sequences). It checks from their output that every corpus was
+//!    actually replayed (a stage that passes because nothing ran is a failure);
 //! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
@@ -41,8 +41,8 @@ usage: cargo xtask test
 Runs, in order: cargo fmt --check on every workspace, clippy with warnings denied (host, and
 the qemu-tests images for aarch64-unknown-none), a no_std build of each library crate, host
 tests (cargo test --workspace), its-core with all features and the API docs, the fuzz-corpus
-replays (its-core and vpe-sched), the QEMU suite. Prints `stage NAME ... ok|FAILED` per stage
-and ends with `N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
+replays (its-core and the test kit), the QEMU suite. Prints `stage NAME ... ok|FAILED` per
+stage and ends with `N passed, N failed` (N counts stages). Exits non-zero if any stage failed.
 ";
 
 /// One stage of `cargo xtask test`.
@@ -274,9 +274,7 @@ fn fuzz_corpus() -> Result<(), String> {
     lines.extend(run_cargo(cargo(None, CargoEnv::Host).args([
         "test",
         "-p",
-        "vpe-sched",
-        "--features",
-        "fuzzing",
+        "its-testkit",
         "--test",
         "fuzz_corpus",
         "--",
