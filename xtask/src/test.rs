@@ -4,7 +4,7 @@
 //! First the pinned toolchain gets the bare-metal target if it lacks it
 //! ([`crate::toolchain::ensure_target`]), before any build. Then the stages, each run even if an
 //! earlier one failed:
-//! 1. `fmt`: `cargo fmt --check` on every workspace (the root, `qemu-tests`, `fuzz`, `bench`);
+//! 1. `fmt`: `cargo fmt --check` on every workspace (the root, `qemu-tests`, `fuzz`);
 //! 2. `clippy`: warnings denied, on the host workspace (`--all-targets --all-features`) and on
 //!    each `qemu-tests` image for `aarch64-unknown-none` (hyp and guest separately, as they are
 //!    built);
@@ -147,8 +147,8 @@ fn run_cargo(cmd: &mut Command) -> Result<Vec<String>, String> {
 }
 
 /// The workspaces of the repository, relative to its root: the host workspace and those that
-/// build on their own (another target, a nightly toolchain, a release-only binary).
-const WORKSPACES: [&str; 4] = [".", "qemu-tests", "fuzz", "bench"];
+/// build on their own (another target, a nightly toolchain).
+const WORKSPACES: [&str; 3] = [".", "qemu-tests", "fuzz"];
 
 /// The library crates: each must build `no_std` for the bare-metal target.
 const LIBRARY_CRATES: [&str; 5] = ["its-core", "its-cmdq", "vpe-sched", "doorbell", "fwd-irq"];
