@@ -28,7 +28,7 @@ use its_core::cmd::Command;
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::RedistRegisters;
 use its_model::ModelConfig;
-use its_testkit::sweep::{self, Case, Cases};
+use its_testkit::sweep::{self, On, Subject};
 use its_testkit::{ModelDoorbells as Dbs, Rig, Settings};
 
 const PROXY: u32 = 0x77;
@@ -183,21 +183,38 @@ fn its_err(e: &DoorbellError) -> Option<&ItsError> {
     }
 }
 
-type Call = for<'a> fn(&'a Rig, &mut St<'a>) -> Result<(), DoorbellError>;
+/// The doorbells' entry points, for the sweeps: each run on a fresh rig.
+struct DoorbellCalls;
 
-/// One entry point under test (see the module documentation).
-struct Op {
-    name: &'static str,
-    prepare: for<'a> fn(&'a Rig) -> St<'a>,
-    call: Call,
-    retry: Call,
-    goal: for<'a> fn(&'a Rig, &St<'a>),
-    /// Bytes a call whose ITS timed out keeps on purpose.
-    kept_on_timeout: fn(&Rig) -> usize,
+type Op = sweep::Op<DoorbellCalls>;
+
+impl Subject for DoorbellCalls {
+    type World<'r> = Rig;
+    type State<'r> = St<'r>;
+    type Records = ();
+    type Error = DoorbellError;
+
+    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
+        f(&base(cfg))
+    }
+    fn rig(w: &Rig) -> &Rig {
+        w
+    }
+    fn its_error(e: &DoorbellError) -> Option<&ItsError> {
+        its_err(e)
+    }
+    fn consistent<'r>(w: &'r Rig, st: &St<'r>, what: &str) {
+        consistent(w, st, what)
+    }
+    fn all_dead<'r>(w: &'r Rig, st: &mut St<'r>, what: &str) {
+        all_dead(w, st, what)
+    }
+    fn records(_: &St<'_>) {}
 }
 
-fn nothing_kept(_: &Rig) -> usize {
-    0
+/// Every entry point on every GIC shape.
+fn cases() -> Vec<On<DoorbellCalls>> {
+    sweep::grid(configs(), ops)
 }
 
 fn with_dbs(b: &Rig) -> St<'_> {
@@ -298,7 +315,7 @@ fn shutdown_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
 }
 
 /// The proxy device's ITT, kept when its MAPD timed out (the ITS may still write it).
-fn proxy_itt(b: &Rig) -> usize {
+fn proxy_itt(b: &Rig, _: &St, _: &[Command]) -> usize {
     if proxy(b) {
         (CAPACITY as usize * usize::from(b.its().caps().itt_entry_bytes)).next_multiple_of(256)
     } else {
@@ -318,7 +335,8 @@ fn ops() -> Vec<Op> {
                 assert_eq!(dbs.range().count, CAPACITY);
                 assert_eq!(dbs.uses_proxy(), proxy(b));
             },
-            kept_on_timeout: proxy_itt,
+            heals: false,
+            kept_on_timeout: Some(proxy_itt),
         },
         Op {
             name: "Doorbells::alloc_block",
@@ -326,7 +344,8 @@ fn ops() -> Vec<Op> {
             call: alloc_block_call,
             retry: alloc_block_call,
             goal: |_, st| assert_eq!(st.blocks.len(), 1),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::free_block",
@@ -337,7 +356,8 @@ fn ops() -> Vec<Op> {
                 assert!(st.blocks.is_empty());
                 assert_eq!(st.freed.len(), VPES.len());
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::set_enabled",
@@ -349,7 +369,8 @@ fn ops() -> Vec<Op> {
                 b.model.set_lpi_pending(1, st.db(1).get());
                 assert_eq!(b.model.take_lpi(1), Some(st.db(1).get()));
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::settle",
@@ -369,7 +390,8 @@ fn ops() -> Vec<Op> {
                     .unwrap();
                 assert_eq!(b.model.counters(0).1, before, "settled once");
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::settle_and_clear",
@@ -377,7 +399,8 @@ fn ops() -> Vec<Op> {
             call: settle_and_clear_call,
             retry: settle_and_clear_call,
             goal: settled_and_cleared,
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::clear_pending",
@@ -391,7 +414,8 @@ fn ops() -> Vec<Op> {
                     .clear_pending(st.db(1), Some(&mut rd(b, 1) as &mut dyn RedistRegisters))
             },
             goal: |b, st| assert!(!b.model.pending_lpis(1).contains(&st.db(1).get())),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::move_to",
@@ -399,7 +423,8 @@ fn ops() -> Vec<Op> {
             call: move_to_call,
             retry: move_to_call,
             goal: |_, st| assert_eq!(st.blocks[0].1[0].1, 1),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::shutdown",
@@ -415,69 +440,10 @@ fn ops() -> Vec<Op> {
                 assert!(st.shut);
                 assert_eq!(b.lpis.free_count(), (1 << 16) - 8192, "the range is back");
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
     ]
-}
-
-/// `op` on a fresh GIC of `cfg`, for the sweeps.
-struct On<'o> {
-    op: &'o Op,
-    cfg: &'o ModelConfig,
-}
-
-/// `op` on a rig, its state prepared.
-struct OpCase<'r> {
-    op: &'r Op,
-    b: &'r Rig,
-    st: St<'r>,
-}
-
-impl Cases for On<'_> {
-    type Error = DoorbellError;
-
-    fn its_error(e: &DoorbellError) -> Option<&ItsError> {
-        its_err(e)
-    }
-
-    fn fresh<T>(&self, f: impl for<'r> FnOnce(&mut dyn Case<'r, Error = DoorbellError>) -> T) -> T {
-        let b = base(self.cfg);
-        let st = (self.op.prepare)(&b);
-        f(&mut OpCase {
-            op: self.op,
-            b: &b,
-            st,
-        })
-    }
-}
-
-impl<'r> Case<'r> for OpCase<'r> {
-    type Error = DoorbellError;
-
-    fn name(&self) -> &'static str {
-        self.op.name
-    }
-    fn rig(&self) -> &'r Rig {
-        self.b
-    }
-    fn call(&mut self) -> Result<(), DoorbellError> {
-        (self.op.call)(self.b, &mut self.st)
-    }
-    fn retry(&mut self) -> Result<(), DoorbellError> {
-        (self.op.retry)(self.b, &mut self.st)
-    }
-    fn goal(&self) {
-        (self.op.goal)(self.b, &self.st)
-    }
-    fn consistent(&self, what: &str) {
-        consistent(self.b, &self.st, what)
-    }
-    fn all_dead(&mut self, what: &str) {
-        all_dead(self.b, &mut self.st, what)
-    }
-    fn kept_on_timeout(&self, _: &[Command]) -> usize {
-        (self.op.kept_on_timeout)(self.b)
-    }
 }
 
 /// Every call that needs the ITS reports it dead (sending nothing: checked by the sweep).
@@ -523,48 +489,25 @@ fn all_dead<'a>(b: &'a Rig, st: &mut St<'a>, what: &str) {
 
 #[test]
 fn every_doorbell_call_under_allocation_failure() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::allocation_failures(&On { op: &op, cfg: &cfg });
-        }
-    }
     // Doorbells::new: the state words, and in proxy mode the proxy device's second-level
     // page, ITT and event records.
-    assert!(injected >= 9, "{injected}");
-    println!("allocation faults injected: {injected}");
+    sweep::total(&cases(), sweep::allocation_failures, "allocation faults", 9);
 }
 
 #[test]
 fn every_doorbell_call_stalled_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::stalls(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 40, "{injected}");
-    println!("stalls injected: {injected}");
+    sweep::total(&cases(), sweep::stalls, "stalls", 40);
 }
 
 #[test]
 fn every_doorbell_call_on_an_its_dying_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::deaths(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 40, "{injected}");
-    println!("deaths injected: {injected}");
+    sweep::total(&cases(), sweep::deaths, "deaths", 40);
 }
 
 #[test]
 fn every_doorbell_call_on_a_slow_its() {
-    for cfg in configs() {
-        for op in ops() {
-            sweep::slow_its(&On { op: &op, cfg: &cfg }, &[1, 30, 800], None);
-        }
+    for c in &cases() {
+        sweep::slow_its(c, &[1, 30, 800], None);
     }
 }
 

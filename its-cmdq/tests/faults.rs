@@ -31,7 +31,7 @@ use its_core::regs::{
 };
 use its_model::{Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_testkit::rig::{dist_caps, its_config, redists};
-use its_testkit::sweep::{self, Case, Cases, with_allocation_failing};
+use its_testkit::sweep::{self, On, Subject, with_allocation_failing};
 use its_testkit::{Rig, Settings};
 
 type P = FakePlatform;
@@ -131,94 +131,45 @@ fn only_the_injected_stall(model: &GicModel, what: &str) {
     sweep::only_the_injected_stall(model, what, |_| false);
 }
 
-/// One entry point under test.
-struct Op {
-    name: &'static str,
-    /// The state before the call, built on a fresh rig.
-    prepare: fn(&Rig) -> St,
-    /// The call.
-    call: fn(&Rig, &mut St) -> Result<(), ItsError>,
-    /// What a failed call left undone, done once the fault is cleared: the call again, or
-    /// the part of it that did not happen (a batch where some commands were skipped).
-    retry: fn(&Rig, &mut St) -> Result<(), ItsError>,
-    /// Checks the state a successful call leads to.
-    goal: fn(&Rig, &St),
-    /// Bytes a call that timed out keeps on purpose (the GIC may still use them), given the
-    /// commands up to the one the ITS died at.
-    kept_on_timeout: fn(&Rig, &St, &[Command]) -> usize,
-}
+/// The ITS driver's entry points, for the sweeps: each run on a fresh rig.
+struct ItsCalls;
 
-fn nothing_kept(_: &Rig, _: &St, _: &[Command]) -> usize {
-    0
-}
+type Op = sweep::Op<ItsCalls>;
 
-/// `op` on a fresh rig of `cfg`, for the sweeps.
-struct On<'o> {
-    op: &'o Op,
-    cfg: &'o ModelConfig,
-}
-
-/// `op` on a rig, its state prepared; the records and devices at that point.
-struct OpCase<'r> {
-    op: &'r Op,
-    rig: &'r Rig,
-    st: St,
-    before: Vec<Vec<its_cmdq::EventState>>,
-    devs: usize,
-}
-
-impl Cases for On<'_> {
+impl Subject for ItsCalls {
+    type World<'r> = Rig;
+    type State<'r> = St;
+    /// The event records, and the number of devices held.
+    type Records = (Vec<Vec<its_cmdq::EventState>>, usize);
     type Error = ItsError;
 
+    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
+        f(&Rig::new(cfg.clone()))
+    }
+    fn rig(w: &Rig) -> &Rig {
+        w
+    }
     fn its_error(e: &ItsError) -> Option<&ItsError> {
         Some(e)
     }
-
-    fn fresh<T>(&self, f: impl for<'r> FnOnce(&mut dyn Case<'r, Error = ItsError>) -> T) -> T {
-        let rig = Rig::new(self.cfg.clone());
-        let st = (self.op.prepare)(&rig);
-        let mut c = OpCase {
-            op: self.op,
-            rig: &rig,
-            before: records(&st),
-            devs: st.devs.len(),
-            st,
-        };
-        f(&mut c)
+    fn consistent(w: &Rig, st: &St, what: &str) {
+        consistent(w, st, what)
+    }
+    fn all_dead(w: &Rig, st: &mut St, what: &str) {
+        all_dead(w, st, what)
+    }
+    fn records(st: &St) -> Self::Records {
+        (records(st), st.devs.len())
+    }
+    fn confirmed_only(w: &Rig, st: &St, before: &Self::Records, what: &str) {
+        assert_eq!(st.devs.len(), before.1, "{what}: devices");
+        confirmed_only(w, st, &before.0, what)
     }
 }
 
-impl<'r> Case<'r> for OpCase<'r> {
-    type Error = ItsError;
-
-    fn name(&self) -> &'static str {
-        self.op.name
-    }
-    fn rig(&self) -> &'r Rig {
-        self.rig
-    }
-    fn call(&mut self) -> Result<(), ItsError> {
-        (self.op.call)(self.rig, &mut self.st)
-    }
-    fn retry(&mut self) -> Result<(), ItsError> {
-        (self.op.retry)(self.rig, &mut self.st)
-    }
-    fn goal(&self) {
-        (self.op.goal)(self.rig, &self.st)
-    }
-    fn consistent(&self, what: &str) {
-        consistent(self.rig, &self.st, what)
-    }
-    fn all_dead(&mut self, what: &str) {
-        all_dead(self.rig, &mut self.st, what)
-    }
-    fn confirmed_only(&self, what: &str) {
-        assert_eq!(self.st.devs.len(), self.devs, "{what}: devices");
-        confirmed_only(self.rig, &self.st, &self.before, what)
-    }
-    fn kept_on_timeout(&self, sent: &[Command]) -> usize {
-        (self.op.kept_on_timeout)(self.rig, &self.st, sent)
-    }
+/// Every entry point on every GIC shape.
+fn cases() -> Vec<On<ItsCalls>> {
+    sweep::grid(configs(), ops)
 }
 
 /// A device with `events` events, the first `mapped` of them mapped to LPIs 8192 + e on
@@ -293,10 +244,11 @@ fn ops() -> Vec<Op> {
                 assert_eq!(st.devs.len(), 1);
                 assert!(r.model.dte(0, 20000).is_some_and(|d| d.valid));
             },
+            heals: false,
             // The ITT the ITS may still act on (MAPD was sent, never confirmed).
-            kept_on_timeout: |r, _, _| {
+            kept_on_timeout: Some(|r, _, _| {
                 (8 * usize::from(r.its().caps().itt_entry_bytes)).next_multiple_of(256)
-            },
+            }),
         },
         Op {
             name: "Its::map_events",
@@ -309,7 +261,8 @@ fn ops() -> Vec<Op> {
                     assert_eq!((p.lpi.get(), usize::from(p.cpu)), (l, c));
                 }
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::unmap_event",
@@ -323,7 +276,8 @@ fn ops() -> Vec<Op> {
                 }
             },
             goal: |_, st| assert!(!st.devs[0].event(1).unwrap().is_mapped()),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::move_event",
@@ -341,7 +295,8 @@ fn ops() -> Vec<Op> {
                 r.its().int_event(&st.devs[0], 0).unwrap();
                 assert!(r.model.pending_lpis(1).contains(&8192));
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::int_event",
@@ -349,7 +304,8 @@ fn ops() -> Vec<Op> {
             call: |r, st| r.its().int_event(&st.devs[0], 1),
             retry: |r, st| r.its().int_event(&st.devs[0], 1),
             goal: |r, _| assert!(r.model.pending_lpis(1).contains(&8193)),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::clear_event",
@@ -361,7 +317,8 @@ fn ops() -> Vec<Op> {
             call: |r, st| r.its().clear_event(&st.devs[0], 1),
             retry: |r, st| r.its().clear_event(&st.devs[0], 1),
             goal: |r, _| assert!(!r.model.pending_lpis(1).contains(&8193)),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::inv_event",
@@ -369,7 +326,8 @@ fn ops() -> Vec<Op> {
             call: |r, st| r.its().inv_event(&st.devs[0], 0),
             retry: |r, st| r.its().inv_event(&st.devs[0], 0),
             goal: |_, _| {},
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::invall",
@@ -377,7 +335,8 @@ fn ops() -> Vec<Op> {
             call: |r, _| r.its().invall(1),
             retry: |r, _| r.its().invall(1),
             goal: |_, _| {},
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::unmap_device",
@@ -388,7 +347,8 @@ fn ops() -> Vec<Op> {
                 assert!(st.devs.is_empty());
                 assert!(r.model.dte(0, 9).is_some_and(|d| !d.valid));
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
     ]
 }
@@ -443,49 +403,26 @@ fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
 
 #[test]
 fn every_its_call_under_allocation_failure() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::allocation_failures(&On { op: &op, cfg: &cfg });
-        }
-    }
     // map_device allocates a second-level page, an ITT and its event records.
-    assert!(injected >= 6, "{injected} allocation faults");
-    println!("allocation faults injected: {injected}");
+    sweep::total(&cases(), sweep::allocation_failures, "allocation faults", 6);
 }
 
 #[test]
 fn every_its_call_stalled_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::stalls(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 40, "{injected} stalls");
-    println!("stalls injected: {injected}");
+    sweep::total(&cases(), sweep::stalls, "stalls", 40);
 }
 
 #[test]
 fn every_its_call_on_an_its_dying_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::deaths(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 40, "{injected} deaths");
-    println!("deaths injected: {injected}");
+    sweep::total(&cases(), sweep::deaths, "deaths", 40);
 }
 
 /// A slow ITS (GITS_CREADR moves only after N reads): within the deadline the call succeeds
 /// as without faults; beyond it, it is a dead ITS.
 #[test]
 fn every_its_call_on_a_slow_its() {
-    for cfg in configs() {
-        for op in ops() {
-            sweep::slow_its(&On { op: &op, cfg: &cfg }, &[1, 40, 2000], Some(1_000_000));
-        }
+    for c in &cases() {
+        sweep::slow_its(c, &[1, 40, 2000], Some(1_000_000));
     }
 }
 

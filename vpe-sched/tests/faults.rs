@@ -30,7 +30,7 @@ use its_core::cmd::{Command, ItsVersion};
 use its_core::ids::{DeviceId, Lpi, SgiId, SgiPriority, VLpi};
 use its_core::mmio::RedistRegisters;
 use its_model::{FakePlatform, ModelConfig};
-use its_testkit::sweep::{self, Case, Cases, with_allocation_failing};
+use its_testkit::sweep::{self, On, Subject, with_allocation_failing};
 use its_testkit::{Rig, Settings, V4, with_v4};
 use vpe_sched::{
     GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
@@ -250,26 +250,46 @@ fn provoked(cmd: Command, message: &str) -> bool {
     }
 }
 
-type Call = for<'a, 'b> fn(&'a V4<'b>, &'a mut St) -> Result<(), VpeError>;
+/// The GICv4 layer's entry points, for the sweeps: each run on a fresh rig with the layer up.
+struct GicV4Calls;
 
-/// One entry point under test (see the module documentation).
-struct Op {
-    name: &'static str,
-    prepare: for<'a, 'b> fn(&'a V4<'b>) -> St,
-    call: Call,
-    /// What a failed call left undone, once the fault is cleared.
-    retry: Call,
-    /// Checks the state a successful call leads to.
-    goal: for<'a, 'b> fn(&'a V4<'b>, &'a St),
-    /// Whether the call sends a command the ITS stalled on again itself (and so succeeds).
-    heals: bool,
-    /// Bytes a call that timed out keeps on purpose, given the commands up to the one the ITS
-    /// died at.
-    kept_on_timeout: for<'a, 'b> fn(&'a V4<'b>, &'a St, &'a [Command]) -> usize,
+type Op = sweep::Op<GicV4Calls>;
+
+impl Subject for GicV4Calls {
+    type World<'r> = V4<'r>;
+    type State<'r> = St;
+    type Records = Vec<Vec<its_cmdq::EventState>>;
+    type Error = VpeError;
+
+    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r V4<'r>) -> T) -> T {
+        with_rig(cfg, |r| f(r))
+    }
+    fn rig<'r>(w: &'r V4<'r>) -> &'r Rig {
+        w.rig
+    }
+    fn its_error(e: &VpeError) -> Option<&ItsError> {
+        its_err(e)
+    }
+    fn consistent(w: &V4, st: &St, what: &str) {
+        consistent(w, st, what)
+    }
+    fn all_dead(w: &V4, st: &mut St, what: &str) {
+        all_dead(w, st, what)
+    }
+    fn records(st: &St) -> Self::Records {
+        records(st)
+    }
+    fn confirmed_only(w: &V4, st: &St, before: &Self::Records, what: &str) {
+        confirmed_only(w, st, before, what)
+    }
+    fn provoked(cmd: Command, message: &str) -> bool {
+        provoked(cmd, message)
+    }
 }
 
-fn nothing_kept(_: &V4, _: &St, _: &[Command]) -> usize {
-    0
+/// Every entry point on every GIC shape.
+fn cases() -> Vec<On<GicV4Calls>> {
+    sweep::grid(configs(), ops)
 }
 
 /// A VM of two vPEs (CPUs 0 and 1), device 1 with 4 events: event 0 a host LPI, event 1
@@ -468,7 +488,7 @@ fn ops() -> Vec<Op> {
                 let _ = r;
             },
             heals: false,
-            kept_on_timeout: vm_tables,
+            kept_on_timeout: Some(vm_tables),
         },
         Op {
             name: "GicV4::destroy_vm",
@@ -485,7 +505,7 @@ fn ops() -> Vec<Op> {
             },
             // VMAPP V = 0 is idempotent: a batch with a skipped one is sent again.
             heals: true,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::map_vlpis",
@@ -513,7 +533,7 @@ fn ops() -> Vec<Op> {
                 assert!(st.vm().vpe(1).unwrap().vpt_pending(8192));
             },
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::unmap_vlpi (restore)",
@@ -548,7 +568,7 @@ fn ops() -> Vec<Op> {
                 assert!(r.model.pending_lpis(1).contains(&st.host[2].get()));
             },
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::move_vlpi",
@@ -572,7 +592,7 @@ fn ops() -> Vec<Op> {
                 assert!(st.vm().vpe(1).unwrap().vpt_pending(8194));
             },
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::update_vlpi",
@@ -581,7 +601,7 @@ fn ops() -> Vec<Op> {
             retry: update_vlpi_call,
             goal: |_, st| assert_eq!(st.vm().property(8195).unwrap(), 0x40 | 2 | 1),
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::invall_vpe",
@@ -590,7 +610,7 @@ fn ops() -> Vec<Op> {
             retry: |r, st| r.g.invall_vpe(st.vm(), 1, Some(&mut r.model.redist(1))),
             goal: |_, _| {},
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::make_resident (VMOVP, doorbell moved, settled, cleared)",
@@ -599,7 +619,7 @@ fn ops() -> Vec<Op> {
             retry: make_resident_retry,
             goal: make_resident_goal,
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::make_non_resident (doorbell armed)",
@@ -614,7 +634,7 @@ fn ops() -> Vec<Op> {
             },
             goal: make_non_resident_goal,
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::update_vsgi + invdb (GICv4.1)",
@@ -644,81 +664,9 @@ fn ops() -> Vec<Op> {
             },
             goal: |_, _| {},
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
     ]
-}
-
-/// `op` on a fresh GIC of `cfg`, for the sweeps.
-struct On<'o> {
-    op: &'o Op,
-    cfg: &'o ModelConfig,
-}
-
-/// `op` on a rig with the GICv4 layer, its state prepared, and the records at that point.
-struct OpCase<'a, 'r> {
-    op: &'a Op,
-    r: &'a V4<'r>,
-    st: St,
-    before: Vec<Vec<its_cmdq::EventState>>,
-}
-
-impl Cases for On<'_> {
-    type Error = VpeError;
-
-    fn its_error(e: &VpeError) -> Option<&ItsError> {
-        its_err(e)
-    }
-
-    fn fresh<T>(&self, f: impl for<'r> FnOnce(&mut dyn Case<'r, Error = VpeError>) -> T) -> T {
-        with_rig(self.cfg, |r| {
-            let st = (self.op.prepare)(r);
-            f(&mut OpCase {
-                op: self.op,
-                r,
-                before: records(&st),
-                st,
-            })
-        })
-    }
-}
-
-impl<'r> Case<'r> for OpCase<'_, 'r> {
-    type Error = VpeError;
-
-    fn name(&self) -> &'static str {
-        self.op.name
-    }
-    fn rig(&self) -> &'r Rig {
-        self.r.rig
-    }
-    fn call(&mut self) -> Result<(), VpeError> {
-        (self.op.call)(self.r, &mut self.st)
-    }
-    fn retry(&mut self) -> Result<(), VpeError> {
-        (self.op.retry)(self.r, &mut self.st)
-    }
-    fn goal(&self) {
-        (self.op.goal)(self.r, &self.st)
-    }
-    fn consistent(&self, what: &str) {
-        consistent(self.r, &self.st, what)
-    }
-    fn all_dead(&mut self, what: &str) {
-        all_dead(self.r, &mut self.st, what)
-    }
-    fn confirmed_only(&self, what: &str) {
-        confirmed_only(self.r, &self.st, &self.before, what)
-    }
-    fn kept_on_timeout(&self, sent: &[Command]) -> usize {
-        (self.op.kept_on_timeout)(self.r, &self.st, sent)
-    }
-    fn heals(&self) -> bool {
-        self.op.heals
-    }
-    fn provoked(&self, cmd: Command, message: &str) -> bool {
-        provoked(cmd, message)
-    }
 }
 
 fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
@@ -803,46 +751,23 @@ fn all_dead(r: &V4, st: &mut St, what: &str) {
 
 #[test]
 fn every_gicv4_call_under_allocation_failure() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::allocation_failures(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 9, "{injected}");
-    println!("allocation faults injected: {injected}");
+    sweep::total(&cases(), sweep::allocation_failures, "allocation faults", 9);
 }
 
 #[test]
 fn every_gicv4_call_stalled_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::stalls(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 100, "{injected}");
-    println!("stalls injected: {injected}");
+    sweep::total(&cases(), sweep::stalls, "stalls", 100);
 }
 
 #[test]
 fn every_gicv4_call_on_an_its_dying_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += sweep::deaths(&On { op: &op, cfg: &cfg });
-        }
-    }
-    assert!(injected >= 100, "{injected} deaths");
-    println!("deaths injected: {injected}");
+    sweep::total(&cases(), sweep::deaths, "deaths", 100);
 }
 
 #[test]
 fn every_gicv4_call_on_a_slow_its() {
-    for cfg in configs() {
-        for op in ops() {
-            sweep::slow_its(&On { op: &op, cfg: &cfg }, &[1, 30, 800], None);
-        }
+    for c in &cases() {
+        sweep::slow_its(c, &[1, 30, 800], None);
     }
 }
 
