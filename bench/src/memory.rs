@@ -4,7 +4,7 @@
 //! allocation log), never computed from a formula.
 //!
 //! - The vPE table: live bytes after bringing up the ITS on a GICv4.0 model, minus the same on
-//!   a GICv3 model (no GITS_BASER<n> of type vPE), everything else equal; the allocations that
+//!   a GICv3 model (no `GITS_BASER<n>` of type vPE), everything else equal; the allocations that
 //!   make the difference are listed from the allocation log.
 //! - Per VM and per vPE, for each vINTID width: live bytes added by `create_vm` with 1 vPE and
 //!   with 4 vPEs, on a layer that already created (and destroyed) a VM, so the vPE table's
