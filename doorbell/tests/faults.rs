@@ -197,9 +197,6 @@ impl Subject for DoorbellCalls {
     fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
         f(&base(cfg))
     }
-    fn rig(w: &Rig) -> &Rig {
-        w
-    }
     fn its_error(e: &DoorbellError) -> Option<&ItsError> {
         its_err(e)
     }

@@ -146,9 +146,6 @@ impl Subject for ItsCalls {
     fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
         f(&Rig::new(cfg.clone()))
     }
-    fn rig(w: &Rig) -> &Rig {
-        w
-    }
     fn its_error(e: &ItsError) -> Option<&ItsError> {
         Some(e)
     }

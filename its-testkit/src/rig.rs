@@ -273,6 +273,18 @@ impl core::fmt::Debug for V4<'_> {
     }
 }
 
+impl AsRef<Rig> for Rig {
+    fn as_ref(&self) -> &Rig {
+        self
+    }
+}
+
+impl AsRef<Rig> for V4<'_> {
+    fn as_ref(&self) -> &Rig {
+        self.rig
+    }
+}
+
 impl core::ops::Deref for V4<'_> {
     type Target = Rig;
 

@@ -30,8 +30,9 @@ use crate::rig::{P, Rig};
 
 /// The entry points of one layer under test, as the sweeps see them.
 pub trait Subject: Sized {
-    /// What a call sees on one run: the rig, or a layer built on it.
-    type World<'r>;
+    /// What a call sees on one run: the rig, or a layer built on it ([`crate::V4`]). Faults
+    /// are injected in ITS 0 of its rig.
+    type World<'r>: AsRef<Rig>;
     /// What the calls work on (devices, VMs, ...); it may borrow the world.
     type State<'r>;
     /// The records [`Subject::confirmed_only`] compares with, taken when a case is prepared.
@@ -41,8 +42,6 @@ pub trait Subject: Sized {
 
     /// Runs `f` on a fresh world on a GIC of `cfg`.
     fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Self::World<'r>) -> T) -> T;
-    /// The rig under the world. Faults are injected in its ITS 0.
-    fn rig<'r>(w: &'r Self::World<'r>) -> &'r Rig;
     /// The ITS error in `e`, if it is one.
     fn its_error(e: &Self::Error) -> Option<&ItsError>;
     /// Panics unless the driver's records equal the GIC's.
@@ -153,7 +152,7 @@ impl<'r, S: Subject> Run<'r, '_, S> {
         self.op.name
     }
     fn rig(&self) -> &'r Rig {
-        S::rig(self.w)
+        self.w.as_ref()
     }
     fn call(&mut self) -> Result<(), S::Error> {
         (self.op.call)(self.w, &mut self.st)

@@ -18,9 +18,11 @@ use its_testkit::sweep::{self, On, Op, Subject};
 use its_testkit::{P, Rig};
 
 /// A layer as simple as the sweeps allow: the ITS driver and the devices a test holds.
-struct Devices;
+/// `Devices<true>` is careless: its "every later call reports the ITS dead" writes
+/// GITS_CWRITER.
+struct Devices<const CARELESS: bool = false>;
 
-impl Subject for Devices {
+impl<const CARELESS: bool> Subject for Devices<CARELESS> {
     type World<'r> = Rig;
     type State<'r> = Vec<Device<P>>;
     type Records = usize;
@@ -28,9 +30,6 @@ impl Subject for Devices {
 
     fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
         f(&Rig::new(cfg.clone()))
-    }
-    fn rig(w: &Rig) -> &Rig {
-        w
     }
     fn its_error(e: &ItsError) -> Option<&ItsError> {
         Some(e)
@@ -42,6 +41,10 @@ impl Subject for Devices {
         }
     }
     fn all_dead(w: &Rig, _: &mut Vec<Device<P>>, what: &str) {
+        if CARELESS {
+            let mut h = w.model.its(0);
+            h.set_cwriter(h.cwriter());
+        }
         let e = w.its().map_device(DeviceId::new(99), 2).err();
         assert_eq!(e, Some(ItsError::Dead), "{what}");
     }
@@ -143,41 +146,10 @@ fn a_hidden_stall_is_caught() {
     sweep::stalls(&on(op));
 }
 
-/// The same layer, but its "every later call reports the ITS dead" writes GITS_CWRITER.
-struct Careless;
-
-impl Subject for Careless {
-    type World<'r> = Rig;
-    type State<'r> = Vec<Device<P>>;
-    type Records = usize;
-    type Error = ItsError;
-
-    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
-        Devices::with_world(cfg, f)
-    }
-    fn rig(w: &Rig) -> &Rig {
-        w
-    }
-    fn its_error(e: &ItsError) -> Option<&ItsError> {
-        Some(e)
-    }
-    fn consistent(w: &Rig, st: &Vec<Device<P>>, what: &str) {
-        Devices::consistent(w, st, what)
-    }
-    fn all_dead(w: &Rig, _: &mut Vec<Device<P>>, _: &str) {
-        let mut h = w.model.its(0);
-        let c = h.cwriter();
-        h.set_cwriter(c);
-    }
-    fn records(st: &Vec<Device<P>>) -> usize {
-        st.len()
-    }
-}
-
 #[test]
 #[should_panic(expected = "a command was written")]
 fn writing_to_a_dead_its_is_caught() {
-    let op = Op::<Careless> {
+    let op = Op::<Devices<true>> {
         name: "invall",
         prepare: |_| Vec::new(),
         call: |w, _| w.its().invall(0),

@@ -264,9 +264,6 @@ impl Subject for GicV4Calls {
     fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r V4<'r>) -> T) -> T {
         with_rig(cfg, |r| f(r))
     }
-    fn rig<'r>(w: &'r V4<'r>) -> &'r Rig {
-        w.rig
-    }
     fn its_error(e: &VpeError) -> Option<&ItsError> {
         its_err(e)
     }
