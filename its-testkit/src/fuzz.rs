@@ -23,8 +23,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use doorbell::DoorbellConfig;
 use its_cmdq::{Device, ItsError, Lpis};
 use its_core::cmd::ItsVersion;
-use its_core::ids::DeviceId;
-use its_core::ids::VLpi;
+use its_core::ids::{DeviceId, VLpi};
 use its_model::{AllocFaults, Delay, GicModel, ModelConfig, PageSizes, RedistHandle};
 use vpe_sched::{V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError};
 
