@@ -13,11 +13,13 @@
 
 use its_cmdq::{QueueStats, SyncTarget};
 use its_core::cmd::Command;
-use its_core::fake::ModelConfig;
 use its_core::ids::{DeviceId, EventId, IntId, Lpi, VLpi};
+use its_model::ModelConfig;
 use vpe_sched::{VlpiConfig, VmConfig};
 
-use crate::rig::{ModelIts, Rig, V4Rig};
+use its_testkit::ModelIts;
+
+use crate::{QUEUE_BYTES, model_rig, model_v4};
 
 /// Batch sizes: 1, 2, 4, ..., 4096.
 pub const SIZES: [u32; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
@@ -92,13 +94,13 @@ fn lpi(i: u32) -> Lpi {
 /// `cmdq-batch`: mapping N events of one device to physical LPIs (MAPTI), `Its::map_events`
 /// vs one MAPTI + SYNC at a time.
 pub fn cmdq_batch() {
-    let rig = Rig::new(ModelConfig::qemu(1));
+    let rig = model_rig(ModelConfig::qemu(1));
     let its = rig.its();
     let cpu0 = *its.cpu(0).expect("cpu0");
     println!(
         "cmdq-batch: map N events of one device (MAPTI), counted on the host model \
-         (its_core::fake::GicModel, {} KiB queue)",
-        crate::rig::QUEUE_BYTES / 1024
+         (its_model::GicModel, {} KiB queue)",
+        QUEUE_BYTES / 1024
     );
     println!(
         "  {:>5}  {:>24}  {:>24}",
@@ -154,7 +156,7 @@ pub fn cmdq_batch() {
             linux.fields("linux")
         );
     }
-    rig.assert_clean();
+    rig.model.assert_no_errors();
 }
 
 /// `vlpi-map`: mapping N events to vLPIs of one vPE, `GicV4::map_vlpis` vs Linux's VMAPTI +
@@ -162,11 +164,11 @@ pub fn cmdq_batch() {
 /// DISCARD + SYNC before each VMAPTI + VSYNC; `map_vlpis` one DISCARD batch, then the VMAPTI
 /// batch).
 pub fn vlpi_map() {
-    let r = V4Rig::new(ModelConfig::qemu(1));
-    let its = r.rig.its();
+    let r = model_v4(ModelConfig::qemu(1));
+    let its = r.its();
     let cpu0 = *its.cpu(0).expect("cpu0");
     let vm =
-        r.g4.create_vm(VmConfig {
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
         })
@@ -202,11 +204,11 @@ pub fn vlpi_map() {
             }
             let items: Vec<(u32, usize, VlpiConfig)> = (0..n).map(|e| (e, 0, cfg(e))).collect();
             let ours = counted(its, || {
-                r.g4.map_vlpis(its, &mut dev, &vm, &items)
+                r.g.map_vlpis(its, &mut dev, &vm, &items)
                     .expect("map_vlpis")
             });
             for e in 0..n {
-                r.g4.unmap_vlpi(its, &mut dev, e, &vm, false)
+                r.g.unmap_vlpi(its, &mut dev, e, &vm, false)
                     .expect("unmap_vlpi");
             }
             its.unmap_device(dev).map_err(|e| e.error).expect("unmap");
@@ -275,8 +277,6 @@ pub fn vlpi_map() {
             );
         }
     }
-    r.g4.destroy_vm(vm)
-        .map_err(|e| e.error)
-        .expect("destroy_vm");
-    r.rig.assert_clean();
+    r.g.destroy_vm(vm).map_err(|e| e.error).expect("destroy_vm");
+    r.model.assert_no_errors();
 }

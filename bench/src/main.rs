@@ -8,7 +8,7 @@
 //! per item (ns per command): the median and the minimum over the samples.
 //!
 //! The other sections count rather than time: command-queue traffic ([`counts`]) and table
-//! memory ([`memory`]) on the host GIC model ([`rig`]).
+//! memory ([`memory`]) on the host GIC model, brought up by the test kit's rig ([`model_rig`]).
 //!
 //! Besides its human-readable lines, every section prints its figures as `@@M <name> key=value
 //! ...` lines, the protocol of the QEMU images, which `cargo xtask bench` parses into its
@@ -16,7 +16,6 @@
 
 mod counts;
 mod memory;
-mod rig;
 
 use std::hint::black_box;
 use std::process::ExitCode;
@@ -25,6 +24,9 @@ use std::time::{Duration, Instant};
 use its_core::addr::{IttAddr, PhysAddr};
 use its_core::cmd::{CmdBlock, Command, IdBits};
 use its_core::ids::{CollectionId, DeviceId, EventId, IntId, ProcessorNumber, RdBase, VpeId};
+use its_model::ModelConfig;
+use its_testkit::{Rig, Settings, V4};
+use vpe_sched::V4Config;
 use zerocopy::little_endian::U64;
 
 /// Samples per figure.
@@ -37,6 +39,42 @@ const MIN_SAMPLE: Duration = Duration::from_micros(200);
 
 /// Commands in a 64 KiB command queue: 16 pages of 4 KiB (GITS_CBASER.Size = 15).
 const RING_COMMANDS: usize = 64 * 1024 / CmdBlock::SIZE;
+
+/// The command queue of every rig: Linux's size, 64 KiB (2048 slots).
+pub const QUEUE_BYTES: usize = 0x1_0000;
+
+/// The host GIC the counting sections run against: the test kit's rig on `cfg` (QEMU's
+/// GICv4.0 model: commands run during the GITS_CWRITER write, as QEMU does), with the
+/// drivers' default waits, as a hypervisor leaves them, and a [`QUEUE_BYTES`] queue.
+///
+/// The bring-up's events stay in the platform's log (`table-memory` reads its allocations);
+/// the counting sections run thousands of commands, so nothing more is recorded.
+///
+/// # Panics
+/// If bring-up fails: the model is QEMU's, so that is a bug in the crates.
+pub fn model_rig(cfg: ModelConfig) -> Rig {
+    let rig = Rig::with(
+        cfg,
+        Settings {
+            queue_bytes: QUEUE_BYTES,
+            timeout: None,
+        },
+    );
+    rig.plat.set_recording(false);
+    rig
+}
+
+/// [`model_rig`] plus the GICv4 layer (256 doorbells through a proxy device: QEMU has no
+/// DirectLPI; the drivers' default waits), leaked: `GicV4` borrows the layers below it, and a
+/// benchmark process builds a handful.
+///
+/// # Panics
+/// If bring-up fails.
+pub fn model_v4(cfg: ModelConfig) -> V4<'static> {
+    let rig = model_rig(cfg);
+    let dbs = rig.doorbell_config(256);
+    V4::leak(rig, dbs, V4Config::default())
+}
 
 /// Per-item timing of one loop.
 struct Figures {

@@ -4,7 +4,7 @@
 //! allocation log), never computed from a formula.
 //!
 //! - The vPE table: live bytes after bringing up the ITS on a GICv4.0 model, minus the same on
-//!   a GICv3 model (no GITS_BASER<n> of type vPE), everything else equal; the allocations that
+//!   a GICv3 model (no `GITS_BASER<n>` of type vPE), everything else equal; the allocations that
 //!   make the difference are listed from the allocation log.
 //! - Per VM and per vPE, for each vINTID width: live bytes added by `create_vm` with 1 vPE and
 //!   with 4 vPEs, on a layer that already created (and destroyed) a VM, so the vPE table's
@@ -15,10 +15,12 @@
 //! model's GICD_TYPER.IDbits, GITS_BASER2's page and entry size).
 
 use its_core::cmd::ItsVersion;
-use its_core::fake::{Event, ModelConfig};
+use its_model::{Event, ModelConfig};
 use vpe_sched::VmConfig;
 
-use crate::rig::{Rig, V4Rig};
+use its_testkit::{Rig, V4};
+
+use crate::{model_rig, model_v4};
 
 /// vINTID widths measured.
 pub const WIDTHS: [u8; 2] = [14, 16];
@@ -63,23 +65,21 @@ fn alloc_difference(a: &[String], b: &[String]) -> Vec<String> {
 }
 
 /// Live bytes `create_vm` adds for a VM of `vpes` vPEs; the VM is destroyed again.
-fn vm_bytes(r: &V4Rig, bits: u8, vpes: usize) -> (usize, String) {
+fn vm_bytes(r: &V4<'static>, bits: u8, vpes: usize) -> (usize, String) {
     let cpus = vec![0; vpes];
-    r.rig.plat.set_recording(true);
-    r.rig.plat.clear_events();
-    let before = r.rig.plat.live_bytes();
+    r.plat.set_recording(true);
+    r.plat.clear_events();
+    let before = r.plat.live_bytes();
     let vm =
-        r.g4.create_vm(VmConfig {
+        r.g.create_vm(VmConfig {
             vintid_bits: bits,
             vpes: &cpus,
         })
         .expect("VM");
-    let added = r.rig.plat.live_bytes() - before;
-    let log = allocs(&r.rig).join(",");
-    r.rig.plat.set_recording(false);
-    r.g4.destroy_vm(vm)
-        .map_err(|e| e.error)
-        .expect("destroy_vm");
+    let added = r.plat.live_bytes() - before;
+    let log = allocs(r.rig).join(",");
+    r.plat.set_recording(false);
+    r.g.destroy_vm(vm).map_err(|e| e.error).expect("destroy_vm");
     (added, log)
 }
 
@@ -90,8 +90,8 @@ pub fn table_memory() {
         version: ItsVersion::V3,
         ..ModelConfig::qemu(1)
     };
-    let with = Rig::new(v4.clone());
-    let without = Rig::new(v3);
+    let with = model_rig(v4.clone());
+    let without = model_rig(v3);
     let vpe_table = with.plat.live_bytes() - without.plat.live_bytes();
     let extra = alloc_difference(&allocs(&with), &allocs(&without));
     let t = with.its().vpe_table().expect("vPE table");
@@ -117,7 +117,7 @@ pub fn table_memory() {
     drop((with, without));
 
     for bits in WIDTHS {
-        let r = V4Rig::new(ModelConfig::qemu(1));
+        let r = model_v4(ModelConfig::qemu(1));
         // The first VM also allocates the vPE table's second-level page (kept afterwards).
         let (first, _) = vm_bytes(&r, bits, 1);
         let (one, log) = vm_bytes(&r, bits, 1);
@@ -134,6 +134,6 @@ pub fn table_memory() {
              first_vm_extra_bytes={} vm1_bytes={one} vm{VPES}_bytes={many} vm1_allocs={log}",
             first - one
         );
-        r.rig.assert_clean();
+        r.model.assert_no_errors();
     }
 }

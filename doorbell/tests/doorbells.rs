@@ -5,72 +5,18 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-use core::time::Duration;
-
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
-use its_cmdq::{Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
-use its_core::addr::PhysAddr;
-use its_core::caps::DistCaps;
 use its_core::cmd::Command;
-use its_core::fake::{Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::RedistRegisters;
-use its_core::regs::GicdTyper;
-
-type P = FakePlatform;
-
-struct Rig {
-    model: GicModel,
-    plat: P,
-    its: Its<ItsHandle, P>,
-    lpis: Lpis<P>,
-    _pend: Vec<its_cmdq::PendingTable<P>>,
-}
-
-fn rig(cfg: ModelConfig) -> Rig {
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let d = DistCaps::from_typer(
-        GicdTyper::new()
-            .with_lpis(true)
-            .with_dvis(true)
-            .with_id_bits(15),
-        None,
-    );
-    let lpis = Lpis::new(&d, plat.clone()).unwrap();
-    let pend = (0..cfg.cpus)
-        .map(|c| {
-            lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(1))
-                .unwrap()
-        })
-        .collect();
-    let rds: Vec<RedistInfo> = (0..cfg.cpus)
-        .map(|c| RedistInfo {
-            rd_base: PhysAddr::new(cfg.rd_base(c)),
-            typer: model.redist(c).typer(),
-        })
-        .collect();
-    let mut c = ItsConfig::new(d);
-    c.queue = QueueConfig {
-        bytes: 0x1_0000,
-        full_timeout: Duration::from_millis(5),
-        completion_timeout: Duration::from_millis(5),
-    };
-    let its = Its::new(model.its(0), plat.clone(), &rds, c).unwrap();
-    Rig {
-        model,
-        plat,
-        its,
-        lpis,
-        _pend: pend,
-    }
-}
+use its_model::{Event, ModelConfig};
+use its_testkit::Rig;
 
 #[test]
 fn blocks_are_contiguous_and_looked_up_in_constant_time() {
-    let r = rig(ModelConfig::qemu(2));
+    let r = Rig::new(ModelConfig::qemu(2));
     let dbs = Doorbells::new(
-        &r.its,
+        r.its(),
         &r.lpis,
         DoorbellConfig::proxy(DeviceId::new(0xffff), 8),
     )
@@ -124,9 +70,9 @@ fn blocks_are_contiguous_and_looked_up_in_constant_time() {
 
 #[test]
 fn enable_goes_through_the_proxy_device_without_direct_lpi() {
-    let r = rig(ModelConfig::qemu(1));
+    let r = Rig::new(ModelConfig::qemu(1));
     let dbs = Doorbells::new(
-        &r.its,
+        r.its(),
         &r.lpis,
         DoorbellConfig::proxy(DeviceId::new(0xffff), 4),
     )
@@ -156,8 +102,8 @@ fn enable_goes_through_the_proxy_device_without_direct_lpi() {
 
 #[test]
 fn enable_uses_invlpir_with_direct_lpi() {
-    let r = rig(ModelConfig::gicv41(1));
-    let dbs = Doorbells::new(&r.its, &r.lpis, DoorbellConfig::direct(4)).unwrap();
+    let r = Rig::new(ModelConfig::gicv41(1));
+    let dbs = Doorbells::new(r.its(), &r.lpis, DoorbellConfig::direct(4)).unwrap();
     let b = dbs.alloc_block(&[(VpeId::new(0), 0)]).unwrap();
     let db = b.lpi(0).unwrap();
     assert_eq!(
@@ -179,13 +125,16 @@ fn enable_uses_invlpir_with_direct_lpi() {
 
 #[test]
 fn handle_wakes_waiters_of_that_vpe_once() {
-    let r = rig(ModelConfig::qemu(1));
+    let r: &'static Rig = Box::leak(Box::new(Rig::new(ModelConfig::qemu(1))));
     let w0: &'static Waiter = Box::leak(Box::new(Waiter::new(VpeId::new(7))));
     let w0b: &'static Waiter = Box::leak(Box::new(Waiter::new(VpeId::new(7))));
     let w1: &'static Waiter = Box::leak(Box::new(Waiter::new(VpeId::new(8))));
-    let its: &'static Its<ItsHandle, P> = Box::leak(Box::new(r.its));
-    let lpis: &'static Lpis<P> = Box::leak(Box::new(r.lpis));
-    let dbs = Doorbells::new(its, lpis, DoorbellConfig::proxy(DeviceId::new(0xffff), 4)).unwrap();
+    let dbs = Doorbells::new(
+        r.its(),
+        &r.lpis,
+        DoorbellConfig::proxy(DeviceId::new(0xffff), 4),
+    )
+    .unwrap();
     let b = dbs
         .alloc_block(&[(VpeId::new(7), 0), (VpeId::new(8), 0)])
         .unwrap();
@@ -199,7 +148,7 @@ fn handle_wakes_waiters_of_that_vpe_once() {
     assert!(!w1.is_woken() && w1.is_waiting());
     // Disabled by the interrupt path, the invalidation deferred to settle().
     assert!(!dbs.is_enabled(db7));
-    assert_eq!(lpis.property(db7).unwrap() & 1, 0);
+    assert_eq!(r.lpis.property(db7).unwrap() & 1, 0);
     r.model.clear_commands(0);
     dbs.settle(db7, None).unwrap();
     assert!(matches!(r.model.commands(0)[0].1, Command::Inv { .. }));
@@ -222,9 +171,9 @@ fn handle_wakes_waiters_of_that_vpe_once() {
 
 #[test]
 fn doorbell_follows_the_vpe_to_another_cpu() {
-    let r = rig(ModelConfig::qemu(2));
+    let r = Rig::new(ModelConfig::qemu(2));
     let dbs = Doorbells::new(
-        &r.its,
+        r.its(),
         &r.lpis,
         DoorbellConfig::proxy(DeviceId::new(0xffff), 4),
     )
@@ -242,14 +191,14 @@ fn doorbell_follows_the_vpe_to_another_cpu() {
 
 #[test]
 fn shutdown_needs_every_block_freed_then_returns_everything() {
-    let r = rig(ModelConfig::qemu(1));
+    let r = Rig::new(ModelConfig::qemu(1));
     let l2 = |r: &Rig| {
-        let t = r.its.device_table();
+        let t = r.its().device_table();
         t.l2_pages() * t.page_size().bytes()
     };
     let live = r.plat.live_bytes() - l2(&r);
     let dbs = Doorbells::new(
-        &r.its,
+        r.its(),
         &r.lpis,
         DoorbellConfig::proxy(DeviceId::new(0x77), 16),
     )
@@ -282,13 +231,13 @@ fn clear_pending_drops_a_disabled_doorbell_pending_state() {
     for direct in [false, true] {
         let mut cfg = ModelConfig::qemu(1);
         cfg.direct_lpi = direct;
-        let r = rig(cfg);
+        let r = Rig::new(cfg);
         let dbcfg = if direct {
             DoorbellConfig::direct(4)
         } else {
             DoorbellConfig::proxy(DeviceId::new(0x77), 4)
         };
-        let dbs = Doorbells::new(&r.its, &r.lpis, dbcfg).unwrap();
+        let dbs = Doorbells::new(r.its(), &r.lpis, dbcfg).unwrap();
         let block = dbs.alloc_block(&[(VpeId::new(1), 0)]).unwrap();
         let db = block.lpi(0).unwrap();
         let mut rd = r.model.redist(0);
@@ -322,8 +271,8 @@ fn clear_pending_drops_a_disabled_doorbell_pending_state() {
 fn concurrent_handle_and_move_lose_no_update() {
     let mut cfg = ModelConfig::qemu(2);
     cfg.direct_lpi = true;
-    let r = rig(cfg);
-    let dbs = Doorbells::new(&r.its, &r.lpis, DoorbellConfig::direct(4)).unwrap();
+    let r = Rig::new(cfg);
+    let dbs = Doorbells::new(r.its(), &r.lpis, DoorbellConfig::direct(4)).unwrap();
     let block = dbs.alloc_block(&[(VpeId::new(5), 0)]).unwrap();
     let db = block.lpi(0).unwrap();
     const ROUNDS: usize = 20_000;

@@ -2,10 +2,11 @@
 //! Fault injection at every allocation and every wait of the doorbells' entry points.
 //!
 //! For each entry point of `Doorbells` that allocates or waits, on a fresh host GIC each time
-//! (proxy-device invalidation as on QEMU, the same read back non-shareable, and DirectLPI):
+//! (proxy-device invalidation as on QEMU, the same read back non-shareable, and DirectLPI),
+//! the sweeps of `its_testkit::sweep`:
 //! - the k-th allocation of the call fails, k = 0, 1, 2, ... until the call makes no more;
 //! - the ITS stalls at, or dies at, each command the call sends, one index per run;
-//! - the ITS is slow; GICR_SYNCR stays busy for a while, or for ever (DirectLPI).
+//! - the ITS is slow; and here, GICR_SYNCR stays busy for a while, or for ever (DirectLPI).
 //!
 //! After each fault: a typed error; DMA memory and the LPI allocator back to their state
 //! before the call (but for second-level table pages, and the ITT of a proxy device whose
@@ -22,17 +23,13 @@
 use core::time::Duration;
 
 use doorbell::{DoorbellBlock, DoorbellConfig, DoorbellError, Doorbells};
-use its_cmdq::{Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, RedistInfo};
-use its_core::addr::PhysAddr;
-use its_core::caps::DistCaps;
+use its_cmdq::ItsError;
 use its_core::cmd::Command;
-use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, VpeId};
 use its_core::mmio::RedistRegisters;
-use its_core::regs::GicdTyper;
-
-type P = FakePlatform;
-type Dbs<'a> = Doorbells<'a, ItsHandle, P>;
+use its_model::ModelConfig;
+use its_testkit::sweep::{self, On, Subject};
+use its_testkit::{ModelDoorbells as Dbs, Rig, Settings};
 
 const PROXY: u32 = 0x77;
 const CAPACITY: u32 = 16;
@@ -46,73 +43,32 @@ fn configs() -> [ModelConfig; 3] {
     [ModelConfig::qemu(2), ns, direct]
 }
 
-struct Base {
-    model: GicModel,
-    plat: P,
-    cfg: ModelConfig,
-    lpis: Lpis<P>,
-    its: Its<ItsHandle, P>,
-    _pend: Vec<PendingTable<P>>,
-}
-
-fn base(cfg: &ModelConfig) -> Base {
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let d = DistCaps::from_typer(
-        GicdTyper::new()
-            .with_lpis(true)
-            .with_dvis(true)
-            .with_id_bits(15),
-        None,
-    );
-    let lpis = Lpis::new(&d, plat.clone()).unwrap();
-    let pend = (0..cfg.cpus)
-        .map(|c| {
-            lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(1))
-                .unwrap()
-        })
-        .collect();
-    let rds: Vec<RedistInfo> = (0..cfg.cpus)
-        .map(|c| RedistInfo {
-            rd_base: PhysAddr::new(cfg.rd_base(c)),
-            typer: model.redist(c).typer(),
-        })
-        .collect();
-    let mut c = ItsConfig::new(d);
-    c.queue = QueueConfig {
-        bytes: 0x1_0000,
-        full_timeout: Duration::from_millis(2),
-        completion_timeout: Duration::from_millis(2),
+/// Each run's GIC: 2 ms waits, so that a dead ITS is given up quickly.
+fn base(cfg: &ModelConfig) -> Rig {
+    let settings = Settings {
+        timeout: Some(Duration::from_millis(2)),
+        ..Settings::default()
     };
-    let its = Its::new(model.its(0), plat.clone(), &rds, c).unwrap();
-    Base {
-        model,
-        plat,
-        cfg: cfg.clone(),
-        lpis,
-        its,
-        _pend: pend,
-    }
+    Rig::with(cfg.clone(), settings)
 }
 
-impl Base {
-    fn dbcfg(&self) -> DoorbellConfig {
-        let mut c = if self.cfg.direct_lpi {
-            DoorbellConfig::direct(CAPACITY)
-        } else {
-            DoorbellConfig::proxy(DeviceId::new(PROXY), CAPACITY)
-        };
-        c.sync_timeout = Duration::from_millis(1);
-        c
-    }
+/// The doorbells under test: proxy invalidation through DeviceID [`PROXY`], or DirectLPI.
+fn dbcfg(b: &Rig) -> DoorbellConfig {
+    let mut c = if b.cfg.direct_lpi {
+        DoorbellConfig::direct(CAPACITY)
+    } else {
+        DoorbellConfig::proxy(DeviceId::new(PROXY), CAPACITY)
+    };
+    c.sync_timeout = Duration::from_millis(1);
+    c
+}
 
-    fn doorbells(&self) -> Result<Dbs<'_>, DoorbellError> {
-        Doorbells::new(&self.its, &self.lpis, self.dbcfg())
-    }
+fn new_doorbells(b: &Rig) -> Result<Dbs<'_>, DoorbellError> {
+    b.doorbells(dbcfg(b))
+}
 
-    fn proxy(&self) -> bool {
-        !self.cfg.direct_lpi
-    }
+fn proxy(b: &Rig) -> bool {
+    !b.cfg.direct_lpi
 }
 
 /// The VM-like blocks the tests allocate: (vPE, CPU) per doorbell.
@@ -144,21 +100,20 @@ impl<'a> St<'a> {
     }
 }
 
-fn rd(b: &Base, cpu: usize) -> its_core::fake::RedistHandle {
+fn rd(b: &Rig, cpu: usize) -> its_model::RedistHandle {
     b.model.redist(cpu)
 }
 
 /// The doorbells' records equal the GIC's.
 #[track_caller]
-fn consistent(b: &Base, st: &St, what: &str) {
+fn consistent(b: &Rig, st: &St, what: &str) {
     let m = &b.model;
     let Some(dbs) = st.dbs.as_ref() else {
-        if st.shut {
-            assert!(
-                m.dte(0, PROXY).is_none_or(|d| !d.valid),
-                "{what}: proxy still mapped"
-            );
-        }
+        // Shut down, or never made: no proxy device left behind.
+        assert!(
+            m.dte(0, PROXY).is_none_or(|d| !d.valid),
+            "{what}: proxy still mapped"
+        );
         return;
     };
     let base = dbs.range().base.get();
@@ -221,42 +176,6 @@ fn consistent(b: &Base, st: &St, what: &str) {
     }
 }
 
-fn l2_bytes(b: &Base) -> usize {
-    let t = b.its.device_table();
-    if t.is_indirect() {
-        t.l2_pages() * t.page_size().bytes()
-    } else {
-        0
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Mem {
-    live: usize,
-    l2: usize,
-    free_lpis: u32,
-}
-
-impl Mem {
-    fn of(b: &Base) -> Self {
-        Self {
-            live: b.plat.live_bytes(),
-            l2: l2_bytes(b),
-            free_lpis: b.lpis.free_count(),
-        }
-    }
-
-    #[track_caller]
-    fn assert_back(self, b: &Base, kept: usize, what: &str) {
-        assert_eq!(
-            b.plat.live_bytes(),
-            self.live + (l2_bytes(b) - self.l2) + kept,
-            "{what}: DMA memory not back to its value before the call"
-        );
-        assert_eq!(b.lpis.free_count(), self.free_lpis, "{what}: LPIs");
-    }
-}
-
 fn its_err(e: &DoorbellError) -> Option<&ItsError> {
     match e {
         DoorbellError::Its(e) => Some(e),
@@ -264,49 +183,63 @@ fn its_err(e: &DoorbellError) -> Option<&ItsError> {
     }
 }
 
-type Call = for<'a> fn(&'a Base, &mut St<'a>) -> Result<(), DoorbellError>;
+/// The doorbells' entry points, for the sweeps: each run on a fresh rig.
+struct DoorbellCalls;
 
-/// One entry point under test (see the module documentation).
-struct Op {
-    name: &'static str,
-    prepare: for<'a> fn(&'a Base) -> St<'a>,
-    call: Call,
-    retry: Call,
-    goal: for<'a> fn(&'a Base, &St<'a>),
-    /// Bytes a call whose ITS timed out keeps on purpose.
-    kept_on_timeout: fn(&Base) -> usize,
+type Op = sweep::Op<DoorbellCalls>;
+
+impl Subject for DoorbellCalls {
+    type World<'r> = Rig;
+    type State<'r> = St<'r>;
+    type Records = ();
+    type Error = DoorbellError;
+
+    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
+        f(&base(cfg))
+    }
+    fn its_error(e: &DoorbellError) -> Option<&ItsError> {
+        its_err(e)
+    }
+    fn consistent<'r>(w: &'r Rig, st: &St<'r>, what: &str) {
+        consistent(w, st, what)
+    }
+    fn all_dead<'r>(w: &'r Rig, st: &mut St<'r>, what: &str) {
+        all_dead(w, st, what)
+    }
+    fn records(_: &St<'_>) {}
 }
 
-fn nothing_kept(_: &Base) -> usize {
-    0
+/// Every entry point on every GIC shape.
+fn cases() -> Vec<On<DoorbellCalls>> {
+    sweep::grid(configs(), ops)
 }
 
-fn with_dbs(b: &Base) -> St<'_> {
+fn with_dbs(b: &Rig) -> St<'_> {
     St {
-        dbs: Some(b.doorbells().unwrap()),
+        dbs: Some(new_doorbells(b).unwrap()),
         ..St::default()
     }
 }
 
-fn with_block(b: &Base) -> St<'_> {
+fn with_block(b: &Rig) -> St<'_> {
     let mut st = with_dbs(b);
     alloc_block_call(b, &mut st).unwrap();
     st
 }
 
-fn new_call<'a>(b: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
-    st.dbs = Some(b.doorbells()?);
+fn new_call<'a>(b: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
+    st.dbs = Some(new_doorbells(b)?);
     Ok(())
 }
 
-fn alloc_block_call<'a>(_: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
+fn alloc_block_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
     let v = vpes();
     let blk = st.dbs().alloc_block(&v)?;
     st.blocks.push((blk, v));
     Ok(())
 }
 
-fn free_block_call<'a>(_: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
+fn free_block_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
     let (blk, v) = st.blocks.pop().expect("a block");
     match st.dbs().free_block(blk) {
         Ok(()) => {
@@ -322,14 +255,14 @@ fn free_block_call<'a>(_: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError
     }
 }
 
-fn set_enabled_call<'a>(b: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
+fn set_enabled_call<'a>(b: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
     let mut rd = rd(b, 1);
     st.dbs()
         .set_enabled(st.db(1), true, Some(&mut rd as &mut dyn RedistRegisters))
 }
 
 /// Doorbell 1 enabled, then rung: disabled by the interrupt path, its invalidation deferred.
-fn rung(b: &Base) -> St<'_> {
+fn rung(b: &Rig) -> St<'_> {
     let mut st = with_block(b);
     set_enabled_call(b, &mut st).unwrap();
     let db = st.db(1);
@@ -341,13 +274,13 @@ fn rung(b: &Base) -> St<'_> {
     st
 }
 
-fn settle_and_clear_call<'a>(b: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
+fn settle_and_clear_call<'a>(b: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
     let mut rd = rd(b, 1);
     st.dbs()
         .settle_and_clear(st.db(1), true, Some(&mut rd as &mut dyn RedistRegisters))
 }
 
-fn settled_and_cleared(b: &Base, st: &St) {
+fn settled_and_cleared(b: &Rig, st: &St) {
     let db = st.db(1);
     assert!(!b.model.pending_lpis(1).contains(&db.get()), "cleared");
     // Nothing left to settle.
@@ -358,13 +291,13 @@ fn settled_and_cleared(b: &Base, st: &St) {
     assert_eq!(b.model.counters(0).1, before);
 }
 
-fn move_to_call<'a>(_: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
+fn move_to_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
     st.dbs().move_to(st.db(0), 1)?;
     st.blocks[0].1[0].1 = 1;
     Ok(())
 }
 
-fn shutdown_call<'a>(_: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> {
+fn shutdown_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
     let dbs = st.dbs.take().expect("doorbells");
     match dbs.shutdown() {
         Ok(()) => {
@@ -379,9 +312,9 @@ fn shutdown_call<'a>(_: &'a Base, st: &mut St<'a>) -> Result<(), DoorbellError> 
 }
 
 /// The proxy device's ITT, kept when its MAPD timed out (the ITS may still write it).
-fn proxy_itt(b: &Base) -> usize {
-    if b.proxy() {
-        (CAPACITY as usize * usize::from(b.its.caps().itt_entry_bytes)).next_multiple_of(256)
+fn proxy_itt(b: &Rig, _: &St, _: &[Command]) -> usize {
+    if proxy(b) {
+        (CAPACITY as usize * usize::from(b.its().caps().itt_entry_bytes)).next_multiple_of(256)
     } else {
         0
     }
@@ -397,9 +330,10 @@ fn ops() -> Vec<Op> {
             goal: |b, st| {
                 let dbs = st.dbs();
                 assert_eq!(dbs.range().count, CAPACITY);
-                assert_eq!(dbs.uses_proxy(), b.proxy());
+                assert_eq!(dbs.uses_proxy(), proxy(b));
             },
-            kept_on_timeout: proxy_itt,
+            heals: false,
+            kept_on_timeout: Some(proxy_itt),
         },
         Op {
             name: "Doorbells::alloc_block",
@@ -407,7 +341,8 @@ fn ops() -> Vec<Op> {
             call: alloc_block_call,
             retry: alloc_block_call,
             goal: |_, st| assert_eq!(st.blocks.len(), 1),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::free_block",
@@ -418,7 +353,8 @@ fn ops() -> Vec<Op> {
                 assert!(st.blocks.is_empty());
                 assert_eq!(st.freed.len(), VPES.len());
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::set_enabled",
@@ -430,7 +366,8 @@ fn ops() -> Vec<Op> {
                 b.model.set_lpi_pending(1, st.db(1).get());
                 assert_eq!(b.model.take_lpi(1), Some(st.db(1).get()));
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::settle",
@@ -450,7 +387,8 @@ fn ops() -> Vec<Op> {
                     .unwrap();
                 assert_eq!(b.model.counters(0).1, before, "settled once");
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::settle_and_clear",
@@ -458,7 +396,8 @@ fn ops() -> Vec<Op> {
             call: settle_and_clear_call,
             retry: settle_and_clear_call,
             goal: settled_and_cleared,
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::clear_pending",
@@ -472,7 +411,8 @@ fn ops() -> Vec<Op> {
                     .clear_pending(st.db(1), Some(&mut rd(b, 1) as &mut dyn RedistRegisters))
             },
             goal: |b, st| assert!(!b.model.pending_lpis(1).contains(&st.db(1).get())),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::move_to",
@@ -480,7 +420,8 @@ fn ops() -> Vec<Op> {
             call: move_to_call,
             retry: move_to_call,
             goal: |_, st| assert_eq!(st.blocks[0].1[0].1, 1),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Doorbells::shutdown",
@@ -496,131 +437,18 @@ fn ops() -> Vec<Op> {
                 assert!(st.shut);
                 assert_eq!(b.lpis.free_count(), (1 << 16) - 8192, "the range is back");
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
     ]
 }
 
-fn stall_was_injected(model: &GicModel) -> bool {
-    model
-        .errors()
-        .iter()
-        .any(|e| e.message.contains("(injected)"))
-}
-
+/// Every call that needs the ITS reports it dead (sending nothing: checked by the sweep).
 #[track_caller]
-fn only_the_injected_stall(model: &GicModel, what: &str) {
-    let e = model.errors();
-    assert!(
-        e.len() == 1 && e[0].message.contains("(injected)"),
-        "{what}: model errors {e:?}"
-    );
-}
-
-/// Fails the k-th allocation of the call, for every k it reaches. Returns the faults injected.
-fn alloc_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    for k in 0..64 {
-        let b = base(cfg);
-        let mut st = (op.prepare)(&b);
-        let what = format!("{} (allocation {k} fails)", op.name);
-        let mem = Mem::of(&b);
-        let n = b.plat.allocations();
-        b.plat.set_faults(AllocFaults {
-            fail_at: Some(n + k),
-            ..AllocFaults::default()
-        });
-        let res = (op.call)(&b, &mut st);
-        let reached = b.plat.allocations() > n + k;
-        b.plat.set_faults(AllocFaults::default());
-        if !reached {
-            res.unwrap_or_else(|e| panic!("{}: no allocation failed, yet {e:?}", op.name));
-            consistent(&b, &st, op.name);
-            (op.goal)(&b, &st);
-            b.model.assert_no_errors();
-            return k;
-        }
-        let e = res.expect_err(&what);
-        assert!(
-            matches!(its_err(&e), Some(ItsError::Alloc(_))),
-            "{what}: {e:?}"
-        );
-        mem.assert_back(&b, 0, &what);
-        b.model.assert_no_errors();
-        consistent(&b, &st, &what);
-        if st.dbs.is_none() {
-            assert!(b.model.dte(0, PROXY).is_none_or(|d| !d.valid), "{what}");
-        }
-        (op.retry)(&b, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
-        consistent(&b, &st, &what);
-        (op.goal)(&b, &st);
-        b.model.assert_no_errors();
-    }
-    panic!("{}: more than 64 allocations", op.name);
-}
-
-fn commands_of(op: &Op, cfg: &ModelConfig) -> Vec<Command> {
-    let b = base(cfg);
-    let mut st = (op.prepare)(&b);
-    let before = b.model.commands(0).len();
-    (op.call)(&b, &mut st).unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
-    let cmds = b.model.commands(0)[before..]
-        .iter()
-        .map(|&(_, c)| c)
-        .collect();
-    consistent(&b, &st, op.name);
-    (op.goal)(&b, &st);
-    b.model.assert_no_errors();
-    cmds
-}
-
-/// Stalls the ITS at each command of the call in turn. Returns the stalls injected.
-fn stall_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    let cmds = commands_of(op, cfg);
-    for (i, &cmd) in cmds.iter().enumerate() {
-        let b = base(cfg);
-        let mut st = (op.prepare)(&b);
-        let what = format!("{} (stall at {i}: {cmd})", op.name);
-        let mem = Mem::of(&b);
-        b.model.stall_at(0, Some(b.model.counters(0).0 + i as u64));
-        let res = (op.call)(&b, &mut st);
-        assert!(stall_was_injected(&b.model), "{what}: not reached");
-        only_the_injected_stall(&b.model, &what);
-        assert!(!b.its.is_dead(), "{what}");
-        match res {
-            Ok(()) => assert!(
-                matches!(cmd, Command::Sync { .. }),
-                "{what}: the skipped command was not reported"
-            ),
-            Err(e) => {
-                match its_err(&e) {
-                    Some(ItsError::Stalled { command, .. }) => {
-                        assert_eq!(
-                            *command,
-                            Some(cmd),
-                            "{what}: the error names another command"
-                        )
-                    }
-                    _ => panic!("{what}: {e:?}"),
-                }
-                mem.assert_back(&b, 0, &what);
-                consistent(&b, &st, &what);
-                (op.retry)(&b, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
-            }
-        }
-        consistent(&b, &st, &what);
-        (op.goal)(&b, &st);
-        only_the_injected_stall(&b.model, &what);
-    }
-    cmds.len() as u64
-}
-
-/// Every call that needs the ITS reports it dead.
-#[track_caller]
-fn all_dead<'a>(b: &'a Base, st: &mut St<'a>, what: &str) {
+fn all_dead<'a>(b: &'a Rig, st: &mut St<'a>, what: &str) {
     let dead = |e: &DoorbellError| matches!(its_err(e), Some(ItsError::Dead));
-    let before = b.model.counters(0).1;
     if st.dbs.is_none() && !st.shut {
-        let e = b.doorbells().err();
+        let e = new_doorbells(b).err();
         assert!(e.as_ref().is_some_and(dead), "{what}: new {e:?}");
         return;
     }
@@ -654,96 +482,29 @@ fn all_dead<'a>(b: &'a Base, st: &mut St<'a>, what: &str) {
             st.dbs = Some(dbs);
         }
     }
-    assert_eq!(
-        b.model.counters(0).1,
-        before,
-        "{what}: a command was written"
-    );
-}
-
-/// The ITS dies at each command of the call in turn. Returns the deaths injected.
-fn dead_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    let cmds = commands_of(op, cfg);
-    for (i, cmd) in cmds.iter().enumerate() {
-        let b = base(cfg);
-        let mut st = (op.prepare)(&b);
-        let what = format!("{} (dead at {i}: {cmd})", op.name);
-        let mem = Mem::of(&b);
-        b.model.die_at(0, Some(b.model.counters(0).0 + i as u64));
-        let e = (op.call)(&b, &mut st).expect_err(&what);
-        assert!(
-            matches!(its_err(&e), Some(ItsError::Timeout { .. })),
-            "{what}: {e:?}"
-        );
-        assert!(b.its.is_dead(), "{what}");
-        mem.assert_back(&b, (op.kept_on_timeout)(&b), &what);
-        b.model.assert_no_errors();
-        all_dead(&b, &mut st, &what);
-        let e = (op.retry)(&b, &mut st);
-        assert!(
-            matches!(e.as_ref().map_err(its_err), Err(Some(ItsError::Dead))),
-            "{what}: retried: {e:?}"
-        );
-    }
-    cmds.len() as u64
-}
-
-fn slow_its(op: &Op, cfg: &ModelConfig) {
-    for polls in [1, 30, 800] {
-        let b = base(cfg);
-        let mut st = (op.prepare)(&b);
-        b.model.set_delay(0, Delay::AfterPolls(polls));
-        (op.call)(&b, &mut st).unwrap_or_else(|e| panic!("{} ({polls} polls): {e:?}", op.name));
-        consistent(&b, &st, op.name);
-        (op.goal)(&b, &st);
-        b.model.assert_no_errors();
-    }
 }
 
 #[test]
 fn every_doorbell_call_under_allocation_failure() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += alloc_faults(&op, &cfg);
-        }
-    }
     // Doorbells::new: the state words, and in proxy mode the proxy device's second-level
     // page, ITT and event records.
-    assert!(injected >= 9, "{injected}");
-    println!("allocation faults injected: {injected}");
+    sweep::total(&cases(), sweep::allocation_failures, "allocation faults", 9);
 }
 
 #[test]
 fn every_doorbell_call_stalled_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += stall_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 40, "{injected}");
-    println!("stalls injected: {injected}");
+    sweep::total(&cases(), sweep::stalls, "stalls", 40);
 }
 
 #[test]
 fn every_doorbell_call_on_an_its_dying_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += dead_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 40, "{injected}");
-    println!("deaths injected: {injected}");
+    sweep::total(&cases(), sweep::deaths, "deaths", 40);
 }
 
 #[test]
 fn every_doorbell_call_on_a_slow_its() {
-    for cfg in configs() {
-        for op in ops() {
-            slow_its(&op, &cfg);
-        }
+    for c in &cases() {
+        sweep::slow_its(c, &[1, 30, 800], None);
     }
 }
 
@@ -791,28 +552,28 @@ fn bad_inputs_to_doorbell_calls_are_refused_before_anything_is_sent() {
         let b = base(&cfg);
         // new: more doorbells than LPIs, zero, a proxy DeviceID already in use.
         let free = b.lpis.free_count();
-        let mut big = b.dbcfg();
+        let mut big = dbcfg(&b);
         big.capacity = free + 1;
         assert_eq!(
-            Doorbells::new(&b.its, &b.lpis, big).err(),
+            Doorbells::new(b.its(), &b.lpis, big).err(),
             Some(DoorbellError::Its(ItsError::Exhausted("LPI INTIDs")))
         );
-        let mut zero = b.dbcfg();
+        let mut zero = dbcfg(&b);
         zero.capacity = 0;
         assert_eq!(
-            Doorbells::new(&b.its, &b.lpis, zero).err(),
+            Doorbells::new(b.its(), &b.lpis, zero).err(),
             Some(DoorbellError::Its(ItsError::Config("allocating zero LPIs")))
         );
-        if b.proxy() {
-            let taken = b.its.map_device(DeviceId::new(PROXY), 2).unwrap();
+        if proxy(&b) {
+            let taken = b.its().map_device(DeviceId::new(PROXY), 2).unwrap();
             let live = b.plat.live_bytes();
             assert_eq!(
-                b.doorbells().err(),
+                new_doorbells(&b).err(),
                 Some(DoorbellError::Its(ItsError::DeviceMapped(PROXY)))
             );
             assert_eq!(b.lpis.free_count(), free, "the LPI range went back");
             assert_eq!(b.plat.live_bytes(), live);
-            b.its.unmap_device(taken).unwrap();
+            b.its().unmap_device(taken).unwrap();
         }
         let mut st = with_block(&b);
         let dbs = st.dbs();
@@ -852,7 +613,7 @@ fn bad_inputs_to_doorbell_calls_are_refused_before_anything_is_sent() {
             dbs.move_to(st.db(0), 2),
             Err(DoorbellError::Its(ItsError::NoSuchCpu(2)))
         );
-        if !b.proxy() {
+        if !proxy(&b) {
             // DirectLPI without the redistributor's registers.
             let need = Err(DoorbellError::NeedRedistributor);
             assert_eq!(dbs.set_enabled(st.db(0), true, None), need);

@@ -13,7 +13,7 @@
 //!
 //! Linux posts one command at a time and waits a second for each; this queue batches, knows
 //! which command failed, and never hangs. Everything here is tested on the host against the
-//! model of `its_core::fake` before it meets QEMU.
+//! model of `its-model` before it meets QEMU.
 //!
 //! ```no_run
 //! use its_cmdq::{Its, ItsConfig, Lpis, RedistInfo};

@@ -507,7 +507,7 @@ impl<P: Platform> Lpis<P> {
 mod tests {
     use super::*;
 
-    use its_core::fake::FakePlatform;
+    use its_model::FakePlatform;
 
     fn alloc(bits: u8) -> LpiAllocator<FakePlatform> {
         LpiAllocator::new(FakePlatform::new(), bits).unwrap()

@@ -1,13 +1,10 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Fault injection at every allocation and every wait of the ITS driver's entry points.
 //!
-//! For each entry point that allocates or waits, on a fresh host GIC each time:
-//! - the k-th allocation of the call fails, for k = 0, 1, 2, ... until the call makes no
-//!   more allocations (a loop, so allocations added later are covered without a change here);
-//! - the ITS stalls at each command the call sends, one index per run, until the call sends
-//!   no more;
-//! - the ITS is dead (GITS_CREADR never moves) or slow (it moves after N polls);
-//! - the same again with every base register read back non-shareable.
+//! For each entry point that allocates or waits, on a fresh host GIC each time, the sweeps of
+//! `its_testkit::sweep`: the k-th allocation of the call fails, for every k it reaches; the
+//! ITS stalls at, or dies at, each command the call sends; the ITS is slow, or slower than
+//! the deadline. The same again with every base register read back non-shareable.
 //!
 //! After each fault: a typed error, no panic; DMA memory back to its value before the call
 //! (second-level table pages excepted, they belong to the table, and memory the driver keeps
@@ -20,22 +17,22 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-mod common;
-
 use core::time::Duration;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use common::{Rig, dist, its_config, redists};
 use its_cmdq::{CmdQueue, Device, Its, ItsError, Lpis, QueueConfig, RedistInfo};
 use its_core::caps::DistCaps;
 use its_core::cmd::Command;
-use its_core::fake::{AllocFaults, Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::regs::{
     GicdTyper, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
 };
+use its_model::{Delay, Event, FakePlatform, GicModel, ItsHandle, ModelConfig};
+use its_testkit::rig::{dist_caps, its_config, redists};
+use its_testkit::sweep::{self, On, Subject, with_allocation_failing};
+use its_testkit::{Rig, Settings};
 
 type P = FakePlatform;
 
@@ -54,43 +51,6 @@ fn lpi(n: u32) -> Lpi {
     Lpi::new(n).unwrap()
 }
 
-/// Bytes held by second-level table pages: they belong to the tables and stay allocated.
-fn l2_bytes<R: ItsRegisters>(its: &Its<R, P>) -> usize {
-    let t = |t: Option<&its_cmdq::ItsTable<P>>| {
-        t.filter(|t| t.is_indirect())
-            .map_or(0, |t| t.l2_pages() * t.page_size().bytes())
-    };
-    t(Some(its.device_table())) + t(its.collection_table()) + t(its.vpe_table())
-}
-
-/// DMA memory in use before a call.
-#[derive(Clone, Copy, Debug)]
-struct Mem {
-    live: usize,
-    l2: usize,
-}
-
-impl Mem {
-    fn of(r: &Rig) -> Self {
-        Self {
-            live: r.plat.live_bytes(),
-            l2: l2_bytes(&r.its),
-        }
-    }
-
-    /// Memory is back to what it was, but for new second-level pages and `kept` bytes the
-    /// driver keeps on purpose.
-    #[track_caller]
-    fn assert_back(self, r: &Rig, kept: usize, what: &str) {
-        let l2 = l2_bytes(&r.its);
-        assert_eq!(
-            r.plat.live_bytes(),
-            self.live + (l2 - self.l2) + kept,
-            "{what}: DMA memory not back to its value before the call"
-        );
-    }
-}
-
 /// What the calls under test work on.
 #[derive(Default)]
 struct St {
@@ -107,7 +67,7 @@ impl St {
 }
 
 /// Whether the driver's record of an event agrees with the ITE the ITS has for it.
-fn agrees(rec: its_cmdq::EventState, ite: Option<its_core::fake::IteView>) -> bool {
+fn agrees(rec: its_cmdq::EventState, ite: Option<its_model::IteView>) -> bool {
     match (rec.phys, rec.virt, ite) {
         (None, None, None) => true,
         (Some(p), None, Some(i)) => i.physical && i.intid == p.lpi.get() && i.icid == p.cpu,
@@ -168,52 +128,58 @@ fn confirmed_only(r: &Rig, st: &St, before: &[Vec<its_cmdq::EventState>], what: 
 /// The one error the model recorded is the injected stall.
 #[track_caller]
 fn only_the_injected_stall(model: &GicModel, what: &str) {
-    let e = model.errors();
-    assert!(
-        e.len() == 1 && e[0].message.contains("(injected)"),
-        "{what}: model errors {e:?}"
-    );
+    sweep::only_the_injected_stall(model, what, |_| false);
 }
 
-fn stall_was_injected(model: &GicModel) -> bool {
-    model
-        .errors()
-        .iter()
-        .any(|e| e.message.contains("(injected)"))
+/// The ITS driver's entry points, for the sweeps: each run on a fresh rig.
+struct ItsCalls;
+
+type Op = sweep::Op<ItsCalls>;
+
+impl Subject for ItsCalls {
+    type World<'r> = Rig;
+    type State<'r> = St;
+    /// The event records, and the number of devices held.
+    type Records = (Vec<Vec<its_cmdq::EventState>>, usize);
+    type Error = ItsError;
+
+    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r Rig) -> T) -> T {
+        f(&Rig::new(cfg.clone()))
+    }
+    fn its_error(e: &ItsError) -> Option<&ItsError> {
+        Some(e)
+    }
+    fn consistent(w: &Rig, st: &St, what: &str) {
+        consistent(w, st, what)
+    }
+    fn all_dead(w: &Rig, st: &mut St, what: &str) {
+        all_dead(w, st, what)
+    }
+    fn records(st: &St) -> Self::Records {
+        (records(st), st.devs.len())
+    }
+    fn confirmed_only(w: &Rig, st: &St, before: &Self::Records, what: &str) {
+        assert_eq!(st.devs.len(), before.1, "{what}: devices");
+        confirmed_only(w, st, &before.0, what)
+    }
 }
 
-/// One entry point under test.
-struct Op {
-    name: &'static str,
-    /// The state before the call, built on a fresh rig.
-    prepare: fn(&Rig) -> St,
-    /// The call.
-    call: fn(&Rig, &mut St) -> Result<(), ItsError>,
-    /// What a failed call left undone, done once the fault is cleared: the call again, or
-    /// the part of it that did not happen (a batch where some commands were skipped).
-    retry: fn(&Rig, &mut St) -> Result<(), ItsError>,
-    /// Checks the state a successful call leads to.
-    goal: fn(&Rig, &St),
-    /// Bytes a call that timed out keeps on purpose (the GIC may still use them), given the
-    /// commands up to the one the ITS died at.
-    kept_on_timeout: fn(&Rig, &St, &[Command]) -> usize,
-}
-
-fn nothing_kept(_: &Rig, _: &St, _: &[Command]) -> usize {
-    0
+/// Every entry point on every GIC shape.
+fn cases() -> Vec<On<ItsCalls>> {
+    sweep::grid(configs(), ops)
 }
 
 /// A device with `events` events, the first `mapped` of them mapped to LPIs 8192 + e on
 /// CPU e % 2 and enabled.
 fn device(r: &Rig, id: u32, events: u32, mapped: u32) -> Device<P> {
-    let mut d = r.its.map_device(DeviceId::new(id), events).unwrap();
+    let mut d = r.its().map_device(DeviceId::new(id), events).unwrap();
     let items: Vec<(u32, Lpi, usize)> = (0..mapped)
         .map(|e| (e, lpi(8192 + e), e as usize % 2))
         .collect();
     for &(_, l, _) in &items {
         r.lpis.configure(l, 0xa0, true).unwrap();
     }
-    r.its.map_events(&mut d, &items).unwrap();
+    r.its().map_events(&mut d, &items).unwrap();
     d
 }
 
@@ -232,7 +198,7 @@ fn map_missing(r: &Rig, st: &mut St, items: &[(u32, Lpi, usize)]) -> Result<(), 
         .copied()
         .filter(|&(e, _, _)| !d.event(e).unwrap().is_mapped())
         .collect();
-    r.its.map_events(d, &todo)
+    r.its().map_events(d, &todo)
 }
 
 const MAP_ITEMS: [(u32, u32, usize); 4] = [(0, 8200, 0), (1, 8201, 1), (5, 8202, 1), (7, 8203, 0)];
@@ -244,7 +210,7 @@ fn map_items() -> Vec<(u32, Lpi, usize)> {
 fn unmap_device_call(r: &Rig, st: &mut St) -> Result<(), ItsError> {
     let d = st.devs.pop().expect("a device to unmap");
     let id = d.id().get();
-    match r.its.unmap_device(d) {
+    match r.its().unmap_device(d) {
         Ok(()) => {
             st.gone.push(id);
             Ok(())
@@ -264,26 +230,27 @@ fn ops() -> Vec<Op> {
             // DeviceID 20000 needs a second-level page of the device table of its own.
             prepare: |_| St::default(),
             call: |r, st| {
-                st.devs.push(r.its.map_device(DeviceId::new(20000), 8)?);
+                st.devs.push(r.its().map_device(DeviceId::new(20000), 8)?);
                 Ok(())
             },
             retry: |r, st| {
-                st.devs.push(r.its.map_device(DeviceId::new(20000), 8)?);
+                st.devs.push(r.its().map_device(DeviceId::new(20000), 8)?);
                 Ok(())
             },
             goal: |r, st| {
                 assert_eq!(st.devs.len(), 1);
                 assert!(r.model.dte(0, 20000).is_some_and(|d| d.valid));
             },
+            heals: false,
             // The ITT the ITS may still act on (MAPD was sent, never confirmed).
-            kept_on_timeout: |r, _, _| {
-                (8 * usize::from(r.its.caps().itt_entry_bytes)).next_multiple_of(256)
-            },
+            kept_on_timeout: Some(|r, _, _| {
+                (8 * usize::from(r.its().caps().itt_entry_bytes)).next_multiple_of(256)
+            }),
         },
         Op {
             name: "Its::map_events",
             prepare: |r| with(vec![device(r, 5, 8, 0)]),
-            call: |r, st| r.its.map_events(st.dev(), &map_items()),
+            call: |r, st| r.its().map_events(st.dev(), &map_items()),
             retry: |r, st| map_missing(r, st, &map_items()),
             goal: |_, st| {
                 for (e, l, c) in MAP_ITEMS {
@@ -291,75 +258,82 @@ fn ops() -> Vec<Op> {
                     assert_eq!((p.lpi.get(), usize::from(p.cpu)), (l, c));
                 }
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::unmap_event",
             prepare: |r| with(vec![device(r, 5, 4, 2)]),
-            call: |r, st| r.its.unmap_event(st.dev(), 1),
+            call: |r, st| r.its().unmap_event(st.dev(), 1),
             retry: |r, st| {
                 if st.dev().event(1).unwrap().is_mapped() {
-                    r.its.unmap_event(st.dev(), 1)
+                    r.its().unmap_event(st.dev(), 1)
                 } else {
                     Ok(())
                 }
             },
             goal: |_, st| assert!(!st.devs[0].event(1).unwrap().is_mapped()),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::move_event",
             prepare: |r| with(vec![device(r, 5, 4, 2)]),
-            call: |r, st| r.its.move_event(st.dev(), 0, 1),
+            call: |r, st| r.its().move_event(st.dev(), 0, 1),
             retry: |r, st| {
                 if st.dev().event(0).unwrap().phys.is_some_and(|p| p.cpu == 1) {
                     Ok(())
                 } else {
-                    r.its.move_event(st.dev(), 0, 1)
+                    r.its().move_event(st.dev(), 0, 1)
                 }
             },
             goal: |r, st| {
                 assert_eq!(st.devs[0].event(0).unwrap().phys.map(|p| p.cpu), Some(1));
-                r.its.int_event(&st.devs[0], 0).unwrap();
+                r.its().int_event(&st.devs[0], 0).unwrap();
                 assert!(r.model.pending_lpis(1).contains(&8192));
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::int_event",
             prepare: |r| with(vec![device(r, 5, 4, 2)]),
-            call: |r, st| r.its.int_event(&st.devs[0], 1),
-            retry: |r, st| r.its.int_event(&st.devs[0], 1),
+            call: |r, st| r.its().int_event(&st.devs[0], 1),
+            retry: |r, st| r.its().int_event(&st.devs[0], 1),
             goal: |r, _| assert!(r.model.pending_lpis(1).contains(&8193)),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::clear_event",
             prepare: |r| {
                 let d = device(r, 5, 4, 2);
-                r.its.int_event(&d, 1).unwrap();
+                r.its().int_event(&d, 1).unwrap();
                 with(vec![d])
             },
-            call: |r, st| r.its.clear_event(&st.devs[0], 1),
-            retry: |r, st| r.its.clear_event(&st.devs[0], 1),
+            call: |r, st| r.its().clear_event(&st.devs[0], 1),
+            retry: |r, st| r.its().clear_event(&st.devs[0], 1),
             goal: |r, _| assert!(!r.model.pending_lpis(1).contains(&8193)),
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::inv_event",
             prepare: |r| with(vec![device(r, 5, 4, 2)]),
-            call: |r, st| r.its.inv_event(&st.devs[0], 0),
-            retry: |r, st| r.its.inv_event(&st.devs[0], 0),
+            call: |r, st| r.its().inv_event(&st.devs[0], 0),
+            retry: |r, st| r.its().inv_event(&st.devs[0], 0),
             goal: |_, _| {},
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::invall",
             prepare: |_| St::default(),
-            call: |r, _| r.its.invall(1),
-            retry: |r, _| r.its.invall(1),
+            call: |r, _| r.its().invall(1),
+            retry: |r, _| r.its().invall(1),
             goal: |_, _| {},
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
         Op {
             name: "Its::unmap_device",
@@ -370,130 +344,17 @@ fn ops() -> Vec<Op> {
                 assert!(st.devs.is_empty());
                 assert!(r.model.dte(0, 9).is_some_and(|d| !d.valid));
             },
-            kept_on_timeout: nothing_kept,
+            heals: false,
+            kept_on_timeout: None,
         },
     ]
-}
-
-/// Fails the k-th allocation of the call, for every k the call reaches. Returns the number
-/// of faults injected.
-fn alloc_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    for k in 0..64 {
-        let r = Rig::new(cfg.clone());
-        let mut st = (op.prepare)(&r);
-        let what = format!("{} (allocation {k} fails)", op.name);
-        let mem = Mem::of(&r);
-        let base = r.plat.allocations();
-        r.plat.set_faults(AllocFaults {
-            fail_at: Some(base + k),
-            ..AllocFaults::default()
-        });
-        let res = (op.call)(&r, &mut st);
-        let reached = r.plat.allocations() > base + k;
-        r.plat.set_faults(AllocFaults::default());
-        if !reached {
-            res.unwrap_or_else(|e| panic!("{}: no allocation failed, yet {e:?}", op.name));
-            (op.goal)(&r, &st);
-            consistent(&r, &st, op.name);
-            r.model.assert_no_errors();
-            return k;
-        }
-        let e = res.expect_err(&what);
-        assert!(matches!(e, ItsError::Alloc(_)), "{what}: {e:?}");
-        mem.assert_back(&r, 0, &what);
-        r.model.assert_no_errors();
-        consistent(&r, &st, &what);
-        assert!(!r.its.is_dead(), "{what}");
-        (op.retry)(&r, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
-        (op.goal)(&r, &st);
-        consistent(&r, &st, &what);
-        r.model.assert_no_errors();
-    }
-    panic!("{}: more than 64 allocations", op.name);
-}
-
-/// The commands the call sends, from a fault-free run.
-fn commands_of(op: &Op, cfg: &ModelConfig) -> Vec<Command> {
-    let r = Rig::new(cfg.clone());
-    let mut st = (op.prepare)(&r);
-    let before = r.model.commands(0).len();
-    (op.call)(&r, &mut st).unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
-    let cmds = r.model.commands(0)[before..]
-        .iter()
-        .map(|&(_, c)| c)
-        .collect();
-    (op.goal)(&r, &st);
-    consistent(&r, &st, op.name);
-    r.model.assert_no_errors();
-    cmds
-}
-
-/// Checks the error for a stall on `cmd`: `Stalled` naming it, or success when the command
-/// was a SYNC (the command it synchronised did happen). Returns whether it was an error.
-#[track_caller]
-fn stalled_on(res: Result<(), ItsError>, cmd: Command, what: &str) -> bool {
-    match res {
-        Err(ItsError::Stalled { command, .. }) => {
-            assert_eq!(
-                command,
-                Some(cmd),
-                "{what}: the error names another command"
-            );
-            true
-        }
-        Ok(()) => {
-            assert!(
-                matches!(cmd, Command::Sync { .. } | Command::Vsync { .. }),
-                "{what}: the skipped {cmd} was not reported"
-            );
-            false
-        }
-        Err(e) => panic!("{what}: {e:?}"),
-    }
-}
-
-/// Stalls the ITS at each command of the call in turn. Returns the number of stalls.
-fn stall_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    let cmds = commands_of(op, cfg);
-    for i in 0..=cmds.len() {
-        let r = Rig::new(cfg.clone());
-        let mut st = (op.prepare)(&r);
-        let mem = Mem::of(&r);
-        let done = r.model.counters(0).0;
-        r.model.stall_at(0, Some(done + i as u64));
-        let res = (op.call)(&r, &mut st);
-        r.model.stall_at(0, None);
-        if !stall_was_injected(&r.model) {
-            assert_eq!(
-                i,
-                cmds.len(),
-                "{}: fewer commands than without faults",
-                op.name
-            );
-            res.unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
-            (op.goal)(&r, &st);
-            return i as u64;
-        }
-        let what = format!("{} (stall at {}: {})", op.name, i, cmds[i]);
-        if stalled_on(res, cmds[i], &what) {
-            mem.assert_back(&r, 0, &what);
-        }
-        only_the_injected_stall(&r.model, &what);
-        assert!(!r.its.is_dead(), "{what}: a stall is not a dead ITS");
-        consistent(&r, &st, &what);
-        (op.retry)(&r, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
-        (op.goal)(&r, &st);
-        consistent(&r, &st, &what);
-        only_the_injected_stall(&r.model, &what);
-    }
-    panic!("{}: the ITS stalled past the end of the call", op.name);
 }
 
 /// Every call on a dead ITS reports it, before sending anything.
 #[track_caller]
 fn all_dead(r: &Rig, st: &mut St, what: &str) {
     let before = r.model.counters(0);
-    let d = r.its.map_device(DeviceId::new(100), 2);
+    let d = r.its().map_device(DeviceId::new(100), 2);
     assert_eq!(
         d.as_ref().err(),
         Some(&ItsError::Dead),
@@ -504,19 +365,19 @@ fn all_dead(r: &Rig, st: &mut St, what: &str) {
             .find(|&e| !d.event(e).unwrap().is_mapped())
             .unwrap_or(0);
         assert_eq!(
-            r.its.map_event(d, e, lpi(9000), 0),
+            r.its().map_event(d, e, lpi(9000), 0),
             Err(ItsError::Dead),
             "{what}: map_event"
         );
-        assert_eq!(r.its.unmap_event(d, 0), Err(ItsError::Dead), "{what}");
-        assert_eq!(r.its.move_event(d, 0, 1), Err(ItsError::Dead), "{what}");
-        assert_eq!(r.its.int_event(d, 0), Err(ItsError::Dead), "{what}");
-        assert_eq!(r.its.clear_event(d, 0), Err(ItsError::Dead), "{what}");
-        assert_eq!(r.its.inv_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its().unmap_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its().move_event(d, 0, 1), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its().int_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its().clear_event(d, 0), Err(ItsError::Dead), "{what}");
+        assert_eq!(r.its().inv_event(d, 0), Err(ItsError::Dead), "{what}");
     }
-    assert_eq!(r.its.invall(0), Err(ItsError::Dead), "{what}: invall");
+    assert_eq!(r.its().invall(0), Err(ItsError::Dead), "{what}: invall");
     if let Some(d) = st.devs.pop() {
-        let e = r.its.unmap_device(d).unwrap_err();
+        let e = r.its().unmap_device(d).unwrap_err();
         assert_eq!(e.error, ItsError::Dead, "{what}: unmap_device");
         st.devs.push(e.device);
     }
@@ -537,141 +398,43 @@ fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
         .collect()
 }
 
-/// The ITS dies at each command of the call in turn: a timeout, the driver gives the ITS
-/// up, keeps what the ITS may still use, records nothing it did not see done, and refuses
-/// every later call. Returns the number of deaths.
-fn dead_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    let cmds = commands_of(op, cfg);
-    for i in 0..cmds.len() {
-        let r = Rig::new(cfg.clone());
-        let mut st = (op.prepare)(&r);
-        let what = format!("{} (dead at {i}: {})", op.name, cmds[i]);
-        let mem = Mem::of(&r);
-        let recs = records(&st);
-        let devs = st.devs.len();
-        r.model.die_at(0, Some(r.model.counters(0).0 + i as u64));
-        let e = (op.call)(&r, &mut st).expect_err(&what);
-        assert!(matches!(e, ItsError::Timeout { .. }), "{what}: {e:?}");
-        assert!(r.its.is_dead(), "{what}");
-        mem.assert_back(&r, (op.kept_on_timeout)(&r, &st, &cmds[..=i]), &what);
-        r.model.assert_no_errors();
-        assert_eq!(st.devs.len(), devs, "{what}: devices");
-        confirmed_only(&r, &st, &recs, &what);
-        all_dead(&r, &mut st, &what);
-        assert_eq!(
-            (op.retry)(&r, &mut st),
-            Err(ItsError::Dead),
-            "{what}: retried"
-        );
-    }
-    cmds.len() as u64
-}
-
-/// A slow ITS (GITS_CREADR moves only after `polls` reads): within the deadline the call
-/// succeeds as without faults; beyond it, it is a dead ITS.
-fn slow_its(op: &Op, cfg: &ModelConfig) {
-    for polls in [1, 40, 2000] {
-        let r = Rig::new(cfg.clone());
-        let mut st = (op.prepare)(&r);
-        r.model.set_delay(0, Delay::AfterPolls(polls));
-        (op.call)(&r, &mut st).unwrap_or_else(|e| panic!("{} ({polls} polls): {e:?}", op.name));
-        (op.goal)(&r, &st);
-        consistent(&r, &st, op.name);
-        r.model.assert_no_errors();
-    }
-    let r = Rig::new(cfg.clone());
-    let mut st = (op.prepare)(&r);
-    r.model.set_delay(0, Delay::AfterPolls(1_000_000));
-    let e = (op.call)(&r, &mut st).expect_err(op.name);
-    assert!(matches!(e, ItsError::Timeout { .. }), "{}: {e:?}", op.name);
-    assert!(r.its.is_dead());
-}
-
 #[test]
 fn every_its_call_under_allocation_failure() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += alloc_faults(&op, &cfg);
-        }
-    }
     // map_device allocates a second-level page, an ITT and its event records.
-    assert!(injected >= 6, "{injected} allocation faults");
-    println!("allocation faults injected: {injected}");
+    sweep::total(&cases(), sweep::allocation_failures, "allocation faults", 6);
 }
 
 #[test]
 fn every_its_call_stalled_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += stall_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 40, "{injected} stalls");
-    println!("stalls injected: {injected}");
+    sweep::total(&cases(), sweep::stalls, "stalls", 40);
 }
 
 #[test]
 fn every_its_call_on_an_its_dying_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += dead_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 40, "{injected} deaths");
-    println!("deaths injected: {injected}");
+    sweep::total(&cases(), sweep::deaths, "deaths", 40);
 }
 
+/// A slow ITS (GITS_CREADR moves only after N reads): within the deadline the call succeeds
+/// as without faults; beyond it, it is a dead ITS.
 #[test]
 fn every_its_call_on_a_slow_its() {
-    for cfg in configs() {
-        for op in ops() {
-            slow_its(&op, &cfg);
-        }
+    for c in &cases() {
+        sweep::slow_its(c, &[1, 40, 2000], Some(1_000_000));
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Bring-up and shutdown: Its::new, Its::disable, Lpis.
 
-/// A model with LPIs up on every redistributor, and the ITS not brought up yet.
-struct Bare {
-    model: GicModel,
-    plat: P,
-    _lpis: Lpis<P>,
-    _pend: Vec<its_cmdq::PendingTable<P>>,
-    cfg: ModelConfig,
-}
-
-fn bare(cfg: &ModelConfig) -> Bare {
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let (lpis, pend) = common::lpis(&model, &plat);
-    Bare {
-        model,
-        plat,
-        _lpis: lpis,
-        _pend: pend,
-        cfg: cfg.clone(),
-    }
-}
-
-impl Bare {
-    fn its_new(&self) -> Result<Its<ItsHandle, P>, ItsError> {
-        Its::new(
-            self.model.its(0),
-            self.plat.clone(),
-            &redists(&self.model),
-            its_config(&self.cfg, 0x1_0000),
-        )
-    }
+/// A model with LPIs up on every redistributor, and the ITS not brought up yet
+/// ([`Rig::bring_up_its`] brings it up).
+fn bare(cfg: &ModelConfig) -> Rig {
+    Rig::lpis_only(cfg.clone(), Settings::default()).unwrap()
 }
 
 /// A brought-up ITS: enabled, one collection per CPU mapped to its redistributor.
 #[track_caller]
-fn brought_up(b: &Bare, its: &Its<ItsHandle, P>, what: &str) {
+fn brought_up(b: &Rig, its: &Its<ItsHandle, P>, what: &str) {
     assert!(b.model.its(0).ctlr().enabled(), "{what}");
     for cpu in 0..b.cfg.cpus as u16 {
         let cte = b.model.cte(0, cpu);
@@ -702,14 +465,7 @@ fn its_new_under_allocation_failure() {
             let b = bare(&cfg);
             let what = format!("Its::new (allocation {k} fails)");
             let live = b.plat.live_bytes();
-            let base = b.plat.allocations();
-            b.plat.set_faults(AllocFaults {
-                fail_at: Some(base + k),
-                ..AllocFaults::default()
-            });
-            let res = b.its_new();
-            let reached = b.plat.allocations() > base + k;
-            b.plat.set_faults(AllocFaults::default());
+            let (res, reached) = with_allocation_failing(&b.plat, k, || b.bring_up_its(0));
             if !reached {
                 brought_up(&b, &res.expect(&what), &what);
                 b.model.assert_no_errors();
@@ -721,7 +477,7 @@ fn its_new_under_allocation_failure() {
             assert_eq!(b.plat.live_bytes(), live, "{what}: leaked");
             assert!(!b.model.its(0).ctlr().enabled(), "{what}: left enabled");
             b.model.assert_no_errors();
-            let its = b.its_new().expect(&what);
+            let its = b.bring_up_its(0).expect(&what);
             brought_up(&b, &its, &what);
             b.model.assert_no_errors();
         }
@@ -736,7 +492,7 @@ fn its_new_stalled_at_each_command() {
     let mut injected = 0;
     for cfg in configs() {
         let b = bare(&cfg);
-        let _its = b.its_new().unwrap();
+        let _its = b.bring_up_its(0).unwrap();
         let cmds: Vec<Command> = b.model.commands(0).into_iter().map(|(_, c)| c).collect();
         assert_eq!(cmds.len(), 3 * cfg.cpus);
         for (i, &cmd) in cmds.iter().enumerate() {
@@ -744,14 +500,14 @@ fn its_new_stalled_at_each_command() {
             let what = format!("Its::new (stall at {i}: {cmd})");
             let live = b.plat.live_bytes();
             b.model.stall_at(0, Some(i as u64));
-            let res = b.its_new();
+            let res = b.bring_up_its(0);
             injected += 1;
-            stalled_on(res.map(drop), cmd, &what);
+            sweep::stalled_on(res.map(drop), |e| Some(e), cmd, false, &what);
             // Disabled again, and everything freed.
             assert!(!b.model.its(0).ctlr().enabled(), "{what}");
             assert_eq!(b.plat.live_bytes(), live, "{what}: leaked");
             only_the_injected_stall(&b.model, &what);
-            let its = b.its_new().expect(&what);
+            let its = b.bring_up_its(0).expect(&what);
             brought_up(&b, &its, &what);
         }
     }
@@ -765,13 +521,13 @@ fn its_new_on_a_dead_or_slow_its() {
         let b = bare(&cfg);
         let live = b.plat.live_bytes();
         b.model.set_delay(0, Delay::Never);
-        let e = b.its_new().err().unwrap();
+        let e = b.bring_up_its(0).err().unwrap();
         assert!(matches!(e, ItsError::Timeout { .. }), "{e:?}");
         assert_eq!(b.plat.live_bytes(), live);
         assert!(!b.model.its(0).ctlr().enabled());
         b.model.assert_no_errors();
         b.model.set_delay(0, Delay::Immediate);
-        brought_up(&b, &b.its_new().unwrap(), "revived");
+        brought_up(&b, &b.bring_up_its(0).unwrap(), "revived");
         // Dead and never quiescent: the tables and the queue are kept (the ITS may read
         // them), only the driver's own device list is freed.
         let b = bare(&cfg);
@@ -779,7 +535,7 @@ fn its_new_on_a_dead_or_slow_its() {
         let mark = b.plat.events().len();
         b.model.set_delay(0, Delay::Never);
         b.model.set_quiescent_reads(u32::MAX);
-        let e = b.its_new().err().unwrap();
+        let e = b.bring_up_its(0).err().unwrap();
         assert!(matches!(e, ItsError::Timeout { .. }), "{e:?}");
         let (alloc, freed) = alloc_free_since(&b.plat, mark);
         assert_eq!(freed, its_cmdq::MAX_DEVICES * 4, "only the device list");
@@ -788,7 +544,7 @@ fn its_new_on_a_dead_or_slow_its() {
         for polls in [1, 100, 2000] {
             let b = bare(&cfg);
             b.model.set_delay(0, Delay::AfterPolls(polls));
-            brought_up(&b, &b.its_new().unwrap(), "slow");
+            brought_up(&b, &b.bring_up_its(0).unwrap(), "slow");
             b.model.assert_no_errors();
         }
     }
@@ -798,7 +554,7 @@ fn its_new_on_a_dead_or_slow_its() {
 fn its_new_waits_for_quiescence_bounded() {
     let cfg = ModelConfig::qemu(2);
     // Left enabled (by firmware, or an earlier boot), and slow to quiesce: waited for.
-    let enabled = |b: &Bare| {
+    let enabled = |b: &Rig| {
         let mut h = b.model.its(0);
         h.set_ctlr(GitsCtlr::new().with_enabled(true));
         // The model notes the ITS was enabled without tables: not the driver's doing.
@@ -807,13 +563,13 @@ fn its_new_waits_for_quiescence_bounded() {
     let b = bare(&cfg);
     enabled(&b);
     b.model.set_quiescent_reads(300);
-    brought_up(&b, &b.its_new().unwrap(), "slow quiescence");
+    brought_up(&b, &b.bring_up_its(0).unwrap(), "slow quiescence");
     // Never quiescent: a typed timeout before anything is allocated; fine once it is.
     let b = bare(&cfg);
     enabled(&b);
     b.model.set_quiescent_reads(u32::MAX);
     let (live, n) = (b.plat.live_bytes(), b.plat.allocations());
-    let e = b.its_new().err().unwrap();
+    let e = b.bring_up_its(0).err().unwrap();
     assert!(
         matches!(
             e,
@@ -826,7 +582,7 @@ fn its_new_waits_for_quiescence_bounded() {
     );
     assert_eq!((b.plat.live_bytes(), b.plat.allocations()), (live, n));
     b.model.set_quiescent_reads(0);
-    brought_up(&b, &b.its_new().unwrap(), "revived");
+    brought_up(&b, &b.bring_up_its(0).unwrap(), "revived");
     b.model.assert_no_errors();
 }
 
@@ -839,11 +595,11 @@ fn its_disable_that_never_quiesces_gives_the_its_up_and_keeps_its_memory() {
         // Slow: waited for.
         let r2 = Rig::new(cfg.clone());
         r2.model.set_quiescent_reads(100);
-        r2.its.disable(T).unwrap();
+        r2.its().disable(T).unwrap();
         assert!(!r2.model.its(0).ctlr().enabled());
         // Never: a typed timeout; the ITS is no longer used (Enabled was cleared) ...
         r.model.set_quiescent_reads(u32::MAX);
-        let e = r.its.disable(T).unwrap_err();
+        let e = r.its().disable(T).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -854,18 +610,18 @@ fn its_disable_that_never_quiesces_gives_the_its_up_and_keeps_its_memory() {
             ),
             "{e:?}"
         );
-        assert!(r.its.is_dead());
+        assert!(r.its().is_dead());
         all_dead(&r, &mut st, "after a failed disable");
         assert_eq!(r.plat.live_bytes(), live);
         // ... and disabling again once it quiesces works.
         r.model.set_quiescent_reads(0);
-        r.its.disable(T).unwrap();
+        r.its().disable(T).unwrap();
         r.model.assert_no_errors();
         // An ITS dropped while it may still read its tables keeps them.
         let r = Rig::new(cfg.clone());
         let live = r.plat.live_bytes();
         r.model.set_quiescent_reads(u32::MAX);
-        assert!(r.its.disable(T).is_err());
+        assert!(r.its().disable(T).is_err());
         let Rig { plat, its, .. } = r;
         drop(its);
         assert_eq!(plat.live_bytes(), live - its_cmdq::MAX_DEVICES * 4);
@@ -878,12 +634,8 @@ fn lpis_new_under_allocation_failure() {
     let mut injected = 0;
     for k in 0..16 {
         let plat = FakePlatform::new();
-        plat.set_faults(AllocFaults {
-            fail_at: Some(k),
-            ..AllocFaults::default()
-        });
-        let res = Lpis::new(&dist(&cfg), plat.clone());
-        let reached = plat.allocations() > k;
+        let (res, reached) =
+            with_allocation_failing(&plat, k, || Lpis::new(&dist_caps(&cfg), plat.clone()));
         if !reached {
             assert!(res.is_ok());
             break;
@@ -902,17 +654,11 @@ fn init_redistributor_under_allocation_failure_and_slow_wake() {
         for k in 0..16 {
             let plat = FakePlatform::new();
             let model = GicModel::new(cfg.clone(), plat.clone());
-            let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+            let lpis = Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
             let mut rd = model.redist(0);
             let live = plat.live_bytes();
-            let base = plat.allocations();
-            plat.set_faults(AllocFaults {
-                fail_at: Some(base + k),
-                ..AllocFaults::default()
-            });
-            let res = lpis.init_redistributor(&mut rd, T);
-            let reached = plat.allocations() > base + k;
-            plat.set_faults(AllocFaults::default());
+            let (res, reached) =
+                with_allocation_failing(&plat, k, || lpis.init_redistributor(&mut rd, T));
             if !reached {
                 assert!(res.is_ok() && rd.ctlr().enable_lpis());
                 break;
@@ -929,7 +675,7 @@ fn init_redistributor_under_allocation_failure_and_slow_wake() {
         // GICR_WAKER: slow, then never.
         let plat = FakePlatform::new();
         let model = GicModel::new(cfg.clone(), plat.clone());
-        let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+        let lpis = Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
         model.set_waker_reads(200);
         let p = lpis.init_redistributor(&mut model.redist(0), T).unwrap();
         lpis.disable_redistributor(&mut model.redist(0), p, T)
@@ -964,7 +710,7 @@ fn init_redistributor_with_lpis_left_enabled() {
     let cfg = ModelConfig::qemu(1);
     let plat = FakePlatform::new();
     let model = GicModel::new(cfg.clone(), plat.clone());
-    let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+    let lpis = Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
     let mut rd = model.redist(0);
     let first = lpis.init_redistributor(&mut rd, T).unwrap();
     // Enabled, and the redistributor is slow to clear EnableLPIs: waited for, then reprogrammed.
@@ -1003,7 +749,7 @@ fn disable_redistributor_bounded_and_handing_the_table_back() {
     for cfg in configs() {
         let plat = FakePlatform::new();
         let model = GicModel::new(cfg.clone(), plat.clone());
-        let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+        let lpis = Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
         let mut rd = model.redist(0);
         // Slow: waited for.
         model.set_rwp_reads(100);
@@ -1146,12 +892,17 @@ impl ItsRegisters for Garbled {
 #[test]
 fn impossible_creadr_is_a_typed_error_and_gives_the_its_up() {
     let cfg = ModelConfig::qemu(2);
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let (_lpis, _pend) = common::lpis(&model, &plat);
+    let b = bare(&cfg);
+    let (plat, model) = (&b.plat, &b.model);
     let (regs, lie) = Garbled::new(model.its(0));
-    let rds: Vec<RedistInfo> = redists(&model);
-    let its = Its::new(regs, plat.clone(), &rds, its_config(&cfg, 0x1_0000)).unwrap();
+    let rds: Vec<RedistInfo> = redists(model);
+    let its = Its::new(
+        regs,
+        plat.clone(),
+        &rds,
+        its_config(&cfg, &Settings::default(), 0),
+    )
+    .unwrap();
     let mut dev = its.map_device(DeviceId::new(3), 4).unwrap();
     let live = plat.live_bytes();
     // The queue alone: wait reports it.
@@ -1183,17 +934,16 @@ fn its_registers_that_do_not_keep_their_values() {
         (Lie::Cbaser, Some("GITS_CBASER")),
         (Lie::NotPhysical, None),
     ] {
-        let plat = FakePlatform::new();
-        let model = GicModel::new(cfg.clone(), plat.clone());
-        let (_lpis, _pend) = common::lpis(&model, &plat);
+        let b = bare(&cfg);
+        let (plat, model) = (&b.plat, &b.model);
         let (regs, lie) = Garbled::new(model.its(0));
         lie.store(l as u8, Ordering::SeqCst);
         let live = plat.live_bytes();
         let e = Its::new(
             regs,
             plat.clone(),
-            &redists(&model),
-            its_config(&cfg, 0x1_0000),
+            &redists(model),
+            its_config(&cfg, &Settings::default(), 0),
         )
         .err()
         .unwrap();
@@ -1215,8 +965,8 @@ fn its_registers_that_do_not_keep_their_values() {
         Its::new(
             regs,
             plat.clone(),
-            &redists(&model),
-            its_config(&cfg, 0x1_0000),
+            &redists(model),
+            its_config(&cfg, &Settings::default(), 0),
         )
         .unwrap();
         model.assert_no_errors();
@@ -1227,7 +977,7 @@ fn its_registers_that_do_not_keep_their_values() {
 #[test]
 fn bad_inputs_to_its_calls_are_refused_before_anything_is_sent() {
     let r = Rig::new(ModelConfig::qemu(2));
-    let its = &r.its;
+    let its = r.its();
     let mut d = device(&r, 5, 4, 2);
     let snap = || {
         (
@@ -1248,7 +998,7 @@ fn bad_inputs_to_its_calls_are_refused_before_anything_is_sent() {
         r.model.its(0),
         r.plat.clone(),
         &[],
-        its_config(&r.model.config(), 0x1_0000),
+        its_config(&r.cfg, &Settings::default(), 0),
     );
     assert_eq!(
         e.err(),
@@ -1259,7 +1009,7 @@ fn bad_inputs_to_its_calls_are_refused_before_anything_is_sent() {
         r.model.its(0),
         r.plat.clone(),
         &many,
-        its_config(&r.model.config(), 0x1_0000),
+        its_config(&r.cfg, &Settings::default(), 0),
     );
     assert_eq!(
         e.err(),
@@ -1354,18 +1104,18 @@ fn exhausted_tables_and_ids() {
     let r = Rig::new(ModelConfig::qemu(1));
     // Mapped devices: MAX_DEVICES, then a typed refusal with nothing allocated.
     let devs: Vec<Device<P>> = (0..its_cmdq::MAX_DEVICES as u32)
-        .map(|i| r.its.map_device(DeviceId::new(i), 2).unwrap())
+        .map(|i| r.its().map_device(DeviceId::new(i), 2).unwrap())
         .collect();
     let live = r.plat.live_bytes();
     assert_eq!(
-        r.its.map_device(DeviceId::new(5000), 2).err(),
+        r.its().map_device(DeviceId::new(5000), 2).err(),
         Some(ItsError::Exhausted("mapped devices"))
     );
     assert_eq!(r.plat.live_bytes(), live);
     for d in devs {
-        r.its.unmap_device(d).unwrap();
+        r.its().unmap_device(d).unwrap();
     }
-    r.its.map_device(DeviceId::new(5000), 2).unwrap();
+    r.its().map_device(DeviceId::new(5000), 2).unwrap();
     // LPIs: exhausted, zero, freeing what is not allocated, LPIs beyond the table.
     let all = r.lpis.free_count();
     let range = r.lpis.alloc(all).unwrap();
@@ -1384,7 +1134,7 @@ fn exhausted_tables_and_ids() {
     assert_eq!(r.lpis.property(beyond), Err(ItsError::BadLpi(0x1_0000)));
     assert!(matches!(r.lpis.check(beyond), Err(ItsError::Id(_))));
     // The collection table covers the CPUs only.
-    let t = r.its.collection_table().unwrap();
+    let t = r.its().collection_table().unwrap();
     assert_eq!(
         t.ensure(t.ids()),
         Err(ItsError::TableTooSmall {
@@ -1412,17 +1162,17 @@ fn lpis_and_gicv4_need_what_the_gic_has() {
     cfg.version = its_core::cmd::ItsVersion::V3;
     let r = Rig::new(cfg);
     assert_eq!(
-        r.its.ensure_vpe(its_core::ids::VpeId::new(0)),
+        r.its().ensure_vpe(its_core::ids::VpeId::new(0)),
         Err(ItsError::Unsupported("GICv4 (no vPE table)"))
     );
 }
 
 #[test]
 fn bad_inputs_to_the_queue() {
-    let r = Rig::with_queue(ModelConfig::qemu(2), 0x1000);
-    let q = r.its.queue();
-    let caps = *r.its.caps();
-    let noop = r.its.cpu(0).unwrap().rdbase;
+    let r = Rig::with(ModelConfig::qemu(2), Settings::default().queue(0x1000));
+    let q = r.its().queue();
+    let caps = *r.its().caps();
+    let noop = r.its().cpu(0).unwrap().rdbase;
     let qcfg = |bytes| QueueConfig {
         bytes,
         ..QueueConfig::default()
@@ -1494,7 +1244,7 @@ fn bad_inputs_to_the_queue() {
 /// Redistributor registers that lie as told.
 #[derive(Clone, Debug)]
 struct LyingRedist {
-    rd: its_core::fake::RedistHandle,
+    rd: its_model::RedistHandle,
     lie: RdLie,
 }
 
@@ -1595,7 +1345,7 @@ fn redistributor_registers_that_do_not_keep_their_values() {
     ] {
         let plat = FakePlatform::new();
         let model = GicModel::new(cfg.clone(), plat.clone());
-        let lpis = Lpis::new(&dist(&cfg), plat.clone()).unwrap();
+        let lpis = Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
         let live = plat.live_bytes();
         let mut rd = LyingRedist {
             rd: model.redist(0),
@@ -1628,8 +1378,8 @@ fn redistributor_registers_that_do_not_keep_their_values() {
 
 #[test]
 fn queue_wait_on_a_slow_then_dead_its() {
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
-    let q = r.its.queue();
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
+    let q = r.its().queue();
     let cmd = Command::Invall {
         icid: its_core::ids::CollectionId::new(0),
     };
@@ -1655,7 +1405,7 @@ fn queue_wait_on_a_slow_then_dead_its() {
 fn a_skipped_gicv40_command_is_reported_as_sent() {
     let r = Rig::new(ModelConfig::qemu(1));
     let vpe = its_core::ids::VpeId::new(3);
-    r.its.ensure_vpe(vpe).unwrap();
+    r.its().ensure_vpe(vpe).unwrap();
     let buf = its_core::platform::DmaBuf::new(
         r.plat.clone(),
         core::alloc::Layout::from_size_align(0x2000, 0x1_0000).unwrap(),
@@ -1663,13 +1413,13 @@ fn a_skipped_gicv40_command_is_reported_as_sent() {
     .unwrap();
     let cmd = Command::Vmapp {
         vpe,
-        rdbase: r.its.cpu(0).unwrap().rdbase,
+        rdbase: r.its().cpu(0).unwrap().rdbase,
         valid: true,
         vpt: its_core::addr::VptAddr::new(buf.pa()).unwrap(),
         vpt_size: its_core::cmd::IdBits::new(16).unwrap(),
     };
     r.model.stall_at(0, Some(r.model.counters(0).0));
-    let out = r.its.execute(1, |_| cmd, &[]).unwrap();
+    let out = r.its().execute(1, |_| cmd, &[]).unwrap();
     assert!(out.was_skipped(0));
     assert_eq!(out.skipped[0].1.command, Some(cmd));
     match out.error() {
@@ -1683,14 +1433,14 @@ fn a_skipped_gicv40_command_is_reported_as_sent() {
 /// `QueueFull`, and the ITS given up; nothing of the refused part recorded.
 #[test]
 fn a_batch_that_never_finds_room_is_queue_full() {
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
-    let mut d = r.its.map_device(DeviceId::new(1), 256).unwrap();
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
+    let mut d = r.its().map_device(DeviceId::new(1), 256).unwrap();
     let items: Vec<(u32, Lpi, usize)> = (0..200).map(|e| (e, lpi(8192 + e), 0)).collect();
     r.model.set_delay(0, Delay::Never);
-    let e = r.its.map_events(&mut d, &items).unwrap_err();
+    let e = r.its().map_events(&mut d, &items).unwrap_err();
     assert!(matches!(e, ItsError::QueueFull { .. }), "{e:?}");
-    assert!(r.its.is_dead());
+    assert!(r.its().is_dead());
     assert_eq!(d.mapped_events(), 0);
-    assert_eq!(r.its.invall(0), Err(ItsError::Dead));
+    assert_eq!(r.its().invall(0), Err(ItsError::Dead));
     r.model.assert_no_errors();
 }

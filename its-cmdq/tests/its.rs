@@ -6,15 +6,14 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-mod common;
-
-use common::{Rig, its_config, redists};
 use its_cmdq::{Its, ItsError};
 use its_core::addr::PageSize;
 use its_core::cmd::Command;
-use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
+use its_model::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
+use its_testkit::rig::{dist_caps, its_config, redists};
+use its_testkit::{Rig, Settings};
 
 fn lpi(n: u32) -> Lpi {
     Lpi::new(n).unwrap()
@@ -24,7 +23,7 @@ fn lpi(n: u32) -> Lpi {
 fn bring_up_on_qemus_its() {
     let r = Rig::new(ModelConfig::qemu(2));
     r.model.assert_no_errors();
-    let its = &r.its;
+    let its = r.its();
     // 16-bit DeviceIDs with 8-byte entries make 512 KiB flat: more than two 64 KiB pages, so
     // two-level, as Linux would choose.
     assert!(its.device_table().is_indirect());
@@ -42,7 +41,7 @@ fn bring_up_on_qemus_its() {
     assert!(matches!(cmds[0], Command::Mapc { .. }));
     assert!(matches!(cmds[1], Command::Invall { .. }));
     assert!(matches!(cmds[4], Command::Sync { .. }));
-    assert_eq!(r.its.queue().stats().cwriter_writes, 1);
+    assert_eq!(r.its().queue().stats().cwriter_writes, 1);
 }
 
 #[test]
@@ -54,16 +53,16 @@ fn page_size_falls_back_to_what_the_its_accepts() {
         k64: false,
     };
     let r = Rig::new(cfg.clone());
-    assert_eq!(r.its.device_table().page_size(), PageSize::Size16K);
+    assert_eq!(r.its().device_table().page_size(), PageSize::Size16K);
     cfg.page_sizes = PageSizes {
         k4: true,
         k16: false,
         k64: false,
     };
     let r = Rig::new(cfg);
-    assert_eq!(r.its.device_table().page_size(), PageSize::Size4K);
-    let mut dev = r.its.map_device(DeviceId::new(0xfffe), 2).unwrap();
-    r.its.map_event(&mut dev, 1, lpi(8192), 0).unwrap();
+    assert_eq!(r.its().device_table().page_size(), PageSize::Size4K);
+    let mut dev = r.its().map_device(DeviceId::new(0xfffe), 2).unwrap();
+    r.its().map_event(&mut dev, 1, lpi(8192), 0).unwrap();
     r.model.assert_no_errors();
 }
 
@@ -72,27 +71,27 @@ fn without_two_level_tables_the_table_is_flat() {
     let mut cfg = ModelConfig::qemu(1);
     cfg.indirect = false;
     let r = Rig::new(cfg);
-    assert!(!r.its.device_table().is_indirect());
-    let _dev = r.its.map_device(DeviceId::new(0xffff), 2).unwrap();
+    assert!(!r.its().device_table().is_indirect());
+    let _dev = r.its().map_device(DeviceId::new(0xffff), 2).unwrap();
     r.model.assert_no_errors();
 }
 
 #[test]
 fn second_level_pages_are_allocated_on_first_use() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let t = r.its.device_table();
+    let t = r.its().device_table();
     // 64 KiB pages of 8-byte entries: 8192 devices per second-level page.
-    let a = r.its.map_device(DeviceId::new(5), 2).unwrap();
-    let b = r.its.map_device(DeviceId::new(6), 2).unwrap();
+    let a = r.its().map_device(DeviceId::new(5), 2).unwrap();
+    let b = r.its().map_device(DeviceId::new(6), 2).unwrap();
     assert_eq!(t.l2_pages(), 1);
-    let c = r.its.map_device(DeviceId::new(60000), 2).unwrap();
+    let c = r.its().map_device(DeviceId::new(60000), 2).unwrap();
     assert_eq!(t.l2_pages(), 2);
     for d in [5, 6, 60000] {
         assert!(r.model.dte(0, d).is_some_and(|e| e.valid), "device {d}");
     }
     r.model.assert_no_errors();
     for d in [a, b, c] {
-        r.its.unmap_device(d).unwrap();
+        r.its().unmap_device(d).unwrap();
     }
     assert!(r.model.dte(0, 60000).is_some_and(|e| !e.valid));
 }
@@ -102,20 +101,20 @@ fn non_shareable_gic_works_with_cleans() {
     let mut cfg = ModelConfig::qemu(2);
     cfg.non_shareable = true;
     let r = Rig::new(cfg);
-    assert!(r.its.device_table().cleans_to_poc());
+    assert!(r.its().device_table().cleans_to_poc());
     assert!(r.lpis.cleans_to_poc());
     let range = r.lpis.alloc(2).unwrap();
     for l in range.iter() {
         r.lpis.configure(l, 0x80, true).unwrap();
     }
-    let mut dev = r.its.map_device(DeviceId::new(9000), 2).unwrap();
-    r.its
+    let mut dev = r.its().map_device(DeviceId::new(9000), 2).unwrap();
+    r.its()
         .map_events(
             &mut dev,
             &[(0, range.base, 0), (1, range.get(1).unwrap(), 1)],
         )
         .unwrap();
-    r.its.int_event(&dev, 1).unwrap();
+    r.its().int_event(&dev, 1).unwrap();
     assert_eq!(r.model.take_lpi(1), Some(8193));
     r.model.assert_no_errors();
 }
@@ -127,32 +126,32 @@ fn lpis_are_delivered_to_the_right_cpu() {
     for l in range.iter() {
         r.lpis.configure(l, 0xa0, true).unwrap();
     }
-    let mut dev = r.its.map_device(DeviceId::new(8), 4).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(8), 4).unwrap();
     let items: Vec<(u32, Lpi, usize)> = (0..4)
         .map(|e| (e, range.get(e).unwrap(), e as usize % 2))
         .collect();
-    r.its.map_events(&mut dev, &items).unwrap();
+    r.its().map_events(&mut dev, &items).unwrap();
     for e in 0..4 {
-        r.its.int_event(&dev, e).unwrap();
+        r.its().int_event(&dev, e).unwrap();
     }
     assert_eq!(r.model.pending_lpis(0), [8192, 8194]);
     assert_eq!(r.model.pending_lpis(1), [8193, 8195]);
     // Same priority: lowest INTID first.
     assert_eq!(r.model.take_lpi(1), Some(8193));
     // CLEAR removes a pending LPI.
-    r.its.clear_event(&dev, 3).unwrap();
+    r.its().clear_event(&dev, 3).unwrap();
     assert_eq!(r.model.take_lpi(1), None);
     // MOVI: the event now fires on CPU 0.
-    r.its.move_event(&mut dev, 1, 0).unwrap();
-    r.its.int_event(&dev, 1).unwrap();
+    r.its().move_event(&mut dev, 1, 0).unwrap();
+    r.its().int_event(&dev, 1).unwrap();
     assert!(r.model.pending_lpis(1).is_empty());
     assert!(r.model.pending_lpis(0).contains(&8193));
     assert_eq!(r.model.ite(0, 8, 1).map(|i| i.icid), Some(0));
     // DISCARD: unmapped, and INT is refused before reaching the ITS.
-    r.its.unmap_event(&mut dev, 2).unwrap();
+    r.its().unmap_event(&mut dev, 2).unwrap();
     assert!(r.model.ite(0, 8, 2).is_none());
     assert_eq!(
-        r.its.int_event(&dev, 2),
+        r.its().int_event(&dev, 2),
         Err(ItsError::EventNotMapped {
             device: 8,
             event: 2
@@ -165,22 +164,22 @@ fn lpis_are_delivered_to_the_right_cpu() {
 fn disabled_then_enabled_with_inv() {
     let r = Rig::new(ModelConfig::qemu(1));
     let l = r.lpis.alloc(1).unwrap().base;
-    let mut dev = r.its.map_device(DeviceId::new(1), 1).unwrap();
-    r.its.map_event(&mut dev, 0, l, 0).unwrap();
-    r.its.int_event(&dev, 0).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(1), 1).unwrap();
+    r.its().map_event(&mut dev, 0, l, 0).unwrap();
+    r.its().int_event(&dev, 0).unwrap();
     assert_eq!(r.model.take_lpi(0), None, "disabled by default");
     r.lpis.configure(l, 0xa0, true).unwrap();
-    r.its.inv_event(&dev, 0).unwrap();
+    r.its().inv_event(&dev, 0).unwrap();
     assert_eq!(r.model.take_lpi(0), Some(l.get()));
     assert_eq!(r.model.take_lpi(0), None, "delivered once");
-    r.its.invall(0).unwrap();
+    r.its().invall(0).unwrap();
     r.model.assert_no_errors();
 }
 
 #[test]
 fn bad_requests_are_refused_before_any_command() {
     let r = Rig::new(ModelConfig::qemu(2));
-    let its = &r.its;
+    let its = r.its();
     let before = r.model.counters(0);
     let live = r.plat.live_bytes();
     assert!(matches!(
@@ -260,7 +259,7 @@ fn allocation_failure_at_each_step_leaks_nothing() {
         let model = GicModel::new(ModelConfig::qemu(2), plat.clone());
         let cfg = model.config();
         let t = core::time::Duration::from_millis(1);
-        let lpis = its_cmdq::Lpis::new(&common::dist(&cfg), plat.clone())?;
+        let lpis = its_cmdq::Lpis::new(&dist_caps(&cfg), plat.clone())?;
         let mut pend = Vec::new();
         let mut result = Ok(());
         for c in 0..2 {
@@ -278,7 +277,7 @@ fn allocation_failure_at_each_step_leaks_nothing() {
                     model.its(0),
                     plat.clone(),
                     &redists(&model),
-                    its_config(&cfg, 0x1_0000),
+                    its_config(&cfg, &Settings::default(), 0),
                 )?;
                 let maps = (|| {
                     let mut dev = its.map_device(DeviceId::new(70), 8)?;
@@ -324,10 +323,10 @@ fn allocation_failure_at_each_step_leaks_nothing() {
 #[test]
 fn stalled_map_leaves_the_event_unmapped() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let mut dev = r.its.map_device(DeviceId::new(2), 4).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(2), 4).unwrap();
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done));
-    let e = r.its.map_event(&mut dev, 0, lpi(8192), 0).unwrap_err();
+    let e = r.its().map_event(&mut dev, 0, lpi(8192), 0).unwrap_err();
     assert!(
         matches!(
             e,
@@ -341,7 +340,7 @@ fn stalled_map_leaves_the_event_unmapped() {
     assert!(!dev.event(0).unwrap().is_mapped());
     assert!(r.model.ite(0, 2, 0).is_none(), "the ITS skipped it");
     // The queue goes on: the same mapping now works.
-    r.its.map_event(&mut dev, 0, lpi(8192), 0).unwrap();
+    r.its().map_event(&mut dev, 0, lpi(8192), 0).unwrap();
     assert!(r.model.ite(0, 2, 0).is_some());
     assert_eq!(r.model.errors().len(), 1, "only the injected stall");
 }
@@ -349,12 +348,12 @@ fn stalled_map_leaves_the_event_unmapped() {
 #[test]
 fn stalled_batch_maps_every_other_event() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let mut dev = r.its.map_device(DeviceId::new(2), 8).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(2), 8).unwrap();
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done + 3));
     let items: Vec<(u32, Lpi, usize)> = (0..8).map(|e| (e, lpi(8192 + e), 0)).collect();
     assert!(matches!(
-        r.its.map_events(&mut dev, &items),
+        r.its().map_events(&mut dev, &items),
         Err(ItsError::Stalled { .. })
     ));
     for e in 0..8 {
@@ -369,34 +368,34 @@ fn a_dead_its_is_given_up_and_its_memory_kept() {
     let r = Rig::new(ModelConfig::qemu(1));
     let live = r.plat.live_bytes();
     r.model.set_delay(0, Delay::Never);
-    let e = r.its.map_device(DeviceId::new(3), 4).unwrap_err();
+    let e = r.its().map_device(DeviceId::new(3), 4).unwrap_err();
     assert!(matches!(e, ItsError::Timeout { .. }), "{e:?}");
-    assert!(r.its.is_dead());
+    assert!(r.its().is_dead());
     // The ITT the ITS might still write is not freed (nor reused).
     assert!(r.plat.live_bytes() > live);
     assert_eq!(
-        r.its.map_device(DeviceId::new(4), 4).unwrap_err(),
+        r.its().map_device(DeviceId::new(4), 4).unwrap_err(),
         ItsError::Dead
     );
-    assert_eq!(r.its.invall(0), Err(ItsError::Dead));
+    assert_eq!(r.its().invall(0), Err(ItsError::Dead));
 }
 
 #[test]
 fn unmapping_a_device_frees_its_memory() {
     let r = Rig::new(ModelConfig::qemu(1));
     let live = r.plat.live_bytes();
-    let mut dev = r.its.map_device(DeviceId::new(3), 32).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(3), 32).unwrap();
     let items: Vec<(u32, Lpi, usize)> = (0..32).map(|e| (e, lpi(8192 + e), 0)).collect();
-    r.its.map_events(&mut dev, &items).unwrap();
-    r.its.unmap_device(dev).unwrap();
+    r.its().map_events(&mut dev, &items).unwrap();
+    r.its().unmap_device(dev).unwrap();
     assert_eq!(
         r.plat.live_bytes(),
-        live + r.its.device_table().l2_pages() * 0x1_0000
+        live + r.its().device_table().l2_pages() * 0x1_0000
     );
     assert!(r.model.dte(0, 3).is_some_and(|d| !d.valid));
     // The DeviceID can be mapped again.
-    let d = r.its.map_device(DeviceId::new(3), 2).unwrap();
-    r.its.unmap_device(d).unwrap();
+    let d = r.its().map_device(DeviceId::new(3), 2).unwrap();
+    r.its().unmap_device(d).unwrap();
     r.model.assert_no_errors();
 }
 
@@ -404,11 +403,11 @@ fn unmapping_a_device_frees_its_memory() {
 fn mapping_1024_events_costs_one_cwriter_write_and_one_wait() {
     let r = Rig::new(ModelConfig::qemu(1));
     let range = r.lpis.alloc(1024).unwrap();
-    let mut dev = r.its.map_device(DeviceId::new(7), 1024).unwrap();
-    let before = r.its.queue().stats();
+    let mut dev = r.its().map_device(DeviceId::new(7), 1024).unwrap();
+    let before = r.its().queue().stats();
     let items: Vec<(u32, Lpi, usize)> = (0..1024).map(|e| (e, range.get(e).unwrap(), 0)).collect();
-    r.its.map_events(&mut dev, &items).unwrap();
-    let s = r.its.queue().stats();
+    r.its().map_events(&mut dev, &items).unwrap();
+    let s = r.its().queue().stats();
     assert_eq!(s.commands - before.commands, 1025, "1024 MAPTI + 1 SYNC");
     assert_eq!(s.cwriter_writes - before.cwriter_writes, 1);
     assert_eq!(s.waits - before.waits, 1);
@@ -433,7 +432,7 @@ fn its_that_never_goes_quiescent_is_a_timeout() {
         its,
         plat.clone(),
         &redists(&model),
-        its_config(&cfg, 0x1_0000),
+        its_config(&cfg, &Settings::default(), 0),
     )
     .err()
     .unwrap();
@@ -456,7 +455,7 @@ fn redistributor_that_does_not_wake_is_a_timeout() {
     cfg.waker_reads = u32::MAX;
     let plat = FakePlatform::new();
     let model = GicModel::new(cfg.clone(), plat.clone());
-    let lpis = its_cmdq::Lpis::new(&common::dist(&cfg), plat.clone()).unwrap();
+    let lpis = its_cmdq::Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
     let e = lpis
         .init_redistributor(&mut model.redist(0), core::time::Duration::from_millis(1))
         .unwrap_err();
@@ -475,7 +474,7 @@ fn redistributor_that_does_not_wake_is_a_timeout() {
 #[test]
 fn gicv41_capabilities_are_probed() {
     let r = Rig::new(ModelConfig::gicv41(2));
-    assert_eq!(r.its.caps().version, its_core::cmd::ItsVersion::V4_1);
+    assert_eq!(r.its().caps().version, its_core::cmd::ItsVersion::V4_1);
     assert!(r.model.redist(0).typer().rvpeid());
     assert!(r.model.redist(0).typer().direct_lpi());
     r.model.assert_no_errors();
@@ -487,7 +486,7 @@ fn shutdown_frees_memory_only_once_the_gic_stops_using_it() {
     let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
     let cfg = model.config();
     let t = core::time::Duration::from_millis(1);
-    let lpis = its_cmdq::Lpis::new(&common::dist(&cfg), plat.clone()).unwrap();
+    let lpis = its_cmdq::Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
     let pend = lpis.init_redistributor(&mut model.redist(0), t).unwrap();
     let before_its = plat.live_bytes();
     // An ITS dropped while enabled keeps its tables and queue: the ITS may still read them.
@@ -495,7 +494,7 @@ fn shutdown_frees_memory_only_once_the_gic_stops_using_it() {
         model.its(0),
         plat.clone(),
         &redists(&model),
-        its_config(&cfg, 0x1_0000),
+        its_config(&cfg, &Settings::default(), 0),
     )
     .unwrap();
     let its_bytes = plat.live_bytes() - before_its;
@@ -512,7 +511,7 @@ fn shutdown_frees_memory_only_once_the_gic_stops_using_it() {
         model2.its(0),
         plat.clone(),
         &redists(&model2),
-        its_config(&cfg, 0x1_0000),
+        its_config(&cfg, &Settings::default(), 0),
     )
     .unwrap();
     its.disable(t).unwrap();
@@ -540,7 +539,7 @@ fn shutdown_frees_memory_only_once_the_gic_stops_using_it() {
 fn lpis_dropped_while_a_redistributor_uses_them_keep_the_table() {
     let plat = FakePlatform::new();
     let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
-    let lpis = its_cmdq::Lpis::new(&common::dist(&model.config()), plat.clone()).unwrap();
+    let lpis = its_cmdq::Lpis::new(&dist_caps(&model.config()), plat.clone()).unwrap();
     let pend = lpis
         .init_redistributor(&mut model.redist(0), core::time::Duration::from_millis(1))
         .unwrap();

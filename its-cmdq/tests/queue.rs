@@ -7,15 +7,13 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-mod common;
-
 use std::sync::Arc;
 
-use common::Rig;
 use its_cmdq::{ItsError, Recovery, SyncTarget, Trace};
 use its_core::cmd::Command;
-use its_core::fake::{Delay, Event, ModelConfig};
 use its_core::ids::{CollectionId, DeviceId, EventId, IntId, ProcessorNumber, RdBase};
+use its_model::{Delay, Event, ModelConfig};
+use its_testkit::{Rig, Settings};
 
 fn rd(n: u16) -> RdBase {
     RdBase::from_processor(ProcessorNumber::new(n))
@@ -36,9 +34,9 @@ fn processed(r: &Rig) -> Vec<(usize, Command)> {
 #[test]
 fn wraps_around_the_ring_end() {
     // 4 KiB ring: 127 usable slots. 10 batches of 51 commands go round it four times.
-    let r = Rig::with_queue(ModelConfig::qemu(2), 0x1000);
+    let r = Rig::with(ModelConfig::qemu(2), Settings::default().queue(0x1000));
     r.model.clear_commands(0);
-    let q = r.its.queue();
+    let q = r.its().queue();
     for b in 0..10u16 {
         let cmds: Vec<Command> = (0..50).map(|_| invall(b % 2)).collect();
         q.submit(&cmds, &[SyncTarget::Redist(rd(b % 2))]).unwrap();
@@ -75,9 +73,9 @@ fn wraps_around_the_ring_end() {
 
 #[test]
 fn batch_larger_than_the_free_space_waits_for_room() {
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
     r.model.set_delay(0, Delay::AfterPolls(3));
-    let q = r.its.queue();
+    let q = r.its().queue();
     let before = q.stats();
     let t1 = q.post(&vec![invall(0); 100], &[]).unwrap();
     // 27 slots free: the next batch must wait for the ITS to consume the first.
@@ -95,9 +93,9 @@ fn batch_larger_than_the_free_space_waits_for_room() {
 
 #[test]
 fn batch_larger_than_the_ring_goes_in_ring_sized_pieces() {
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
     r.model.clear_commands(0);
-    let q = r.its.queue();
+    let q = r.its().queue();
     let before = q.stats();
     q.submit(&vec![invall(0); 300], &[SyncTarget::Redist(rd(0))])
         .unwrap();
@@ -113,9 +111,9 @@ fn batch_larger_than_the_ring_goes_in_ring_sized_pieces() {
 
 #[test]
 fn full_queue_is_a_bounded_wait_then_an_error() {
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
     r.model.set_delay(0, Delay::Never);
-    let q = r.its.queue();
+    let q = r.its().queue();
     let _t = q.post(&vec![invall(0); 100], &[]).unwrap();
     let e = q.post(&vec![invall(0); 100], &[]).unwrap_err();
     match e {
@@ -137,9 +135,9 @@ fn full_queue_is_a_bounded_wait_then_an_error() {
 
 #[test]
 fn dead_its_times_out_with_the_last_commands() {
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
     r.model.set_delay(0, Delay::Never);
-    let q = r.its.queue();
+    let q = r.its().queue();
     let t = q
         .post(&[invall(0), invall(0)], &[SyncTarget::Redist(rd(0))])
         .unwrap();
@@ -178,7 +176,7 @@ fn dead_its_times_out_with_the_last_commands() {
 #[test]
 fn stall_is_reported_with_the_command_and_retried() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let q = r.its.queue();
+    let q = r.its().queue();
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done + 2));
     let cmds = [
@@ -211,7 +209,7 @@ fn stall_is_reported_with_the_command_and_retried() {
 #[test]
 fn stall_recovered_by_skipping_the_command() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let q = r.its.queue();
+    let q = r.its().queue();
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done + 1));
     let bad = Command::Int {
@@ -255,9 +253,9 @@ fn order_of(events: &[Event], reg: &'static str) -> Vec<usize> {
 #[test]
 fn shareable_queue_writes_slots_then_barrier_then_cwriter() {
     let r = Rig::new(ModelConfig::qemu(1));
-    assert!(!r.its.queue().cleans_to_poc());
+    assert!(!r.its().queue().cleans_to_poc());
     r.plat.clear_events();
-    r.its
+    r.its()
         .queue()
         .submit(&[invall(0), invall(0)], &[SyncTarget::Redist(rd(0))])
         .unwrap();
@@ -281,9 +279,9 @@ fn non_shareable_queue_cleans_every_command_before_cwriter() {
     let mut cfg = ModelConfig::qemu(1);
     cfg.non_shareable = true;
     let r = Rig::new(cfg);
-    assert!(r.its.queue().cleans_to_poc());
+    assert!(r.its().queue().cleans_to_poc());
     r.plat.clear_events();
-    r.its
+    r.its()
         .queue()
         .submit(&[invall(0), invall(0)], &[SyncTarget::Redist(rd(0))])
         .unwrap();
@@ -310,7 +308,7 @@ fn non_shareable_queue_cleans_every_command_before_cwriter() {
 #[test]
 fn invalid_command_is_refused_before_anything_is_written() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let q = r.its.queue();
+    let q = r.its().queue();
     let before = (q.stats(), r.model.counters(0));
     let bad = Command::Mapti {
         device: DeviceId::new(1),
@@ -341,14 +339,17 @@ fn concurrent_batches_are_never_interleaved() {
     const THREADS: u16 = 4;
     const BATCHES: usize = 50;
     const LEN: usize = 7;
-    let r = Arc::new(Rig::with_queue(ModelConfig::qemu(4), 0x1000));
+    let r = Arc::new(Rig::with(
+        ModelConfig::qemu(4),
+        Settings::default().queue(0x1000),
+    ));
     r.model.clear_commands(0);
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
             let r = Arc::clone(&r);
             std::thread::spawn(move || {
                 for _ in 0..BATCHES {
-                    r.its
+                    r.its()
                         .queue()
                         .submit(&vec![invall(t); LEN], &[SyncTarget::Redist(rd(t))])
                         .unwrap();
@@ -389,8 +390,8 @@ fn raw_unchecked_commands_reach_the_its() {
         pintid: IntId::new(5),
         icid: CollectionId::new(0),
     };
-    let t = r.its.queue().post_raw_unchecked(&[bad.encode()]).unwrap();
-    r.its.queue().wait(t).unwrap();
+    let t = r.its().queue().post_raw_unchecked(&[bad.encode()]).unwrap();
+    r.its().queue().wait(t).unwrap();
     let e = r.model.errors();
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].message.contains("no valid DTE for devid 0x1"));
@@ -399,7 +400,7 @@ fn raw_unchecked_commands_reach_the_its() {
 #[test]
 fn a_stall_after_a_finished_batch_is_not_its_waiters_error() {
     let r = Rig::new(ModelConfig::qemu(1));
-    let q = r.its.queue();
+    let q = r.its().queue();
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done + 1));
     // A first batch of one command runs; a second one stalls on its first command.
@@ -416,9 +417,9 @@ fn a_stall_after_a_finished_batch_is_not_its_waiters_error() {
 fn a_batch_larger_than_the_ring_is_never_left_half_posted() {
     // 4 KiB ring: 127 usable slots, so 300 commands go in three pieces. The ITS stalls on a
     // command of the first piece while the second waits for room.
-    let r = Rig::with_queue(ModelConfig::qemu(1), 0x1000);
+    let r = Rig::with(ModelConfig::qemu(1), Settings::default().queue(0x1000));
     r.model.clear_commands(0);
-    let q = r.its.queue();
+    let q = r.its().queue();
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done + 10));
     let posted = q

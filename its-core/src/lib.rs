@@ -12,8 +12,9 @@
 //!   and decode, and a text form for disassembly;
 //! - [`platform`]: the traits a hypervisor implements (DMA memory, cache maintenance, clock).
 //!
-//! With the `fakes` feature, [`fake`] adds host implementations of the platform traits and a
-//! host model of the ITS and redistributors that every crate of the workspace tests against.
+//! The host implementations of the platform and register traits, and the model of the ITS
+//! and redistributors that every crate of the workspace tests against, are the crate
+//! `its-model`.
 //!
 //! References: Arm Generic Interrupt Controller Architecture Specification, GIC architecture
 //! version 3 and version 4 (Arm IHI 0069).
@@ -30,6 +31,3 @@ pub mod ids;
 pub mod mmio;
 pub mod platform;
 pub mod regs;
-
-#[cfg(any(test, feature = "fakes"))]
-pub mod fake;

@@ -7,8 +7,8 @@
 //! Every register offset is checked at compile time against Arm IHI 0069.
 //!
 //! The drivers do not use the blocks directly: they use [`ItsRegisters`] and
-//! [`RedistRegisters`], narrow non-generic traits implemented here for the MMIO blocks and in
-//! [`crate::fake`] for the host model.
+//! [`RedistRegisters`], narrow non-generic traits implemented here for the MMIO blocks and by
+//! the host model (crate `its-model`).
 //!
 //! ```no_run
 //! use core::ptr::NonNull;
@@ -312,7 +312,7 @@ const _: () = {
 };
 
 /// The ITS registers a driver uses, one method per access. Implemented for the MMIO block
-/// and by the host model ([`crate::fake`]).
+/// and by the host model (crate `its-model`).
 ///
 /// Reads take `&self`: none of these registers has read side effects.
 pub trait ItsRegisters {

@@ -16,7 +16,7 @@
 //!   numbers when GITS_TYPER.VMOVP = 0) before a vPE becomes resident on a new CPU;
 //! - the GICv4.1 forms (VMAPP with VCONF and default doorbell, GICR_VPENDBASER by vPE ID, INVDB,
 //!   VSGI, GICR_INVALLR with DirectLPI), chosen from the capabilities. QEMU models only
-//!   GICv4.0: the GICv4.1 paths are tested against the host model of `its_core::fake`.
+//!   GICv4.0: the GICv4.1 paths are tested against the host model of `its-model`.
 //!
 //! The entry points mirror Linux's `irq-gic-v4.c`; the table is in the project's
 //! `docs/gicv4-api.md`.
@@ -27,12 +27,10 @@
     reason = "ItsError carries a command trace by value"
 )]
 
-#[cfg(any(test, feature = "fuzzing"))]
+#[cfg(test)]
 extern crate std;
 
 pub mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod residency;
 mod vlpi;
 mod vm;

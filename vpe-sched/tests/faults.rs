@@ -24,14 +24,14 @@
 use core::time::Duration;
 
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells};
-use its_cmdq::{Device, Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, RedistInfo};
-use its_core::addr::PhysAddr;
-use its_core::caps::{DistCaps, RedistCaps};
+use its_cmdq::{Device, ItsError};
+use its_core::caps::RedistCaps;
 use its_core::cmd::{Command, ItsVersion};
-use its_core::fake::{AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::{DeviceId, Lpi, SgiId, SgiPriority, VLpi};
 use its_core::mmio::RedistRegisters;
-use its_core::regs::GicdTyper;
+use its_model::{FakePlatform, ModelConfig};
+use its_testkit::sweep::{self, On, Subject, with_allocation_failing};
+use its_testkit::{Rig, Settings, V4, with_v4};
 use vpe_sched::{
     GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
 };
@@ -48,115 +48,29 @@ fn configs() -> [ModelConfig; 3] {
     [ModelConfig::qemu(2), ns, ModelConfig::gicv41(2)]
 }
 
-/// The GIC and the layers below the GICv4 one.
-struct Base {
-    model: GicModel,
-    plat: P,
-    cfg: ModelConfig,
-    lpis: Lpis<P>,
-    its: Vec<Its<ItsHandle, P>>,
-    _pend: Vec<PendingTable<P>>,
-}
-
-fn dist(cfg: &ModelConfig) -> DistCaps {
-    DistCaps::from_typer(
-        GicdTyper::new()
-            .with_lpis(true)
-            .with_dvis(true)
-            .with_id_bits(cfg.dist_id_bits - 1),
-        None,
-    )
-}
-
-fn base(cfg: &ModelConfig) -> Base {
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let d = dist(cfg);
-    let lpis = Lpis::new(&d, plat.clone()).unwrap();
-    let pend = (0..cfg.cpus)
-        .map(|c| {
-            lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(1))
-                .unwrap()
-        })
-        .collect();
-    let rds: Vec<RedistInfo> = (0..cfg.cpus)
-        .map(|c| RedistInfo {
-            rd_base: PhysAddr::new(cfg.rd_base(c)),
-            typer: model.redist(c).typer(),
-        })
-        .collect();
-    let its = (0..cfg.its_count)
-        .map(|n| {
-            let mut c = ItsConfig::new(d);
-            c.queue = QueueConfig {
-                bytes: 0x1_0000,
-                full_timeout: Duration::from_millis(2),
-                completion_timeout: Duration::from_millis(2),
-            };
-            c.its_number = Some(n as u8);
-            Its::new(model.its(n), plat.clone(), &rds, c).unwrap()
-        })
-        .collect();
-    Base {
-        model,
-        plat,
-        cfg: cfg.clone(),
-        lpis,
-        its,
-        _pend: pend,
-    }
-}
-
-struct Rig<'a> {
-    b: &'a Base,
-    dbs: &'a Doorbells<'a, ItsHandle, P>,
-    g: GicV4<'a, ItsHandle, P>,
+/// The GIC and the layers below the GICv4 one: 2 ms waits, so that a dead ITS is given up
+/// quickly.
+fn base(cfg: &ModelConfig) -> Rig {
+    let settings = Settings {
+        timeout: Some(Duration::from_millis(2)),
+        ..Settings::default()
+    };
+    Rig::with(cfg.clone(), settings)
 }
 
 /// Runs `f` on a fresh GIC with the GICv4 layer up.
-fn with_rig<T>(cfg: &ModelConfig, f: impl FnOnce(&Rig<'_>) -> T) -> T {
+fn with_rig<T>(cfg: &ModelConfig, f: impl FnOnce(&V4<'_>) -> T) -> T {
     let b = base(cfg);
-    let dbcfg = if cfg.direct_lpi {
-        DoorbellConfig::direct(64)
-    } else {
-        DoorbellConfig::proxy(DeviceId::new(PROXY), 64)
+    let v4 = V4Config {
+        dirty_timeout: Duration::from_millis(1),
+        commit_timeout: Duration::from_millis(1),
+        ..V4Config::default()
     };
-    let dbs = Doorbells::new(&b.its[0], &b.lpis, dbcfg).unwrap();
-    let g = GicV4::new(
-        &b.its,
-        &b.lpis,
-        &dbs,
-        RedistCaps::from_typer(b.model.redist(0).typer()),
-        V4Config {
-            dirty_timeout: Duration::from_millis(1),
-            commit_timeout: Duration::from_millis(1),
-            ..V4Config::default()
-        },
-    )
-    .unwrap();
-    for c in 0..cfg.cpus {
-        g.init_redistributor(&mut b.model.redist(c)).unwrap();
-    }
-    b.model.assert_no_errors();
-    f(&Rig {
-        b: &b,
-        dbs: &dbs,
-        g,
-    })
+    with_v4(&b, b.doorbell_config(64), v4, f)
 }
 
-impl Rig<'_> {
-    fn its(&self) -> &Its<ItsHandle, P> {
-        &self.b.its[0]
-    }
-
-    fn model(&self) -> &GicModel {
-        &self.b.model
-    }
-
-    fn v41(&self) -> bool {
-        self.b.cfg.version == ItsVersion::V4_1
-    }
+fn v41(r: &Rig) -> bool {
+    r.cfg.version == ItsVersion::V4_1
 }
 
 fn vcfg(v: u32, enabled: bool) -> VlpiConfig {
@@ -185,42 +99,6 @@ impl St {
     }
 }
 
-fn l2_bytes(b: &Base) -> usize {
-    let t = |t: Option<&its_cmdq::ItsTable<P>>| {
-        t.filter(|t| t.is_indirect())
-            .map_or(0, |t| t.l2_pages() * t.page_size().bytes())
-    };
-    b.its
-        .iter()
-        .map(|i| t(Some(i.device_table())) + t(i.collection_table()) + t(i.vpe_table()))
-        .sum()
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Mem {
-    live: usize,
-    l2: usize,
-}
-
-impl Mem {
-    fn of(r: &Rig) -> Self {
-        Self {
-            live: r.b.plat.live_bytes(),
-            l2: l2_bytes(r.b),
-        }
-    }
-
-    #[track_caller]
-    fn assert_back(self, r: &Rig, kept: usize, what: &str) {
-        let l2 = l2_bytes(r.b);
-        assert_eq!(
-            r.b.plat.live_bytes(),
-            self.live + (l2 - self.l2) + kept,
-            "{what}: DMA memory not back to its value before the call"
-        );
-    }
-}
-
 /// The ITS error under a GICv4 or doorbell error.
 fn its_err(e: &VpeError) -> Option<&ItsError> {
     match e {
@@ -231,9 +109,9 @@ fn its_err(e: &VpeError) -> Option<&ItsError> {
 
 /// The driver's records equal the GIC's.
 #[track_caller]
-fn consistent(r: &Rig, st: &St, what: &str) {
-    let m = r.model();
-    let v41 = r.v41();
+fn consistent(r: &V4, st: &St, what: &str) {
+    let m = &r.model;
+    let v41 = v41(r);
     let owner = |vpe: u16| {
         st.vms.iter().find_map(|vm| {
             vm.owns(its_core::ids::VpeId::new(vpe))
@@ -278,11 +156,11 @@ fn consistent(r: &Rig, st: &St, what: &str) {
         }
         assert_eq!(d.mapped_events(), mapped, "{what}: mapped-event count");
     }
-    let mut resident_on = vec![None; r.b.cfg.cpus];
+    let mut resident_on = vec![None; r.cfg.cpus];
     for vm in &st.vms {
         for v in vm.vpes() {
             let id = v.id().get();
-            for n in 0..r.b.its.len() {
+            for n in 0..r.its.len() {
                 let vte = m.vte(n, id);
                 assert!(
                     vte.is_some_and(|t| t.valid
@@ -304,7 +182,7 @@ fn consistent(r: &Rig, st: &St, what: &str) {
             assert_eq!(r.dbs.vpe_of(db.get()), Some(v.id()), "{what}");
             assert_eq!(
                 r.dbs.is_enabled(db),
-                r.b.lpis.property(db).unwrap() & 1 != 0,
+                r.lpis.property(db).unwrap() & 1 != 0,
                 "{what}: doorbell {} enable bit",
                 db.get()
             );
@@ -347,7 +225,7 @@ fn consistent(r: &Rig, st: &St, what: &str) {
     // No vPE the driver does not hold is mapped (the tests use the first 64 vPE IDs).
     for id in 0..64u16 {
         if owner(id).is_none() {
-            for n in 0..r.b.its.len() {
+            for n in 0..r.its.len() {
                 let vte = m.vte(n, id);
                 assert!(
                     vte.is_none_or(|t| !t.valid),
@@ -356,13 +234,6 @@ fn consistent(r: &Rig, st: &St, what: &str) {
             }
         }
     }
-}
-
-fn stall_was_injected(model: &GicModel) -> bool {
-    model
-        .errors()
-        .iter()
-        .any(|e| e.message.contains("(injected)"))
 }
 
 /// Whether a model error is one a skipped `cmd` provokes: later commands of the batch that
@@ -379,55 +250,57 @@ fn provoked(cmd: Command, message: &str) -> bool {
     }
 }
 
-/// The model recorded the injected stall on `cmd`, and nothing else but what it provokes.
-#[track_caller]
-fn only_the_injected_stall(model: &GicModel, cmd: Command, what: &str) {
-    let e = model.errors();
-    assert!(
-        e.iter()
-            .filter(|e| e.message.contains("(injected)"))
-            .count()
-            == 1
-            && e.iter()
-                .all(|e| e.message.contains("(injected)") || provoked(cmd, &e.message)),
-        "{what}: model errors {e:?}"
-    );
+/// The GICv4 layer's entry points, for the sweeps: each run on a fresh rig with the layer up.
+struct GicV4Calls;
+
+type Op = sweep::Op<GicV4Calls>;
+
+impl Subject for GicV4Calls {
+    type World<'r> = V4<'r>;
+    type State<'r> = St;
+    type Records = Vec<Vec<its_cmdq::EventState>>;
+    type Error = VpeError;
+
+    fn with_world<T>(cfg: &ModelConfig, f: impl for<'r> FnOnce(&'r V4<'r>) -> T) -> T {
+        with_rig(cfg, |r| f(r))
+    }
+    fn its_error(e: &VpeError) -> Option<&ItsError> {
+        its_err(e)
+    }
+    fn consistent(w: &V4, st: &St, what: &str) {
+        consistent(w, st, what)
+    }
+    fn all_dead(w: &V4, st: &mut St, what: &str) {
+        all_dead(w, st, what)
+    }
+    fn records(st: &St) -> Self::Records {
+        records(st)
+    }
+    fn confirmed_only(w: &V4, st: &St, before: &Self::Records, what: &str) {
+        confirmed_only(w, st, before, what)
+    }
+    fn provoked(cmd: Command, message: &str) -> bool {
+        provoked(cmd, message)
+    }
 }
 
-type Call = for<'a, 'b> fn(&'a Rig<'b>, &'a mut St) -> Result<(), VpeError>;
-
-/// One entry point under test (see the module documentation).
-struct Op {
-    name: &'static str,
-    prepare: for<'a, 'b> fn(&'a Rig<'b>) -> St,
-    call: Call,
-    /// What a failed call left undone, once the fault is cleared.
-    retry: Call,
-    /// Checks the state a successful call leads to.
-    goal: for<'a, 'b> fn(&'a Rig<'b>, &'a St),
-    /// Whether the call sends a command the ITS stalled on again itself (and so succeeds).
-    heals: bool,
-    /// Bytes a call that timed out keeps on purpose, given the commands up to the one the ITS
-    /// died at.
-    kept_on_timeout: for<'a, 'b> fn(&'a Rig<'b>, &'a St, &'a [Command]) -> usize,
-}
-
-fn nothing_kept(_: &Rig, _: &St, _: &[Command]) -> usize {
-    0
+/// Every entry point on every GIC shape.
+fn cases() -> Vec<On<GicV4Calls>> {
+    sweep::grid(configs(), ops)
 }
 
 /// A VM of two vPEs (CPUs 0 and 1), device 1 with 4 events: event 0 a host LPI, event 1
 /// unmapped, events 2 and 3 forwarded to vPE 0 (vINTIDs 8194, 8195; 8195 disabled).
-fn prepare_vlpis(r: &Rig) -> St {
+fn prepare_vlpis(r: &V4) -> St {
     let vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0, 1],
         })
         .unwrap();
-    let host = r.b.lpis.alloc(4).unwrap();
+    let host = r.lpis.alloc(4).unwrap();
     for l in host.iter() {
-        r.b.lpis.configure(l, 0xa0, true).unwrap();
+        r.lpis.configure(l, 0xa0, true).unwrap();
     }
     let mut dev = r.its().map_device(DeviceId::new(1), 4).unwrap();
     r.its().map_event(&mut dev, 0, host.base, 0).unwrap();
@@ -448,7 +321,7 @@ fn prepare_vlpis(r: &Rig) -> St {
 
 const MAP: [(u32, usize, u32); 2] = [(0, 1, 8192), (1, 0, 8193)];
 
-fn map_vlpis_missing(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn map_vlpis_missing(r: &V4, st: &mut St) -> Result<(), VpeError> {
     let items: Vec<(u32, usize, VlpiConfig)> = MAP
         .iter()
         .filter(|&&(e, _, _)| st.devs[0].event(e).unwrap().virt.is_none())
@@ -458,17 +331,17 @@ fn map_vlpis_missing(r: &Rig, st: &mut St) -> Result<(), VpeError> {
     r.g.map_vlpis(r.its(), &mut devs[0], &vms[0], &items)
 }
 
-fn unmap_vlpi_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn unmap_vlpi_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
     let (vms, devs) = (&st.vms, &mut st.devs);
     r.g.unmap_vlpi(r.its(), &mut devs[0], 2, &vms[0], true)
 }
 
-fn move_vlpi_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn move_vlpi_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
     let (vms, devs) = (&st.vms, &mut st.devs);
     r.g.move_vlpi(r.its(), &mut devs[0], 2, &vms[0], 1)
 }
 
-fn update_vlpi_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn update_vlpi_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
     r.g.update_vlpi(
         r.its(),
         &st.devs[0],
@@ -482,7 +355,7 @@ fn update_vlpi_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
     )
 }
 
-fn destroy_vm_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn destroy_vm_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
     let vm = st.vms.pop().expect("a VM");
     let ids: Vec<u16> = vm.vpes().iter().map(|v| v.id().get()).collect();
     match r.g.destroy_vm(vm) {
@@ -497,7 +370,7 @@ fn destroy_vm_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
     }
 }
 
-fn create_vm_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn create_vm_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
     st.vms.push(r.g.create_vm(VmConfig {
         vintid_bits: 16,
         vpes: &[0, 1, 1],
@@ -507,13 +380,13 @@ fn create_vm_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
 
 /// vPE 0 of a VM on CPU 0 with a vLPI, descheduled with its doorbell armed; the vLPI came
 /// while it was away, the doorbell rang and was handled (disabled, invalidation deferred).
-fn prepare_doorbell_rang(r: &Rig) -> St {
+fn prepare_doorbell_rang(r: &V4) -> St {
     let mut st = prepare_vlpis(r);
-    let rd = &mut r.model().redist(0);
+    let rd = &mut r.model.redist(0);
     r.g.make_resident(st.vm(), 0, 0, rd).unwrap();
     r.g.make_non_resident(st.vm(), 0, rd, true).unwrap();
     r.its().int_event(&st.devs[0], 2).unwrap();
-    let db = r.model().take_lpi(0).expect("the doorbell rings");
+    let db = r.model.take_lpi(0).expect("the doorbell rings");
     assert_eq!(r.dbs.handle(db), Some(st.vm().vpe(0).unwrap().id()));
     r.g.doorbell_rang(st.vm(), 0);
     // And a second vLPI leaves it pending while disabled.
@@ -524,19 +397,19 @@ fn prepare_doorbell_rang(r: &Rig) -> St {
 
 /// `make_resident` on CPU 1: VMOVP, the doorbell's proxy event moved, its deferred
 /// invalidation and the clear of its pending state.
-fn make_resident_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
-    r.g.make_resident(st.vm(), 0, 1, &mut r.model().redist(1))
+fn make_resident_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
+    r.g.make_resident(st.vm(), 0, 1, &mut r.model.redist(1))
 }
 
-fn make_resident_retry(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn make_resident_retry(r: &V4, st: &mut St) -> Result<(), VpeError> {
     let vpe = st.vm().vpe(0).unwrap();
     if vpe.residency().is_resident() {
         // Documented: an error of the final doorbell clear leaves the vPE resident; what is
         // left is that clear.
-        let mut rd = r.model().redist(1);
+        let mut rd = r.model.redist(1);
         Ok(r.dbs.settle_and_clear(
             vpe.doorbell(),
-            !r.v41(),
+            !v41(r),
             Some(&mut rd as &mut dyn RedistRegisters),
         )?)
     } else {
@@ -544,53 +417,53 @@ fn make_resident_retry(r: &Rig, st: &mut St) -> Result<(), VpeError> {
     }
 }
 
-fn make_resident_goal(r: &Rig, st: &St) {
+fn make_resident_goal(r: &V4, st: &St) {
     let vpe = st.vm().vpe(0).unwrap();
     assert_eq!(vpe.residency(), Residency::Resident { cpu: 1 });
     assert_eq!(vpe.affinity(), 1);
     let db = vpe.doorbell().get();
-    if !r.v41() {
+    if !v41(r) {
         assert!(
-            !r.model().pending_lpis(0).contains(&db) && !r.model().pending_lpis(1).contains(&db),
+            !r.model.pending_lpis(0).contains(&db) && !r.model.pending_lpis(1).contains(&db),
             "the stale doorbell was cleared"
         );
     }
     // The deferred invalidation was done: settling again costs nothing.
-    let before = r.model().counters(0).1;
+    let before = r.model.counters(0).1;
     r.dbs
-        .settle(vpe.doorbell(), Some(&mut r.model().redist(1)))
+        .settle(vpe.doorbell(), Some(&mut r.model.redist(1)))
         .unwrap();
-    assert_eq!(r.model().counters(0).1, before);
-    assert_eq!(r.model().take_vlpi(1), Some(8194));
+    assert_eq!(r.model.counters(0).1, before);
+    assert_eq!(r.model.take_vlpi(1), Some(8194));
 }
 
-fn resident_on_0(r: &Rig) -> St {
+fn resident_on_0(r: &V4) -> St {
     let st = prepare_vlpis(r);
-    r.g.make_resident(st.vm(), 0, 0, &mut r.model().redist(0))
+    r.g.make_resident(st.vm(), 0, 0, &mut r.model.redist(0))
         .unwrap();
     st
 }
 
-fn make_non_resident_call(r: &Rig, st: &mut St) -> Result<(), VpeError> {
+fn make_non_resident_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
     let d =
-        r.g.make_non_resident(st.vm(), 0, &mut r.model().redist(0), true)?;
+        r.g.make_non_resident(st.vm(), 0, &mut r.model.redist(0), true)?;
     assert!(!d.dirty_timeout && !d.pending_last);
     Ok(())
 }
 
-fn make_non_resident_goal(r: &Rig, st: &St) {
+fn make_non_resident_goal(r: &V4, st: &St) {
     let vpe = st.vm().vpe(0).unwrap();
     assert!(!vpe.residency().is_resident());
-    if !r.v41() {
+    if !v41(r) {
         assert!(r.dbs.is_enabled(vpe.doorbell()));
     }
     // The doorbell rings for the next vLPI.
     r.its().int_event(&st.devs[0], 2).unwrap();
-    assert_eq!(r.model().take_lpi(0), Some(vpe.doorbell().get()));
+    assert_eq!(r.model.take_lpi(0), Some(vpe.doorbell().get()));
 }
 
 /// The VM's tables, kept when the ITS timed out once a VMAPP naming them was sent.
-fn vm_tables(_: &Rig, _: &St, sent: &[Command]) -> usize {
+fn vm_tables(_: &V4, _: &St, sent: &[Command]) -> usize {
     let vmapp = |c: &Command| matches!(c, Command::Vmapp { .. } | Command::VmappV41 { .. });
     if sent.iter().any(vmapp) {
         (1 << 16) + 3 * 0x2000
@@ -612,7 +485,7 @@ fn ops() -> Vec<Op> {
                 let _ = r;
             },
             heals: false,
-            kept_on_timeout: vm_tables,
+            kept_on_timeout: Some(vm_tables),
         },
         Op {
             name: "GicV4::destroy_vm",
@@ -629,7 +502,7 @@ fn ops() -> Vec<Op> {
             },
             // VMAPP V = 0 is idempotent: a batch with a skipped one is sent again.
             heals: true,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::map_vlpis",
@@ -657,7 +530,7 @@ fn ops() -> Vec<Op> {
                 assert!(st.vm().vpe(1).unwrap().vpt_pending(8192));
             },
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::unmap_vlpi (restore)",
@@ -689,10 +562,10 @@ fn ops() -> Vec<Op> {
                 assert!(s.virt.is_none());
                 assert_eq!(s.phys.map(|p| (p.lpi, p.cpu)), Some((st.host[2], 1)));
                 r.its().int_event(&st.devs[0], 2).unwrap();
-                assert!(r.model().pending_lpis(1).contains(&st.host[2].get()));
+                assert!(r.model.pending_lpis(1).contains(&st.host[2].get()));
             },
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::move_vlpi",
@@ -716,7 +589,7 @@ fn ops() -> Vec<Op> {
                 assert!(st.vm().vpe(1).unwrap().vpt_pending(8194));
             },
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::update_vlpi",
@@ -725,16 +598,16 @@ fn ops() -> Vec<Op> {
             retry: update_vlpi_call,
             goal: |_, st| assert_eq!(st.vm().property(8195).unwrap(), 0x40 | 2 | 1),
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::invall_vpe",
             prepare: prepare_vlpis,
-            call: |r, st| r.g.invall_vpe(st.vm(), 1, Some(&mut r.model().redist(1))),
-            retry: |r, st| r.g.invall_vpe(st.vm(), 1, Some(&mut r.model().redist(1))),
+            call: |r, st| r.g.invall_vpe(st.vm(), 1, Some(&mut r.model.redist(1))),
+            retry: |r, st| r.g.invall_vpe(st.vm(), 1, Some(&mut r.model.redist(1))),
             goal: |_, _| {},
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::make_resident (VMOVP, doorbell moved, settled, cleared)",
@@ -743,7 +616,7 @@ fn ops() -> Vec<Op> {
             retry: make_resident_retry,
             goal: make_resident_goal,
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::make_non_resident (doorbell armed)",
@@ -758,13 +631,13 @@ fn ops() -> Vec<Op> {
             },
             goal: make_non_resident_goal,
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
         Op {
             name: "GicV4::update_vsgi + invdb (GICv4.1)",
             prepare: prepare_vlpis,
             call: |r, st| {
-                if !r.v41() {
+                if !v41(r) {
                     return Ok(());
                 }
                 r.g.update_vsgi(
@@ -781,145 +654,16 @@ fn ops() -> Vec<Op> {
                 r.g.invdb(st.vm(), 1)
             },
             retry: |r, st| {
-                if !r.v41() {
+                if !v41(r) {
                     return Ok(());
                 }
                 r.g.invdb(st.vm(), 1)
             },
             goal: |_, _| {},
             heals: false,
-            kept_on_timeout: nothing_kept,
+            kept_on_timeout: None,
         },
     ]
-}
-
-/// Fails the k-th allocation of the call, for every k it reaches. Returns the faults injected.
-fn alloc_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    for k in 0..64 {
-        let done = with_rig(cfg, |r| {
-            let mut st = (op.prepare)(r);
-            let what = format!("{} (allocation {k} fails)", op.name);
-            let mem = Mem::of(r);
-            let plat = &r.b.plat;
-            let base = plat.allocations();
-            plat.set_faults(AllocFaults {
-                fail_at: Some(base + k),
-                ..AllocFaults::default()
-            });
-            let res = (op.call)(r, &mut st);
-            let reached = plat.allocations() > base + k;
-            plat.set_faults(AllocFaults::default());
-            if !reached {
-                res.unwrap_or_else(|e| panic!("{}: no allocation failed, yet {e:?}", op.name));
-                consistent(r, &st, op.name);
-                (op.goal)(r, &st);
-                r.model().assert_no_errors();
-                return true;
-            }
-            let e = res.expect_err(&what);
-            assert!(
-                matches!(its_err(&e), Some(ItsError::Alloc(_))),
-                "{what}: {e:?}"
-            );
-            mem.assert_back(r, 0, &what);
-            r.model().assert_no_errors();
-            consistent(r, &st, &what);
-            (op.retry)(r, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
-            consistent(r, &st, &what);
-            (op.goal)(r, &st);
-            r.model().assert_no_errors();
-            false
-        });
-        if done {
-            return k;
-        }
-    }
-    panic!("{}: more than 64 allocations", op.name);
-}
-
-/// The commands the call sends, from a fault-free run.
-fn commands_of(op: &Op, cfg: &ModelConfig) -> Vec<Command> {
-    with_rig(cfg, |r| {
-        let mut st = (op.prepare)(r);
-        let before = r.model().commands(0).len();
-        (op.call)(r, &mut st).unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
-        let cmds = r.model().commands(0)[before..]
-            .iter()
-            .map(|&(_, c)| c)
-            .collect();
-        consistent(r, &st, op.name);
-        (op.goal)(r, &st);
-        r.model().assert_no_errors();
-        cmds
-    })
-}
-
-/// The error for a stall on `cmd`: `Stalled` naming it, or success when the command was a
-/// SYNC or VSYNC after commands that did happen, or when the call heals. Returns whether it
-/// was an error.
-#[track_caller]
-fn stalled_on(op: &Op, res: Result<(), VpeError>, cmd: Command, what: &str) -> bool {
-    match res {
-        Ok(()) => {
-            assert!(
-                op.heals || matches!(cmd, Command::Sync { .. } | Command::Vsync { .. }),
-                "{what}: the skipped {cmd} was not reported"
-            );
-            false
-        }
-        Err(e) => match its_err(&e) {
-            Some(ItsError::Stalled { command, .. }) => {
-                assert_eq!(
-                    *command,
-                    Some(cmd),
-                    "{what}: the error names another command"
-                );
-                true
-            }
-            _ => panic!("{what}: {e:?}"),
-        },
-    }
-}
-
-/// Stalls the ITS at each command of the call in turn. Returns the stalls injected.
-fn stall_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    let cmds = commands_of(op, cfg);
-    for i in 0..=cmds.len() {
-        let done = with_rig(cfg, |r| {
-            let mut st = (op.prepare)(r);
-            let mem = Mem::of(r);
-            let m = r.model();
-            m.stall_at(0, Some(m.counters(0).0 + i as u64));
-            let res = (op.call)(r, &mut st);
-            m.stall_at(0, None);
-            if !stall_was_injected(m) {
-                assert_eq!(
-                    i,
-                    cmds.len(),
-                    "{}: fewer commands than without faults",
-                    op.name
-                );
-                res.unwrap_or_else(|e| panic!("{}: {e:?}", op.name));
-                return true;
-            }
-            let cmd = cmds[i];
-            let what = format!("{} (stall at {i}: {cmd})", op.name);
-            assert!(!r.its().is_dead(), "{what}");
-            if stalled_on(op, res, cmd, &what) {
-                mem.assert_back(r, 0, &what);
-                consistent(r, &st, &what);
-                (op.retry)(r, &mut st).unwrap_or_else(|e| panic!("{what}, retried: {e:?}"));
-            }
-            consistent(r, &st, &what);
-            (op.goal)(r, &st);
-            only_the_injected_stall(m, cmd, &what);
-            false
-        });
-        if done {
-            return i as u64;
-        }
-    }
-    panic!("{}: stalled past the end of the call", op.name);
 }
 
 fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
@@ -933,11 +677,11 @@ fn records(st: &St) -> Vec<Vec<its_cmdq::EventState>> {
 /// see the ITS confirm a change), what the ITS has (it did), or unmapped (a confirmed DISCARD,
 /// then a batch mapping it again that the ITS may or may not have started before dying).
 #[track_caller]
-fn confirmed_only(r: &Rig, st: &St, before: &[Vec<its_cmdq::EventState>], what: &str) {
+fn confirmed_only(r: &V4, st: &St, before: &[Vec<its_cmdq::EventState>], what: &str) {
     for (d, old) in st.devs.iter().zip(before) {
         for e in 0..d.events() {
             let rec = d.event(e).unwrap();
-            let ite = r.model().ite(0, d.id().get(), e);
+            let ite = r.model.ite(0, d.id().get(), e);
             let agrees = match (rec.phys, rec.virt, ite) {
                 (None, None, None) => true,
                 (Some(p), None, Some(i)) => i.physical && i.intid == p.lpi.get(),
@@ -954,11 +698,10 @@ fn confirmed_only(r: &Rig, st: &St, before: &[Vec<its_cmdq::EventState>], what: 
     }
 }
 
-/// Every call that needs the ITS reports it dead.
+/// Every call that needs the ITS reports it dead (sending nothing: checked by the sweep).
 #[track_caller]
-fn all_dead(r: &Rig, st: &mut St, what: &str) {
+fn all_dead(r: &V4, st: &mut St, what: &str) {
     let dead = |e: &VpeError| matches!(its_err(e), Some(ItsError::Dead));
-    let before = r.model().counters(0).1;
     let e =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
@@ -987,8 +730,8 @@ fn all_dead(r: &Rig, st: &mut St, what: &str) {
             let e = r.g.update_vlpi(r.its(), dev, 2, vm, p);
             assert!(e.as_ref().is_err_and(dead), "{what}: update_vlpi {e:?}");
         }
-        if !r.v41() {
-            let e = r.g.invall_vpe(vm, 0, Some(&mut r.model().redist(0)));
+        if !v41(r) {
+            let e = r.g.invall_vpe(vm, 0, Some(&mut r.model.redist(0)));
             assert!(e.as_ref().is_err_and(dead), "{what}: invall_vpe {e:?}");
         }
     }
@@ -1001,102 +744,27 @@ fn all_dead(r: &Rig, st: &mut St, what: &str) {
         );
         st.vms.push(e.vm);
     }
-    assert_eq!(
-        r.model().counters(0).1,
-        before,
-        "{what}: a command was written"
-    );
-}
-
-/// The ITS dies at each command of the call in turn: a timeout, nothing recorded that the
-/// ITS did not confirm, what the GIC may still use is kept, and later calls report the dead
-/// ITS. Returns the number of deaths.
-fn dead_faults(op: &Op, cfg: &ModelConfig) -> u64 {
-    let cmds = commands_of(op, cfg);
-    for i in 0..cmds.len() {
-        with_rig(cfg, |r| {
-            let mut st = (op.prepare)(r);
-            let what = format!("{} (dead at {i}: {})", op.name, cmds[i]);
-            let mem = Mem::of(r);
-            let recs = records(&st);
-            let m = r.model();
-            m.die_at(0, Some(m.counters(0).0 + i as u64));
-            let e = (op.call)(r, &mut st).expect_err(&what);
-            assert!(
-                matches!(its_err(&e), Some(ItsError::Timeout { .. })),
-                "{what}: {e:?}"
-            );
-            assert!(r.its().is_dead(), "{what}");
-            mem.assert_back(r, (op.kept_on_timeout)(r, &st, &cmds[..=i]), &what);
-            m.assert_no_errors();
-            confirmed_only(r, &st, &recs, &what);
-            all_dead(r, &mut st, &what);
-            let e = (op.retry)(r, &mut st);
-            assert!(
-                matches!(e.as_ref().map_err(its_err), Err(Some(ItsError::Dead))),
-                "{what}: retried: {e:?}"
-            );
-        });
-    }
-    cmds.len() as u64
-}
-
-/// A slow ITS: within the deadline as without faults; beyond it, a dead ITS.
-fn slow_its(op: &Op, cfg: &ModelConfig) {
-    for polls in [1, 30, 800] {
-        with_rig(cfg, |r| {
-            let mut st = (op.prepare)(r);
-            r.model().set_delay(0, Delay::AfterPolls(polls));
-            (op.call)(r, &mut st).unwrap_or_else(|e| panic!("{} ({polls} polls): {e:?}", op.name));
-            consistent(r, &st, op.name);
-            (op.goal)(r, &st);
-            r.model().assert_no_errors();
-        });
-    }
 }
 
 #[test]
 fn every_gicv4_call_under_allocation_failure() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += alloc_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 9, "{injected}");
-    println!("allocation faults injected: {injected}");
+    sweep::total(&cases(), sweep::allocation_failures, "allocation faults", 9);
 }
 
 #[test]
 fn every_gicv4_call_stalled_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += stall_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 100, "{injected}");
-    println!("stalls injected: {injected}");
+    sweep::total(&cases(), sweep::stalls, "stalls", 100);
 }
 
 #[test]
 fn every_gicv4_call_on_an_its_dying_at_each_command() {
-    let mut injected = 0;
-    for cfg in configs() {
-        for op in ops() {
-            injected += dead_faults(&op, &cfg);
-        }
-    }
-    assert!(injected >= 100, "{injected} deaths");
-    println!("deaths injected: {injected}");
+    sweep::total(&cases(), sweep::deaths, "deaths", 100);
 }
 
 #[test]
 fn every_gicv4_call_on_a_slow_its() {
-    for cfg in configs() {
-        for op in ops() {
-            slow_its(&op, &cfg);
-        }
+    for c in &cases() {
+        sweep::slow_its(c, &[1, 30, 800], None);
     }
 }
 
@@ -1111,15 +779,10 @@ fn gicv4_new_under_allocation_failure() {
             let b = base(&cfg);
             let dbs = Doorbells::new(&b.its[0], &b.lpis, DoorbellConfig::direct(8)).unwrap();
             let live = b.plat.live_bytes();
-            let n = b.plat.allocations();
-            b.plat.set_faults(AllocFaults {
-                fail_at: Some(n + k),
-                ..AllocFaults::default()
-            });
             let caps = RedistCaps::from_typer(b.model.redist(0).typer());
-            let res = GicV4::new(&b.its, &b.lpis, &dbs, caps, V4Config::default());
-            let reached = b.plat.allocations() > n + k;
-            b.plat.set_faults(AllocFaults::default());
+            let (res, reached) = with_allocation_failing(&b.plat, k, || {
+                GicV4::new(&b.its, &b.lpis, &dbs, caps, V4Config::default())
+            });
             if !reached {
                 assert!(res.is_ok());
                 break;
@@ -1147,15 +810,15 @@ fn commit_and_deschedule_wait_for_dirty_bounded() {
     for cfg in dirty_configs() {
         with_rig(&cfg, |r| {
             let st = prepare_vlpis(r);
-            let mut rd = r.model().redist(0);
+            let mut rd = r.model.redist(0);
             // Slow: waited for.
-            r.model().set_dirty_reads(100);
+            r.model.set_dirty_reads(100);
             r.g.make_resident(st.vm(), 0, 0, &mut rd).unwrap();
             r.g.commit(&mut rd).unwrap();
             let d = r.g.make_non_resident(st.vm(), 0, &mut rd, false).unwrap();
             assert!(!d.dirty_timeout && !d.pending_last);
             // Never: commit reports it, and keeps reporting it until the parse ends.
-            r.model().set_dirty_reads(u32::MAX);
+            r.model.set_dirty_reads(u32::MAX);
             r.g.make_resident(st.vm(), 0, 0, &mut rd).unwrap();
             for _ in 0..2 {
                 assert!(matches!(
@@ -1164,11 +827,11 @@ fn commit_and_deschedule_wait_for_dirty_bounded() {
                 ));
                 consistent(r, &st, "commit timed out");
             }
-            r.model().set_dirty_reads(0);
+            r.model.set_dirty_reads(0);
             r.g.commit(&mut rd).unwrap();
             // A deschedule that never sees Dirty clear: PendingLast assumed, as Linux does,
             // and the vPE is non-resident everywhere.
-            r.model().set_dirty_reads(u32::MAX);
+            r.model.set_dirty_reads(u32::MAX);
             let d = r.g.make_non_resident(st.vm(), 0, &mut rd, false).unwrap();
             assert!(d.dirty_timeout && d.pending_last);
             assert_eq!(
@@ -1179,10 +842,10 @@ fn commit_and_deschedule_wait_for_dirty_bounded() {
                 }
             );
             consistent(r, &st, "deschedule timed out");
-            r.model().set_dirty_reads(0);
+            r.model.set_dirty_reads(0);
             r.g.make_resident(st.vm(), 0, 0, &mut rd).unwrap();
             consistent(r, &st, "rescheduled");
-            r.model().assert_no_errors();
+            r.model.assert_no_errors();
         });
     }
 }
@@ -1191,11 +854,11 @@ fn commit_and_deschedule_wait_for_dirty_bounded() {
 fn redistributor_bring_up_drops_a_stale_vpe_waiting_for_dirty() {
     let cfg = &dirty_configs()[0];
     with_rig(cfg, |r| {
-        let mut rd = r.model().redist(1);
+        let mut rd = r.model.redist(1);
         // A vPE left resident by an earlier boot: its VPT (any memory) made resident.
-        let vpt = r.b.lpis.alloc(1).unwrap();
+        let vpt = r.lpis.alloc(1).unwrap();
         let stale = its_core::platform::DmaBuf::new(
-            r.b.plat.clone(),
+            r.plat.clone(),
             core::alloc::Layout::from_size_align(0x2000, 0x1_0000).unwrap(),
         )
         .unwrap();
@@ -1205,12 +868,12 @@ fn redistributor_bring_up_drops_a_stale_vpe_waiting_for_dirty() {
                 .into(),
         );
         rd.set_vpendbaser(1 << 63 | stale.pa().get());
-        assert!(r.model().resident(1).is_some());
-        r.model().set_dirty_reads(300);
+        assert!(r.model.resident(1).is_some());
+        r.model.set_dirty_reads(300);
         r.g.init_redistributor(&mut rd).unwrap();
-        assert_eq!(r.model().resident(1), None);
+        assert_eq!(r.model.resident(1), None);
         assert_eq!(rd.vpendbaser() & (1 << 60 | 1 << 63), 0, "Dirty waited for");
-        r.model().assert_no_errors();
+        r.model.assert_no_errors();
         drop((vpt, stale));
     });
 }
@@ -1220,16 +883,16 @@ fn redistributor_bring_up_drops_a_stale_vpe_waiting_for_dirty() {
 fn direct_lpi_waits_for_syncr_bounded() {
     with_rig(&ModelConfig::gicv41(2), |r| {
         let st = prepare_vlpis(r);
-        let mut rd0 = r.model().redist(0);
-        let mut rd1 = r.model().redist(1);
+        let mut rd0 = r.model.redist(0);
+        let mut rd1 = r.model.redist(1);
         // Slow: waited for.
-        r.model().set_syncr_busy_reads(50);
+        r.model.set_syncr_busy_reads(50);
         r.g.invall_vpe(st.vm(), 1, Some(&mut rd1)).unwrap();
         r.g.make_resident(st.vm(), 0, 0, &mut rd0).unwrap();
         r.g.make_non_resident(st.vm(), 0, &mut rd0, true).unwrap();
         consistent(r, &st, "slow SYNCR");
         // Never: each call reports it, typed, and the records stay right.
-        r.model().set_syncr_busy_reads(u32::MAX);
+        r.model.set_syncr_busy_reads(u32::MAX);
         let e = r.g.invall_vpe(st.vm(), 1, Some(&mut rd1)).unwrap_err();
         assert!(
             matches!(
@@ -1242,7 +905,7 @@ fn direct_lpi_waits_for_syncr_bounded() {
             "{e:?}"
         );
         assert_eq!(
-            r.g.invall_vpe::<its_core::fake::RedistHandle>(st.vm(), 1, None),
+            r.g.invall_vpe::<its_model::RedistHandle>(st.vm(), 1, None),
             Err(VpeError::NeedRedistributor)
         );
         r.g.make_resident(st.vm(), 0, 0, &mut rd0).unwrap();
@@ -1259,11 +922,11 @@ fn direct_lpi_waits_for_syncr_bounded() {
         );
         consistent(r, &st, "SYNCR never idle");
         // Revived: the same calls work.
-        r.model().set_syncr_busy_reads(0);
+        r.model.set_syncr_busy_reads(0);
         r.g.make_non_resident(st.vm(), 0, &mut rd0, false).unwrap();
         r.g.invall_vpe(st.vm(), 1, Some(&mut rd1)).unwrap();
         consistent(r, &st, "revived");
-        r.model().assert_no_errors();
+        r.model.assert_no_errors();
     });
 }
 
@@ -1274,20 +937,20 @@ fn gicv41_doorbell_rings_after_an_armed_deschedule() {
     with_rig(&ModelConfig::gicv41(2), |r| {
         let st = prepare_vlpis(r);
         let vpe = st.vm().vpe(0).unwrap();
-        let mut rd = r.model().redist(0);
+        let mut rd = r.model.redist(0);
         r.g.make_resident(st.vm(), 0, 0, &mut rd).unwrap();
         r.g.make_non_resident(st.vm(), 0, &mut rd, true).unwrap();
         r.its().int_event(&st.devs[0], 2).unwrap();
-        assert_eq!(r.model().take_lpi(0), Some(vpe.doorbell().get()));
+        assert_eq!(r.model.take_lpi(0), Some(vpe.doorbell().get()));
         assert_eq!(r.dbs.handle(vpe.doorbell().get()), Some(vpe.id()));
         // Rescheduled, then descheduled without a doorbell: it stays silent.
         r.g.make_resident(st.vm(), 0, 0, &mut rd).unwrap();
         r.g.make_non_resident(st.vm(), 0, &mut rd, false).unwrap();
         assert!(!r.dbs.is_enabled(vpe.doorbell()));
         r.its().int_event(&st.devs[0], 2).unwrap();
-        assert_eq!(r.model().take_lpi(0), None);
+        assert_eq!(r.model.take_lpi(0), None);
         consistent(r, &st, "GICv4.1 doorbell");
-        r.model().assert_no_errors();
+        r.model.assert_no_errors();
     });
 }
 
@@ -1299,22 +962,22 @@ fn create_vm_on_two_itses_fails_cleanly_on_the_second() {
     cfg.its_count = 2;
     cfg.single_vmovp = false;
     let cmds = with_rig(&cfg, |r| {
-        let before = r.model().commands(1).len();
+        let before = r.model.commands(1).len();
         create_vm_call(r, &mut St::default()).unwrap();
-        r.model().commands(1)[before..].len()
+        r.model.commands(1)[before..].len()
     });
     assert!(cmds >= 9, "{cmds}");
     for i in 0..cmds {
         for dies in [false, true] {
             with_rig(&cfg, |r| {
-                let m = r.model();
+                let m = &r.model;
                 let at = Some(m.counters(1).0 + i as u64);
                 if dies {
                     m.die_at(1, at);
                 } else {
                     m.stall_at(1, at);
                 }
-                let mem = Mem::of(r);
+                let mem = r.memory();
                 let mut st = St::default();
                 let e = create_vm_call(r, &mut st).unwrap_err();
                 let what = format!(
@@ -1327,13 +990,13 @@ fn create_vm_on_two_itses_fails_cleanly_on_the_second() {
                         "{what}"
                     );
                     // ITS 1 may still use the VM's tables: kept.
-                    mem.assert_back(r, (1 << 16) + 3 * 0x2000, &what);
+                    mem.assert_back(r.memory(), (1 << 16) + 3 * 0x2000, &what);
                 } else {
                     assert!(
                         matches!(its_err(&e), Some(ItsError::Stalled { .. })),
                         "{what}"
                     );
-                    mem.assert_back(r, 0, &what);
+                    mem.assert_back(r.memory(), 0, &what);
                     // Unmapped on ITS 0, and on ITS 1 up to the skipped command.
                     for id in 0..8 {
                         for n in 0..2 {
@@ -1364,14 +1027,8 @@ fn bad_inputs_to_gicv4_calls_are_refused_before_anything_is_sent() {
                 vpes: &[1],
             })
             .unwrap();
-        let m = r.model();
-        let snap = || {
-            (
-                m.counters(0).1,
-                r.b.plat.live_bytes(),
-                r.b.plat.allocations(),
-            )
-        };
+        let m = &r.model;
+        let snap = || (m.counters(0).1, r.plat.live_bytes(), r.plat.allocations());
         let before = snap();
         let mut rd0 = m.redist(0);
         let vm_cfg = |vintid_bits, vpes| VmConfig { vintid_bits, vpes };
@@ -1552,7 +1209,7 @@ fn gicv4_needs_a_gicv4_its_and_vlpis() {
     );
     // More vPEs than doorbells: refused, and nothing is left allocated (the vPE table's
     // second-level page aside: it belongs to the table).
-    let (live, l2) = (b4.plat.live_bytes(), l2_bytes(&b4));
+    let (live, l2) = (b4.plat.live_bytes(), b4.l2_bytes());
     assert_eq!(
         g.create_vm(VmConfig {
             vintid_bits: 16,
@@ -1561,6 +1218,6 @@ fn gicv4_needs_a_gicv4_its_and_vlpis() {
         .err(),
         Some(VpeError::Doorbell(DoorbellError::Exhausted(5)))
     );
-    assert_eq!(b4.plat.live_bytes(), live + l2_bytes(&b4) - l2);
+    assert_eq!(b4.plat.live_bytes(), live + b4.l2_bytes() - l2);
     b4.model.assert_no_errors();
 }

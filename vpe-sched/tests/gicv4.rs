@@ -7,102 +7,37 @@
 
 use core::time::Duration;
 
-use doorbell::{DoorbellConfig, Doorbells, Waiter};
-use its_cmdq::{Device, Its, ItsConfig, Lpis, QueueConfig, RedistInfo};
-use its_core::addr::PhysAddr;
-use its_core::caps::{DistCaps, RedistCaps};
+use doorbell::Waiter;
+use its_cmdq::Device;
 use its_core::cmd::{Command, ItsVersion};
-use its_core::fake::{AllocFaults, FakePlatform, GicModel, ItsHandle, ModelConfig, RedistHandle};
 use its_core::ids::{DeviceId, SgiId, SgiPriority, VLpi};
-use its_core::mmio::RedistRegisters;
-use its_core::regs::GicdTyper;
-use vpe_sched::{
-    GicV4, Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig,
-};
+use its_model::{FakePlatform, ModelConfig, RedistHandle};
+use its_testkit::V4;
+use its_testkit::sweep::with_allocation_failing;
+use vpe_sched::{Residency, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError, VsgiConfig};
 
 type P = FakePlatform;
-type G = GicV4<'static, ItsHandle, P>;
 
-struct Rig {
-    model: GicModel,
-    plat: P,
-    its: &'static [Its<ItsHandle, P>],
-    lpis: &'static Lpis<P>,
-    dbs: &'static Doorbells<'static, ItsHandle, P>,
-    g: G,
-    _pend: Vec<its_cmdq::PendingTable<P>>,
-}
+/// The GICv4 layer on a leaked rig (5 ms waits, 256 doorbells), with the helpers these tests
+/// share.
+struct Rig(V4<'static>);
 
-fn dist(cfg: &ModelConfig) -> DistCaps {
-    DistCaps::from_typer(
-        GicdTyper::new()
-            .with_lpis(true)
-            .with_dvis(true)
-            .with_id_bits(cfg.dist_id_bits - 1),
-        None,
-    )
+impl core::ops::Deref for Rig {
+    type Target = V4<'static>;
+
+    fn deref(&self) -> &V4<'static> {
+        &self.0
+    }
 }
 
 fn rig(cfg: ModelConfig) -> Rig {
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let d = dist(&cfg);
-    let lpis: &'static Lpis<P> = Box::leak(Box::new(Lpis::new(&d, plat.clone()).unwrap()));
-    let pend = (0..cfg.cpus)
-        .map(|c| {
-            lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(1))
-                .unwrap()
-        })
-        .collect();
-    let rds: Vec<RedistInfo> = (0..cfg.cpus)
-        .map(|c| RedistInfo {
-            rd_base: PhysAddr::new(cfg.rd_base(c)),
-            typer: model.redist(c).typer(),
-        })
-        .collect();
-    let its: Vec<Its<ItsHandle, P>> = (0..cfg.its_count)
-        .map(|n| {
-            let mut c = ItsConfig::new(d);
-            c.queue = QueueConfig {
-                bytes: 0x1_0000,
-                full_timeout: Duration::from_millis(5),
-                completion_timeout: Duration::from_millis(5),
-            };
-            c.its_number = Some(n as u8);
-            Its::new(model.its(n), plat.clone(), &rds, c).unwrap()
-        })
-        .collect();
-    let its: &'static [Its<ItsHandle, P>] = Box::leak(its.into_boxed_slice());
-    let dbcfg = if cfg.direct_lpi {
-        DoorbellConfig::direct(256)
-    } else {
-        DoorbellConfig::proxy(DeviceId::new(0xffff), 256)
+    let gic = its_testkit::Rig::new(cfg);
+    let dbs = gic.doorbell_config(256);
+    let v4 = V4Config {
+        dirty_timeout: Duration::from_millis(1),
+        ..V4Config::default()
     };
-    let dbs = Box::leak(Box::new(Doorbells::new(&its[0], lpis, dbcfg).unwrap()));
-    let g = GicV4::new(
-        its,
-        lpis,
-        dbs,
-        RedistCaps::from_typer(model.redist(0).typer()),
-        V4Config {
-            dirty_timeout: Duration::from_millis(1),
-            ..V4Config::default()
-        },
-    )
-    .unwrap();
-    for c in 0..cfg.cpus {
-        g.init_redistributor(&mut model.redist(c)).unwrap();
-    }
-    model.assert_no_errors();
-    Rig {
-        model,
-        plat,
-        its,
-        lpis,
-        dbs,
-        g,
-        _pend: pend,
-    }
+    Rig(V4::leak(gic, dbs, v4))
 }
 
 impl Rig {
@@ -624,7 +559,7 @@ fn gicv41_paths() {
     assert!(cmds.iter().any(|c| matches!(c, Command::Invdb { .. })));
     assert!(r.plat.events().iter().any(|e| matches!(
         e,
-        its_core::fake::Event::Reg {
+        its_model::Event::Reg {
             reg: "GICR_INVALLR",
             ..
         }
@@ -689,21 +624,18 @@ fn vm_creation_allocation_failures_leak_nothing() {
     r.g.destroy_vm(vm).unwrap();
     let live = r.plat.live_bytes();
     for k in 0..n {
-        r.plat.set_faults(AllocFaults {
-            fail_at: Some(r.plat.allocations() + k),
-            ..Default::default()
-        });
-        let e =
+        let (res, reached) = with_allocation_failing(&r.plat, k, || {
             r.g.create_vm(VmConfig {
                 vintid_bits: 16,
                 vpes: &[0, 1],
             })
-            .unwrap_err();
+        });
+        assert!(reached, "allocation {k}");
+        let e = res.unwrap_err();
         assert!(
             matches!(e, VpeError::Its(its_cmdq::ItsError::Alloc(_))),
             "allocation {k}: {e:?}"
         );
-        r.plat.set_faults(AllocFaults::default());
         assert_eq!(
             r.plat.live_bytes(),
             live,

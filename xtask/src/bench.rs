@@ -152,16 +152,19 @@ impl Args {
     }
 }
 
-/// Runs one section of the `its-bench` binary (built in release mode into `target/bench`),
-/// echoes its output and returns its `@@M` figures.
+/// Runs one section of the `its-bench` binary (a member of the root workspace, built in
+/// release mode), echoes its output and returns its `@@M` figures.
 fn host_bench(section: &str) -> Result<Vec<Metric>, String> {
-    let root = workspace_root();
     let out = cargo(None, CargoEnv::Host)
-        .args(["run", "--quiet", "--release", "--manifest-path"])
-        .arg(root.join("bench/Cargo.toml"))
-        .arg("--target-dir")
-        .arg(root.join("target/bench"))
-        .args(["--", section])
+        .args([
+            "run",
+            "--quiet",
+            "--release",
+            "-p",
+            "its-bench",
+            "--",
+            section,
+        ])
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot run cargo: {e}"))?;

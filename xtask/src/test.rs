@@ -4,7 +4,7 @@
 //! First the pinned toolchain gets the bare-metal target if it lacks it
 //! ([`crate::toolchain::ensure_target`]), before any build. Then the stages, each run even if an
 //! earlier one failed:
-//! 1. `fmt`: `cargo fmt --check` on every workspace (the root, `qemu-tests`, `fuzz`, `bench`);
+//! 1. `fmt`: `cargo fmt --check` on every workspace (the root, `qemu-tests`, `fuzz`);
 //! 2. `clippy`: warnings denied, on the host workspace (`--all-targets --all-features`) and on
 //!    each `qemu-tests` image for `aarch64-unknown-none` (hyp and guest separately, as they are
 //!    built);
@@ -12,15 +12,15 @@
 //!    (a crate that needs `std` without a feature asking for it fails here);
 //! 4. `host`: `cargo test --workspace`, the host unit, integration and doc tests of every
 //!    crate with default features (the xtask CLI contract tests included);
-//! 5. `all-features`: `cargo test -p its-core --all-features`, its-core with its fakes,
+//! 5. `all-features`: `cargo test -p its-core --all-features`, its-core with its `std`,
 //!    `arbitrary` and `defmt` code compiled in; then the API docs of every crate with every
 //!    feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings denied: a
 //!    broken intra-doc link or an unnameable public type fails);
 //! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
 //!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
-//!    vpe-sched --features fuzzing --test fuzz_corpus` (the stateful target `driver`, plus its
-//!    scripted sequences). It checks from their output that every corpus was actually
-//!    replayed (a stage that passes because nothing ran is a failure);
+//!    its-testkit --test fuzz_corpus` (the stateful target `driver`, whose harness is the test
+//!    kit's, plus its scripted sequences). It checks from their output that every corpus was
+//!    actually replayed (a stage that passes because nothing ran is a failure);
 //! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
@@ -40,7 +40,7 @@ use crate::workspace::{CargoEnv, cargo, workspace_root};
 /// Runs, in order: cargo fmt --check on every workspace; clippy with warnings denied (host,
 /// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
 /// crate; host tests (cargo test --workspace); its-core with all features and the API
-/// docs; the fuzz-corpus replays (its-core and vpe-sched); the QEMU suite.
+/// docs; the fuzz-corpus replays (its-core and the test kit); the QEMU suite.
 ///
 /// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
 /// stages). Exits non-zero if any stage failed.
@@ -139,8 +139,8 @@ fn run_cargo(cmd: &mut Command) -> Result<Vec<String>, String> {
 }
 
 /// The workspaces of the repository, relative to its root: the host workspace and those that
-/// build on their own (another target, a nightly toolchain, a release-only binary).
-const WORKSPACES: [&str; 4] = [".", "qemu-tests", "fuzz", "bench"];
+/// build on their own (another target, a nightly toolchain).
+const WORKSPACES: [&str; 3] = [".", "qemu-tests", "fuzz"];
 
 /// The library crates: each must build `no_std` for the bare-metal target.
 const LIBRARY_CRATES: [&str; 6] = [
@@ -273,9 +273,7 @@ fn fuzz_corpus() -> Result<(), String> {
     lines.extend(run_cargo(cargo(None, CargoEnv::Host).args([
         "test",
         "-p",
-        "vpe-sched",
-        "--features",
-        "fuzzing",
+        "its-testkit",
         "--test",
         "fuzz_corpus",
         "--",
@@ -315,28 +313,50 @@ fn qemu() -> Result<(), String> {
 mod tests {
     use super::*;
 
+    /// Published library crates that are host-only on purpose, so not in [`LIBRARY_CRATES`]
+    /// and not built `no_std`: the host model of the ITS and redistributors (`its-model`), a
+    /// test double that needs `std`.
+    const HOST_ONLY_LIBRARIES: [&str; 1] = ["its-model"];
+
     /// Every workspace member with a library and no `publish = false` is a library crate,
-    /// checked `no_std` by its stage.
+    /// checked `no_std` by its stage, unless it is one of the [`HOST_ONLY_LIBRARIES`].
     #[test]
     fn every_library_crate_is_built_no_std() {
         let root = workspace_root();
         let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        // `members = [ ... ]`, on one line or several.
         let members = manifest
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("members = "))
-            .expect("a members line");
-        for member in members.trim_matches(|c| c == '[' || c == ']').split(',') {
-            let member = member.trim().trim_matches('"');
+            .split_once("members = [")
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(list, _)| list)
+            .expect("a members list");
+        let mut seen: Vec<&str> = Vec::new();
+        for member in members.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            let member = member.trim_matches('"');
             let dir = root.join(member);
             let package = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-            let library =
+            let published_library =
                 dir.join("src").join("lib.rs").is_file() && !package.contains("publish = false");
+            let host_only = HOST_ONLY_LIBRARIES.contains(&member);
+            assert!(
+                published_library || !host_only,
+                "{member}: listed host-only, but not a published library"
+            );
             assert_eq!(
                 LIBRARY_CRATES.contains(&member),
-                library,
-                "{member}: a library crate exactly when it has a lib.rs and is published"
+                published_library && !host_only,
+                "{member}: a library crate exactly when it has a lib.rs, is published and is \
+                 not host-only"
             );
+            if host_only {
+                seen.push(member);
+            }
         }
+        assert_eq!(
+            seen.len(),
+            HOST_ONLY_LIBRARIES.len(),
+            "every host-only library is a member: {HOST_ONLY_LIBRARIES:?}"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Replays the committed corpus of the stateful fuzz target `driver` (`fuzz/corpus/driver/`)
-//! through the same harness (`vpe_sched::fuzzing::run`), on stable, as part of
+//! through the same harness (`its_testkit::fuzz::run`), on stable, as part of
 //! `cargo xtask test`. A missing or empty corpus directory fails: a wrong path must not pass.
 //!
-//! Needs the `fuzzing` feature: `cargo test -p vpe-sched --features fuzzing --test fuzz_corpus`.
+//! `cargo test -p its-testkit --test fuzz_corpus -- --nocapture` prints the number replayed.
 
 use std::fs;
 use std::path::Path;
@@ -24,7 +24,7 @@ fn replay_driver_corpus() {
     );
     for p in &paths {
         let data = fs::read(p).expect("corpus input");
-        let r = std::panic::catch_unwind(|| vpe_sched::fuzzing::run(&data));
+        let r = std::panic::catch_unwind(|| its_testkit::fuzz::run(&data));
         assert!(
             r.is_ok(),
             "corpus input {} violates a property",
@@ -34,7 +34,7 @@ fn replay_driver_corpus() {
     println!("driver: {} corpus inputs replayed", paths.len());
 }
 
-use vpe_sched::fuzzing::{Op, Setup, run_ops};
+use its_testkit::fuzz::{Op, Setup, run_ops};
 
 /// A script through every operation, succeeding most of the time, with faults injected along
 /// the way: it reaches the deep states (events mapped on several CPUs, vLPIs on resident and

@@ -1,18 +1,15 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The redistributor side of the model: registers, LPI pending state, vPE residency.
 
-use std::format;
-use std::string::String;
-use std::vec::Vec;
-
-use super::its::{self, VteView};
-use super::{ModelConfig, World, view_for};
-use crate::cmd::ItsVersion;
-use crate::fake::platform::View;
-use crate::regs::{
+use its_core::cmd::ItsVersion;
+use its_core::regs::{
     GicrCtlr, GicrInvallr, GicrInvlpir, GicrLpir, GicrPendbaser, GicrPropbaser, GicrSyncr,
     GicrTyper, GicrVpendbaser, GicrVpendbaserV41, GicrVpropbaser, GicrWaker, Shareability,
 };
+
+use super::tables::{self, VteView};
+use super::{ModelConfig, World, view_for};
+use crate::platform::View;
 
 /// What is resident on a redistributor, resolved when VPENDBASER.Valid went to 1.
 #[derive(Clone, Copy, Debug)]
@@ -271,10 +268,7 @@ fn make_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
     let name = w.rds[cpu].name.clone();
     let resident = if w.rds[cpu].v41 {
         let vpe = GicrVpendbaserV41::from(v).vpe_id();
-        let vte = (0..w.its.len())
-            .find_map(|i| its::read_vte(w, i, vpe).ok().flatten())
-            .filter(|t| t.valid);
-        let Some(vte) = vte else {
+        let Some(vte) = tables::find_vte(w, vpe) else {
             w.error(
                 name,
                 format!("GICR_VPENDBASER: vPE {vpe:#x} made resident but not mapped (model check)"),
@@ -283,11 +277,7 @@ fn make_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
             w.rds[cpu].dirty_left = dirty_reads;
             return;
         };
-        let vconf = w
-            .its
-            .iter()
-            .find_map(|i| i.v41.get(&vpe).map(|x| x.vconf))
-            .unwrap_or(0);
+        let vconf = w.vconf(vpe).unwrap_or(0);
         Resident {
             vpt: vte.vpt,
             prop: vconf,
@@ -457,7 +447,7 @@ fn set_bits(w: &World, table: u64, limit: u64) -> Vec<u32> {
         return Vec::new();
     }
     let first = 8192 / 8;
-    let mut bytes = std::vec![0u8; (limit / 8) as usize - first];
+    let mut bytes = vec![0u8; (limit / 8) as usize - first];
     if w.plat
         .read(table + first as u64, &mut bytes, View::Coherent)
         .is_err()

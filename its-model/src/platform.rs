@@ -4,25 +4,25 @@
 //!
 //! Physical addresses are handed out from 0x4000_0000 upwards and never reused, and they are
 //! unrelated to the host pointers, so a driver that gives the GIC a CPU address, or uses
-//! memory after freeing it, is caught by the model (`crate::fake::GicModel`) as a memory
-//! fault.
+//! memory after freeing it, is caught by the model ([`crate::GicModel`]) as a memory fault.
 //!
 //! The fake keeps two views of each allocation: the live bytes the CPU writes, and the bytes
 //! visible at the point of coherency, which only [`CacheMaint::clean_to_poc`] (and the GIC's
 //! own writes) update. The model reads non-shareable tables and queues through the second
 //! view, so a missing clean shows up as stale data, exactly as on a GIC that does not snoop.
+// The fake allocates host memory and reads and writes it through raw pointers, as a DMA
+// allocator does; every block says whose promise it relies on.
+#![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::ptr::NonNull;
-use std::string::String;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::vec::Vec;
 
 use core::alloc::Layout;
 
-use crate::addr::PhysAddr;
-use crate::platform::{AllocError, CacheMaint, Clock, DmaAlloc, DmaRegion, Instant};
+use its_core::addr::PhysAddr;
+use its_core::platform::{AllocError, CacheMaint, Clock, DmaAlloc, DmaRegion, Instant};
 
 /// One thing that happened, in order: allocations, CPU writes, cache maintenance, barriers,
 /// and (recorded by the model) register writes.
@@ -311,7 +311,7 @@ impl FakePlatform {
             unsafe { p.write_volatile(b) };
         }
         let size = a.layout.size();
-        let poc = a.poc.get_or_insert_with(|| std::vec![0; size]);
+        let poc = a.poc.get_or_insert_with(|| vec![0; size]);
         poc[off..off + data.len()].copy_from_slice(data);
         Ok(())
     }
@@ -341,7 +341,7 @@ impl FakePlatform {
             return;
         };
         let size = a.layout.size();
-        let poc = a.poc.get_or_insert_with(|| std::vec![0; size]);
+        let poc = a.poc.get_or_insert_with(|| vec![0; size]);
         for (i, p) in poc[off..off + len].iter_mut().enumerate() {
             let src = a.va.as_ptr().wrapping_add(off + i);
             // SAFETY: in bounds as `find_va` proved; the block is live while locked.
@@ -531,8 +531,8 @@ impl Clock for FakeClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::platform::{DmaBuf, poll_until};
     use core::time::Duration;
+    use its_core::platform::{DmaBuf, poll_until};
 
     #[test]
     fn alloc_is_zeroed_aligned_and_tracked() {

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The stateful fuzz harness (feature `fuzzing`): sequences of driver API calls with arbitrary
-//! IDs and injected faults, checked against the host model after every call.
+//! The stateful fuzz harness: sequences of driver API calls with arbitrary IDs and injected
+//! faults, checked against the host model after every call.
 //!
-//! It drives the whole stack (its-cmdq, doorbell, vpe-sched) on `its_core::fake::GicModel` and
-//! checks, after every operation:
+//! It drives the whole stack (its-cmdq, doorbell, vpe-sched) on a [`Rig`] and checks, after
+//! every operation:
 //! - nothing panicked (the fuzzer reports a panic as a finding);
 //! - the model recorded no error other than the faults the harness injected (every command
 //!   the driver sends is one the ITS accepts);
@@ -14,34 +14,20 @@
 //! - after the final teardown, no memory is left allocated (unless a timeout made the driver
 //!   keep memory the ITS might use, by design).
 //!
-//! Used by the cargo-fuzz target `driver` and by the stable replay of its corpus.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
-
-use std::format;
-use std::string::String;
-use std::vec::Vec;
+//! Used by the cargo-fuzz target `driver` (`fuzz/fuzz_targets/driver.rs`) and by the stable
+//! replay of its corpus (`its-testkit/tests/fuzz_corpus.rs`).
 
 use core::time::Duration;
 
 use arbitrary::{Arbitrary, Unstructured};
-use doorbell::{DoorbellConfig, Doorbells};
-use its_cmdq::{Device, Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, RedistInfo};
-use its_core::addr::PhysAddr;
-use its_core::caps::{DistCaps, RedistCaps};
+use doorbell::DoorbellConfig;
+use its_cmdq::{Device, ItsError, Lpis};
 use its_core::cmd::ItsVersion;
-use its_core::fake::{
-    AllocFaults, Delay, FakePlatform, GicModel, ItsHandle, ModelConfig, PageSizes, RedistHandle,
-};
 use its_core::ids::{DeviceId, VLpi};
-use its_core::mmio::RedistRegisters;
-use its_core::regs::GicdTyper;
+use its_model::{AllocFaults, Delay, GicModel, ModelConfig, PageSizes, RedistHandle};
+use vpe_sched::{V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError};
 
-use crate::{GicV4, V4Config, VlpiConfig, VlpiProp, Vm, VmConfig, VpeError};
-
-type P = FakePlatform;
+use crate::rig::{Memory, ModelDoorbells, ModelGicV4, ModelIts, P, PROXY_DEVICE, Rig, Settings};
 
 /// vPE IDs checked for a stray VTE after every operation (more than the harness's VMs can
 /// ever hold at once).
@@ -219,32 +205,28 @@ struct World<'a> {
     model: GicModel,
     plat: P,
     cpus: usize,
-    its: &'a [Its<ItsHandle, P>],
+    its: &'a [ModelIts],
     lpis: &'a Lpis<P>,
-    pend: Vec<PendingTable<P>>,
-    g: GicV4<'a, ItsHandle, P>,
+    rig: &'a Rig,
+    g: ModelGicV4<'a>,
     devices: Vec<Device<P>>,
     vms: Vec<Vm<P>>,
     /// Commands the ITS stalled on (and the driver skipped).
     stalls: usize,
-    /// Memory in use after bring-up, and the second-level table pages then.
-    baseline: (usize, usize),
+    /// Memory in use after bring-up.
+    baseline: Memory,
 }
 
 fn rd(model: &GicModel, cpu: usize) -> RedistHandle {
     model.redist(cpu)
 }
 
-/// The GIC model and the drivers' foundations, owned by `run`'s frame.
-struct Base {
-    model: GicModel,
-    plat: P,
-    cpus: usize,
-    lpis: Lpis<P>,
-    its: [Its<ItsHandle, P>; 1],
-}
+/// Every wait of the drivers: 1 ms on the model's stepping clock.
+const WAIT: Duration = Duration::from_millis(1);
 
-fn base(s: Setup) -> Option<(Base, Vec<PendingTable<P>>)> {
+/// The GIC of `s`, with LPIs and the ITS brought up (`None` if bring-up fails: the input
+/// asked for a GIC the drivers refuse).
+fn rig(s: Setup) -> Option<Rig> {
     let cpus = usize::from(s.cpus % 4) + 1;
     let mut cfg = if s.v41 {
         ModelConfig::gicv41(cpus)
@@ -260,95 +242,43 @@ fn base(s: Setup) -> Option<(Base, Vec<PendingTable<P>>)> {
             k64: false,
         };
     }
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let dist = DistCaps::from_typer(
-        GicdTyper::new()
-            .with_lpis(true)
-            .with_dvis(true)
-            .with_id_bits(cfg.dist_id_bits - 1),
-        None,
-    );
-    let t = Duration::from_millis(1);
-    let lpis = Lpis::new(&dist, plat.clone()).ok()?;
-    let mut pend = Vec::new();
-    for c in 0..cpus {
-        pend.push(lpis.init_redistributor(&mut rd(&model, c), t).ok()?);
-    }
-    let rds: Vec<RedistInfo> = (0..cpus)
-        .map(|c| RedistInfo {
-            rd_base: PhysAddr::new(cfg.rd_base(c)),
-            typer: model.redist(c).typer(),
-        })
-        .collect();
-    let mut ic = ItsConfig::new(dist);
-    let pages = usize::from(s.queue_pages % 16) + 1;
-    ic.queue = QueueConfig {
-        bytes: pages * 0x1000,
-        full_timeout: t,
-        completion_timeout: t,
+    let settings = Settings {
+        queue_bytes: (usize::from(s.queue_pages % 16) + 1) * 0x1000,
+        timeout: Some(WAIT),
     };
-    ic.quiescent_timeout = t;
-    let its = Its::new(model.its(0), plat.clone(), &rds, ic).ok()?;
-    Some((
-        Base {
-            model,
-            plat,
-            cpus,
-            lpis,
-            its: [its],
-        },
-        pend,
-    ))
+    Rig::try_with(cfg, settings).ok()
 }
 
-fn setup<'a>(
-    b: &'a Base,
-    pend: Vec<PendingTable<P>>,
-    dbs: &'a Doorbells<'a, ItsHandle, P>,
-) -> Option<World<'a>> {
-    let t = Duration::from_millis(1);
-    let model = b.model.clone();
-    let g = GicV4::new(
-        &b.its,
-        &b.lpis,
-        dbs,
-        RedistCaps::from_typer(model.redist(0).typer()),
-        V4Config {
-            dirty_timeout: t,
-            commit_timeout: t,
-            ..V4Config::default()
-        },
-    )
-    .ok()?;
-    for c in 0..b.cpus {
-        g.init_redistributor(&mut rd(&model, c)).ok()?;
+/// The doorbells of every run: through a proxy device, even with DirectLPI.
+fn doorbells(rig: &Rig) -> Option<ModelDoorbells<'_>> {
+    rig.doorbells(DoorbellConfig::proxy(DeviceId::new(PROXY_DEVICE), 128))
+        .ok()
+}
+
+/// The GICv4 layer on `rig` with `dbs`, and the world the operations act on.
+fn setup<'a>(rig: &'a Rig, dbs: &'a ModelDoorbells<'a>) -> Option<World<'a>> {
+    let v4 = V4Config {
+        dirty_timeout: WAIT,
+        commit_timeout: WAIT,
+        ..V4Config::default()
+    };
+    let g = rig.gicv4(dbs, v4).ok()?;
+    if !rig.model.errors().is_empty() {
+        fail(format!("bring-up: {:?}", rig.model.errors()));
     }
-    if !model.errors().is_empty() {
-        fail(format!("bring-up: {:?}", model.errors()));
-    }
-    let its: &'a [Its<ItsHandle, P>] = &b.its;
-    let l2 = l2_bytes(&its[0]);
     Some(World {
-        baseline: (b.plat.live_bytes(), l2),
-        model,
-        plat: b.plat.clone(),
-        cpus: b.cpus,
-        its,
-        lpis: &b.lpis,
-        pend,
+        baseline: rig.memory(),
+        model: rig.model.clone(),
+        plat: rig.plat.clone(),
+        cpus: rig.cfg.cpus,
+        its: &rig.its,
+        lpis: &rig.lpis,
+        rig,
         g,
         devices: Vec::new(),
         vms: Vec::new(),
         stalls: 0,
     })
-}
-
-/// Memory held by second-level table pages (they belong to the tables and stay allocated).
-fn l2_bytes(its: &Its<ItsHandle, P>) -> usize {
-    let t =
-        |t: Option<&its_cmdq::ItsTable<P>>| t.map_or(0, |t| t.l2_pages() * t.page_size().bytes());
-    t(Some(its.device_table())) + t(its.collection_table()) + t(its.vpe_table())
 }
 
 /// Most values pick something valid (modulo `n`); with the top bit set the raw value is
@@ -380,7 +310,7 @@ fn pick<T>(v: &mut [T], slot: u8) -> Option<&mut T> {
 }
 
 impl<'a> World<'a> {
-    fn its(&self) -> &'a Its<ItsHandle, P> {
+    fn its(&self) -> &'a ModelIts {
         &self.its[0]
     }
 
@@ -647,7 +577,7 @@ impl<'a> World<'a> {
                 let vm = &self.vms[usize::from(vm) % self.vms.len()];
                 let i = within8(vpe, vm.vpes().len());
                 let cpu = match vm.vpe(i).map(|v| v.residency()) {
-                    Ok(crate::Residency::Resident { cpu }) => cpu,
+                    Ok(vpe_sched::Residency::Resident { cpu }) => cpu,
                     _ => 0,
                 };
                 let mut r = rd(&self.model, cpu);
@@ -726,7 +656,7 @@ impl<'a> World<'a> {
                         v.affinity()
                     ));
                 }
-                if let crate::Residency::Resident { cpu } = v.residency() {
+                if let vpe_sched::Residency::Resident { cpu } = v.residency() {
                     let want = if self.g.version() == ItsVersion::V4_1 {
                         u64::from(v.id().get())
                     } else {
@@ -752,7 +682,8 @@ impl<'a> World<'a> {
         // Deschedule, unforward, destroy VMs; unmap devices.
         for vm in &self.vms {
             for i in 0..vm.vpes().len() {
-                if let Ok(crate::Residency::Resident { cpu }) = vm.vpe(i).map(|v| v.residency()) {
+                if let Ok(vpe_sched::Residency::Resident { cpu }) = vm.vpe(i).map(|v| v.residency())
+                {
                     let _ = self
                         .g
                         .make_non_resident(vm, i, &mut rd(&self.model, cpu), false);
@@ -785,17 +716,15 @@ impl<'a> World<'a> {
         }
         if !dead {
             self.check();
-            let (live, l2) = self.baseline;
-            let expect = live + l2_bytes(its) - l2;
-            if self.plat.live_bytes() != expect {
+            let now = self.rig.memory();
+            let expect = self.baseline.live + now.l2 - self.baseline.l2;
+            if now.live != expect {
                 fail(format!(
                     "memory leaked: {} bytes live after teardown, {expect} expected",
-                    self.plat.live_bytes()
+                    now.live
                 ));
             }
         }
-        // The pending tables stay with the (leaked) redistributor setup of this run.
-        drop(self.pend);
     }
 }
 
@@ -805,17 +734,13 @@ impl<'a> World<'a> {
 /// # Panics
 /// On any property violation (that is the point).
 pub fn run_ops(s: Setup, ops: &[Op]) {
-    let Some((b, pend)) = base(s) else {
+    let Some(rig) = rig(s) else {
         panic!("setup {s:?} failed")
     };
-    let Ok(dbs) = Doorbells::new(
-        &b.its[0],
-        &b.lpis,
-        DoorbellConfig::proxy(DeviceId::new(0xffff), 128),
-    ) else {
+    let Some(dbs) = doorbells(&rig) else {
         panic!("doorbells failed");
     };
-    let Some(mut w) = setup(&b, pend, &dbs) else {
+    let Some(mut w) = setup(&rig, &dbs) else {
         panic!("GICv4 setup failed")
     };
     for &op in ops {
@@ -834,15 +759,9 @@ pub fn run(data: &[u8]) {
     let Ok(s) = Setup::arbitrary(&mut u) else {
         return;
     };
-    let Some((b, pend)) = base(s) else { return };
-    let Ok(dbs) = Doorbells::new(
-        &b.its[0],
-        &b.lpis,
-        DoorbellConfig::proxy(DeviceId::new(0xffff), 128),
-    ) else {
-        return;
-    };
-    let Some(mut w) = setup(&b, pend, &dbs) else {
+    let Some(rig) = rig(s) else { return };
+    let Some(dbs) = doorbells(&rig) else { return };
+    let Some(mut w) = setup(&rig, &dbs) else {
         return;
     };
     // Stop when the input is used up: `arbitrary` would otherwise make all-zero operations.

@@ -2,17 +2,16 @@
 //! Tests of the model itself, driven with raw register writes and commands, the way a driver
 //! would drive it.
 
-use std::vec::Vec;
-
 use core::alloc::Layout;
 
+use its_core::addr::{Addr4K, Addr64K, IttAddr, PageSize, VptAddr};
+use its_core::cmd::IdBits;
+use its_core::ids::{CollectionId, DeviceId, EventId, IntId, ProcessorNumber, RdBase, VpeId};
+use its_core::platform::DmaBuf;
+use its_core::regs::{BaserType, GicrLpir, GicrVpendbaser, GicrVpropbaser, MemAttrs};
+
 use super::*;
-use crate::addr::{Addr4K, Addr64K, IttAddr, PageSize, VptAddr};
-use crate::cmd::IdBits;
-use crate::fake::platform::Event;
-use crate::ids::{CollectionId, DeviceId, EventId, IntId, ProcessorNumber, RdBase, VpeId};
-use crate::platform::DmaBuf;
-use crate::regs::{GicrVpendbaser, GicrVpropbaser, MemAttrs};
+use crate::platform::Event;
 
 type Buf = DmaBuf<FakePlatform>;
 
@@ -44,7 +43,7 @@ impl Rig {
         let mut tables = Vec::new();
         for n in 0..3 {
             let b = its.baser(n);
-            if b.table_type() == crate::regs::BaserType::Unimplemented {
+            if b.table_type() == BaserType::Unimplemented {
                 continue;
             }
             let t = buf(&plat, 0x1_0000, 0x1_0000);
@@ -158,13 +157,10 @@ fn reset_state_is_qemus() {
     let its = m.its(0);
     assert_eq!(u64::from(its.typer()), 0x0000_003f_0001_efb3);
     assert!(its.ctlr().quiescent());
-    assert_eq!(its.baser(0).table_type(), crate::regs::BaserType::Devices);
+    assert_eq!(its.baser(0).table_type(), BaserType::Devices);
     assert_eq!(its.baser(0).entry_bytes(), 8);
-    assert_eq!(its.baser(2).table_type(), crate::regs::BaserType::Vpes);
-    assert_eq!(
-        its.baser(3).table_type(),
-        crate::regs::BaserType::Unimplemented
-    );
+    assert_eq!(its.baser(2).table_type(), BaserType::Vpes);
+    assert_eq!(its.baser(3).table_type(), BaserType::Unimplemented);
     let rd1 = m.redist(1);
     assert_eq!(u64::from(rd1.typer()), 0x0000_0001_0100_0113);
     assert_eq!(u32::from(rd1.waker()), 0x6);
@@ -243,7 +239,7 @@ fn clrlpir_clears_a_pending_lpi_only_with_direct_lpi() {
     let mut rd = r.model.redist(0);
     r.model.set_lpi_pending(0, 8300);
     assert_eq!(r.model.pending_lpis(0), [8300]);
-    rd.set_clrlpir(crate::regs::GicrLpir::new().with_intid(8300));
+    rd.set_clrlpir(GicrLpir::new().with_intid(8300));
     assert!(r.model.pending_lpis(0).is_empty());
     r.model.assert_no_errors();
 
@@ -251,7 +247,7 @@ fn clrlpir_clears_a_pending_lpi_only_with_direct_lpi() {
     let r = Rig::new(ModelConfig::qemu(1));
     let mut rd = r.model.redist(0);
     r.model.set_lpi_pending(0, 8300);
-    rd.set_clrlpir(crate::regs::GicrLpir::new().with_intid(8300));
+    rd.set_clrlpir(GicrLpir::new().with_intid(8300));
     assert_eq!(r.model.pending_lpis(0), [8300]);
     let errors = r.model.errors();
     assert_eq!(errors.len(), 1);
@@ -345,10 +341,7 @@ fn non_shareable_queue_needs_clean() {
     let mut cfg = ModelConfig::qemu(1);
     cfg.non_shareable = true;
     let mut r = Rig::new(cfg);
-    assert_eq!(
-        r.its.cbaser().shareability(),
-        crate::regs::Shareability::NonShareable
-    );
+    assert_eq!(r.its.cbaser().shareability(), Shareability::NonShareable);
     // Written but not cleaned: the ITS reads zeros (opcode 0 is not a command).
     r.post(&[mapc(0, 0)]);
     assert!(
@@ -469,7 +462,7 @@ fn two_level_device_table() {
     let l2 = buf(&plat, 0x1000, 0x1000);
     l1.write_u64(
         8,
-        u64::from(crate::regs::ItsL1Entry::pointing_at(
+        u64::from(its_core::regs::ItsL1Entry::pointing_at(
             Addr4K::new(l2.pa()).unwrap(),
         )),
     )
@@ -680,7 +673,7 @@ fn vmovp_needs_matching_sequence_numbers_without_single_vmovp() {
 
 #[test]
 fn slow_register_knobs() {
-    use crate::regs::{GicrCtlr, GicrInvlpir, GitsCtlr};
+    use its_core::regs::{GicrCtlr, GicrInvlpir, GitsCtlr};
     let mut cfg = ModelConfig::qemu(1);
     cfg.dirty_reads = Some(0);
     cfg.direct_lpi = true;

@@ -28,22 +28,22 @@
 
 mod its;
 mod redist;
+mod tables;
 
-use std::string::{String, ToString};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::vec::Vec;
 
-use super::platform::{Event, FakePlatform, View};
-use crate::cmd::{Command, ItsVersion};
-use crate::mmio::{ItsRegisters, RedistRegisters};
-use crate::regs::{
+use its_core::cmd::{Command, ItsVersion};
+use its_core::mmio::{ItsRegisters, RedistRegisters};
+use its_core::regs::{
     GicrCtlr, GicrInvallr, GicrInvlpir, GicrLpir, GicrPendbaser, GicrPropbaser, GicrSyncr,
     GicrTyper, GicrWaker, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
+    Shareability,
 };
 
+use crate::platform::{Event, FakePlatform, View};
 use its::ItsState;
-pub use its::{CteView, DteView, IteView, VteView};
 use redist::RdState;
+pub use tables::{CteView, DteView, IteView, VteView};
 
 /// When an ITS processes the commands written before a GITS_CWRITER write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +218,14 @@ impl World {
 
     pub(crate) fn reg_event(&self, block: String, reg: &'static str, value: u64) {
         self.plat.record(Event::Reg { block, reg, value });
+    }
+
+    /// The GICv4.1 vPE configuration table address the last VMAPP of `vpe` gave, on the first
+    /// ITS that has one.
+    pub(crate) fn vconf(&self, vpe: u16) -> Option<u64> {
+        self.its
+            .iter()
+            .find_map(|i| i.v41.get(&vpe).map(|x| x.vconf))
     }
 
     /// The redistributor an RDbase field names, if any.
@@ -437,25 +445,25 @@ impl GicModel {
     /// reachable.
     pub fn dte(&self, n: usize, device: u32) -> Option<DteView> {
         let w = self.lock();
-        its::read_dte(&w, n, device).ok().flatten()
+        tables::read_dte(&w, n, device).ok().flatten()
     }
 
     /// ITS `n`'s interrupt translation entry for `(device, event)`.
     pub fn ite(&self, n: usize, device: u32, event: u32) -> Option<IteView> {
         let w = self.lock();
-        its::read_ite_of(&w, n, device, event)
+        tables::read_ite_of(&w, n, device, event)
     }
 
     /// ITS `n`'s collection table entry.
     pub fn cte(&self, n: usize, icid: u16) -> Option<CteView> {
         let w = self.lock();
-        its::read_cte(&w, n, icid).ok().flatten()
+        tables::read_cte(&w, n, icid).ok().flatten()
     }
 
     /// ITS `n`'s vPE table entry.
     pub fn vte(&self, n: usize, vpe: u16) -> Option<VteView> {
         let w = self.lock();
-        its::read_vte(&w, n, vpe).ok().flatten()
+        tables::read_vte(&w, n, vpe).ok().flatten()
     }
 
     /// The physical LPIs pending on redistributor `cpu` (whether enabled or not), ascending.
@@ -641,9 +649,9 @@ impl RedistRegisters for RedistHandle {
 }
 
 /// The view a base register's shareability gives the GIC.
-pub(crate) fn view_for(share: crate::regs::Shareability) -> View {
+pub(crate) fn view_for(share: Shareability) -> View {
     match share {
-        crate::regs::Shareability::NonShareable => View::PointOfCoherency,
+        Shareability::NonShareable => View::PointOfCoherency,
         _ => View::Coherent,
     }
 }

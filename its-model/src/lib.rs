@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! A host model of Arm GICv4 ITSs and redistributors, with a fake platform, to test GIC
+//! drivers against on the host.
+//!
+//! What it models ([`GicModel`]): one or more ITSs and their redistributors as QEMU's
+//! GICv4.0 model behaves (`-M virt,gic-version=4`), and the GICv4.1 capabilities and layouts
+//! on request. The driver sees them through [`ItsHandle`] and [`RedistHandle`], which
+//! implement `its_core::mmio::ItsRegisters` and `RedistRegisters`: the command queue runs on
+//! GITS_CWRITER writes; the device, collection and vPE tables, ITTs and pending tables live
+//! in the driver's memory and are read and written there; physical and virtual LPIs become
+//! pending, are delivered to the resident vPE or ring its doorbell. Every error QEMU would log
+//! with `-d guest_errors` is recorded ([`GicModel::errors`]), and so are driver bugs QEMU lets
+//! pass. Faults can be injected: a stall at a given command, an ITS that is slow or dies,
+//! non-shareable read-back, refused page sizes, slow GICR_WAKER, RWP, SYNCR and Dirty.
+//!
+//! The platform ([`FakePlatform`], [`FakeClock`]) implements the `its_core::platform` traits:
+//! DMA memory with fake physical addresses (so a driver that hands the GIC a host pointer, or
+//! memory it freed, is caught), the point-of-coherency view a missing cache clean leaves
+//! stale, a clock that steps on every read (bounded waits end, deterministically), a log of
+//! allocations, writes, cache maintenance and register writes ([`Event`]), and allocation
+//! failures on request ([`AllocFaults`]).
+//!
+//! The crates of this project test against it; a hypervisor that embeds them can use it as
+//! the test double of its own GIC code in its host tests:
+//!
+//! ```
+//! use its_core::mmio::{ItsRegisters, RedistRegisters};
+//! use its_model::{FakePlatform, GicModel, ModelConfig};
+//!
+//! let plat = FakePlatform::new();
+//! let model = GicModel::new(ModelConfig::qemu(2), plat.clone());
+//! let its = model.its(0); // ITS 0's registers, for the driver under test
+//! let rd = model.redist(1); // CPU 1's redistributor
+//! assert!(its.typer().virtual_lpis());
+//! assert!(rd.typer().vlpis());
+//! // ... bring the driver up on `its`, `rd` and `plat`, exercise it, then:
+//! model.assert_no_errors();
+//! assert_eq!(plat.live_bytes(), 0);
+//! ```
+//!
+//! It is a host crate (it needs `std`), for tests only.
+
+mod model;
+mod platform;
+
+pub use model::{
+    CteView, Delay, DteView, GicModel, IteView, ItsHandle, ModelConfig, ModelError, PageSizes,
+    RedistHandle, VteView,
+};
+pub use platform::{AllocFaults, Event, FakeClock, FakePlatform, MemFault, View};

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+//! The workspace's test kit: what the crates' tests, the fuzz target and the benchmarks share,
+//! on the host GIC model of `its-model`.
+//!
+//! - [`rig`]: the bring-up rig, a model GIC with LPIs, every ITS, and on request the doorbells
+//!   and the GICv4 layer up, shaped by the model's configuration and a few settings;
+//! - [`sweep`]: the fault sweeps (an allocation failure at every allocation of a call, a stall
+//!   and a dead ITS at every command it sends, a slow ITS), generic over the entry point;
+//! - [`fuzz`]: the stateful fuzz harness over the whole stack, run by the cargo-fuzz target
+//!   `driver` and, on stable, by the replay of its committed corpus (`tests/fuzz_corpus.rs`).
+//!
+//! Not published: it is how this workspace tests itself. A hypervisor's own tests want
+//! `its-model`, the model and platform fakes.
+#![allow(
+    clippy::result_large_err,
+    reason = "ItsError carries a command trace by value"
+)]
+
+pub mod fuzz;
+pub mod rig;
+pub mod sweep;
+
+pub use rig::{
+    Memory, ModelDoorbells, ModelGicV4, ModelIts, P, PROXY_DEVICE, Rig, Settings, V4, with_v4,
+};
