@@ -19,7 +19,7 @@ use crate::workspace::workspace_root;
 /// the versions and sizes. The cache holds until target/linux/arm64-bookworm is deleted (then
 /// the current versions are fetched). One run at a time: the private apt takes no lock.
 ///
-/// Environment: XTASK_DEBIAN_MIRROR=http://HOST[:PORT] fetches from a mirror with Debian's
+/// Environment: XTASK_DEBIAN_MIRROR=http://HOST (or HOST:PORT) fetches from a mirror with Debian's
 /// /debian and /debian-security paths; http_proxy is honoured.
 ///
 /// Exit status: 0 done (and the boot passed); 1 a step failed; 2 bad arguments.
