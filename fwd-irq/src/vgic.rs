@@ -534,6 +534,33 @@ impl<const N: usize> VgicCpu<N> {
         Ok(())
     }
 
+    /// Replaces the configuration of `vintid` (the guest's priority, group, trigger and enable
+    /// writes, as an emulated distributor or redistributor applies them), keeping its
+    /// forwarding and its pending, line and active state.
+    ///
+    /// Call it between fold and populate. A change of trigger is the caller's decision: a
+    /// forwarded interrupt should keep its physical trigger.
+    ///
+    /// # Errors
+    /// [`FwdError::NotConfigured`].
+    pub fn set_config(&mut self, vintid: VIntId, cfg: VirqConfig) -> Result<(), FwdError> {
+        self.get_mut(vintid)?.cfg = cfg;
+        Ok(())
+    }
+
+    /// Sets or clears the active state (the guest's GICD_ISACTIVER / ICACTIVER, as emulated).
+    ///
+    /// Call it between fold and populate. For a forwarded interrupt the caller keeps the
+    /// physical active state in line afterwards: it must be active exactly when
+    /// [`Self::needs_phys_active`] says so.
+    ///
+    /// # Errors
+    /// [`FwdError::NotConfigured`].
+    pub fn set_active(&mut self, vintid: VIntId, active: bool) -> Result<(), FwdError> {
+        self.get_mut(vintid)?.active = active;
+        Ok(())
+    }
+
     /// Signals `vintid`: latches an edge, or raises the line of a level interrupt (for a
     /// forwarded level interrupt this is the rising edge the hypervisor observed).
     ///

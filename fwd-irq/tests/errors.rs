@@ -109,6 +109,8 @@ fn table_operations_refuse_without_changing_anything() {
     assert_eq!(g.inject(v(9)), none);
     assert_eq!(g.set_line_level(v(9), true), none);
     assert_eq!(g.set_pending_latch(v(9), true), none);
+    assert_eq!(g.set_config(v(9), VirqConfig::edge(0)), none);
+    assert_eq!(g.set_active(v(9), true), none);
     assert_eq!(
         g.on_phys_irq(p(41)),
         Err(FwdError::NotForwarded { pintid: 41 })

@@ -184,3 +184,68 @@ fn cpu_interface_state_save_and_restore() {
         "parked keeps trap bits"
     );
 }
+
+/// An emulated distributor rewrites priority, group and enable without losing the state the
+/// guest is in the middle of: pending, line level, active, forwarding.
+#[test]
+fn set_config_keeps_state_and_forwarding() {
+    let mut vgic = VgicCpu::<8>::new(4).unwrap();
+    vgic.map(
+        v(33),
+        VirqConfig::level(0x80),
+        Forward {
+            pintid: p(33),
+            mode: HW,
+        },
+    )
+    .unwrap();
+    vgic.inject(v(33)).unwrap();
+    vgic.set_active(v(33), true).unwrap();
+    let cfg = VirqConfig {
+        priority: 0x20,
+        group1: false,
+        trigger: crate::vgic::Trigger::Level,
+        enabled: false,
+    };
+    vgic.set_config(v(33), cfg).unwrap();
+    let irq = vgic.virq(v(33)).unwrap();
+    assert_eq!(irq.config(), cfg);
+    assert!(irq.line_level() && irq.is_active());
+    assert_eq!(irq.forward().unwrap().pintid, p(33));
+
+    // The new priority and group reach the list register; disabled, only the active
+    // instance is listed.
+    let plan = vgic.plan_populate();
+    assert_eq!(plan.lrs().len(), 1);
+    let lr = plan.lrs()[0];
+    assert_eq!((lr.priority(), lr.group()), (0x20, false));
+    assert_eq!(lr.state(), crate::regs::LrState::Active);
+
+    assert_eq!(
+        vgic.set_config(v(34), cfg),
+        Err(FwdError::NotConfigured { vintid: 34 })
+    );
+}
+
+/// The emulated ISACTIVER / ICACTIVER: an interrupt made active is listed active, and
+/// clearing it again leaves nothing to list.
+#[test]
+fn set_active_is_listed_and_cleared() {
+    let mut vgic = VgicCpu::<8>::new(4).unwrap();
+    vgic.configure(v(40), VirqConfig::edge(0x80)).unwrap();
+    assert!(!vgic.needs_phys_active(v(40)));
+    vgic.set_active(v(40), true).unwrap();
+    assert!(vgic.virq(v(40)).unwrap().is_active());
+    assert!(vgic.needs_phys_active(v(40)));
+    let plan = vgic.plan_populate();
+    assert_eq!(plan.lrs()[0].state(), crate::regs::LrState::Active);
+    let mut phys = FakePhysGic::new();
+    vgic.fold_saved(plan.lrs(), &mut phys);
+    vgic.set_active(v(40), false).unwrap();
+    assert!(!vgic.needs_phys_active(v(40)));
+    assert_eq!(vgic.plan_populate().lrs().len(), 0);
+    assert_eq!(
+        vgic.set_active(v(41), true),
+        Err(FwdError::NotConfigured { vintid: 41 })
+    );
+}
