@@ -12,6 +12,7 @@ mod exits;
 mod fwd;
 mod gic;
 mod gic_hw;
+mod linux;
 mod pci;
 mod rawmem;
 mod scenarios;

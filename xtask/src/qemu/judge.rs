@@ -18,13 +18,29 @@
 //!    not implement is a bug in our images too. Lines
 //!    that mention the GIC or ITS are labelled as such in the reason. [`UNRELATED_GUEST_ERRORS`]
 //!    lists the exceptions (none so far);
-//! 7. every declared expected guest-error substring appears in that log.
+//! 7. every declared expected guest-error substring appears in that log;
+//! 8. for a Linux scenario ([`Scenario::linux`], rules in [`judge_linux`]): no guest kernel
+//!    panic, Oops, `WARNING:`, `BUG:` or RCU stall on the console, no `@@L FAIL` line, and
+//!    `/init` reported what its mode must show.
 //!
 //! Parsing strips ANSI escapes and `\r`, and finds the `@@` marker anywhere in a line (output
 //! of two CPUs can share a line). The reasons name every rule broken, quoting the `@@T panic`
 //! / `@@T exception` / `@@T fail` lines.
 
-use super::scenarios::Scenario;
+use super::scenarios::{LinuxGuest, Scenario};
+use crate::bench::metrics;
+use crate::linux::machine::InitReport;
+
+/// Console words that mean the guest kernel went wrong (case-sensitive, as the kernel prints
+/// them).
+pub const KERNEL_TROUBLE: &[&str] = &[
+    "Kernel panic",
+    "Oops",
+    "WARNING:",
+    "BUG:",
+    "Unable to handle kernel",
+    "detected stall",
+];
 
 /// Guest-error lines known to be unrelated to our images (substrings, case-insensitive).
 /// Empty: add one only with a comment saying why it is harmless.
@@ -308,12 +324,74 @@ pub fn judge(
             reasons.push(format!("expected guest error not seen: {e:?}"));
         }
     }
+    if let Some(guest) = &scenario.linux {
+        reasons.extend(judge_linux(scenario, guest, serial));
+    }
 
     Verdict {
         passed: reasons.is_empty(),
         reasons,
         report,
     }
+}
+
+/// The online CPUs `/init` must see on `smp` CPUs: `0`, or `0-N`.
+fn all_cpus(smp: u32) -> String {
+    if smp <= 1 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", smp - 1)
+    }
+}
+
+/// The Linux rules: the [`KERNEL_TROUBLE`] words and `@@L FAIL` lines fail any Linux
+/// scenario; one run on demand (any kernel) needs nothing more. The others need `/init`'s
+/// verdict for their mode ([`InitReport::verdict`]), every CPU online, and for NVMe at least
+/// as many PCIe INTx interrupts taken at EL2 (`@@M el2_intx`) as the guest counted on the
+/// disk's line.
+pub fn judge_linux(scenario: &Scenario, guest: &LinuxGuest, serial: &str) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let lines = clean_lines(serial);
+    for line in &lines {
+        if KERNEL_TROUBLE.iter().any(|w| line.contains(w)) {
+            reasons.push(format!("guest kernel: {}", line.trim()));
+        }
+    }
+    let report = InitReport::parse(&lines.join("\n"));
+    for f in &report.failures {
+        reasons.push(format!("/init: @@L FAIL {f}"));
+    }
+    if scenario.on_demand {
+        return reasons;
+    }
+    if let Err(e) = report.verdict(guest.mode) {
+        reasons.push(format!("/init: {e}"));
+    }
+    let want = all_cpus(scenario.smp);
+    if report.cpus_online.as_deref() != Some(want.as_str()) {
+        reasons.push(format!(
+            "/init saw CPUs {:?} online, not {want}",
+            report.cpus_online
+        ));
+    }
+    if guest.nvme {
+        let guest_irqs: u64 = report
+            .irq_lines("after", "nvme0q")
+            .iter()
+            .map(|l| l.total)
+            .sum();
+        let el2 = metrics::parse(&lines.join("\n"))
+            .iter()
+            .find_map(|m| m.num("el2_intx"))
+            .map(|v| v as u64);
+        match el2 {
+            Some(n) if n >= guest_irqs && guest_irqs > 0 => {}
+            other => reasons.push(format!(
+                "NVMe interrupts: the guest counted {guest_irqs}, EL2 took {other:?}"
+            )),
+        }
+    }
+    reasons
 }
 
 #[cfg(test)]

@@ -141,6 +141,9 @@ pub(crate) fn format_result(
     result: &Result<(RunOutput, Verdict), String>,
 ) -> String {
     match result {
+        Ok((out, v)) if v.passed && scenario.linux.is_some() => {
+            format!("test {} ... ok\n{}", scenario.name, linux_figures(out))
+        }
         Ok((_, v)) if v.passed => format!("test {} ... ok", scenario.name),
         Ok((out, v)) => {
             let mut s = format!("test {} ... FAILED", scenario.name);
@@ -162,6 +165,34 @@ pub(crate) fn format_result(
             scenario.name
         ),
     }
+}
+
+/// A Linux run's figures: wall time, time to `/init`, and the hypervisor's `@@M` lines on
+/// exits, interrupts and PSCI (indented, one per line).
+pub(crate) fn linux_figures(out: &RunOutput) -> String {
+    let mut s = format!(
+        "    wall {:.1} s, /init after {}",
+        out.elapsed.as_secs_f64(),
+        out.to_init
+            .map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+    );
+    for m in crate::bench::metrics::parse(&out.serial) {
+        let keep = [
+            "exits",
+            "irq_vtimer",
+            "psci_version",
+            "el2_intx",
+            "isolation_refused",
+        ]
+        .iter()
+        .any(|k| m.get(k).is_some())
+            || m.fields.iter().any(|(k, _)| k.starts_with("el2_spi"));
+        if keep {
+            let pairs: Vec<String> = m.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(&format!("\n    {}", pairs.join(" ")));
+        }
+    }
+    s
 }
 
 /// `cargo xtask qemu-test`.
@@ -186,6 +217,17 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut images = images;
+    if selected.iter().any(|s| s.linux.is_some()) {
+        println!("provisioning the Linux guest (target/linux)");
+        match crate::linux::provision(&root) {
+            Ok(g) => images.linux = Some(g),
+            Err(e) => {
+                eprintln!("qemu-test: provisioning the Linux guest: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let build_time = suite_start.elapsed();
     if !opts.keep_logs {
         remove_old_logs(&logdir);

@@ -21,6 +21,7 @@ mod demo;
 mod fwd;
 mod infra;
 mod its;
+mod linux;
 mod lpi;
 mod selfcheck;
 mod stress;
