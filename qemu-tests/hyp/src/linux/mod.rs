@@ -193,13 +193,26 @@ pub struct Report {
     pub vgic: vgic::VgicStats,
     /// Boot parameters used.
     pub params: Option<BootParams>,
-    /// The first refused data access (address, ESR_EL2), if any.
-    pub first_refused: Option<(u64, u64)>,
+    /// The first refused data access, if any.
+    pub first_refused: Option<Refused>,
     /// Unexpected exits (exception classes injected as UNDEFINED), the first one's ESR_EL2 and
     /// ELR.
     pub first_unexpected: Option<(u64, u64)>,
     /// Time from the first guest entry to the stop, in microseconds.
     pub run_us: u64,
+}
+
+/// A data access the guest was refused.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Refused {
+    /// The vCPU that made it.
+    pub vcpu: usize,
+    /// The guest's virtual address (FAR_EL2).
+    pub va: u64,
+    /// The guest physical address, when the syndrome gave it.
+    pub ipa: Option<u64>,
+    /// ESR_EL2.
+    pub esr: u64,
 }
 
 /// The VM: what every CPU shares.
@@ -215,7 +228,7 @@ pub struct Vm {
     error: SpinLock<Option<LinuxError>>,
     stats: [SpinLock<ExitStats>; MAX_CPUS],
     params: BootParams,
-    first_refused: SpinLock<Option<(u64, u64)>>,
+    first_refused: SpinLock<Option<Refused>>,
     first_unexpected: SpinLock<Option<(u64, u64)>>,
     finished: [AtomicBool; MAX_CPUS],
     started_ticks: AtomicU64,
@@ -294,14 +307,9 @@ impl Vm {
         }
     }
 
-    /// Records a failure (the first one sticks) and stops the VM.
+    /// Records a failure (the first one sticks; the report says it) and stops the VM.
     pub fn fail(&self, e: LinuxError) {
-        let mut slot = self.error.lock();
-        if slot.is_none() {
-            common::println!("linux: cpu{}: {e}", cpu_index());
-            *slot = Some(e);
-        }
-        drop(slot);
+        self.error.lock().get_or_insert(e);
         self.stop(Stop::Failed);
     }
 
@@ -321,26 +329,16 @@ impl Vm {
             .is_some_and(|k| k.swap(false, Ordering::AcqRel))
     }
 
-    /// Records a data access the guest was refused.
-    pub fn note_refused(&self, cpu: usize, far: u64, esr: u64) {
-        let mut first = self.first_refused.lock();
-        if first.is_none() {
-            common::println!("linux: cpu{cpu}: refused guest access at {far:#x} (ESR {esr:#x})");
-            *first = Some((far, esr));
-        }
+    /// Records a data access the guest was refused (the first one is kept for the report;
+    /// nothing is printed while the guest owns the console).
+    pub fn note_refused(&self, refused: Refused) {
+        self.first_refused.lock().get_or_insert(refused);
     }
 
-    /// Records an exit nobody handles (the guest gets an UNDEFINED exception).
-    pub fn note_unexpected(&self, cpu: usize, esr: u64, elr: u64) {
-        let mut first = self.first_unexpected.lock();
-        if first.is_none() {
-            common::println!(
-                "linux: cpu{cpu}: unexpected exit ESR {esr:#x} at {elr:#x} ({}): UNDEFINED \
-                 injected",
-                common::exceptions::ec_name((esr >> 26) & 0x3f)
-            );
-            *first = Some((esr, elr));
-        }
+    /// Records an exit nobody handles (the guest gets an UNDEFINED exception): the first
+    /// one's ESR_EL2 and ELR are kept for the report.
+    pub fn note_unexpected(&self, esr: u64, elr: u64) {
+        self.first_unexpected.lock().get_or_insert((esr, elr));
     }
 }
 

@@ -39,7 +39,7 @@ use vgic::{Effect, Effects, Frame as GicFrame, SgiRegister, VcpuId};
 
 use super::psci::Action;
 use super::stats::ExitStats;
-use super::{KICK_SGI, LinuxError, Stop, Vm, el2, inject};
+use super::{KICK_SGI, LinuxError, Refused, Stop, Vm, el2, inject};
 use crate::fwd::{host_timer, icc, ich, vtimer_regs};
 use crate::gic_hw;
 use crate::vcpu::{Exit, Vcpu};
@@ -232,10 +232,9 @@ impl LinuxVcpu {
                     self.sysreg(vm, esr);
                     Next::Resume
                 }
-                ec => {
+                _ => {
                     self.stats.other += 1;
-                    vm.note_unexpected(self.cpu, esr, self.vcpu.regs.elr);
-                    let _ = ec;
+                    vm.note_unexpected(esr, self.vcpu.regs.elr);
                     inject::undefined(&mut self.vcpu.regs);
                     Next::Resume
                 }
@@ -291,14 +290,14 @@ impl LinuxVcpu {
         let abort = match DataAbort::decode(esr, far, hpfar) {
             Ok(a) => a,
             Err(_) => {
-                self.refuse(vm, esr, far);
+                self.refuse(vm, esr, far, None);
                 return;
             }
         };
         let mut vgic = vm.vgic.lock();
         let Some((frame, _)) = vgic.frame(abort.ipa()) else {
             drop(vgic);
-            self.refuse(vm, esr, far);
+            self.refuse(vm, esr, far, Some(abort.ipa()));
             return;
         };
         match frame {
@@ -326,9 +325,14 @@ impl LinuxVcpu {
     }
 
     /// Refuses a data access: the guest takes an external abort.
-    fn refuse(&mut self, vm: &Vm, esr: u64, far: u64) {
+    fn refuse(&mut self, vm: &Vm, esr: u64, far: u64, ipa: Option<u64>) {
         self.stats.dabt_refused += 1;
-        vm.note_refused(self.cpu, far, esr);
+        vm.note_refused(Refused {
+            vcpu: self.cpu,
+            va: far,
+            ipa,
+            esr,
+        });
         inject::data_abort(&mut self.vcpu.regs, esr, far);
     }
 
@@ -338,7 +342,7 @@ impl LinuxVcpu {
         let reg = access.as_ref().and_then(SgiRegister::from_trap);
         let (Some(access), Some(reg)) = (access, reg) else {
             self.stats.sysreg_other += 1;
-            vm.note_unexpected(self.cpu, esr, self.vcpu.regs.elr);
+            vm.note_unexpected(esr, self.vcpu.regs.elr);
             inject::undefined(&mut self.vcpu.regs);
             return;
         };

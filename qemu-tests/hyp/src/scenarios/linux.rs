@@ -35,6 +35,26 @@ fn boot(ctx: &mut Ctx, before_entry: impl FnOnce(&BootParams)) -> (usize, Report
 }
 
 fn print_report(r: &Report) {
+    if let Some(e) = &r.error {
+        common::println!("linux: the hypervisor failed: {e}");
+    }
+    if let Some(x) = r.first_refused {
+        common::println!(
+            "linux: {} guest access(es) refused; the first: vCPU {} at VA {:#x}, IPA {:x?} \
+             (ESR_EL2 {:#x})",
+            r.exits.dabt_refused,
+            x.vcpu,
+            x.va,
+            x.ipa,
+            x.esr
+        );
+    }
+    if let Some((esr, elr)) = r.first_unexpected {
+        common::println!(
+            "linux: unexpected exit ESR_EL2 {esr:#x} at {elr:#x} ({}): UNDEFINED injected",
+            common::exceptions::ec_name((esr >> 26) & 0x3f)
+        );
+    }
     r.exits.report();
     let p = &r.psci;
     metrics(&[
@@ -211,8 +231,7 @@ pub fn linux_isolation(ctx: &mut Ctx) {
         r.exits.dabt_refused
     );
     check!(
-        r.first_refused
-            .is_some_and(|(far, _)| far & 0xfff == t & 0xfff),
+        r.first_refused.is_some_and(|x| x.ipa == Some(t)),
         "first refused access {:x?}, target {t:#x}",
         r.first_refused
     );
