@@ -358,13 +358,41 @@ pub fn run_scenario(
         Some(guest) => linux_args(qemu, images, scenario, guest, logdir, &qemu_log_path)
             .map_err(io::Error::other)?,
     };
-    let command = shell_line(&qemu.path, &args);
+    let limits = Limits {
+        total: scenario.deadline,
+        idle: IDLE_DEADLINE,
+    };
+    run_qemu(qemu, &args, limits, &log_path, &qemu_log_path, on_line)
+}
+
+/// How long a run may take in all, and without printing anything.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Limits {
+    /// The whole run.
+    pub total: Duration,
+    /// Without output.
+    pub idle: Duration,
+}
+
+/// Runs QEMU with `args` (stdin closed) under `limits` and collects its output. `on_line`
+/// sees each serial line as it arrives. The serial output (then QEMU's stderr) goes to
+/// `log_path`; `qemu_log_path` is read back as the `-D` log the arguments name.
+pub fn run_qemu(
+    qemu: &Qemu,
+    args: &[String],
+    limits: Limits,
+    log_path: &Path,
+    qemu_log_path: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> io::Result<RunOutput> {
+    let (log_path, qemu_log_path) = (log_path.to_path_buf(), qemu_log_path.to_path_buf());
+    let command = shell_line(&qemu.path, args);
     let mut log = File::create(&log_path)?;
 
     let start = Instant::now();
     let mut child = KillOnDrop(
         Command::new(&qemu.path)
-            .args(&args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -400,7 +428,7 @@ pub fn run_scenario(
         bytes
     });
 
-    let deadline = start + scenario.deadline;
+    let deadline = start + limits.total;
     let mut last_output = Instant::now();
     let mut serial = Vec::new();
     let mut partial = Vec::new();
@@ -420,18 +448,15 @@ pub fn run_scenario(
     loop {
         let now = Instant::now();
         if now >= deadline {
-            timeout = Some(format!(
-                "no verdict within {} s",
-                scenario.deadline.as_secs()
-            ));
+            timeout = Some(format!("no verdict within {} s", limits.total.as_secs()));
             break;
         }
         let idle = now - last_output;
-        if idle >= IDLE_DEADLINE {
-            timeout = Some(format!("no output for {} s", IDLE_DEADLINE.as_secs()));
+        if idle >= limits.idle {
+            timeout = Some(format!("no output for {} s", limits.idle.as_secs()));
             break;
         }
-        match rx.recv_timeout((deadline - now).min(IDLE_DEADLINE - idle)) {
+        match rx.recv_timeout((deadline - now).min(limits.idle - idle)) {
             Ok(chunk) => {
                 last_output = Instant::now();
                 log.write_all(&chunk)?;
@@ -454,7 +479,7 @@ pub fn run_scenario(
             if Instant::now() >= deadline {
                 timeout = Some(format!(
                     "QEMU did not exit within {} s",
-                    scenario.deadline.as_secs()
+                    limits.total.as_secs()
                 ));
                 break;
             }

@@ -83,11 +83,16 @@ pub struct QemuTestArgs {
 ///
 /// Builds the images and boots the `demo` scenario: an EL2 hypervisor and an EL1 guest
 /// on QEMU `virt` (gic-version=4), with a line of narration per step the driver takes.
+/// With --linux: the `linux_boot` scenario instead, Debian's arm64 Linux booted on the
+/// hypervisor, its console shown as it comes.
 #[derive(Debug, Default, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub qemu: QemuArg,
+    /// Narrate an unmodified Linux booting on the hypervisor (`linux_boot`)
+    #[arg(long)]
+    pub linux: bool,
 }
 
 /// Finds QEMU and builds the images, printing what it uses; returns them with the log
@@ -293,30 +298,48 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
 
 /// `cargo xtask demo`: boots the `demo` scenario and narrates it.
 pub fn demo(opts: &DemoArgs) -> ExitCode {
-    let Some(scenario) = scenarios::by_name("demo") else {
-        eprintln!("demo: no `demo` scenario in the table");
+    let name = if opts.linux { "linux_boot" } else { "demo" };
+    let Some(scenario) = scenarios::by_name(name) else {
+        eprintln!("demo: no `{name}` scenario in the table");
         return ExitCode::from(2);
     };
     let root = workspace_root();
-    let (qemu, images, logdir) = match prepare(opts.qemu.path.as_deref(), &root) {
+    let (qemu, mut images, logdir) = match prepare(opts.qemu.path.as_deref(), &root) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("demo: {e}");
             return ExitCode::from(2);
         }
     };
+    if scenario.linux.is_some() {
+        match crate::linux::provision(&root) {
+            Ok(g) => images.linux = Some(g),
+            Err(e) => {
+                eprintln!("demo: provisioning the Linux guest: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let tty = std::io::stdout().is_terminal();
     let (bold, dim, reset) = if tty {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
     } else {
         ("", "", "")
     };
-    println!(
-        "\n{bold}GICv4 demo{reset}: an EL2 hypervisor and an EL1 guest on QEMU `virt` \
-         (gic-version=4, {} CPUs{})\n",
-        scenario.smp,
-        if scenario.edu { ", edu PCI device" } else { "" }
-    );
+    if opts.linux {
+        println!(
+            "\n{bold}Linux demo{reset}: Debian's arm64 kernel at EL1 on the project's \
+             hypervisor at EL2, QEMU `virt` (gic-version=4, {} CPU)\n",
+            scenario.smp
+        );
+    } else {
+        println!(
+            "\n{bold}GICv4 demo{reset}: an EL2 hypervisor and an EL1 guest on QEMU `virt` \
+             (gic-version=4, {} CPUs{})\n",
+            scenario.smp,
+            if scenario.edu { ", edu PCI device" } else { "" }
+        );
+    }
     let mut print_line = |raw: &str| {
         let line = strip_ansi(raw);
         match parse_line(&line) {
@@ -376,6 +399,11 @@ mod tests {
             panic!("demo options");
         };
         assert_eq!(o.qemu.path.as_deref(), Some("/q".as_ref()));
+        assert!(!o.linux);
+        let Ok(Command::Demo(o)) = parse(&["demo", "--linux"]) else {
+            panic!("demo --linux");
+        };
+        assert!(o.linux);
         assert!(parse(&["qemu-test", "--filter"]).is_err());
         assert!(parse(&["qemu-test", "--bogus"]).is_err());
         // The suite's options are not the demo's.

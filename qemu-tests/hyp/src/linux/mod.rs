@@ -461,6 +461,7 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
             return report;
         }
     };
+    narrate(vm);
     before_entry(&vm.params);
     for cpu in 1..vcpus {
         if let Err(e) = smp::post(cpu, secondary_main) {
@@ -492,6 +493,31 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
     report.run_us = common::timer::ticks_to_ns(stopped_ticks.saturating_sub(started)) / 1000;
     crate::fwd::pe_teardown();
     report
+}
+
+/// Says what was set up (`@@N` lines for `cargo xtask demo --linux`), before the guest owns
+/// the console.
+fn narrate(vm: &Vm) {
+    common::narrate!(
+        "stage 2: identity map of guest RAM {:#x}+{} MiB, the PL011 and the PCIe windows only; \
+         the hypervisor's RAM, GICD/GICR and the ITS fault to EL2",
+        GUEST_RAM_BASE,
+        GUEST_RAM_SIZE >> 20
+    );
+    common::narrate!(
+        "vgic: a GICv3 for {} vCPU(s) at GICD {GICD_BASE:#x} / GICR {GICR_BASE:#x}, trapped and \
+         emulated; SPIs {FORWARDED_SPIS:?} forwarded with the HW bit, the virtual timer too",
+        vm.vcpus
+    );
+    let p = &vm.params;
+    common::narrate!(
+        "boot: kernel at {:#x} ({} KiB running), initramfs {:x?}, device tree at {:#x}; vCPU 0 \
+         enters the kernel at EL1 with x0 = the device tree",
+        p.kernel.addr,
+        p.image_size >> 10,
+        p.initrd.map(|i| (i.addr, i.size)),
+        p.dtb.map_or(0, |d| d.addr)
+    );
 }
 
 /// Calls PSCI as vCPU `caller` would, outside the guest (a scenario's check of the answers

@@ -30,6 +30,12 @@ fn boot(ctx: &mut Ctx, before_entry: impl FnOnce(&BootParams)) -> (usize, Report
         ctx.name
     );
     let report = linux::boot(vcpus, before_entry);
+    common::narrate!(
+        "the guest stopped ({:?}) after {} ms at EL1: {} EL2 exits",
+        report.stop,
+        report.run_us / 1000,
+        report.exits.exits()
+    );
     print_report(&report);
     (vcpus, report)
 }
