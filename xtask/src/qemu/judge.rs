@@ -423,6 +423,109 @@ mod tests {
         );
     }
 
+    const LINUX_BOOT_PASS: &str = include_str!("fixtures/linux_boot.pass.log");
+    const LINUX_NVME_PASS: &str = include_str!("fixtures/linux_nvme_intx.pass.log");
+
+    fn linux(name: &str, serial: &str) -> Verdict {
+        judge(by_name(name).unwrap(), serial, "", Some(0), false)
+    }
+
+    #[test]
+    fn recorded_linux_runs_pass() {
+        for (name, log) in [
+            ("linux_boot", LINUX_BOOT_PASS),
+            ("linux_nvme_intx", LINUX_NVME_PASS),
+        ] {
+            let v = linux(name, log);
+            assert!(v.passed, "{name}: {:?}", v.reasons);
+        }
+    }
+
+    #[test]
+    fn kernel_trouble_on_the_console_fails_a_linux_run() {
+        for line in [
+            "[    1.234567] Kernel panic - not syncing: Attempted to kill init!",
+            "[    1.234567] Internal error: Oops: 0000000096000004 [#1] SMP",
+            "[    1.234567] WARNING: CPU: 0 PID: 1 at kernel/irq/manage.c:1234 x+0x10/0x20",
+            "[    1.234567] BUG: scheduling while atomic: swapper/0/0x00000002",
+            "[   22.000000] rcu: INFO: rcu_sched self-detected stall on CPU",
+        ] {
+            let log = LINUX_BOOT_PASS.replace("@@L poweroff", &format!("{line}\r\n@@L poweroff"));
+            let v = linux("linux_boot", &log);
+            assert!(!v.passed, "{line}");
+            assert!(
+                v.reasons
+                    .iter()
+                    .any(|r| r.starts_with("guest kernel: ") && r.contains(line.trim())),
+                "{line}: {:?}",
+                v.reasons
+            );
+        }
+        // The same words fail the on-demand run of any kernel.
+        let log = LINUX_BOOT_PASS.replace("linux_boot", "linux_any").replace(
+            "@@L poweroff",
+            "[ 1.0] Unable to handle kernel paging request",
+        );
+        let v = linux("linux_any", &log);
+        assert!(!v.passed && v.reasons.iter().any(|r| r.contains("Unable to handle")));
+    }
+
+    #[test]
+    fn what_init_reports_is_judged_per_mode() {
+        // No poweroff line from /init.
+        let v = linux("linux_boot", &LINUX_BOOT_PASS.replace("@@L poweroff", ""));
+        assert!(
+            v.reasons.iter().any(|r| r == "/init: no poweroff line"),
+            "{:?}",
+            v.reasons
+        );
+        // A failure line.
+        let failed = LINUX_BOOT_PASS.replace("@@L poweroff", "@@L FAIL it broke\r\n@@L poweroff");
+        let v = linux("linux_boot", &failed);
+        assert!(
+            v.reasons.iter().any(|r| r == "/init: @@L FAIL it broke"),
+            "{:?}",
+            v.reasons
+        );
+        // The boot log judged as the 4-CPU hotplug scenario: wrong mode, one CPU online.
+        let v = judge(
+            by_name("linux_smp").unwrap(),
+            &LINUX_BOOT_PASS.replace("linux_boot", "linux_smp"),
+            "",
+            Some(0),
+            false,
+        );
+        assert!(
+            v.reasons.iter().any(|r| r.contains("did not run mode smp")),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons.iter().any(|r| r.contains("not 0-3")),
+            "{:?}",
+            v.reasons
+        );
+        // The on-demand scenario needs no /init at all.
+        let bare = "@@T start linux_any\n[ 0.0] Booting Linux\n@@T ok linux_any\n\
+                    @@T done passed=1 failed=0\n";
+        assert!(linux("linux_any", bare).passed);
+    }
+
+    #[test]
+    fn nvme_interrupts_must_reach_el2_at_least_as_often_as_the_guest_counts_them() {
+        let short = LINUX_NVME_PASS.replace("@@M el2_intx=2065", "@@M el2_intx=2000");
+        let v = linux("linux_nvme_intx", &short);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r == "NVMe interrupts: the guest counted 2062, EL2 took Some(2000)"),
+            "{:?}",
+            v.reasons
+        );
+        let missing = LINUX_NVME_PASS.replace("@@M el2_intx=2065", "@@M other=1");
+        assert!(!linux("linux_nvme_intx", &missing).passed);
+    }
+
     #[test]
     fn recorded_passing_logs_pass() {
         for (name, log) in [
