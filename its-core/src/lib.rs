@@ -26,6 +26,8 @@ extern crate std;
 pub mod addr;
 pub mod caps;
 pub mod cmd;
+#[cfg(feature = "fdt")]
+pub mod discover;
 pub mod ids;
 pub mod mmio;
 pub mod platform;
