@@ -22,10 +22,19 @@
 //! - **The hyp's own image, as bytes** ([`image_checksum`]): `linux_isolation` checks that a
 //!   guest that tried to write into the hyp left its code unchanged; code is not a Rust object
 //!   either.
+//! - **QEMU's device tree** ([`qemu_dtb`]): the blob QEMU wrote at the start of RAM before
+//!   boot, read-only for the hyp's life.
+//! - **The Linux guest's RAM** ([`copy_to_guest`]): the guest's device tree is written there
+//!   before the guest runs.
 
 use common::platform::{GUEST_BASE, GUEST_SIZE, HYP_BASE};
 
-use crate::linux::layout::{BOOT_PARAMS, BOOT_PARAMS_SIZE};
+use common::platform::RAM_BASE;
+
+use crate::linux::layout::{BOOT_PARAMS, BOOT_PARAMS_SIZE, GUEST_RAM_BASE, GUEST_RAM_SIZE};
+
+/// Largest device tree QEMU writes (its `virt` machine's limit).
+const QEMU_DTB_MAX: usize = 1 << 20;
 
 /// Whether `[addr, addr + len)` lies in the guest's region and `addr` is `align`-aligned.
 fn in_guest(addr: usize, len: usize, align: usize) -> bool {
@@ -140,4 +149,42 @@ pub fn image_checksum(addr: usize, len: usize) -> Option<u64> {
         hash = (hash ^ w).wrapping_mul(0x0000_0100_0000_01b3);
     }
     Some(hash)
+}
+
+/// QEMU's device tree at the start of RAM (where it puts it for an ELF `-kernel` linked above
+/// it), as long as its header says; `None` without the FDT magic or with a size beyond 1 MiB.
+pub fn qemu_dtb() -> Option<&'static [u8]> {
+    // SAFETY: the first 8 bytes of RAM, identity mapped; QEMU wrote them before boot and
+    // nothing writes them since (the allocator and the image start above 1 MiB, the guest
+    // cannot reach this memory through stage 2).
+    let head = unsafe { core::ptr::read_volatile(RAM_BASE as *const [u8; 8]) };
+    if head[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if !(40..=QEMU_DTB_MAX).contains(&size) {
+        return None;
+    }
+    // SAFETY: `[RAM_BASE, RAM_BASE + size)` lies in the first MiB of RAM, below the hyp's
+    // image and allocator, identity mapped; QEMU wrote it before boot and no one writes it
+    // for the hyp's life, so a shared slice of it stays valid and unchanged.
+    Some(unsafe { core::slice::from_raw_parts(RAM_BASE as *const u8, size) })
+}
+
+/// Copies `bytes` into the Linux guest's RAM at `addr` (a guest physical address, equal to
+/// the physical one) and cleans them to the point of coherency, so the guest reads them with
+/// its MMU and caches off. Returns false, copying nothing, outside guest RAM.
+pub fn copy_to_guest(addr: u64, bytes: &[u8]) -> bool {
+    let end = addr.checked_add(bytes.len() as u64);
+    if addr < GUEST_RAM_BASE || end.is_none_or(|e| e > GUEST_RAM_BASE + GUEST_RAM_SIZE) {
+        return false;
+    }
+    for (i, b) in bytes.iter().enumerate() {
+        // SAFETY: checked above: inside guest RAM, identity mapped Normal memory at EL2, which
+        // holds no Rust object; no guest runs yet (the device tree is written before vCPU 0
+        // first enters).
+        unsafe { core::ptr::write_volatile((addr as usize + i) as *mut u8, *b) };
+    }
+    common::cache::clean_to_poc(addr as usize, bytes.len());
+    true
 }

@@ -116,7 +116,7 @@ fn boot_on_hyp(a: &LinuxArgs) -> Result<bool, String> {
     }
     println!("linux: command line: {}", boot.bootargs);
     let qemu_log = dir.join("linux.qemu.log");
-    let mut args = boot.prepare(&qemu.path)?;
+    let mut args = boot.prepare()?;
     args.extend([
         "-d".into(),
         "guest_errors,unimp".into(),

@@ -1,24 +1,20 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! A Linux guest on the project's hypervisor (`qemu-tests/hyp/src/linux`): where the kernel,
-//! initramfs and device tree go in guest RAM, the boot parameter block that tells the
-//! hypervisor, the guest's device tree, and QEMU's command line.
+//! A Linux guest on the project's hypervisor (`qemu-tests/hyp/src/linux`): where the kernel
+//! and initramfs go in guest RAM, the boot parameter block that tells the hypervisor, and
+//! QEMU's command line.
 //!
 //! The hypervisor boots whatever the block names: xtask loads the files into guest RAM with
 //! QEMU's generic loader (`-device loader,file=F,addr=A,force-raw=on`) and the block at
 //! [`layout::BOOT_PARAMS`]. The addresses come from [`layout`], the file the hypervisor
-//! compiles too, so both sides agree.
-//!
-//! The guest's device tree is QEMU's own (dumped for the same machine) with what the guest
-//! must not see taken out ([`guest_dtb`]).
+//! compiles too, so both sides agree. The guest's device tree is the hypervisor's business:
+//! it derives it from QEMU's own at boot and puts it in the last 2 MiB of guest RAM, which
+//! [`place`] leaves free.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
 
 use super::image::{BASE_ALIGN, ImageHeader};
-use super::machine::{Machine, dump_dtb};
-use super::run::run_ok;
+use super::machine::Machine;
 
 /// The guest's memory map, shared with the hypervisor.
 #[allow(
@@ -32,13 +28,7 @@ pub mod layout {
     ));
 }
 
-use layout::{
-    BOOT_PARAMS, GUEST_DTB_MAX, GUEST_DTB_OFFSET, GUEST_INITRD_OFFSET, GUEST_RAM_BASE,
-    GUEST_RAM_SIZE, QEMU_RAM_MIB,
-};
-
-/// How long an `fdtput` / `fdtget` run may take.
-const FDT_TOOL_DEADLINE: Duration = Duration::from_secs(30);
+use layout::{BOOT_PARAMS, GUEST_DTB_OFFSET, GUEST_INITRD_OFFSET, GUEST_RAM_BASE, QEMU_RAM_MIB};
 
 /// Where each file goes in guest RAM.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -47,7 +37,7 @@ pub struct Placement {
     pub kernel: u64,
     /// The initramfs's, if there is one.
     pub initrd: Option<u64>,
-    /// The device tree's.
+    /// Where the hypervisor puts the guest's device tree (nothing of xtask's goes at or above).
     pub dtb: u64,
 }
 
@@ -92,7 +82,6 @@ pub fn params_text(
     p: &Placement,
     header: &ImageHeader,
     initrd_size: Option<u64>,
-    dtb_size: u64,
     bootargs: &str,
 ) -> String {
     let mut t = format!(
@@ -102,115 +91,8 @@ pub fn params_text(
     if let (Some(at), Some(size)) = (p.initrd, initrd_size) {
         t.push_str(&format!("initrd {at:#x} {size}\n"));
     }
-    t.push_str(&format!("dtb {:#x} {dtb_size}\n", p.dtb));
     t.push_str(&format!("bootargs {bootargs}\nend\n"));
     t
-}
-
-/// Runs `fdtput`/`fdtget` (from the device-tree-compiler package) with `args`.
-fn fdt_tool(tool: &str, args: &[&str]) -> Result<String, String> {
-    let done = run_ok(
-        Command::new(tool).args(args),
-        FDT_TOOL_DEADLINE,
-        &format!("{tool} (install the device-tree-compiler package)"),
-    )?;
-    Ok(done.stdout)
-}
-
-/// Top-level nodes the guest must not see (by name prefix): QEMU's devices that the
-/// hypervisor neither maps nor forwards (flash, fw-cfg, the platform bus, virtio-mmio slots,
-/// the RTC, the GPIO controller and its power button).
-const HIDDEN_NODES: &[&str] = &[
-    "flash@",
-    "fw-cfg@",
-    "platform-bus@",
-    "virtio_mmio@",
-    "pl031@",
-    "pl061@",
-    "gpio-keys",
-];
-
-/// Writes the guest's device tree to `out`: QEMU's own for `machine` (`dumpdtb`) with
-/// - the memory node giving guest RAM only,
-/// - `/chosen` with `bootargs` and the initramfs range,
-/// - the GIC node without its maintenance interrupt and without the ITS (the guest sees
-///   no ITS: PCIe devices use INTx), the PCIe node without its `msi-map`,
-/// - the [`HIDDEN_NODES`] removed.
-///
-/// Returns its size.
-pub fn guest_dtb(
-    qemu: &Path,
-    machine: &Machine,
-    out: &Path,
-    bootargs: &str,
-    initrd: Option<(u64, u64)>,
-) -> Result<u64, String> {
-    dump_dtb(qemu, machine, out)?;
-    let f = out.display().to_string();
-    let nodes = fdt_tool("fdtget", &["-l", &f, "/"])?;
-    let nodes: Vec<&str> = nodes.lines().map(str::trim).collect();
-    let find = |prefix: &str| {
-        nodes
-            .iter()
-            .find(|n| n.starts_with(prefix))
-            .map(|n| format!("/{n}"))
-            .ok_or_else(|| format!("QEMU's device tree has no {prefix}* node"))
-    };
-    let memory = find("memory@")?;
-    let gic = find("intc@")?;
-    let pcie = find("pcie@")?;
-    let hex = |v: u64| format!("{v:#x}");
-    fdt_tool(
-        "fdtput",
-        &[
-            "-t",
-            "x",
-            &f,
-            &memory,
-            "reg",
-            &hex(GUEST_RAM_BASE >> 32),
-            &hex(GUEST_RAM_BASE & 0xffff_ffff),
-            &hex(GUEST_RAM_SIZE >> 32),
-            &hex(GUEST_RAM_SIZE & 0xffff_ffff),
-        ],
-    )?;
-    fdt_tool("fdtput", &["-t", "s", &f, "/chosen", "bootargs", bootargs])?;
-    if let Some((start, end)) = initrd {
-        for (name, v) in [("linux,initrd-start", start), ("linux,initrd-end", end)] {
-            fdt_tool(
-                "fdtput",
-                &[
-                    "-t",
-                    "x",
-                    &f,
-                    "/chosen",
-                    name,
-                    &hex(v >> 32),
-                    &hex(v & 0xffff_ffff),
-                ],
-            )?;
-        }
-    }
-    fdt_tool("fdtput", &["-d", &f, &gic, "interrupts"])?;
-    let gic_children = fdt_tool("fdtget", &["-l", &f, &gic])?;
-    for child in gic_children.lines().map(str::trim) {
-        if child.starts_with("its@") {
-            fdt_tool("fdtput", &["-r", &f, &format!("{gic}/{child}")])?;
-        }
-    }
-    fdt_tool("fdtput", &["-d", &f, &pcie, "msi-map"])?;
-    for node in &nodes {
-        if HIDDEN_NODES.iter().any(|h| node.starts_with(h)) {
-            fdt_tool("fdtput", &["-r", &f, &format!("/{node}")])?;
-        }
-    }
-    let size = fs::metadata(out)
-        .map_err(|e| format!("{}: {e}", out.display()))?
-        .len();
-    if size > GUEST_DTB_MAX {
-        return Err(format!("the guest device tree is {size} bytes: too large"));
-    }
-    Ok(size)
 }
 
 /// A Linux boot on the hypervisor: what to boot and on what machine.
@@ -232,7 +114,7 @@ pub struct HypBoot {
     pub bootargs: String,
     /// The raw image behind an NVMe device, if any.
     pub nvme_disk: Option<PathBuf>,
-    /// Where the device tree and the boot parameter block are written.
+    /// Where the boot parameter block is written.
     pub work_dir: PathBuf,
 }
 
@@ -248,9 +130,9 @@ impl HypBoot {
         m
     }
 
-    /// Writes the guest's device tree and the boot parameter block under
-    /// [`HypBoot::work_dir`] and returns QEMU's arguments (without `-d`/`-D`).
-    pub fn prepare(&self, qemu: &Path) -> Result<Vec<String>, String> {
+    /// Writes the boot parameter block under [`HypBoot::work_dir`] and returns QEMU's
+    /// arguments (without `-d`/`-D`).
+    pub fn prepare(&self) -> Result<Vec<String>, String> {
         fs::create_dir_all(&self.work_dir)
             .map_err(|e| format!("creating {}: {e}", self.work_dir.display()))?;
         let initrd_size = match &self.initrd {
@@ -263,11 +145,8 @@ impl HypBoot {
         };
         let place = place(&self.header, initrd_size)?;
         let machine = self.machine();
-        let dtb = self.work_dir.join(format!("{}.dtb", self.scenario));
-        let initrd_range = place.initrd.zip(initrd_size).map(|(a, s)| (a, a + s));
-        let dtb_size = guest_dtb(qemu, &machine, &dtb, &self.bootargs, initrd_range)?;
         let params = self.work_dir.join(format!("{}.params", self.scenario));
-        let mut text = params_text(&place, &self.header, initrd_size, dtb_size, &self.bootargs);
+        let mut text = params_text(&place, &self.header, initrd_size, &self.bootargs);
         text.push('\0');
         fs::write(&params, text).map_err(|e| format!("writing {}: {e}", params.display()))?;
 
@@ -295,7 +174,6 @@ impl HypBoot {
         if let (Some(f), Some(at)) = (&self.initrd, place.initrd) {
             load(f, at)?;
         }
-        load(&dtb, place.dtb)?;
         load(&params, BOOT_PARAMS as u64)?;
         Ok(args)
     }
@@ -303,6 +181,7 @@ impl HypBoot {
 
 #[cfg(test)]
 mod tests {
+    use super::layout::GUEST_RAM_SIZE;
     use super::*;
     use crate::linux::image::PageSize;
 
@@ -336,19 +215,13 @@ mod tests {
     fn the_parameter_block_names_every_file() {
         let h = header(0, 0x2f0_0000);
         let p = place(&h, Some(0x1c_0000)).unwrap();
-        let t = params_text(
-            &p,
-            &h,
-            Some(0x1c_0000),
-            4096,
-            "console=ttyAMA0 vgt.mode=boot",
-        );
+        let t = params_text(&p, &h, Some(0x1c_0000), "console=ttyAMA0 vgt.mode=boot");
         assert_eq!(
             t,
             "vgt-linux 1\nkernel 0x60000000 49278976 49283072\ninitrd 0x68000000 1835008\n\
-             dtb 0x7fe00000 4096\nbootargs console=ttyAMA0 vgt.mode=boot\nend\n"
+             bootargs console=ttyAMA0 vgt.mode=boot\nend\n"
         );
-        let none = params_text(&place(&h, None).unwrap(), &h, None, 4096, "");
+        let none = params_text(&place(&h, None).unwrap(), &h, None, "");
         assert!(!none.contains("initrd"));
     }
 

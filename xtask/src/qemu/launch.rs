@@ -254,10 +254,9 @@ pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<S
 }
 
 /// The QEMU arguments for a Linux scenario: the hypervisor, the provisioned test guest and
-/// `guest`'s command line ([`HypBoot::prepare`] writes the guest's device tree and boot
+/// `guest`'s command line ([`HypBoot::prepare`] writes the boot
 /// parameter block under `<logdir>/linux/`), plus the guest-error log.
 pub fn linux_args(
-    qemu: &Qemu,
     images: &Images,
     scenario: &Scenario,
     guest: &LinuxGuest,
@@ -279,7 +278,7 @@ pub fn linux_args(
         nvme_disk: guest.nvme.then(|| tg.disk.clone()),
         work_dir: logdir.join("linux"),
     };
-    let mut args = boot.prepare(&qemu.path)?;
+    let mut args = boot.prepare()?;
     args.extend([
         "-d".into(),
         "guest_errors,unimp".into(),
@@ -355,8 +354,9 @@ pub fn run_scenario(
     let _ = fs::remove_file(&qemu_log_path);
     let args = match &scenario.linux {
         None => qemu_args(scenario, images, &qemu_log_path),
-        Some(guest) => linux_args(qemu, images, scenario, guest, logdir, &qemu_log_path)
-            .map_err(io::Error::other)?,
+        Some(guest) => {
+            linux_args(images, scenario, guest, logdir, &qemu_log_path).map_err(io::Error::other)?
+        }
     };
     let limits = Limits {
         total: scenario.deadline,

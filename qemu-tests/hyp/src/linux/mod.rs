@@ -7,23 +7,26 @@
 //! reach the guest through `fwd-irq`'s list registers, and PSCI. The steps, in the order
 //! [`boot`] takes them:
 //!
-//! 1. **Boot parameters** ([`params`]): what xtask loaded into guest RAM (kernel, initramfs,
-//!    device tree) and the kernel command line, checked against the [`layout`].
-//! 2. **Stage 2** ([`stage2`]): the guest's physical address space. Guest RAM and the UART
+//! 1. **Boot parameters** ([`params`]): what xtask loaded into guest RAM (kernel, initramfs)
+//!    and the kernel command line, checked against the [`layout`].
+//! 2. **The machine** ([`fdt`]): QEMU's device tree says where its RAM and GIC are; the
+//!    guest's RAM is QEMU's minus the hypervisor's, and the guest's device tree is QEMU's,
+//!    changed where the guest's machine differs (`guest-fdt`), written into guest RAM.
+//! 3. **Stage 2** ([`stage2`]): the guest's physical address space. Guest RAM and the UART
 //!    and PCIe windows are mapped; the hypervisor's RAM, the GIC and everything else are not,
 //!    so the guest reaches them only through the hypervisor.
-//! 3. **The virtual GIC** (`vgic::Vgic`): the distributor and redistributors the guest
+//! 4. **The virtual GIC** (`vgic::Vgic`): the distributor and redistributors the guest
 //!    programs, at the addresses of QEMU's; the UART's SPI and the four PCIe INTx SPIs are
 //!    *forwarded*: the physical SPI fires at EL2, is listed for the guest with the HW bit, and
 //!    the guest's deactivation reaches the physical GIC. The host side of each vCPU is
 //!    `fwd-irq` (`VgicCpu`, `VtimerFwd`: the virtual timer, forwarded the same way).
-//! 4. **CPUs** ([`el2`], [`vcpu`]): each CPU sets up its EL2 registers and stage 2, attaches
+//! 5. **CPUs** ([`el2`], [`vcpu`]): each CPU sets up its EL2 registers and stage 2, attaches
 //!    its vCPU to the `Vgic`, and waits for PSCI to start it. vCPU 0 starts at the kernel's
 //!    entry with x0 = the device tree (the arm64 boot protocol); the others when the guest
 //!    calls CPU_ON ([`psci`]).
-//! 5. **The run loop** ([`vcpu`]): enter, exit, handle (GIC register emulation, SGIs, PSCI,
+//! 6. **The run loop** ([`vcpu`]): enter, exit, handle (GIC register emulation, SGIs, PSCI,
 //!    forwarded interrupts, refused accesses ([`inject`])), counted by cause ([`stats`]).
-//! 6. **The end**: SYSTEM_OFF (or SYSTEM_RESET) from any vCPU stops the VM; every CPU leaves
+//! 7. **The end**: SYSTEM_OFF (or SYSTEM_RESET) from any vCPU stops the VM; every CPU leaves
 //!    its loop, and the boot CPU reports.
 //!
 //! Kicks: when a `Vgic` call leaves work for vCPU n on another CPU (an SGI, an interrupt
@@ -32,6 +35,7 @@
 //! before re-entering.
 
 mod el2;
+mod fdt;
 mod inject;
 #[allow(
     dead_code,
@@ -47,16 +51,16 @@ mod vcpu;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use core::time::Duration;
 
-use common::platform::{
-    GICD_BASE, GICR_BASE, MAX_CPUS, PCIE_ECAM_BASE, PCIE_MMIO_BASE, UART_BASE, cpu_index,
-};
+use alloc::vec::Vec;
+
+use common::platform::{MAX_CPUS, PCIE_ECAM_BASE, PCIE_MMIO_BASE, UART_BASE, cpu_index};
 use common::sync::SpinLock;
 use fwd_irq::{Forward, FwdMode, PIntId, Trigger, VIntId};
 use spin::Once;
 use vgic::{Effect, Effects, Vgic, VgicConfig, VgicError};
 
-use self::layout::{GUEST_RAM_BASE, GUEST_RAM_SIZE};
-use self::params::{BootParams, ParamsError};
+use self::layout::{GUEST_DTB_MAX, GUEST_DTB_OFFSET, GUEST_RAM_BASE, GUEST_RAM_SIZE};
+use self::params::{Blob, BootParams, ParamsError};
 use self::psci::{Psci, PsciCounts};
 use self::stage2::{Kind, Region, Stage2, Stage2Error};
 use self::stats::ExitStats;
@@ -87,14 +91,9 @@ const PCIE_PIO_SIZE: u64 = 64 << 10;
 const PCIE_MMIO64_BASE: u64 = 0x80_0000_0000;
 const PCIE_MMIO64_SIZE: u64 = 0x80_0000_0000;
 
-/// What stage 2 maps: guest RAM and the devices the guest drives itself.
-const GUEST_REGIONS: [Region; 6] = [
-    Region {
-        name: "guest RAM",
-        base: GUEST_RAM_BASE,
-        size: GUEST_RAM_SIZE,
-        kind: Kind::Ram,
-    },
+/// The devices stage 2 maps for the guest to drive itself (guest RAM comes from QEMU's device
+/// tree).
+const DEVICE_REGIONS: [Region; 5] = [
     Region {
         name: "PL011",
         base: UART_BASE as u64,
@@ -132,8 +131,17 @@ const GUEST_REGIONS: [Region; 6] = [
 pub enum LinuxError {
     /// The boot parameter block.
     Params(ParamsError),
-    /// No device tree for the guest.
-    NoDtb,
+    /// No device tree from QEMU at the start of RAM (or no GIC redistributor region in it).
+    NoHostDtb,
+    /// QEMU's device tree does not describe a GIC this module can read.
+    Discover(its_core::discover::DiscoverError),
+    /// The guest's device tree could not be derived.
+    Fdt(guest_fdt::Error),
+    /// QEMU's RAM minus the hypervisor's does not hold the guest RAM xtask placed files in
+    /// (QEMU started with less than `-m 1G`?).
+    NoGuestRam,
+    /// The guest's device tree is too large, or the kernel or initramfs lies where it goes.
+    DtbPlacement,
     /// Building stage 2.
     Stage2(Stage2Error),
     /// The virtual GIC refused a call.
@@ -154,7 +162,16 @@ impl core::fmt::Display for LinuxError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Params(e) => write!(f, "boot parameter block: {e:?}"),
-            Self::NoDtb => write!(f, "no device tree for the guest in the boot parameters"),
+            Self::NoHostDtb => write!(f, "no device tree from QEMU at the start of RAM"),
+            Self::Discover(e) => write!(f, "QEMU's device tree: {e}"),
+            Self::Fdt(e) => write!(f, "the guest's device tree: {e}"),
+            Self::NoGuestRam => write!(
+                f,
+                "QEMU's RAM minus the hypervisor's does not hold guest RAM {GUEST_RAM_BASE:#x} + {} \
+                 MiB",
+                GUEST_RAM_SIZE >> 20
+            ),
+            Self::DtbPlacement => write!(f, "no room for the guest's device tree"),
             Self::Stage2(e) => write!(f, "stage 2: {e:?}"),
             Self::Vgic(e) => write!(f, "vgic: {e}"),
             Self::Fwd(e) => write!(f, "fwd-irq: {e}"),
@@ -193,6 +210,8 @@ pub struct Report {
     pub vgic: vgic::VgicStats,
     /// Boot parameters used.
     pub params: Option<BootParams>,
+    /// Where the guest's device tree went.
+    pub dtb: Option<Blob>,
     /// The first refused data access, if any.
     pub first_refused: Option<Refused>,
     /// Unexpected exits (exception classes injected as UNDEFINED), the first one's ESR_EL2 and
@@ -228,6 +247,7 @@ pub struct Vm {
     error: SpinLock<Option<LinuxError>>,
     stats: [SpinLock<ExitStats>; MAX_CPUS],
     params: BootParams,
+    dtb: Blob,
     first_refused: SpinLock<Option<Refused>>,
     first_unexpected: SpinLock<Option<(u64, u64)>>,
     finished: [AtomicBool; MAX_CPUS],
@@ -238,10 +258,42 @@ static VM: Once<Vm> = Once::new();
 
 impl Vm {
     fn new(vcpus: usize, params: BootParams) -> Result<Self, LinuxError> {
-        let stage2 = Stage2::build(&GUEST_REGIONS).map_err(LinuxError::Stage2)?;
+        // The machine, from QEMU's device tree: guest RAM, the GIC, the guest's own tree.
+        let host = fdt::host_dtb()?;
+        let (gicd, gicr) = fdt::gic_frames(host)?;
+        let memory = fdt::guest_memory(host)?;
+        let want = guest_fdt::MemRegion::new(GUEST_RAM_BASE, GUEST_RAM_SIZE);
+        if !memory.iter().any(|m| m.contains(&want)) {
+            return Err(LinuxError::NoGuestRam);
+        }
+        let blob = fdt::guest_dtb(host, &memory, vcpus, &params)?;
+        let dtb = Blob {
+            addr: GUEST_RAM_BASE + GUEST_DTB_OFFSET,
+            size: blob.len() as u64,
+        };
+        let clash = dtb.overlaps(&params.kernel_footprint())
+            || params.initrd.is_some_and(|i| i.overlaps(&dtb));
+        if dtb.size > GUEST_DTB_MAX || clash || !crate::rawmem::copy_to_guest(dtb.addr, &blob) {
+            return Err(LinuxError::DtbPlacement);
+        }
+        drop(blob);
+
+        let mut regions: Vec<Region> = memory
+            .iter()
+            .map(|m| Region {
+                name: "guest RAM",
+                base: m.base,
+                size: m.size,
+                kind: Kind::Ram,
+            })
+            .collect();
+        regions.extend(DEVICE_REGIONS);
+        let stage2 = Stage2::build(&regions).map_err(LinuxError::Stage2)?;
+        drop(regions);
+        drop(memory);
+
         let prio_bits = fwd_irq::hw::IchRegs::vtr(&crate::fwd::ich()).pribits() + 1;
-        let cfg = VgicConfig::new(GICD_BASE as u64, GICR_BASE as u64, vcpus)
-            .with_priority_bits(prio_bits);
+        let cfg = VgicConfig::new(gicd, gicr, vcpus).with_priority_bits(prio_bits);
         let mut vgic = Vgic::new(cfg).map_err(LinuxError::Vgic)?;
         let hw = gic_hw::get();
         let mut fx = Effects::new();
@@ -270,7 +322,6 @@ impl Vm {
             fx.clear();
         }
         let mut psci = Psci::new(vcpus);
-        let dtb = params.dtb.ok_or(LinuxError::NoDtb)?;
         psci.boot(0, params.kernel.addr, dtb.addr);
         Ok(Self {
             vcpus,
@@ -282,6 +333,7 @@ impl Vm {
             error: SpinLock::new(None),
             stats: [const { SpinLock::new(ExitStats::zero()) }; MAX_CPUS],
             params,
+            dtb,
             first_refused: SpinLock::new(None),
             first_unexpected: SpinLock::new(None),
             finished: [const { AtomicBool::new(false) }; MAX_CPUS],
@@ -438,6 +490,7 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
         psci: PsciCounts::default(),
         vgic: vgic::VgicStats::default(),
         params: None,
+        dtb: None,
         first_refused: None,
         first_unexpected: None,
         run_us: 0,
@@ -486,6 +539,7 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
     };
     report.error = vm.error.lock().clone();
     report.psci = vm.psci.lock().counts();
+    report.dtb = Some(vm.dtb);
     report.vgic = vm.vgic.lock().stats();
     report.first_refused = *vm.first_refused.lock();
     report.first_unexpected = *vm.first_unexpected.lock();
@@ -499,24 +553,32 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
 /// the console.
 fn narrate(vm: &Vm) {
     common::narrate!(
+        "device tree: QEMU's, less the hypervisor's RAM, the ITS, the maintenance interrupt and \
+         the devices stage 2 does not map: {} bytes at {:#x}",
+        vm.dtb.size,
+        vm.dtb.addr
+    );
+    common::narrate!(
         "stage 2: identity map of guest RAM {:#x}+{} MiB, the PL011 and the PCIe windows only; \
          the hypervisor's RAM, GICD/GICR and the ITS fault to EL2",
         GUEST_RAM_BASE,
         GUEST_RAM_SIZE >> 20
     );
+    let cfg = *vm.vgic.lock().config();
     common::narrate!(
-        "vgic: a GICv3 for {} vCPU(s) at GICD {GICD_BASE:#x} / GICR {GICR_BASE:#x}, trapped and \
+        "vgic: a GICv3 for {} vCPU(s) at GICD {:#x} / GICR {:#x} (QEMU's), trapped and \
          emulated; SPIs {FORWARDED_SPIS:?} forwarded with the HW bit, the virtual timer too",
-        vm.vcpus
+        vm.vcpus,
+        cfg.gicd_base,
+        cfg.gicr_base
     );
     let p = &vm.params;
     common::narrate!(
-        "boot: kernel at {:#x} ({} KiB running), initramfs {:x?}, device tree at {:#x}; vCPU 0 \
-         enters the kernel at EL1 with x0 = the device tree",
+        "boot: kernel at {:#x} ({} KiB running), initramfs {:x?}; vCPU 0 enters the kernel at \
+         EL1 with x0 = the device tree",
         p.kernel.addr,
         p.image_size >> 10,
         p.initrd.map(|i| (i.addr, i.size)),
-        p.dtb.map_or(0, |d| d.addr)
     );
 }
 

@@ -9,16 +9,17 @@
 //! vgt-linux 1
 //! kernel 0x60000000 <file bytes> <image_size from the Image header>
 //! initrd 0x68000000 <bytes>                 (optional)
-//! dtb 0x7fe00000 <bytes>                    (optional: the guest's device tree, prebuilt)
 //! bootargs console=ttyAMA0 vgt.mode=boot    (the rest of the line)
 //! end
 //! ```
+//!
+//! The guest's device tree is not in the block: the hypervisor derives it (`linux::fdt`).
 //!
 //! Numbers are `0x` hexadecimal or decimal. [`BootParams::parse`] checks the block against
 //! guest RAM (everything inside it, the kernel 4 KiB aligned, nothing overlapping) so that a
 //! bad block is a typed error, never a guest booted into the hyp's memory.
 
-use super::layout::{GUEST_DTB_MAX, GUEST_RAM_BASE, GUEST_RAM_SIZE};
+use super::layout::{GUEST_RAM_BASE, GUEST_RAM_SIZE};
 
 /// The first line of a block this hyp reads.
 const MAGIC: &str = "vgt-linux 1";
@@ -40,7 +41,8 @@ impl Blob {
         self.addr + self.size
     }
 
-    fn overlaps(&self, other: &Blob) -> bool {
+    /// Whether the two ranges share a byte.
+    pub fn overlaps(&self, other: &Blob) -> bool {
         self.addr < other.end() && other.addr < self.end()
     }
 
@@ -68,8 +70,6 @@ pub enum ParamsError {
     OutsideRam(&'static str),
     /// Two ranges overlap.
     Overlap(&'static str, &'static str),
-    /// The device tree is misaligned or too large.
-    BadDtb,
     /// The command line is longer than [`BOOTARGS_MAX`].
     BootargsTooLong,
 }
@@ -83,8 +83,6 @@ pub struct BootParams {
     pub image_size: u64,
     /// The initramfs, if any.
     pub initrd: Option<Blob>,
-    /// A prebuilt device tree for the guest, if any.
-    pub dtb: Option<Blob>,
     bootargs: [u8; BOOTARGS_MAX],
     bootargs_len: usize,
 }
@@ -128,7 +126,6 @@ impl BootParams {
             kernel: Blob { addr: 0, size: 0 },
             image_size: 0,
             initrd: None,
-            dtb: None,
             bootargs: [0; BOOTARGS_MAX],
             bootargs_len: 0,
         };
@@ -151,7 +148,6 @@ impl BootParams {
                     kernel = true;
                 }
                 "initrd" => p.initrd = Some(blob(&mut words).ok_or(ParamsError::BadLine(n))?),
-                "dtb" => p.dtb = Some(blob(&mut words).ok_or(ParamsError::BadLine(n))?),
                 "bootargs" => {
                     let args = rest.trim();
                     if args.len() > BOOTARGS_MAX {
@@ -192,20 +188,6 @@ impl BootParams {
             }
             if initrd.overlaps(&kernel) {
                 return Err(ParamsError::Overlap("initrd", "kernel"));
-            }
-        }
-        if let Some(dtb) = self.dtb {
-            if !dtb.addr.is_multiple_of(8) || dtb.size > GUEST_DTB_MAX || dtb.size < 40 {
-                return Err(ParamsError::BadDtb);
-            }
-            if !dtb.in_ram() {
-                return Err(ParamsError::OutsideRam("dtb"));
-            }
-            if dtb.overlaps(&kernel) {
-                return Err(ParamsError::Overlap("dtb", "kernel"));
-            }
-            if self.initrd.is_some_and(|i| i.overlaps(&dtb)) {
-                return Err(ParamsError::Overlap("dtb", "initrd"));
             }
         }
         Ok(())
