@@ -10,7 +10,10 @@
 use common::check;
 use common::platform::HYP_BASE;
 use common::report::metrics;
-use smccc::psci::{PSCI_CPU_ON_64, error};
+use smccc::psci::{
+    PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_64, PSCI_CPU_SUSPEND_64, PSCI_FEATURES,
+    PSCI_SYSTEM_RESET, error,
+};
 
 use super::Ctx;
 use crate::gic_hw;
@@ -175,13 +178,60 @@ pub fn linux_smp(ctx: &mut Ctx) {
     );
     check!(r.exits.sysreg_sgi > 0, "no IPI trapped");
     check!(r.exits.irq_kick > 0, "no vCPU was kicked");
-    // Linux starts each CPU once; the answer to a second CPU_ON comes from the same code.
+    // Linux starts each CPU once and never makes the calls below; the answers come from the
+    // same code its SMCs reach (the VM is stopped: nothing acts on them).
     let entry = r.params.map_or(0, |p| p.kernel.addr);
-    let again = linux::psci_call(0, [u64::from(PSCI_CPU_ON_64), 1, entry, 0]);
-    check!(
-        again == Some(Action::Return(i64::from(error::ALREADY_ON))),
-        "CPU_ON for running vCPU 1: {again:?}"
-    );
+    let answers = [
+        // A second CPU_ON for a running vCPU.
+        (
+            [u64::from(PSCI_CPU_ON_64), 1, entry, 0],
+            ret(error::ALREADY_ON),
+        ),
+        // An MPIDR that names no vCPU.
+        (
+            [u64::from(PSCI_CPU_ON_64), 7, entry, 0],
+            ret(error::INVALID_PARAMETERS),
+        ),
+        // vCPU 3 is on; affinity level 1 is not supported.
+        (
+            [u64::from(PSCI_AFFINITY_INFO_64), 3, 0, 0],
+            Action::Return(0),
+        ),
+        (
+            [u64::from(PSCI_AFFINITY_INFO_64), 3, 1, 0],
+            ret(error::INVALID_PARAMETERS),
+        ),
+        // SMCCC_VERSION and CPU_SUSPEND are not offered; CPU_OFF is.
+        (
+            [u64::from(PSCI_FEATURES), 0x8000_0000, 0, 0],
+            ret(error::NOT_SUPPORTED),
+        ),
+        (
+            [
+                u64::from(PSCI_FEATURES),
+                u64::from(PSCI_CPU_SUSPEND_64),
+                0,
+                0,
+            ],
+            ret(error::NOT_SUPPORTED),
+        ),
+        (
+            [u64::from(PSCI_FEATURES), u64::from(PSCI_CPU_OFF), 0, 0],
+            Action::Return(0),
+        ),
+        ([0x8400_00ff, 0, 0, 0], ret(error::NOT_SUPPORTED)),
+        ([u64::from(PSCI_CPU_OFF), 0, 0, 0], Action::CpuOff),
+        ([u64::from(PSCI_SYSTEM_RESET), 0, 0, 0], Action::SystemReset),
+    ];
+    for (x, want) in answers {
+        let got = linux::psci_call(0, x);
+        check!(got == Some(want), "PSCI {x:#x?}: {got:?}, want {want:?}");
+    }
+}
+
+/// A PSCI error as the return value the guest gets.
+fn ret(code: i32) -> Action {
+    Action::Return(i64::from(code))
 }
 
 /// NVMe on PCIe INTx: 2048 direct 4 KiB reads, the disk's interrupts forwarded (a level
