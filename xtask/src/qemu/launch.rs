@@ -266,7 +266,7 @@ pub fn linux_args(
     let tg = images
         .linux
         .as_ref()
-        .ok_or("the Linux test guest was not provisioned")?;
+        .ok_or("the Linux test guest was not provisioned (see the error above)")?;
     let boot = HypBoot {
         hyp: images.hyp.clone(),
         scenario: scenario.name.to_owned(),

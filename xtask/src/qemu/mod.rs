@@ -225,12 +225,10 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
     let mut images = images;
     if selected.iter().any(|s| s.linux.is_some()) {
         println!("provisioning the Linux guest (target/linux)");
+        // Without it the Linux scenarios fail (not provisioned); the others still run.
         match crate::linux::provision(&root) {
             Ok(g) => images.linux = Some(g),
-            Err(e) => {
-                eprintln!("qemu-test: provisioning the Linux guest: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => eprintln!("qemu-test: provisioning the Linux guest failed: {e}"),
         }
     }
     let build_time = suite_start.elapsed();
