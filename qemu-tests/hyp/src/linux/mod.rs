@@ -33,6 +33,16 @@
 //! routed to it, a configuration change), the caller sets n's kick flag and sends CPU n the
 //! physical SGI [`KICK_SGI`]; the guest there exits, and its loop syncs with the `Vgic`
 //! before re-entering.
+//!
+//! # Limits
+//! - No SMMU: the PCIe devices the guest drives (NVMe) do DMA to physical addresses
+//!   untranslated, so a guest that programs one maliciously reaches memory stage 2 keeps from
+//!   its CPUs. Stage 2 confines the guest's CPU accesses only.
+//! - No ITS for the guest, so no vLPIs yet: PCIe uses INTx.
+//! - One vCPU per CPU, pinned; nothing is scheduled. WFI and WFE do not trap.
+//! - SYSTEM_RESET ends the run like SYSTEM_OFF (no reboot); CPU_SUSPEND is not offered; SME
+//!   traps (CPTR_EL2.TSM) and, like any exit nobody handles, gets UNDEFINED.
+//! - The PL011 is shared: the hypervisor prints nothing while the guest runs.
 
 mod el2;
 mod fdt;
