@@ -160,8 +160,8 @@ fn boot_on_hyp(a: &LinuxArgs) -> Result<bool, String> {
 /// the versions and sizes. The cache holds until target/linux/arm64-bookworm is deleted (then
 /// the current versions are fetched). One run at a time: the private apt takes no lock.
 ///
-/// Environment: XTASK_DEBIAN_MIRROR=http://HOST (or http://HOST:PORT) fetches from a mirror
-/// with Debian's /debian and /debian-security paths; http_proxy is honoured.
+/// Environment: XTASK_DEBIAN_MIRROR=http://HOST (or HOST:PORT) fetches from a mirror with Debian's
+/// /debian and /debian-security paths; http_proxy is honoured.
 ///
 /// Exit status: 0 done (and the boot passed); 1 a step failed; 2 bad arguments.
 #[derive(Debug, Default, PartialEq, Eq, clap::Args)]
