@@ -15,10 +15,10 @@ use crate::workspace::workspace_root;
 
 /// Boot an arm64 Linux Image on the project's hypervisor and stream its console
 ///
-/// Builds the hypervisor (qemu-tests/hyp), places the kernel, the initramfs and the guest's
-/// device tree (QEMU's own, less what the guest must not see) in guest RAM, and boots QEMU
-/// `virt` (gic-version=4, virtualization=on, -cpu max,pauth-impdef=on, -m 1G) with the
-/// hypervisor at EL2 and Linux at EL1 on N vCPUs, one per CPU. The guest's console is
+/// Builds the hypervisor (qemu-tests/hyp), places the kernel and the initramfs in guest RAM,
+/// and boots QEMU `virt` (gic-version=4, virtualization=on, -cpu max,pauth-impdef=on, -m 1G)
+/// with the hypervisor at EL2 and Linux at EL1 on N vCPUs, one per CPU; the hypervisor gives
+/// the guest QEMU's own device tree, less what the guest must not see. The guest's console is
 /// streamed as it comes; the run ends when the guest powers off (PSCI SYSTEM_OFF) or resets,
 /// then the hypervisor prints its EL2 exits by cause.
 ///
