@@ -18,7 +18,7 @@
 //! `docs/benchmarks.md`, linking to its plots in `docs/bench/`.
 
 mod linux;
-mod metrics;
+pub(crate) mod metrics;
 mod report;
 mod svg;
 

@@ -42,6 +42,7 @@ enum Command {
     Encode(cli::EncodeArgs),
     Fuzz(fuzz::Args),
     Bench(bench::Args),
+    Linux(linux::cli::LinuxArgs),
     LinuxFetch(linux::cli::LinuxFetchArgs),
     QemuFetch(linux::cli::QemuFetchArgs),
 }
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Command::Encode(a) => cli::encode(&a),
         Command::Fuzz(a) => fuzz::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Linux(a) => linux::cli::linux(&a),
         Command::LinuxFetch(a) => linux::cli::linux_fetch(&a),
         Command::QemuFetch(a) => linux::cli::qemu_fetch(&a),
     }
@@ -97,6 +99,7 @@ mod tests {
                 "encode",
                 "fuzz",
                 "bench",
+                "linux",
                 "linux-fetch",
                 "qemu-fetch"
             ]

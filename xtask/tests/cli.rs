@@ -331,6 +331,8 @@ fn bad_arguments_exit_2() {
         &["fuzz", "--time", "0"],
         &["fuzz", "--time"],
         &["bench", "nope"],
+        &["linux", "--smp", "0"],
+        &["linux", "--bogus"],
         // --publish rewrites docs/benchmarks.md: all sections or none named.
         &["bench", "--publish", "cmd-encode"],
     ] {
@@ -383,8 +385,8 @@ fn help_is_printed_and_exits_0() {
 
 /// Every command with its options (flags, and options with their value's name) and its
 /// positional arguments, as its `--help` shows them.
-const COMMANDS: [(&str, &[&str]); 7] = [
-    ("demo", &["--qemu <PATH>"]),
+const COMMANDS: [(&str, &[&str]); 8] = [
+    ("demo", &["--qemu <PATH>", "--linux"]),
     ("test", &[]),
     (
         "qemu-test",
@@ -394,6 +396,18 @@ const COMMANDS: [(&str, &[&str]); 7] = [
     ("encode", &["--v41", "[FILE]"]),
     ("fuzz", &["--target <T>", "--time <SECS>", "--no-cmin"]),
     ("bench", &["--list", "--publish", "[SECTION]..."]),
+    (
+        "linux",
+        &[
+            "--kernel <IMAGE>",
+            "--initrd <FILE>",
+            "--append <ARGS>",
+            "--smp <N>",
+            "--disk <FILE>",
+            "--timeout <SECS>",
+            "--qemu <PATH>",
+        ],
+    ),
 ];
 
 #[test]

@@ -142,6 +142,7 @@ fn lower_sync(frame: &mut Frame, _kind: VectorKind) {
             Exit::DataAbort {
                 esr: frame.esr,
                 far: frame.far,
+                hpfar: common::read_sysreg!(hpfar_el2),
                 elr: frame.elr,
             }
         }

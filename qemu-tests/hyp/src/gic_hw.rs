@@ -295,6 +295,32 @@ impl GicHw {
         wait_rwp(&d)
     }
 
+    /// Enables or disables SPI `intid` at the distributor (GICD_ISENABLER / GICD_ICENABLER).
+    pub fn set_spi_enabled(&self, intid: u32, enabled: bool) -> Result<(), GicError> {
+        let (_, word, bit) = spi(intid)?;
+        let mut d = self.distributor();
+        if enabled {
+            write_bank(field!(d, isenabler).get(word), bit);
+            Ok(())
+        } else {
+            write_bank(field!(d, icenabler).get(word), bit);
+            wait_rwp(&d)
+        }
+    }
+
+    /// Routes SPI `intid` to CPU `cpu` (GICD_IROUTER: Interrupt_Routing_Mode 0, Aff0 = `cpu`).
+    pub fn route_spi(&self, intid: u32, cpu: usize) -> Result<(), GicError> {
+        let (n, _, _) = spi(intid)?;
+        if cpu >= self.cpus {
+            return Err(GicError::NoRedistributor { cpu });
+        }
+        let mut d = self.distributor();
+        if let Some(mut r) = field!(d, irouter).get(n) {
+            r.write(cpu as u64);
+        }
+        Ok(())
+    }
+
     /// Disables SPI `intid` and clears its pending and active state.
     pub fn reset_spi(&self, intid: u32) -> Result<(), GicError> {
         let (_, word, bit) = spi(intid)?;
@@ -492,6 +518,20 @@ pub fn send_sgi_to_self(intid: u32) {
     let aff0 = common::platform::cpu_index() as u64;
     let value = (u64::from(intid & 0xf) << 24) | (1 << (aff0 & 0xf));
     // SAFETY: generating an SGI only makes an interrupt pending; the handlers are installed.
+    unsafe {
+        write_sysreg!(icc_sgi1r_el1, value);
+        core::arch::asm!("isb", options(nostack));
+    }
+}
+
+/// Sends SGI `intid` (< 16) to CPU `cpu` (ICC_SGI1R_EL1: Aff3-Aff1 = 0, target list bit
+/// `cpu`, so CPUs 0-15).
+pub fn send_sgi(intid: u32, cpu: usize) {
+    if cpu >= 16 {
+        return;
+    }
+    let value = (u64::from(intid & 0xf) << 24) | (1 << cpu);
+    // SAFETY: generating an SGI only makes an interrupt pending at the target's redistributor.
     unsafe {
         write_sysreg!(icc_sgi1r_el1, value);
         core::arch::asm!("isb", options(nostack));

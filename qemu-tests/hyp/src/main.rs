@@ -8,10 +8,14 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod exits;
 mod fwd;
 mod gic;
 mod gic_hw;
+mod heap;
+mod linux;
 mod pci;
 mod rawmem;
 mod scenarios;

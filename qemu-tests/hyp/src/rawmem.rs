@@ -16,8 +16,25 @@
 //!   is below the live stack (or another CPU's stack), outside any Rust object.
 //! - **A deliberate fault** ([`fault_read`]): the runner's self-check that an unexpected
 //!   exception cannot pass for success reads an unmapped address.
+//! - **The Linux guest's boot parameters** ([`read_boot_params`]): a text block QEMU's loader
+//!   put in the hyp's reserved memory before boot (`linux::params`); no Rust object lives
+//!   there.
+//! - **The hyp's own image, as bytes** ([`image_checksum`]): `linux_isolation` checks that a
+//!   guest that tried to write into the hyp left its code unchanged; code is not a Rust object
+//!   either.
+//! - **QEMU's device tree** ([`qemu_dtb`]): the blob QEMU wrote at the start of RAM before
+//!   boot, read-only for the hyp's life.
+//! - **The Linux guest's RAM** ([`copy_to_guest`]): the guest's device tree is written there
+//!   before the guest runs.
 
-use common::platform::{GUEST_BASE, GUEST_SIZE};
+use common::platform::{GUEST_BASE, GUEST_SIZE, HYP_BASE};
+
+use common::platform::RAM_BASE;
+
+use crate::linux::layout::{BOOT_PARAMS, BOOT_PARAMS_SIZE, GUEST_RAM_BASE, GUEST_RAM_SIZE};
+
+/// Largest device tree QEMU writes (its `virt` machine's limit).
+const QEMU_DTB_MAX: usize = 1 << 20;
 
 /// Whether `[addr, addr + len)` lies in the guest's region and `addr` is `align`-aligned.
 fn in_guest(addr: usize, len: usize, align: usize) -> bool {
@@ -91,4 +108,83 @@ pub unsafe fn painted_words(lo: usize, len: usize, pattern: u64) -> usize {
 pub unsafe fn fault_read(addr: usize) -> u64 {
     // SAFETY: our caller's promise: the read faults and the handler ends the run.
     unsafe { core::ptr::read_volatile(addr as *const u64) }
+}
+
+/// Copies the Linux boot parameter block (at most `buf.len()` bytes, up to its first NUL) into
+/// `buf`; returns how many bytes were copied.
+pub fn read_boot_params(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() && n < BOOT_PARAMS_SIZE {
+        // SAFETY: `[BOOT_PARAMS, BOOT_PARAMS + BOOT_PARAMS_SIZE)` is RAM the hyp reserves for
+        // the block (outside its allocator and its image, identity mapped as Normal memory);
+        // only QEMU's loader wrote it, before boot, and the guest cannot reach it (stage 2).
+        let b = unsafe { core::ptr::read_volatile((BOOT_PARAMS + n) as *const u8) };
+        if b == 0 {
+            break;
+        }
+        buf[n] = b;
+        n += 1;
+    }
+    n
+}
+
+/// A checksum (FNV-1a over 64-bit words) of `len` bytes of the hyp's own image from `addr`;
+/// `None` unless the range is 8-byte aligned and inside the image.
+pub fn image_checksum(addr: usize, len: usize) -> Option<u64> {
+    unsafe extern "C" {
+        static __image_end: u8;
+    }
+    let end = &raw const __image_end as usize;
+    if !addr.is_multiple_of(8) || !len.is_multiple_of(8) || addr < HYP_BASE {
+        return None;
+    }
+    if addr.checked_add(len).is_none_or(|e| e > end) {
+        return None;
+    }
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for a in (addr..addr + len).step_by(8) {
+        // SAFETY: checked above: an aligned word inside the hyp's image (code, data or stacks),
+        // identity mapped RAM; a word another CPU writes meanwhile reads as one of its values.
+        let w = unsafe { core::ptr::read_volatile(a as *const u64) };
+        hash = (hash ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Some(hash)
+}
+
+/// QEMU's device tree at the start of RAM (where it puts it for an ELF `-kernel` linked above
+/// it), as long as its header says; `None` without the FDT magic or with a size beyond 1 MiB.
+pub fn qemu_dtb() -> Option<&'static [u8]> {
+    // SAFETY: the first 8 bytes of RAM, identity mapped; QEMU wrote them before boot and
+    // nothing writes them since (the allocator and the image start above 1 MiB, the guest
+    // cannot reach this memory through stage 2).
+    let head = unsafe { core::ptr::read_volatile(RAM_BASE as *const [u8; 8]) };
+    if head[..4] != [0xd0, 0x0d, 0xfe, 0xed] {
+        return None;
+    }
+    let size = u32::from_be_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if !(40..=QEMU_DTB_MAX).contains(&size) {
+        return None;
+    }
+    // SAFETY: `[RAM_BASE, RAM_BASE + size)` lies in the first MiB of RAM, below the hyp's
+    // image and allocator, identity mapped; QEMU wrote it before boot and no one writes it
+    // for the hyp's life, so a shared slice of it stays valid and unchanged.
+    Some(unsafe { core::slice::from_raw_parts(RAM_BASE as *const u8, size) })
+}
+
+/// Copies `bytes` into the Linux guest's RAM at `addr` (a guest physical address, equal to
+/// the physical one) and cleans them to the point of coherency, so the guest reads them with
+/// its MMU and caches off. Returns false, copying nothing, outside guest RAM.
+pub fn copy_to_guest(addr: u64, bytes: &[u8]) -> bool {
+    let end = addr.checked_add(bytes.len() as u64);
+    if addr < GUEST_RAM_BASE || end.is_none_or(|e| e > GUEST_RAM_BASE + GUEST_RAM_SIZE) {
+        return false;
+    }
+    for (i, b) in bytes.iter().enumerate() {
+        // SAFETY: checked above: inside guest RAM, identity mapped Normal memory at EL2, which
+        // holds no Rust object; no guest runs yet (the device tree is written before vCPU 0
+        // first enters).
+        unsafe { core::ptr::write_volatile((addr as usize + i) as *mut u8, *b) };
+    }
+    common::cache::clean_to_poc(addr as usize, bytes.len());
+    true
 }

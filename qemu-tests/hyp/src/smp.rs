@@ -83,6 +83,27 @@ pub fn run_on(cpu: usize, work: fn(usize) -> u64, timeout: Duration) -> Result<u
     }
 }
 
+/// Posts `work(cpu)` to online CPU `cpu` without waiting for it: for work that runs as long as
+/// something else decides (a vCPU's run loop, which says itself when it is done). Refused
+/// while the CPU has work posted or running.
+pub fn post(cpu: usize, work: fn(usize) -> u64) -> Result<(), SmpError> {
+    if !is_online(cpu) || cpu == common::platform::cpu_index() {
+        return Err(SmpError::BadCpu);
+    }
+    let mut slot = WORK[cpu].lock();
+    if slot.is_some() || BUSY.load(Ordering::Acquire) & (1 << cpu) != 0 {
+        return Err(SmpError::BadCpu);
+    }
+    *slot = Some(work);
+    drop(slot);
+    // SAFETY: `sev` only wakes CPUs waiting in WFE.
+    unsafe { core::arch::asm!("dsb ish", "sev", options(nostack)) };
+    Ok(())
+}
+
+/// Bit n set = CPU n is running posted work.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+
 fn secondary_main(cpu: usize) -> ! {
     crate::stack::paint_current();
     if let Err(e) = gic_hw::get().init_cpu(cpu) {
@@ -99,13 +120,21 @@ fn secondary_main(cpu: usize) -> ! {
     SCTLR[cpu].store(sctlr, Ordering::Release);
     ONLINE.fetch_or(1 << cpu, Ordering::AcqRel);
     loop {
-        let posted = WORK[cpu].lock().take();
+        let posted = {
+            let mut slot = WORK[cpu].lock();
+            let work = slot.take();
+            if work.is_some() {
+                BUSY.fetch_or(1 << cpu, Ordering::AcqRel);
+            }
+            work
+        };
         let Some(work) = posted else {
             // SAFETY: `wfe` only waits for an event (`sev` from `run_on`, or any interrupt).
             unsafe { core::arch::asm!("wfe", options(nostack)) };
             continue;
         };
         RESULT[cpu].store(work(cpu), Ordering::Release);
+        BUSY.fetch_and(!(1 << cpu), Ordering::AcqRel);
         DONE_SEQ[cpu].fetch_add(1, Ordering::AcqRel);
     }
 }

@@ -46,6 +46,8 @@ pub enum Exit {
         esr: u64,
         /// FAR_EL2.
         far: u64,
+        /// HPFAR_EL2 (the faulting IPA's page, for a stage 2 fault).
+        hpfar: u64,
         /// ELR_EL2.
         elr: u64,
     },
@@ -83,6 +85,8 @@ pub struct Vcpu {
     host: HostContext,
     exit: Option<Exit>,
     started: bool,
+    /// Entered at the test guest image's entry, which must be loaded.
+    test_image: bool,
 }
 
 /// The vCPU running on each CPU (null if none).
@@ -109,6 +113,25 @@ impl Vcpu {
             host: HostContext::default(),
             exit: None,
             started: false,
+            test_image: true,
+        }
+    }
+
+    /// A vCPU that starts at `entry` in EL1h (D, A, I, F masked, MMU off) with `x0` in x0 and
+    /// x1-x3 zero, as the arm64 Linux boot protocol and PSCI CPU_ON want; any image, not
+    /// only the test guest. Its stack pointer is 0 until the code sets one.
+    pub fn at(entry: u64, x0: u64) -> Self {
+        let mut regs = Frame::zeroed();
+        regs.elr = entry;
+        regs.spsr = SPSR_EL1H_MASKED;
+        regs.x[0] = x0;
+        Self {
+            regs,
+            hcr: HCR_EL2_GUEST,
+            host: HostContext::default(),
+            exit: None,
+            started: false,
+            test_image: false,
         }
     }
 
@@ -116,10 +139,11 @@ impl Vcpu {
     ///
     /// # Panics
     ///
-    /// If the guest image is not loaded (the runner passes `-device loader,file=guest.elf`).
+    /// For a vCPU made with [`Vcpu::new`], if the test guest image is not loaded (the runner
+    /// passes `-device loader,file=guest.elf`).
     pub fn run(&mut self) -> Exit {
         assert!(
-            guest_image_present(),
+            !self.test_image || guest_image_present(),
             "guest image missing at 0x{GUEST_BASE:x}"
         );
         if !self.started {

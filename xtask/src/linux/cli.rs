@@ -1,15 +1,156 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! `cargo xtask linux-fetch` and `cargo xtask qemu-fetch`: the provisioning run by hand (a
-//! stopgap until `cargo xtask linux` and the QEMU runner call [`super`]'s functions).
+//! `cargo xtask linux`: boot an arm64 Linux Image on the project's hypervisor; and
+//! `cargo xtask linux-fetch` and `cargo xtask qemu-fetch`: the provisioning run by hand.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use super::guest::HypBoot;
 use super::machine::{DirectBoot, InitReport, Machine};
 use super::{build_initramfs, disk, disk_image, dump_dtb, initramfs};
-use crate::qemu::launch::{find_qemu, parse_version};
+use crate::qemu::launch::{Limits, find_qemu, parse_version, run_qemu};
+use crate::qemu::scenarios::{self, Scenario};
 use crate::workspace::workspace_root;
+
+/// Boot an arm64 Linux Image on the project's hypervisor and stream its console
+///
+/// Builds the hypervisor (qemu-tests/hyp), places the kernel and the initramfs in guest RAM,
+/// and boots QEMU `virt` (gic-version=4, virtualization=on, -cpu max,pauth-impdef=on, -m 1G)
+/// with the hypervisor at EL2 and Linux at EL1 on N vCPUs, one per CPU; the hypervisor gives
+/// the guest QEMU's own device tree, less what the guest must not see. The guest's console is
+/// streamed as it comes; the run ends when the guest powers off (PSCI SYSTEM_OFF) or resets,
+/// then the hypervisor prints its EL2 exits by cause.
+///
+/// Without --kernel: Debian's arm64 cloud kernel and the test initramfs (fetched and built
+/// under target/linux, as linux-fetch does), `vgt.mode=boot`. Your own kernel: an
+/// uncompressed arm64 Image (arch/arm64/boot/Image) with the GICv3, PL011 console, PSCI and
+/// arch timer drivers built in; it gets no initramfs unless --initrd names one.
+///
+/// Logs: target/linux/run/linux.log (console) and linux.qemu.log (-d guest_errors,unimp).
+///
+/// Exit status: 0 the guest powered off (or reset) and its console shows no kernel panic,
+/// Oops, WARNING or BUG; 1 otherwise (or killed at --timeout); 2 bad arguments or set-up
+/// error.
+#[derive(Debug, Default, clap::Args)]
+#[command(verbatim_doc_comment)]
+pub struct LinuxArgs {
+    /// The arm64 Image to boot (default: Debian's cloud kernel)
+    #[arg(long, value_name = "IMAGE")]
+    kernel: Option<PathBuf>,
+    /// The initramfs (default: the test initramfs when --kernel is not given, none otherwise)
+    #[arg(long, value_name = "FILE")]
+    initrd: Option<PathBuf>,
+    /// The kernel command line (console=ttyAMA0 is added unless it names a console; default
+    /// `console=ttyAMA0 vgt.mode=boot` with the test initramfs)
+    #[arg(long, value_name = "ARGS", verbatim_doc_comment)]
+    append: Option<String>,
+    /// vCPUs (= QEMU CPUs), 1 to 8 (default 1)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=8))]
+    smp: Option<u32>,
+    /// Attach FILE as the raw image of an NVMe disk (PCIe, INTx)
+    #[arg(long, value_name = "FILE")]
+    disk: Option<PathBuf>,
+    /// Kill the run after this many seconds (default 600)
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
+    #[command(flatten)]
+    qemu: crate::qemu::QemuArg,
+}
+
+/// The scenario of the hypervisor that boots whatever the boot parameters name.
+const ANY_KERNEL: &str = "linux_any";
+
+/// The kernel command line for `append` (`None`: the default for the test initramfs, or
+/// just the console for a kernel of one's own).
+fn bootargs(append: Option<&str>, own_kernel: bool) -> String {
+    match append {
+        Some(a) if a.split_whitespace().any(|w| w.starts_with("console=")) => a.to_owned(),
+        Some(a) => format!("console=ttyAMA0 {a}").trim_end().to_owned(),
+        None if own_kernel => "console=ttyAMA0".to_owned(),
+        None => "console=ttyAMA0 vgt.mode=boot".to_owned(),
+    }
+}
+
+/// `cargo xtask linux`.
+pub fn linux(args: &LinuxArgs) -> ExitCode {
+    match boot_on_hyp(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("linux: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn boot_on_hyp(a: &LinuxArgs) -> Result<bool, String> {
+    let root = workspace_root();
+    let scenario = scenarios::by_name(ANY_KERNEL)
+        .ok_or_else(|| format!("no `{ANY_KERNEL}` scenario in the table"))?;
+    let (qemu, images, _) = crate::qemu::prepare(a.qemu.path.as_deref(), &root)?;
+    let (kernel, header, initrd) = match &a.kernel {
+        Some(k) => (k.clone(), super::check_kernel(k)?, a.initrd.clone()),
+        None => {
+            let tg = super::provision(&root)?;
+            let initrd = a.initrd.clone().unwrap_or(tg.initramfs);
+            (tg.kernel, tg.header, Some(initrd))
+        }
+    };
+    let smp = a.smp.unwrap_or(1);
+    let dir = super::linux_dir(&root).join("run");
+    let boot = HypBoot {
+        hyp: images.hyp.clone(),
+        scenario: ANY_KERNEL.to_owned(),
+        smp,
+        kernel,
+        header,
+        initrd,
+        bootargs: bootargs(a.append.as_deref(), a.kernel.is_some()),
+        nvme_disk: a.disk.clone(),
+        work_dir: dir.clone(),
+    };
+    println!("linux: {}: {header}", short(&root, &boot.kernel));
+    if let Some(i) = &boot.initrd {
+        println!("linux: initramfs {}", short(&root, i));
+    }
+    println!("linux: command line: {}", boot.bootargs);
+    let qemu_log = dir.join("linux.qemu.log");
+    let mut args = boot.prepare()?;
+    args.extend([
+        "-d".into(),
+        "guest_errors,unimp".into(),
+        "-D".into(),
+        qemu_log.display().to_string(),
+    ]);
+    let total = Duration::from_secs(a.timeout.unwrap_or(600));
+    println!(
+        "linux: booting on {smp} vCPU(s) (console below; log {})\n",
+        short(&root, &dir.join("linux.log"))
+    );
+    let out = run_qemu(
+        &qemu,
+        &args,
+        Limits { total, idle: total },
+        &dir.join("linux.log"),
+        &qemu_log,
+        &mut |line| println!("{line}"),
+    )
+    .map_err(|e| format!("running QEMU: {e}"))?;
+    let judged = Scenario { smp, ..*scenario };
+    let v = crate::qemu::verdict_of(&judged, &out);
+    println!();
+    println!("{}", crate::qemu::linux_figures(&out));
+    if v.passed {
+        println!("linux: the guest stopped cleanly");
+    } else {
+        println!(
+            "{}",
+            crate::qemu::format_result(&judged, &Ok((out, v.clone())))
+        );
+    }
+    Ok(v.passed)
+}
 
 /// Fetch and check the Debian arm64 Linux guest (a stopgap until `cargo xtask linux`)
 ///
@@ -308,6 +449,50 @@ mod tests {
             Ok(crate::Command::LinuxFetch(a)) => check_args(&a).map(|()| a),
             Ok(other) => Err(format!("parsed as {other:?}")),
             Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn the_command_line_gets_a_console() {
+        assert_eq!(bootargs(None, false), "console=ttyAMA0 vgt.mode=boot");
+        assert_eq!(bootargs(None, true), "console=ttyAMA0");
+        assert_eq!(bootargs(Some("quiet"), true), "console=ttyAMA0 quiet");
+        assert_eq!(
+            bootargs(Some("console=hvc0 rdinit=/bin/sh"), false),
+            "console=hvc0 rdinit=/bin/sh"
+        );
+        let Ok(crate::Command::Linux(a)) = crate::parse(&[
+            "linux",
+            "--kernel",
+            "/k",
+            "--initrd",
+            "/i",
+            "--append",
+            "x=1",
+            "--smp",
+            "2",
+            "--disk",
+            "/d",
+            "--timeout",
+            "30",
+            "--qemu",
+            "/q",
+        ]) else {
+            panic!("linux options");
+        };
+        assert_eq!(a.kernel, Some("/k".into()));
+        assert_eq!(a.initrd, Some("/i".into()));
+        assert_eq!(a.append.as_deref(), Some("x=1"));
+        assert_eq!((a.smp, a.timeout), (Some(2), Some(30)));
+        assert_eq!(a.disk, Some("/d".into()));
+        assert_eq!(a.qemu.path, Some("/q".into()));
+        for bad in [
+            &["linux", "--smp", "0"][..],
+            &["linux", "--smp", "9"],
+            &["linux", "--timeout", "0"],
+            &["linux", "extra"],
+        ] {
+            assert!(crate::parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -30,7 +30,7 @@ pub const POWEROFF: &str = "@@L poweroff";
 /// Starts a line that reports a failure (the rest says what).
 pub const FAIL: &str = "@@L FAIL";
 /// The workloads `/init` knows (`vgt.mode=`).
-pub const MODES: &[&str] = &["boot", "nvme"];
+pub const MODES: &[&str] = &["boot", "nvme", "smp", "isolation"];
 /// The default number of direct 4 KiB reads in `nvme` mode (`vgt.reads=`).
 pub const DEFAULT_READS: u32 = 2048;
 
@@ -38,6 +38,7 @@ pub const DEFAULT_READS: u32 = 2048;
 /// a failed boot's state by hand).
 pub const APPLETS: &[&str] = &[
     "sh", "mount", "cat", "sleep", "dd", "head", "poweroff", "ls", "dmesg", "grep", "uname",
+    "devmem",
 ];
 
 /// `/init`. Modes:
@@ -45,23 +46,33 @@ pub const APPLETS: &[&str] = &[
 /// - `nvme`: the same mounts, then wait (at most 10 s) for `/dev/nvme0n1`, print
 ///   `/proc/interrupts`, make `vgt.reads` (default 2048) direct 4 KiB reads, print
 ///   `/proc/interrupts` again, then read back the last block's tag (see
-///   [`super::disk::block_tag`]) so a runner can check the data came from the disk.
+///   [`super::disk::block_tag`]) so a runner can check the data came from the disk;
+/// - `smp`: the same mounts, then takes the last CPU offline and back online and prints
+///   `@@L hotplug cpuN off=<online CPUs while off> on=<online CPUs after>`;
+/// - `isolation`: the same mounts, then reads and writes 32 bits at `vgt.target=` (an
+///   address outside the guest's memory) with `devmem`, each in its own process, and prints
+///   `@@L isolation target=T read=R write=W`, where R and W are `sigbus` when the process
+///   died of SIGBUS (exit status 135), `allowed` when the access went through, `exitN`
+///   otherwise.
 ///
 /// Each `/proc/interrupts` print is framed by `@@L interrupts <when>` and `@@L interrupts
 /// end`. Every mode ends with [`POWEROFF`] and `poweroff -f`.
 pub const INIT_SCRIPT: &str = r#"#!/bin/sh
 # /init of the project's test initramfs, written by cargo xtask (xtask/src/linux/initramfs.rs).
-# The workload comes from the kernel command line: vgt.mode=boot|nvme, vgt.reads=N.
+# The workload comes from the kernel command line: vgt.mode=boot|nvme|smp|isolation,
+# vgt.reads=N, vgt.target=ADDRESS.
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mode=boot
 reads=2048
+target=
 for arg in $(cat /proc/cmdline); do
     case "$arg" in
     vgt.mode=*) mode="${arg#vgt.mode=}" ;;
     vgt.reads=*) reads="${arg#vgt.reads=}" ;;
+    vgt.target=*) target="${arg#vgt.target=}" ;;
     esac
 done
 read -r up _ </proc/uptime
@@ -99,9 +110,46 @@ nvme() {
     echo "@@L block $last tag=$tag"
 }
 
+smp() {
+    online=$(cat /sys/devices/system/cpu/online)
+    last=${online##*-}
+    if [ "$last" = "$online" ] || [ ! -e "/sys/devices/system/cpu/cpu$last/online" ]; then
+        echo "@@L FAIL smp: CPUs online $online: nothing to take offline"
+        return
+    fi
+    echo 0 >"/sys/devices/system/cpu/cpu$last/online"
+    off=$(cat /sys/devices/system/cpu/online)
+    echo 1 >"/sys/devices/system/cpu/cpu$last/online"
+    on=$(cat /sys/devices/system/cpu/online)
+    echo "@@L hotplug cpu$last off=$off on=$on"
+    interrupts smp
+}
+
+outcome() {
+    case "$1" in
+    0) echo allowed ;;
+    135) echo sigbus ;;
+    *) echo "exit$1" ;;
+    esac
+}
+
+isolation() {
+    if [ -z "$target" ]; then
+        echo "@@L FAIL isolation: no vgt.target= on the command line"
+        return
+    fi
+    devmem "$target" 32 >/dev/null 2>&1
+    r=$(outcome $?)
+    devmem "$target" 32 0x5a5a5a5a >/dev/null 2>&1
+    w=$(outcome $?)
+    echo "@@L isolation target=$target read=$r write=$w"
+}
+
 case "$mode" in
 boot) interrupts boot ;;
 nvme) nvme ;;
+smp) smp ;;
+isolation) isolation ;;
 *) echo "@@L FAIL unknown vgt.mode=$mode" ;;
 esac
 echo "@@L poweroff"
@@ -387,7 +435,7 @@ mod tests {
         assert!(INIT_SCRIPT.contains(&format!("echo \"{POWEROFF}\"\npoweroff -f\n")));
         assert!(INIT_SCRIPT.contains(&format!("echo \"{READS_DONE} count=$reads from=")));
         // Every command the script runs is a linked applet or a shell builtin.
-        for cmd in ["mount", "cat", "sleep", "dd", "head", "poweroff"] {
+        for cmd in ["mount", "cat", "sleep", "dd", "head", "poweroff", "devmem"] {
             assert!(APPLETS.contains(&cmd), "{cmd}");
         }
     }

@@ -397,6 +397,11 @@ pub struct InitReport {
     pub reads_seconds: Option<f64>,
     /// The block read back after the reads, and its tag.
     pub block: Option<(u64, String)>,
+    /// `smp` mode: the CPU taken offline and back, the online CPUs while it was off and
+    /// after.
+    pub hotplug: Option<(String, String, String)>,
+    /// `isolation` mode: what the read and the write at the target came to (`sigbus`, ...).
+    pub isolation: Option<(String, String)>,
     /// Every failure line, without the prefix.
     pub failures: Vec<String>,
     /// The poweroff line was printed.
@@ -444,6 +449,24 @@ impl InitReport {
                         .and_then(|v| v.parse().ok())
                 };
                 r.reads_seconds = time("from=").zip(time("to=")).map(|(from, to)| to - from);
+            } else if let Some(h) = rest.strip_prefix("hotplug ") {
+                let mut words = h.split_whitespace();
+                let cpu = words.next().unwrap_or("").to_owned();
+                let field = |key: &str| {
+                    h.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key))
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                r.hotplug = Some((cpu, field("off="), field("on=")));
+            } else if let Some(i) = rest.strip_prefix("isolation ") {
+                let field = |key: &str| {
+                    i.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key))
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                r.isolation = Some((field("read="), field("write=")));
             } else if let Some(b) = rest.strip_prefix("block ") {
                 let (n, tag) = b.split_once(" tag=").unwrap_or((b, ""));
                 if let Ok(n) = n.parse() {
@@ -477,7 +500,8 @@ impl InitReport {
 
     /// Checks the report against what `mode` must show: `/init` ran that mode, no failure,
     /// the poweroff line; for `nvme`, the reads done, the last block's tag right and the NVMe
-    /// I/O queue interrupts counted up across the reads.
+    /// I/O queue interrupts counted up across the reads; for `smp`, a CPU went offline and
+    /// came back; for `isolation`, both accesses died of SIGBUS.
     pub fn verdict(&self, mode: &str) -> Result<(), String> {
         if self.mode.as_deref() != Some(mode) {
             return Err(format!(
@@ -508,6 +532,23 @@ impl InitReport {
                 return Err(format!(
                     "NVMe I/O queue interrupts did not count up ({before} -> {after})"
                 ));
+            }
+        }
+        if mode == "smp" {
+            match &self.hotplug {
+                Some((_, off, on)) if off != on && Some(on) == self.cpus_online.as_ref() => {}
+                other => return Err(format!("CPU hotplug: {other:?}")),
+            }
+        }
+        if mode == "isolation" {
+            match &self.isolation {
+                Some((r, w)) if r == "sigbus" && w == "sigbus" => {}
+                other => {
+                    return Err(format!(
+                        "the accesses to the hypervisor's memory were not refused with SIGBUS \
+                         (read, write): {other:?}"
+                    ));
+                }
             }
         }
         if !self.poweroff {
@@ -772,5 +813,29 @@ mod tests {
         );
         let boot = "@@L init mode=boot uptime=1.0\n@@L poweroff\n";
         assert_eq!(InitReport::parse(boot).verdict("boot"), Ok(()));
+    }
+
+    #[test]
+    fn hotplug_and_isolation_lines_are_read_and_judged() {
+        let smp = "@@L init mode=smp uptime=1.0\n@@L cpus online=0-3\n\
+                   @@L hotplug cpu3 off=0-2 on=0-3\n@@L poweroff\n";
+        let r = InitReport::parse(smp);
+        assert_eq!(r.hotplug, Some(("cpu3".into(), "0-2".into(), "0-3".into())));
+        assert_eq!(r.verdict("smp"), Ok(()));
+        let stuck = smp.replace("off=0-2", "off=0-3");
+        assert!(InitReport::parse(&stuck).verdict("smp").is_err());
+        let iso = "@@L init mode=isolation uptime=1.0\n\
+                   @@L isolation target=0x40200000 read=sigbus write=sigbus\n@@L poweroff\n";
+        let r = InitReport::parse(iso);
+        assert_eq!(r.isolation, Some(("sigbus".into(), "sigbus".into())));
+        assert_eq!(r.verdict("isolation"), Ok(()));
+        let leaked = iso.replace("write=sigbus", "write=allowed");
+        assert!(
+            InitReport::parse(&leaked)
+                .verdict("isolation")
+                .unwrap_err()
+                .contains("allowed")
+        );
+        assert!(InitReport::parse(iso).verdict("smp").is_err());
     }
 }

@@ -13,12 +13,17 @@
 //! - [`qemu_fetch`] gets a newer QEMU (`qemu-system-arm` from bookworm-backports, for the host's
 //!   architecture) unpacked under `target/qemu/`, for `--qemu PATH`.
 //!
-//! `cargo xtask linux-fetch` and `cargo xtask qemu-fetch` ([`cli`]) run them by hand until the
-//! `linux` command and the QEMU runner call them.
+//! - [`provision`] does all of the guest's part at once for the QEMU runner and `cargo xtask
+//!   linux`: the kernel, the test initramfs and the disk ([`TestGuest`]).
+//! - [`guest`] boots it on the project's hypervisor: placement in guest RAM, the boot
+//!   parameter block, the guest's device tree, QEMU's command line.
+//!
+//! `cargo xtask linux-fetch` and `cargo xtask qemu-fetch` ([`cli`]) run the steps by hand.
 
 pub mod apt;
 pub mod cli;
 pub mod disk;
+pub mod guest;
 pub mod image;
 pub mod initramfs;
 pub mod machine;
@@ -251,6 +256,36 @@ pub fn fetch(root: &Path) -> Result<LinuxImages, String> {
                 (busybox_pkg.name, busybox_pkg.size),
             ],
         }),
+    })
+}
+
+/// The test guest, provisioned: Debian's kernel, the test initramfs and the NVMe disk image.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct TestGuest {
+    /// The arm64 Image.
+    pub kernel: PathBuf,
+    /// Its checked header.
+    pub header: ImageHeader,
+    /// The test initramfs (`initramfs.cpio`).
+    pub initramfs: PathBuf,
+    /// The raw disk image behind the NVMe device.
+    pub disk: PathBuf,
+}
+
+/// Provisions the test guest under `target/linux` of the repository root `root` ([`fetch`],
+/// then [`build_initramfs`] and [`disk_image`]): cached after the first run, so no network.
+pub fn provision(root: &Path) -> Result<TestGuest, String> {
+    let dir = linux_dir(root);
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let images = fetch(root)?;
+    let initrd = build_initramfs(&images.busybox, &dir.join("initramfs.cpio"))?;
+    let disk = dir.join("nvme-disk.img");
+    disk_image(&disk, disk::DEFAULT_SIZE)?;
+    Ok(TestGuest {
+        kernel: images.kernel,
+        header: images.header,
+        initramfs: initrd.path,
+        disk,
     })
 }
 

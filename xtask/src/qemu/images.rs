@@ -21,6 +21,9 @@ pub struct Images {
     pub hyp: PathBuf,
     /// The EL1 guest (ELF, placed with `-device loader`).
     pub guest: PathBuf,
+    /// The Linux test guest, once provisioned ([`crate::linux::provision`]): only runs of
+    /// Linux scenarios need it.
+    pub linux: Option<crate::linux::TestGuest>,
 }
 
 /// Builds both images (release) and returns their paths. `root` is the repository root.
@@ -42,6 +45,7 @@ pub fn build(root: &Path) -> Result<Images, String> {
     let images = Images {
         hyp: out.join("hyp"),
         guest: out.join("guest"),
+        linux: None,
     };
     for p in [&images.hyp, &images.guest] {
         if !p.is_file() {

@@ -18,13 +18,29 @@
 //!    not implement is a bug in our images too. Lines
 //!    that mention the GIC or ITS are labelled as such in the reason. [`UNRELATED_GUEST_ERRORS`]
 //!    lists the exceptions (none so far);
-//! 7. every declared expected guest-error substring appears in that log.
+//! 7. every declared expected guest-error substring appears in that log;
+//! 8. for a Linux scenario ([`Scenario::linux`], rules in [`judge_linux`]): no guest kernel
+//!    panic, Oops, `WARNING:`, `BUG:` or RCU stall on the console, no `@@L FAIL` line, and
+//!    `/init` reported what its mode must show.
 //!
 //! Parsing strips ANSI escapes and `\r`, and finds the `@@` marker anywhere in a line (output
 //! of two CPUs can share a line). The reasons name every rule broken, quoting the `@@T panic`
 //! / `@@T exception` / `@@T fail` lines.
 
-use super::scenarios::Scenario;
+use super::scenarios::{LinuxGuest, Scenario};
+use crate::bench::metrics;
+use crate::linux::machine::InitReport;
+
+/// Console words that mean the guest kernel went wrong (case-sensitive, as the kernel prints
+/// them).
+pub const KERNEL_TROUBLE: &[&str] = &[
+    "Kernel panic",
+    "Oops",
+    "WARNING:",
+    "BUG:",
+    "Unable to handle kernel",
+    "detected stall",
+];
 
 /// Guest-error lines known to be unrelated to our images (substrings, case-insensitive).
 /// Empty: add one only with a comment saying why it is harmless.
@@ -308,12 +324,74 @@ pub fn judge(
             reasons.push(format!("expected guest error not seen: {e:?}"));
         }
     }
+    if let Some(guest) = &scenario.linux {
+        reasons.extend(judge_linux(scenario, guest, serial));
+    }
 
     Verdict {
         passed: reasons.is_empty(),
         reasons,
         report,
     }
+}
+
+/// The online CPUs `/init` must see on `smp` CPUs: `0`, or `0-N`.
+fn all_cpus(smp: u32) -> String {
+    if smp <= 1 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", smp - 1)
+    }
+}
+
+/// The Linux rules: the [`KERNEL_TROUBLE`] words and `@@L FAIL` lines fail any Linux
+/// scenario; one run on demand (any kernel) needs nothing more. The others need `/init`'s
+/// verdict for their mode ([`InitReport::verdict`]), every CPU online, and for NVMe at least
+/// as many PCIe INTx interrupts taken at EL2 (`@@M el2_intx`) as the guest counted on the
+/// disk's line.
+pub fn judge_linux(scenario: &Scenario, guest: &LinuxGuest, serial: &str) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let lines = clean_lines(serial);
+    for line in &lines {
+        if KERNEL_TROUBLE.iter().any(|w| line.contains(w)) {
+            reasons.push(format!("guest kernel: {}", line.trim()));
+        }
+    }
+    let report = InitReport::parse(&lines.join("\n"));
+    for f in &report.failures {
+        reasons.push(format!("/init: @@L FAIL {f}"));
+    }
+    if scenario.on_demand {
+        return reasons;
+    }
+    if let Err(e) = report.verdict(guest.mode) {
+        reasons.push(format!("/init: {e}"));
+    }
+    let want = all_cpus(scenario.smp);
+    if report.cpus_online.as_deref() != Some(want.as_str()) {
+        reasons.push(format!(
+            "/init saw CPUs {:?} online, not {want}",
+            report.cpus_online
+        ));
+    }
+    if guest.nvme {
+        let guest_irqs: u64 = report
+            .irq_lines("after", "nvme0q")
+            .iter()
+            .map(|l| l.total)
+            .sum();
+        let el2 = metrics::parse(&lines.join("\n"))
+            .iter()
+            .find_map(|m| m.num("el2_intx"))
+            .map(|v| v as u64);
+        match el2 {
+            Some(n) if n >= guest_irqs && guest_irqs > 0 => {}
+            other => reasons.push(format!(
+                "NVMe interrupts: the guest counted {guest_irqs}, EL2 took {other:?}"
+            )),
+        }
+    }
+    reasons
 }
 
 #[cfg(test)]
@@ -343,6 +421,109 @@ mod tests {
             "no reason contains {needle:?}: {:#?}",
             v.reasons
         );
+    }
+
+    const LINUX_BOOT_PASS: &str = include_str!("fixtures/linux_boot.pass.log");
+    const LINUX_NVME_PASS: &str = include_str!("fixtures/linux_nvme_intx.pass.log");
+
+    fn linux(name: &str, serial: &str) -> Verdict {
+        judge(by_name(name).unwrap(), serial, "", Some(0), false)
+    }
+
+    #[test]
+    fn recorded_linux_runs_pass() {
+        for (name, log) in [
+            ("linux_boot", LINUX_BOOT_PASS),
+            ("linux_nvme_intx", LINUX_NVME_PASS),
+        ] {
+            let v = linux(name, log);
+            assert!(v.passed, "{name}: {:?}", v.reasons);
+        }
+    }
+
+    #[test]
+    fn kernel_trouble_on_the_console_fails_a_linux_run() {
+        for line in [
+            "[    1.234567] Kernel panic - not syncing: Attempted to kill init!",
+            "[    1.234567] Internal error: Oops: 0000000096000004 [#1] SMP",
+            "[    1.234567] WARNING: CPU: 0 PID: 1 at kernel/irq/manage.c:1234 x+0x10/0x20",
+            "[    1.234567] BUG: scheduling while atomic: swapper/0/0x00000002",
+            "[   22.000000] rcu: INFO: rcu_sched self-detected stall on CPU",
+        ] {
+            let log = LINUX_BOOT_PASS.replace("@@L poweroff", &format!("{line}\r\n@@L poweroff"));
+            let v = linux("linux_boot", &log);
+            assert!(!v.passed, "{line}");
+            assert!(
+                v.reasons
+                    .iter()
+                    .any(|r| r.starts_with("guest kernel: ") && r.contains(line.trim())),
+                "{line}: {:?}",
+                v.reasons
+            );
+        }
+        // The same words fail the on-demand run of any kernel.
+        let log = LINUX_BOOT_PASS.replace("linux_boot", "linux_any").replace(
+            "@@L poweroff",
+            "[ 1.0] Unable to handle kernel paging request",
+        );
+        let v = linux("linux_any", &log);
+        assert!(!v.passed && v.reasons.iter().any(|r| r.contains("Unable to handle")));
+    }
+
+    #[test]
+    fn what_init_reports_is_judged_per_mode() {
+        // No poweroff line from /init.
+        let v = linux("linux_boot", &LINUX_BOOT_PASS.replace("@@L poweroff", ""));
+        assert!(
+            v.reasons.iter().any(|r| r == "/init: no poweroff line"),
+            "{:?}",
+            v.reasons
+        );
+        // A failure line.
+        let failed = LINUX_BOOT_PASS.replace("@@L poweroff", "@@L FAIL it broke\r\n@@L poweroff");
+        let v = linux("linux_boot", &failed);
+        assert!(
+            v.reasons.iter().any(|r| r == "/init: @@L FAIL it broke"),
+            "{:?}",
+            v.reasons
+        );
+        // The boot log judged as the 4-CPU hotplug scenario: wrong mode, one CPU online.
+        let v = judge(
+            by_name("linux_smp").unwrap(),
+            &LINUX_BOOT_PASS.replace("linux_boot", "linux_smp"),
+            "",
+            Some(0),
+            false,
+        );
+        assert!(
+            v.reasons.iter().any(|r| r.contains("did not run mode smp")),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons.iter().any(|r| r.contains("not 0-3")),
+            "{:?}",
+            v.reasons
+        );
+        // The on-demand scenario needs no /init at all.
+        let bare = "@@T start linux_any\n[ 0.0] Booting Linux\n@@T ok linux_any\n\
+                    @@T done passed=1 failed=0\n";
+        assert!(linux("linux_any", bare).passed);
+    }
+
+    #[test]
+    fn nvme_interrupts_must_reach_el2_at_least_as_often_as_the_guest_counts_them() {
+        let short = LINUX_NVME_PASS.replace("@@M el2_intx=2065", "@@M el2_intx=2000");
+        let v = linux("linux_nvme_intx", &short);
+        assert!(
+            v.reasons
+                .iter()
+                .any(|r| r == "NVMe interrupts: the guest counted 2062, EL2 took Some(2000)"),
+            "{:?}",
+            v.reasons
+        );
+        let missing = LINUX_NVME_PASS.replace("@@M el2_intx=2065", "@@M other=1");
+        assert!(!linux("linux_nvme_intx", &missing).passed);
     }
 
     #[test]

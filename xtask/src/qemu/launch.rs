@@ -10,7 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::images::Images;
-use super::scenarios::Scenario;
+use super::scenarios::{LinuxGuest, Scenario};
+use crate::linux::guest::HypBoot;
 
 /// The QEMU binary name.
 pub const QEMU: &str = "qemu-system-aarch64";
@@ -252,6 +253,41 @@ pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<S
     args
 }
 
+/// The QEMU arguments for a Linux scenario: the hypervisor, the provisioned test guest and
+/// `guest`'s command line ([`HypBoot::prepare`] writes the boot
+/// parameter block under `<logdir>/linux/`), plus the guest-error log.
+pub fn linux_args(
+    images: &Images,
+    scenario: &Scenario,
+    guest: &LinuxGuest,
+    logdir: &Path,
+    qemu_log: &Path,
+) -> Result<Vec<String>, String> {
+    let tg = images
+        .linux
+        .as_ref()
+        .ok_or("the Linux test guest was not provisioned (see the error above)")?;
+    let boot = HypBoot {
+        hyp: images.hyp.clone(),
+        scenario: scenario.name.to_owned(),
+        smp: scenario.smp,
+        kernel: tg.kernel.clone(),
+        header: tg.header,
+        initrd: Some(tg.initramfs.clone()),
+        bootargs: guest.bootargs(),
+        nvme_disk: guest.nvme.then(|| tg.disk.clone()),
+        work_dir: logdir.join("linux"),
+    };
+    let mut args = boot.prepare()?;
+    args.extend([
+        "-d".into(),
+        "guest_errors,unimp".into(),
+        "-D".into(),
+        qemu_log.display().to_string(),
+    ]);
+    Ok(args)
+}
+
 /// Quotes a command line for display.
 pub fn shell_line(program: &Path, args: &[String]) -> String {
     let quote = |s: &str| {
@@ -294,6 +330,8 @@ pub struct RunOutput {
     pub timeout: Option<String>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Wall time from QEMU's start to the Linux guest's `/init` (its first `@@L init` line).
+    pub to_init: Option<Duration>,
     /// Where the serial output was saved.
     pub log_path: PathBuf,
     /// Where the guest-error log was saved.
@@ -314,14 +352,47 @@ pub fn run_scenario(
     let log_path = logdir.join(format!("{}.log", scenario.name));
     let qemu_log_path = logdir.join(format!("{}.qemu.log", scenario.name));
     let _ = fs::remove_file(&qemu_log_path);
-    let args = qemu_args(scenario, images, &qemu_log_path);
-    let command = shell_line(&qemu.path, &args);
+    let args = match &scenario.linux {
+        None => qemu_args(scenario, images, &qemu_log_path),
+        Some(guest) => {
+            linux_args(images, scenario, guest, logdir, &qemu_log_path).map_err(io::Error::other)?
+        }
+    };
+    let limits = Limits {
+        total: scenario.deadline,
+        idle: IDLE_DEADLINE,
+    };
+    run_qemu(qemu, &args, limits, &log_path, &qemu_log_path, on_line)
+}
+
+/// How long a run may take in all, and without printing anything.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Limits {
+    /// The whole run.
+    pub total: Duration,
+    /// Without output.
+    pub idle: Duration,
+}
+
+/// Runs QEMU with `args` (stdin closed) under `limits` and collects its output. `on_line`
+/// sees each serial line as it arrives. The serial output (then QEMU's stderr) goes to
+/// `log_path`; `qemu_log_path` is read back as the `-D` log the arguments name.
+pub fn run_qemu(
+    qemu: &Qemu,
+    args: &[String],
+    limits: Limits,
+    log_path: &Path,
+    qemu_log_path: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> io::Result<RunOutput> {
+    let (log_path, qemu_log_path) = (log_path.to_path_buf(), qemu_log_path.to_path_buf());
+    let command = shell_line(&qemu.path, args);
     let mut log = File::create(&log_path)?;
 
     let start = Instant::now();
     let mut child = KillOnDrop(
         Command::new(&qemu.path)
-            .args(&args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -357,33 +428,35 @@ pub fn run_scenario(
         bytes
     });
 
-    let deadline = start + scenario.deadline;
+    let deadline = start + limits.total;
     let mut last_output = Instant::now();
     let mut serial = Vec::new();
     let mut partial = Vec::new();
     let mut timeout = None;
-    let emit = |bytes: &[u8], partial: &mut Vec<u8>, on_line: &mut dyn FnMut(&str)| {
+    let mut to_init = None;
+    let mut emit = |bytes: &[u8], partial: &mut Vec<u8>, on_line: &mut dyn FnMut(&str)| {
         partial.extend_from_slice(bytes);
         while let Some(nl) = partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = partial.drain(..=nl).collect();
-            on_line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+            let line = String::from_utf8_lossy(&line);
+            if to_init.is_none() && line.starts_with("@@L init ") {
+                to_init = Some(start.elapsed());
+            }
+            on_line(line.trim_end_matches(['\n', '\r']));
         }
     };
     loop {
         let now = Instant::now();
         if now >= deadline {
-            timeout = Some(format!(
-                "no verdict within {} s",
-                scenario.deadline.as_secs()
-            ));
+            timeout = Some(format!("no verdict within {} s", limits.total.as_secs()));
             break;
         }
         let idle = now - last_output;
-        if idle >= IDLE_DEADLINE {
-            timeout = Some(format!("no output for {} s", IDLE_DEADLINE.as_secs()));
+        if idle >= limits.idle {
+            timeout = Some(format!("no output for {} s", limits.idle.as_secs()));
             break;
         }
-        match rx.recv_timeout((deadline - now).min(IDLE_DEADLINE - idle)) {
+        match rx.recv_timeout((deadline - now).min(limits.idle - idle)) {
             Ok(chunk) => {
                 last_output = Instant::now();
                 log.write_all(&chunk)?;
@@ -406,7 +479,7 @@ pub fn run_scenario(
             if Instant::now() >= deadline {
                 timeout = Some(format!(
                     "QEMU did not exit within {} s",
-                    scenario.deadline.as_secs()
+                    limits.total.as_secs()
                 ));
                 break;
             }
@@ -438,6 +511,7 @@ pub fn run_scenario(
         exit,
         timeout,
         elapsed,
+        to_init,
         log_path,
         qemu_log_path,
         command,
@@ -470,6 +544,7 @@ mod tests {
         let images = Images {
             hyp: "/x/hyp".into(),
             guest: "/x/guest".into(),
+            linux: None,
         };
         let demo = by_name("demo").unwrap();
         let args = qemu_args(demo, &images, Path::new("/logs/demo.qemu.log"));
@@ -490,6 +565,7 @@ mod tests {
         let images = Images {
             hyp: "/x/hyp".into(),
             guest: "/x/guest".into(),
+            linux: None,
         };
         let bench = by_name("bench_vlpi_latency").unwrap();
         let line = qemu_args(bench, &images, Path::new("/l")).join(" ");

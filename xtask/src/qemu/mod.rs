@@ -83,11 +83,16 @@ pub struct QemuTestArgs {
 ///
 /// Builds the images and boots the `demo` scenario: an EL2 hypervisor and an EL1 guest
 /// on QEMU `virt` (gic-version=4), with a line of narration per step the driver takes.
+/// With --linux: the `linux_boot` scenario instead, Debian's arm64 Linux booted on the
+/// hypervisor, its console shown as it comes.
 #[derive(Debug, Default, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub qemu: QemuArg,
+    /// Narrate an unmodified Linux booting on the hypervisor (`linux_boot`)
+    #[arg(long)]
+    pub linux: bool,
 }
 
 /// Finds QEMU and builds the images, printing what it uses; returns them with the log
@@ -141,6 +146,9 @@ pub(crate) fn format_result(
     result: &Result<(RunOutput, Verdict), String>,
 ) -> String {
     match result {
+        Ok((out, v)) if v.passed && scenario.linux.is_some() => {
+            format!("test {} ... ok\n{}", scenario.name, linux_figures(out))
+        }
         Ok((_, v)) if v.passed => format!("test {} ... ok", scenario.name),
         Ok((out, v)) => {
             let mut s = format!("test {} ... FAILED", scenario.name);
@@ -162,6 +170,34 @@ pub(crate) fn format_result(
             scenario.name
         ),
     }
+}
+
+/// A Linux run's figures: wall time, time to `/init`, and the hypervisor's `@@M` lines on
+/// exits, interrupts and PSCI (indented, one per line).
+pub(crate) fn linux_figures(out: &RunOutput) -> String {
+    let mut s = format!(
+        "    wall {:.1} s, /init after {}",
+        out.elapsed.as_secs_f64(),
+        out.to_init
+            .map_or("-".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+    );
+    for m in crate::bench::metrics::parse(&out.serial) {
+        let keep = [
+            "exits",
+            "irq_vtimer",
+            "psci_version",
+            "el2_intx",
+            "isolation_refused",
+        ]
+        .iter()
+        .any(|k| m.get(k).is_some())
+            || m.fields.iter().any(|(k, _)| k.starts_with("el2_spi"));
+        if keep {
+            let pairs: Vec<String> = m.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(&format!("\n    {}", pairs.join(" ")));
+        }
+    }
+    s
 }
 
 /// `cargo xtask qemu-test`.
@@ -186,6 +222,15 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let mut images = images;
+    if selected.iter().any(|s| s.linux.is_some()) {
+        println!("provisioning the Linux guest (target/linux)");
+        // Without it the Linux scenarios fail (not provisioned); the others still run.
+        match crate::linux::provision(&root) {
+            Ok(g) => images.linux = Some(g),
+            Err(e) => eprintln!("qemu-test: provisioning the Linux guest failed: {e}"),
+        }
+    }
     let build_time = suite_start.elapsed();
     if !opts.keep_logs {
         remove_old_logs(&logdir);
@@ -251,30 +296,48 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
 
 /// `cargo xtask demo`: boots the `demo` scenario and narrates it.
 pub fn demo(opts: &DemoArgs) -> ExitCode {
-    let Some(scenario) = scenarios::by_name("demo") else {
-        eprintln!("demo: no `demo` scenario in the table");
+    let name = if opts.linux { "linux_boot" } else { "demo" };
+    let Some(scenario) = scenarios::by_name(name) else {
+        eprintln!("demo: no `{name}` scenario in the table");
         return ExitCode::from(2);
     };
     let root = workspace_root();
-    let (qemu, images, logdir) = match prepare(opts.qemu.path.as_deref(), &root) {
+    let (qemu, mut images, logdir) = match prepare(opts.qemu.path.as_deref(), &root) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("demo: {e}");
             return ExitCode::from(2);
         }
     };
+    if scenario.linux.is_some() {
+        match crate::linux::provision(&root) {
+            Ok(g) => images.linux = Some(g),
+            Err(e) => {
+                eprintln!("demo: provisioning the Linux guest: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let tty = std::io::stdout().is_terminal();
     let (bold, dim, reset) = if tty {
         ("\x1b[1m", "\x1b[2m", "\x1b[0m")
     } else {
         ("", "", "")
     };
-    println!(
-        "\n{bold}GICv4 demo{reset}: an EL2 hypervisor and an EL1 guest on QEMU `virt` \
-         (gic-version=4, {} CPUs{})\n",
-        scenario.smp,
-        if scenario.edu { ", edu PCI device" } else { "" }
-    );
+    if opts.linux {
+        println!(
+            "\n{bold}Linux demo{reset}: Debian's arm64 kernel at EL1 on the project's \
+             hypervisor at EL2, QEMU `virt` (gic-version=4, {} CPU)\n",
+            scenario.smp
+        );
+    } else {
+        println!(
+            "\n{bold}GICv4 demo{reset}: an EL2 hypervisor and an EL1 guest on QEMU `virt` \
+             (gic-version=4, {} CPUs{})\n",
+            scenario.smp,
+            if scenario.edu { ", edu PCI device" } else { "" }
+        );
+    }
     let mut print_line = |raw: &str| {
         let line = strip_ansi(raw);
         match parse_line(&line) {
@@ -334,6 +397,11 @@ mod tests {
             panic!("demo options");
         };
         assert_eq!(o.qemu.path.as_deref(), Some("/q".as_ref()));
+        assert!(!o.linux);
+        let Ok(Command::Demo(o)) = parse(&["demo", "--linux"]) else {
+            panic!("demo --linux");
+        };
+        assert!(o.linux);
         assert!(parse(&["qemu-test", "--filter"]).is_err());
         assert!(parse(&["qemu-test", "--bogus"]).is_err());
         // The suite's options are not the demo's.

@@ -33,6 +33,64 @@ pub struct Scenario {
     /// A benchmark (`cargo xtask bench` runs it and reads its `@@M` lines): not in the default
     /// suite; it runs only when `--filter` names it exactly. Unlike a self-check it must pass.
     pub bench: bool,
+    /// Not in the default suite; runs only when named exactly (by `--filter` or a command such
+    /// as `cargo xtask linux`), and must pass.
+    pub on_demand: bool,
+    /// Boots the Linux guest this describes on the hypervisor (`hyp::linux`): the runner
+    /// provisions the kernel, initramfs and disk, loads them with the boot parameter block,
+    /// and judges the guest's console as well.
+    pub linux: Option<LinuxGuest>,
+}
+
+/// A Linux guest: what its `/init` does (`vgt.mode`) and what the machine has.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct LinuxGuest {
+    /// `/init`'s workload (`vgt.mode=`): one of `crate::linux::initramfs::MODES`.
+    pub mode: &'static str,
+    /// An NVMe device backed by the test disk image (and `vgt.reads=` on the command line).
+    pub nvme: bool,
+    /// More kernel command line.
+    pub append: &'static str,
+}
+
+impl LinuxGuest {
+    /// `/init` in mode `mode`, no NVMe, nothing appended.
+    pub const fn mode(mode: &'static str) -> Self {
+        Self {
+            mode,
+            nvme: false,
+            append: "",
+        }
+    }
+
+    /// With the NVMe disk.
+    pub const fn nvme(mut self) -> Self {
+        self.nvme = true;
+        self
+    }
+
+    /// With `args` added to the kernel command line.
+    pub const fn append(mut self, args: &'static str) -> Self {
+        self.append = args;
+        self
+    }
+
+    /// The kernel command line: the console on the PL011, the mode, the reads for NVMe, and
+    /// what [`LinuxGuest::append`] added.
+    pub fn bootargs(&self) -> String {
+        let mut s = format!("console=ttyAMA0 vgt.mode={}", self.mode);
+        if self.nvme {
+            s.push_str(&format!(
+                " vgt.reads={}",
+                crate::linux::initramfs::DEFAULT_READS
+            ));
+        }
+        if !self.append.is_empty() {
+            s.push(' ');
+            s.push_str(self.append);
+        }
+        s
+    }
 }
 
 /// Default total deadline of a scenario.
@@ -50,6 +108,8 @@ impl Scenario {
             hidden: false,
             icount: false,
             bench: false,
+            on_demand: false,
+            linux: None,
         }
     }
 
@@ -90,9 +150,21 @@ impl Scenario {
         self
     }
 
-    /// Runs only when `--filter` names it exactly (a self-check or a benchmark).
+    /// Boots the Linux guest `guest` (see [`Scenario::linux`]).
+    pub const fn linux(mut self, guest: LinuxGuest) -> Self {
+        self.linux = Some(guest);
+        self
+    }
+
+    /// Marks a scenario run only by exact name (see [`Scenario::on_demand`]).
+    pub const fn on_demand(mut self) -> Self {
+        self.on_demand = true;
+        self
+    }
+
+    /// Runs only when `--filter` names it exactly (a self-check, a benchmark, or on demand).
     pub const fn by_exact_name_only(&self) -> bool {
-        self.hidden || self.bench
+        self.hidden || self.bench || self.on_demand
     }
 }
 
@@ -173,6 +245,10 @@ mod tests {
                 "vpe_many",
                 "stress_smp_map",
                 "stress_vpe_switch",
+                "linux_boot",
+                "linux_smp",
+                "linux_nvme_intx",
+                "linux_isolation",
             ]
         );
     }
@@ -207,6 +283,42 @@ mod tests {
         assert_eq!(names, ["panic_check"]);
         let names: Vec<_> = select(Some("smoke")).iter().map(|s| s.name).collect();
         assert_eq!(names, ["boot_smoke", "smp_smoke", "guest_smoke"]);
+    }
+
+    #[test]
+    fn the_linux_scenarios_boot_the_guest_their_names_say() {
+        let linux: Vec<_> = SCENARIOS.iter().filter(|s| s.linux.is_some()).collect();
+        assert_eq!(linux.len(), 5);
+        for s in &linux {
+            let g = s.linux.unwrap();
+            assert!(
+                crate::linux::initramfs::MODES.contains(&g.mode),
+                "{}: mode {}",
+                s.name,
+                g.mode
+            );
+            assert!(g.bootargs().starts_with("console=ttyAMA0 vgt.mode="));
+        }
+        assert_eq!(by_name("linux_smp").map(|s| s.smp), Some(4));
+        assert_eq!(by_name("linux_boot").map(|s| s.smp), Some(1));
+        let nvme = by_name("linux_nvme_intx").and_then(|s| s.linux).unwrap();
+        assert!(nvme.nvme && nvme.bootargs().contains("vgt.reads=2048"));
+        let iso = by_name("linux_isolation").and_then(|s| s.linux).unwrap();
+        assert!(iso.bootargs().ends_with(" vgt.target=0x40200000"));
+        // `cargo xtask linux`'s scenario runs only when named.
+        let names: Vec<_> = select(Some("linux")).iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "linux_boot",
+                "linux_smp",
+                "linux_nvme_intx",
+                "linux_isolation"
+            ]
+        );
+        let any: Vec<_> = select(Some("linux_any")).iter().map(|s| s.name).collect();
+        assert_eq!(any, ["linux_any"]);
+        assert!(by_name("linux_any").is_some_and(|s| s.on_demand && s.linux.is_some()));
     }
 
     #[test]

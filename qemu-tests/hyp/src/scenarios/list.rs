@@ -14,7 +14,10 @@
 // Runner options (methods of the runner's `Scenario`): `smp(n)` CPUs, `edu()` (the PCI `edu`
 // device), `deadline(d)`, `expects_guest_errors(&[..])` (QEMU log lines provoked on purpose),
 // `bench()` (a benchmark: `-icount`, run by exact name only), `hidden()` (a runner self-check
-// that must FAIL, run by exact name only). Names must be unique (a runner test checks).
+// that must FAIL, run by exact name only), `linux(g)` (boots the Linux guest `g` describes:
+// the runner provisions the kernel, initramfs and disk, and judges the guest's console too),
+// `on_demand()` (run by exact name only, and must pass). Names must be unique (a runner test
+// checks).
 scenario_list! {
     boot_smoke: infra::boot_smoke, smp(1);
     smp_smoke: infra::smp_smoke, smp(2);
@@ -62,6 +65,17 @@ scenario_list! {
     // 2-core host; the deadline leaves room.
     stress_smp_map: stress::stress_smp_map, smp(4).deadline(Duration::from_secs(120));
     stress_vpe_switch: stress::stress_vpe_switch, smp(4).deadline(Duration::from_secs(120));
+
+    // Debian's arm64 Linux on the hypervisor of hyp::linux (scenarios/linux.rs): boot to /init
+    // and power off; four vCPUs with a CPU hotplug; NVMe reads through a forwarded PCIe INTx;
+    // the guest's attempts on the hypervisor's memory refused.
+    linux_boot: linux::linux_boot, smp(1).linux(LinuxGuest::mode("boot"));
+    linux_smp: linux::linux_smp, smp(4).linux(LinuxGuest::mode("smp"));
+    linux_nvme_intx: linux::linux_nvme_intx, smp(2).linux(LinuxGuest::mode("nvme").nvme());
+    linux_isolation: linux::linux_isolation,
+        smp(1).linux(LinuxGuest::mode("isolation").append("vgt.target=0x40200000"));
+    // `cargo xtask linux`: any kernel, initramfs and command line.
+    linux_any: linux::linux_any, smp(1).linux(LinuxGuest::mode("boot")).on_demand();
 
     // Benchmarks for `cargo xtask bench`, under -icount shift=0 (scenarios/bench.rs).
     bench_vlpi_latency: bench::bench_vlpi_latency, smp(1).bench();

@@ -12,15 +12,17 @@
 //!    exist for one and not the other; a runner test also fails on a scenario function of this
 //!    directory that the list does not name.
 //!
-//! The driver [`run`] prints `@@T start`, then `@@T ok` if no check failed (boot steps that
-//! failed count as failed checks), then `@@T done passed=N failed=M`, and exits with status 0
-//! only if everything passed.
+//! The driver [`run`] prints `@@T start`, then the run's EL2 exits by cause and its deepest
+//! stack use (`@@M`), then `@@T ok` if no check failed (boot steps that failed count as failed
+//! checks), then `@@T done passed=N failed=M`, and exits with status 0 only if everything
+//! passed.
 
 mod bench;
 mod demo;
 mod fwd;
 mod infra;
 mod its;
+mod linux;
 mod lpi;
 mod selfcheck;
 mod stress;
@@ -71,6 +73,8 @@ pub fn run(name: &str, cpu: usize, boot: &[BootStep]) -> ! {
     }
     let mut ctx = Ctx { cpu, name };
     scenario(&mut ctx);
+    // Every scenario's EL2 exits by cause (`@@M el2_exits=...`).
+    crate::exits::snapshot().report();
     check_stacks();
     report::finish(name);
     report::done()
