@@ -143,7 +143,14 @@ fn run_cargo(cmd: &mut Command) -> Result<Vec<String>, String> {
 const WORKSPACES: [&str; 4] = [".", "qemu-tests", "fuzz", "bench"];
 
 /// The library crates: each must build `no_std` for the bare-metal target.
-const LIBRARY_CRATES: [&str; 5] = ["its-core", "its-cmdq", "vpe-sched", "doorbell", "fwd-irq"];
+const LIBRARY_CRATES: [&str; 6] = [
+    "its-core",
+    "its-cmdq",
+    "vpe-sched",
+    "doorbell",
+    "fwd-irq",
+    "vits",
+];
 
 /// The `qemu-tests` images, checked one at a time as they are built.
 const IMAGES: [&str; 2] = ["hyp", "guest"];
