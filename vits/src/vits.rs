@@ -803,10 +803,10 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
             self.set_device(device, d);
             return Ok(());
         }
-        let (phys, made_up) = self.phys_for(device)?;
         if self.devices.len() >= DEVICES {
             return Err(CommandError::DevicesExhausted);
         }
+        let (phys, made_up) = self.phys_for(device)?;
         Self::backend_op(
             &mut self.ops,
             &mut self.stats,
