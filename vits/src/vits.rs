@@ -153,6 +153,9 @@ pub struct Vits<B: Backend, const DEVICES: usize, const ITES: usize, const COLLE
     errors: Deque<ErrorRecord<B::Error>, ERROR_LOG>,
     /// Backend operations made by the command being executed.
     ops: u32,
+    /// A command stalled (or a table change failed) half done: some events may not be where
+    /// their collections say. The vITS catches up before it runs another command.
+    unsettled: bool,
 }
 
 impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usize> core::fmt::Debug
@@ -243,6 +246,7 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
             stats: Stats::default(),
             errors: Deque::new(),
             ops: 0,
+            unsettled: false,
         })
     }
 
@@ -333,11 +337,13 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
     }
 
     /// Processes queued commands (bounded by the work budget), as a GITS_CREADR read does.
-    /// Returns whether commands are left (the hypervisor may call again, e.g. before
-    /// resuming the vCPU, or leave it to the guest's next poll).
+    /// Returns whether the budget ran out with commands left that can run (the hypervisor
+    /// may call again, e.g. before resuming the vCPU, or leave it to the guest's next poll).
+    /// A disabled, invalid or stalled queue has none that can run: `false`, so a loop over
+    /// `process` ends.
     pub fn process<M: GuestMemory + ?Sized>(&mut self, mem: &M) -> bool {
         self.run_queue(mem);
-        self.pending()
+        self.runnable()
     }
 
     /// Sets the guest's LPI configuration table (from its redistributors' GICR_PROPBASER once
@@ -362,7 +368,8 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
     }
 
     /// Unmaps everything the guest mapped (every vLPI, then every device), forgets the
-    /// collections and resets the registers, as at VM teardown or reset. After it the backend
+    /// collections and the LPI configuration table, and resets the registers, as at VM
+    /// teardown or reset. After it the backend
     /// holds nothing of this VM, and the VM's vPEs can be destroyed.
     ///
     /// # Errors
@@ -372,8 +379,12 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
         let r = self.drop_devices(|_| true);
         self.collections = [None; COLLECTIONS];
         self.frame = Frame::reset();
+        self.lpi = None;
         match r {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.unsettled = false;
+                Ok(())
+            }
             Err(e) => {
                 self.record(None, [0; 4], e, false);
                 match e {
@@ -416,6 +427,15 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
     /// Whether the queue is stalled (GITS_CREADR.Stalled).
     pub fn is_stalled(&self) -> bool {
         self.frame.stalled
+    }
+
+    /// Whether the backend has every event where the records say: each event mapped
+    /// exactly when its collection is, to that collection's vCPU. False after a command
+    /// failed half done (it stalled, and the guest may abandon it with a GITS_CBASER write)
+    /// until the vITS catches up, which it does before it runs the next command (a failure
+    /// then stalls the queue there).
+    pub fn is_consistent(&self) -> bool {
+        !self.unsettled
     }
 
     /// Whether commands are queued and not yet processed.
@@ -512,6 +532,7 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
             }
         };
         if let Err(e) = r {
+            self.unsettled = true;
             self.record(None, [0; 4], e, false);
         }
     }
@@ -546,13 +567,38 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
 
     /// Runs commands from GITS_CREADR towards GITS_CWRITER while the ITS is enabled, the queue
     /// valid and not stalled, and the work budget lasts.
-    fn run_queue<M: GuestMemory + ?Sized>(&mut self, mem: &M) {
-        let f = self.frame;
+    /// Whether commands are queued that the ITS may run now: enabled, a valid queue, not
+    /// stalled, both offsets within the queue (a CWRITER beyond it runs nothing), and work.
+    fn runnable(&self) -> bool {
+        let f = &self.frame;
         let size = f.queue_bytes();
-        if !f.enabled || !f.cbaser.valid() || f.stalled || f.cwriter >= size || f.creadr >= size {
+        f.enabled
+            && f.cbaser.valid()
+            && !f.stalled
+            && f.cwriter < size
+            && f.creadr < size
+            && f.creadr != f.cwriter
+    }
+
+    fn run_queue<M: GuestMemory + ?Sized>(&mut self, mem: &M) {
+        if !self.runnable() {
             return;
         }
+        let f = self.frame;
+        let size = f.queue_bytes();
         let mut work: u32 = 0;
+        if self.unsettled {
+            // A command left half done (stalled, then retried or abandoned): finish its
+            // effects on the backend first.
+            self.ops = 0;
+            let r = self.reconcile(mem, |_| true);
+            work = self.ops;
+            if let Err(e) = r {
+                self.stall(self.frame.creadr, [0; 4], e);
+                return;
+            }
+            self.unsettled = false;
+        }
         while self.frame.creadr != self.frame.cwriter && work < self.limits.work_per_trap {
             let offset = self.frame.creadr;
             let gpa = f.cbaser.addr().get() + u64::from(offset);
@@ -588,6 +634,7 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
 
     fn stall(&mut self, offset: u32, raw: [u64; 4], e: Fault<B::Error>) {
         self.frame.stalled = true;
+        self.unsettled = true;
         self.stats.stalls += 1;
         self.record(Some(offset), raw, e, true);
     }

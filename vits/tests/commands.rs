@@ -921,3 +921,60 @@ fn changing_a_table_forgets_what_it_held() {
     assert_eq!(r.its.events().count(), 0);
     assert_eq!(r.its.backend().devices().count(), 0);
 }
+
+/// Found by the fuzz target: a MAPC that stalls half done and is then abandoned (the guest
+/// rewrites GITS_CBASER instead of retrying) left events parked in a mapped collection. The
+/// vITS now finishes the half-done work before it runs the next command.
+#[test]
+fn an_abandoned_half_done_mapc_is_finished_before_the_next_command() {
+    let mut r = rig();
+    r.send(&[
+        mapd(NVME, 2, true),
+        mapti(NVME, 0, 8192, 1),
+        mapti(NVME, 1, 8193, 1),
+        mapti(NVME, 2, 8194, 1),
+    ]);
+    let n = r.its.backend().count();
+    r.its.backend_mut().fail_at(Some(n + 1));
+    r.send(&[mapc(1, 0, true)]);
+    assert!(r.its.is_stalled() && !r.its.is_consistent());
+    // Abandoned: disable, new queue, enable.
+    r.its.write(&r.ram, CTLR, 4, 0).unwrap();
+    let cb = r.its.read(&r.ram, CBASER, 8).unwrap();
+    r.its.write(&r.ram, CBASER, 8, cb).unwrap();
+    r.its.write(&r.ram, CWRITER, 8, 0).unwrap();
+    r.its.write(&r.ram, CTLR, 4, 1).unwrap();
+    assert!(!r.its.is_stalled());
+    r.g = GuestDriver::new(QUEUE, QUEUE_BYTES);
+    r.send(&[sync(0)]);
+    assert!(r.its.is_consistent());
+    for e in 0..3 {
+        assert_eq!(r.its.backend().vlpi(pe(NVME, e)).unwrap().vcpu, vc(0));
+    }
+    // If catching up fails, the queue stalls at the next command, which has not run.
+    r.send(&[mapc(1, 1, true)]);
+    assert!(r.its.is_consistent());
+    let n = r.its.backend().count();
+    r.its.backend_mut().fail_at(Some(n + 1));
+    r.send(&[mapc(1, 0, true)]);
+    r.its.write(&r.ram, CTLR, 4, 0).unwrap();
+    r.its.write(&r.ram, CBASER, 8, cb).unwrap();
+    r.its.write(&r.ram, CWRITER, 8, 0).unwrap();
+    r.its.write(&r.ram, CTLR, 4, 1).unwrap();
+    r.g = GuestDriver::new(QUEUE, QUEUE_BYTES);
+    let n = r.its.backend().count();
+    r.its.backend_mut().fail_at(Some(n));
+    let creadr = r.send(&[int(NVME, 0)]);
+    assert_eq!(creadr, 1, "stalled at offset 0, before the INT");
+    assert!(
+        !r.its
+            .backend()
+            .log()
+            .iter()
+            .any(|o| matches!(o, Op::Int { .. }))
+    );
+    r.its.write(&r.ram, CWRITER, 8, 32 | 1).unwrap();
+    assert_eq!(r.creadr(), 32);
+    assert!(r.its.is_consistent());
+    assert!(r.its.backend().vlpi(pe(NVME, 0)).unwrap().pending);
+}

@@ -124,6 +124,8 @@ fn a_queue_in_memory_that_is_not_the_vms_stalls() {
         assert_eq!(e.error, CommandError::CommandRead { gpa: base });
         assert!(e.stalled && its.is_stalled());
         assert!(its.backend().log().is_empty());
+        // Commands are queued, none can run: a hypervisor looping on process() stops.
+        assert!(its.pending() && !its.process(&ram));
         // Retrying reads it again, and stalls again.
         its.write(&ram, CWRITER, 8, 0xfffe0 | 1).unwrap();
         assert_eq!(its.read(&ram, CREADR, 8).unwrap(), 1);
