@@ -130,6 +130,11 @@
 //! | configuration byte unreadable (PROPBASER at memory that is not the VM's) | stalled |
 //! | backend failure (e.g. the physical ITS, allocation) | stalled; its records say what the backend has, so a retry completes the command |
 //!
+//! A command that fails in the backend may be half done (a MAPC that moved some of its
+//! events). Its records say what the backend has, so a retry finishes it; if the guest
+//! abandons it instead (a GITS_CBASER write clears Stalled), the vITS finishes its effects
+//! before it runs the next command, and stalls there if it cannot ([`Vits::is_consistent`]).
+//!
 //! Every error is counted ([`Vits::stats`]) and the last [`ERROR_LOG`] are kept
 //! ([`Vits::errors`]).
 //!
