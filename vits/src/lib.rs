@@ -16,7 +16,7 @@
 //!
 //! | When | Call |
 //! |---|---|
-//! | VM creation | [`Vits::new`] with a [`VitsConfig`] (vCPUs, ID widths, assigned devices, pool) and the backend (for [`VpeSchedBackend`]: the VM's [`vpe_sched::Vm`], one vPE per vCPU) |
+//! | VM creation | [`Vits::new`] with a [`VitsConfig`] (vCPUs, ID widths, assigned devices, pool) and the backend (for [`VpeSchedBackend`]: the VM's [`::vpe_sched::Vm`], one vPE per vCPU) |
 //! | each trapped read / write of the ITS control frame | [`Vits::read`] / [`Vits::write`] (offset into the frame, 4 or 8 bytes) |
 //! | a vCPU's emulated redistributor gets GICR_CTLR.EnableLPIs (or loses it) | [`Vits::set_lpi_config`] with the GICR_PROPBASER table |
 //! | optionally, before resuming a vCPU | [`Vits::process`], to finish a queue left over by the work budget |

@@ -23,7 +23,7 @@ pub const GITS_CBASER: u64 = 0x0080;
 pub const GITS_CWRITER: u64 = 0x0088;
 /// GITS_CREADR (64-bit, read-only).
 pub const GITS_CREADR: u64 = 0x0090;
-/// GITS_BASER0 (64-bit); GITS_BASER<n> is at `GITS_BASER0 + 8 * n`, n from 0 to 7.
+/// GITS_BASER0 (64-bit); `GITS_BASER<n>` is at `GITS_BASER0 + 8 * n`, n from 0 to 7.
 pub const GITS_BASER0: u64 = 0x0100;
 /// GITS_PIDR2 (32-bit).
 pub const GITS_PIDR2: u64 = 0xffe8;
@@ -49,7 +49,7 @@ pub(crate) enum Reg {
     Cbaser,
     Cwriter,
     Creadr,
-    /// GITS_BASER<n>.
+    /// `GITS_BASER<n>`.
     Baser(u8),
     Pidr2,
     /// RAZ/WI.
@@ -186,7 +186,7 @@ pub(crate) enum Table {
 }
 
 impl Table {
-    /// The table GITS_BASER<n> describes, if any (the others are RAZ/WI).
+    /// The table `GITS_BASER<n>` describes, if any (the others are RAZ/WI).
     pub(crate) fn of(n: u8) -> Option<Self> {
         match n {
             0 => Some(Self::Devices),
