@@ -17,10 +17,12 @@
 //!    feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings denied: a
 //!    broken intra-doc link or an unnameable public type fails);
 //! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
-//!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
+//!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`), `cargo test -p
 //!    its-testkit --test fuzz_corpus` (the stateful target `driver`, whose harness is the test
-//!    kit's, plus its scripted sequences). It checks from their output that every corpus was
-//!    actually replayed (a stage that passes because nothing ran is a failure);
+//!    kit's, plus its scripted sequences) and `cargo test -p vits --features fuzzing --test
+//!    fuzz_corpus` (the guest-facing ITS, target `vits`, plus its seeds). It checks from their
+//!    output that every corpus was actually replayed (a stage that passes because nothing ran
+//!    is a failure);
 //! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
@@ -40,7 +42,7 @@ use crate::workspace::{CargoEnv, cargo, workspace_root};
 /// Runs, in order: cargo fmt --check on every workspace; clippy with warnings denied (host,
 /// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
 /// crate; host tests (cargo test --workspace); its-core with all features and the API
-/// docs; the fuzz-corpus replays (its-core and the test kit); the QEMU suite.
+/// docs; the fuzz-corpus replays (its-core, the test kit and vits); the QEMU suite.
 ///
 /// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
 /// stages). Exits non-zero if any stage failed.
@@ -151,6 +153,7 @@ const LIBRARY_CRATES: &[&str] = &[
     "fwd-irq",
     "vgic",
     "guest-fdt",
+    "vits",
 ];
 
 /// The `qemu-tests` images, checked one at a time as they are built.
@@ -275,6 +278,17 @@ fn fuzz_corpus() -> Result<(), String> {
         "test",
         "-p",
         "its-testkit",
+        "--test",
+        "fuzz_corpus",
+        "--",
+        "--nocapture",
+    ]))?);
+    lines.extend(run_cargo(cargo(None, CargoEnv::Host).args([
+        "test",
+        "-p",
+        "vits",
+        "--features",
+        "fuzzing",
         "--test",
         "fuzz_corpus",
         "--",
@@ -420,13 +434,18 @@ mod tests {
     #[test]
     fn replay_counts_are_checked() {
         let lines = |s: &[&str]| s.iter().map(|l| l.to_string()).collect::<Vec<_>>();
-        let both = lines(&[
+        let all = lines(&[
             "decode: 12 corpus inputs replayed",
             "test decode_corpus ... ok",
             "encode: 3 corpus inputs replayed",
             "driver: 40 corpus inputs replayed",
+            "vits: 9 corpus inputs replayed",
         ]);
-        assert_eq!(check_replayed(&both), Ok(()));
+        assert_eq!(check_replayed(&all), Ok(()));
+        assert!(
+            check_replayed(&all[..4]).is_err(),
+            "a missing vits replay must fail"
+        );
         assert!(check_replayed(&lines(&["decode: 12 corpus inputs replayed"])).is_err());
         assert!(
             check_replayed(&lines(&[
@@ -440,7 +459,8 @@ mod tests {
             check_replayed(&lines(&[
                 "decode: 0 corpus inputs replayed",
                 "encode: 3 corpus inputs replayed",
-                "driver: 40 corpus inputs replayed"
+                "driver: 40 corpus inputs replayed",
+                "vits: 9 corpus inputs replayed"
             ]))
             .is_err()
         );
