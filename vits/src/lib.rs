@@ -169,14 +169,9 @@
 //! - GICv4.1 with DirectLPI: [`VpeSchedBackend`]'s `invall` has no redistributor to use.
 #![no_std]
 
-#[cfg(feature = "fuzzing")]
-extern crate std;
-
 mod backend;
 mod config;
 mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 mod memory;
 mod recorder;
 pub mod regs;

@@ -6,15 +6,34 @@
 
 mod common;
 
-use common::model::{Host, P, PROXY, host};
+use core::time::Duration;
+
 use common::*;
 use its_core::cmd::Command;
-use its_core::fake::ItsHandle;
+use its_model::{ItsHandle, ModelConfig};
+use its_testkit::{P, PROXY_DEVICE as PROXY, Rig, V4};
 use vits::{AssignedDevice, DevicePool, LpiConfigTable, Vits, VitsConfig, VpeSchedBackend};
-use vpe_sched::{Vm, VmConfig};
+use vpe_sched::{V4Config, Vm, VmConfig};
 
 type B<'a> = VpeSchedBackend<'a, 'static, ItsHandle, P, 8>;
 type V<'a> = Vits<B<'a>, 8, 64, 8>;
+/// The physical side: the test kit's rig with doorbells and the GICv4 layer up.
+type Host = V4<'static>;
+
+/// QEMU's GICv4.0 with `cpus` CPUs, its-cmdq, doorbells (64, through the proxy device) and
+/// vpe-sched brought up on it.
+fn host(cpus: usize) -> Host {
+    let rig = Rig::new(ModelConfig::qemu(cpus));
+    let dbs = rig.doorbell_config(64);
+    V4::leak(
+        rig,
+        dbs,
+        V4Config {
+            dirty_timeout: Duration::from_millis(1),
+            ..V4Config::default()
+        },
+    )
+}
 
 const NVME: u32 = 0x8;
 /// A made-up device's physical DeviceIDs start here.
@@ -115,7 +134,8 @@ fn linux_boot_maps_real_vlpis() {
     let vpt1 = vm.vpe(1).unwrap().vpt().get();
     assert_eq!(h.model.vpt_pending(vpt1), [8195]);
     // Resident on CPU 1, vCPU 1 takes it.
-    h.g.make_resident(&vm, 1, 1, &mut h.rd(1)).unwrap();
+    h.g.make_resident(&vm, 1, 1, &mut h.model.redist(1))
+        .unwrap();
     assert_eq!(h.model.take_vlpi(1), Some(8195));
     // An affinity change moves vector 2 to vCPU 0 (VMOVI): MSIs follow.
     g.send(&mut its, &mut ram, &[movi(NVME, 2, 0), sync(1), sync(0)]);
@@ -129,7 +149,8 @@ fn linux_boot_maps_real_vlpis() {
     g.send(&mut its, &mut ram, &[inv(NVME, 0), sync(0)]);
     check_ites(&h, &vm, &its);
     assert_eq!(vm.property(8193).unwrap() & 1, 0, "the VM's table follows");
-    h.g.make_non_resident(&vm, 1, &mut h.rd(1), false).unwrap();
+    h.g.make_non_resident(&vm, 1, &mut h.model.redist(1), false)
+        .unwrap();
     h.model.assert_no_errors();
 }
 
@@ -151,7 +172,8 @@ fn guest_int_and_clear_are_real_vlpi_operations_also_on_made_up_devices() {
     );
     check_ites(&h, &vm, &its);
     // INT on vCPU 0's vector while it is resident: delivered at once.
-    h.g.make_resident(&vm, 0, 0, &mut h.rd(0)).unwrap();
+    h.g.make_resident(&vm, 0, 0, &mut h.model.redist(0))
+        .unwrap();
     g.send(&mut its, &mut ram, &[int(NVME, 1), sync(0)]);
     assert_eq!(h.model.take_vlpi(0), Some(8194));
     // INT then CLEAR on vCPU 1's vector (not resident): pending in its VPT, then not.
@@ -160,7 +182,8 @@ fn guest_int_and_clear_are_real_vlpi_operations_also_on_made_up_devices() {
     assert_eq!(h.model.vpt_pending(vpt1), [8195]);
     g.send(&mut its, &mut ram, &[clear(NVME, 2), sync(1)]);
     assert_eq!(h.model.vpt_pending(vpt1), Vec::<u32>::new());
-    h.g.make_non_resident(&vm, 0, &mut h.rd(0), false).unwrap();
+    h.g.make_non_resident(&vm, 0, &mut h.model.redist(0), false)
+        .unwrap();
     h.model.assert_no_errors();
 }
 

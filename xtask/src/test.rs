@@ -17,12 +17,11 @@
 //!    feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings denied: a
 //!    broken intra-doc link or an unnameable public type fails);
 //! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
-//!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`), `cargo test -p
-//!    its-testkit --test fuzz_corpus` (the stateful target `driver`, whose harness is the test
-//!    kit's, plus its scripted sequences) and `cargo test -p vits --features fuzzing --test
-//!    fuzz_corpus` (the guest-facing ITS, target `vits`, plus its seeds). It checks from their
-//!    output that every corpus was actually replayed (a stage that passes because nothing ran
-//!    is a failure);
+//!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
+//!    its-testkit --test fuzz_corpus` (the stateful targets `driver` and `vits`, whose
+//!    harnesses are the test kit's, plus driver's scripted sequences and vits's seeds). It
+//!    checks from their output that every corpus was actually replayed (a stage that passes
+//!    because nothing ran is a failure);
 //! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
@@ -42,7 +41,7 @@ use crate::workspace::{CargoEnv, cargo, workspace_root};
 /// Runs, in order: cargo fmt --check on every workspace; clippy with warnings denied (host,
 /// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
 /// crate; host tests (cargo test --workspace); its-core with all features and the API
-/// docs; the fuzz-corpus replays (its-core, the test kit and vits); the QEMU suite.
+/// docs; the fuzz-corpus replays (its-core and the test kit); the QEMU suite.
 ///
 /// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
 /// stages). Exits non-zero if any stage failed.
@@ -278,17 +277,6 @@ fn fuzz_corpus() -> Result<(), String> {
         "test",
         "-p",
         "its-testkit",
-        "--test",
-        "fuzz_corpus",
-        "--",
-        "--nocapture",
-    ]))?);
-    lines.extend(run_cargo(cargo(None, CargoEnv::Host).args([
-        "test",
-        "-p",
-        "vits",
-        "--features",
-        "fuzzing",
         "--test",
         "fuzz_corpus",
         "--",

@@ -3,8 +3,6 @@
 //! does.
 #![allow(dead_code, reason = "each test file uses a different part")]
 
-pub mod model;
-
 use its_core::cmd::Command;
 use its_core::ids::{CollectionId, DeviceId, EventId, IntId, RdBase};
 use vits::{Backend, GuestMemory, GuestMemoryError, Vits};

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! The stateful fuzz harness (feature `fuzzing`): a guest's register accesses and command
-//! queues against the vITS over the vpe-sched backend, on the host model of QEMU's GICv4.
+//! The stateful fuzz harness of the guest-facing ITS: a guest's register accesses and command
+//! queues against a [`Vits`] over the vpe-sched backend, on the host model of QEMU's GICv4.
 //!
 //! An input is a setup byte and a sequence of [`Step`]s in a small byte code that every
 //! byte string decodes to ([`decode`]; [`encode`] writes it, for seeds). After every step
@@ -14,41 +14,28 @@
 //! - the vITS's records match the physical ITS: a live event has a virtual ITE with the
 //!   guest's INTID and the vPE of its vCPU, a parked one none; a mapped device a valid DTE,
 //!   others none; and while the queue is not stalled and no command is left half done
-//!   ([`crate::Vits::is_consistent`]) an event is live exactly when its collection is mapped;
+//!   ([`Vits::is_consistent`]) an event is live exactly when its collection is mapped;
 //! - a device MSI for a live event makes its vINTID pending in that vPE's pending table;
-//! - after [`crate::Vits::teardown`] and the VM's destruction, every byte of memory the VM
+//! - after [`Vits::teardown`] and the VM's destruction, every byte of memory the VM
 //!   and its devices took is free again.
 //!
-//! Used by the cargo-fuzz target `vits` and by the stable replay of its corpus.
-#![allow(
-    clippy::result_large_err,
-    reason = "VpeError carries the ITS layer's command trace by value"
-)]
-
-use std::format;
-use std::string::String;
-use std::vec;
-use std::vec::Vec;
+//! Used by the cargo-fuzz target `vits` (`fuzz/fuzz_targets/vits.rs`) and by the stable
+//! replay of its corpus (`its-testkit/tests/fuzz_corpus.rs`).
 
 use core::time::Duration;
 
-use doorbell::{DoorbellConfig, Doorbells};
-use its_cmdq::{Its, ItsConfig, Lpis, PendingTable, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
-use its_core::caps::{DistCaps, RedistCaps};
 use its_core::cmd::Command;
-use its_core::fake::{FakePlatform, GicModel, ItsHandle, ModelConfig};
 use its_core::ids::DeviceId;
-use its_core::mmio::RedistRegisters;
-use its_core::regs::GicdTyper;
-use vpe_sched::{GicV4, V4Config, Vm, VmConfig};
-
-use crate::{
+use its_model::{GicModel, ItsHandle, ModelConfig};
+use vits::{
     AssignedDevice, CommandError, DevicePool, GuestMemory, GuestMemoryError, LpiConfigTable, Vits,
     VitsConfig, VpeSchedBackend,
 };
+use vpe_sched::{V4Config, Vm, VmConfig};
 
-type P = FakePlatform;
+use crate::rig::{P, PROXY_DEVICE, Rig, Settings};
+
 type Backend<'a> = VpeSchedBackend<'a, 'a, ItsHandle, P, 8>;
 type V<'a> = Vits<Backend<'a>, 8, 64, 8>;
 
@@ -74,7 +61,7 @@ pub const ASSIGNED: [(u32, u32); 3] = [(0x10, 0x10), (0x18, 0x18), (0x20, 0x120)
 /// The pool of physical DeviceIDs for made-up devices.
 pub const POOL: (u32, u32) = (0x8000, 3);
 /// The doorbells' proxy device.
-pub const PROXY: u32 = 0xffff;
+pub const PROXY: u32 = PROXY_DEVICE;
 /// Guest DeviceIDs the structured commands pick from: the assigned ones, then made-up ones
 /// (more than the pool holds).
 pub const DEVICE_CHOICES: [u32; 8] = [0x10, 0x18, 0x20, 0x30, 0x31, 0x32, 0x33, 0x34];
@@ -138,7 +125,7 @@ pub enum Step {
         /// Selector.
         sel: u8,
     },
-    /// [`crate::Vits::process`].
+    /// [`Vits::process`].
     Process,
     /// GITS_CWRITER written with Retry at the guest's write offset.
     Retry,
@@ -374,68 +361,6 @@ impl Ram {
     }
 }
 
-/// The physical side: the model and the driver stack on it.
-struct Base {
-    model: GicModel,
-    plat: P,
-    lpis: Lpis<P>,
-    its: [Its<ItsHandle, P>; 1],
-    /// The redistributors' LPI pending tables, kept for the run.
-    _pend: Vec<PendingTable<P>>,
-}
-
-fn base() -> Base {
-    let cpus = 2;
-    let cfg = ModelConfig::qemu(cpus);
-    let plat = FakePlatform::new();
-    let model = GicModel::new(cfg.clone(), plat.clone());
-    let dist = DistCaps::from_typer(
-        GicdTyper::new()
-            .with_lpis(true)
-            .with_dvis(true)
-            .with_id_bits(cfg.dist_id_bits - 1),
-        None,
-    );
-    let t = Duration::from_millis(1);
-    let bring_up = || -> Result<Base, its_cmdq::ItsError> {
-        let lpis = Lpis::new(&dist, plat.clone())?;
-        let mut pend = Vec::new();
-        for c in 0..cpus {
-            pend.push(lpis.init_redistributor(&mut model.redist(c), t)?);
-        }
-        let rds: Vec<RedistInfo> = (0..cpus)
-            .map(|c| RedistInfo {
-                rd_base: PhysAddr::new(cfg.rd_base(c)),
-                typer: model.redist(c).typer(),
-            })
-            .collect();
-        let mut ic = ItsConfig::new(dist);
-        ic.queue = QueueConfig {
-            bytes: 0x1_0000,
-            full_timeout: t,
-            completion_timeout: t,
-        };
-        ic.quiescent_timeout = t;
-        let its = Its::new(model.its(0), plat.clone(), &rds, ic)?;
-        Ok(Base {
-            model: model.clone(),
-            plat: plat.clone(),
-            lpis,
-            its: [its],
-            _pend: pend,
-        })
-    };
-    bring_up().unwrap_or_else(|e| fail(format!("bring-up: {e}")))
-}
-
-fn l2_bytes(its: &Its<ItsHandle, P>) -> usize {
-    let t = |t: Option<&its_cmdq::ItsTable<P>>| {
-        t.filter(|t| t.is_indirect())
-            .map_or(0, |t| t.l2_pages() * t.page_size().bytes())
-    };
-    t(Some(its.device_table())) + t(its.collection_table()) + t(its.vpe_table())
-}
-
 /// The guest's state the harness keeps: its RAM and its queue write offset.
 struct Guest {
     ram: Ram,
@@ -448,7 +373,7 @@ pub struct Summary {
     /// Device MSIs checked to arrive.
     pub msis: u32,
     /// The vITS's counters at the end (before teardown).
-    pub stats: crate::Stats,
+    pub stats: vits::Stats,
     /// Most events live at once.
     pub max_live: usize,
 }
@@ -699,32 +624,31 @@ pub fn run(data: &[u8]) {
 /// # Panics
 /// On any property violation.
 pub fn run_steps(setup: Setup, steps: &[Step]) -> Summary {
-    let b = base();
-    let dbs = Doorbells::new(
-        &b.its[0],
-        &b.lpis,
-        DoorbellConfig::proxy(DeviceId::new(PROXY), 16),
-    )
-    .unwrap_or_else(|e| fail(format!("doorbells: {e}")));
+    // QEMU's GICv4.0 with 2 CPUs, every wait 1 ms on the model's clock.
     let t = Duration::from_millis(1);
-    let g = GicV4::new(
-        &b.its,
-        &b.lpis,
-        &dbs,
-        RedistCaps::from_typer(b.model.redist(0).typer()),
-        V4Config {
-            dirty_timeout: t,
-            commit_timeout: t,
-            ..V4Config::default()
+    let rig = Rig::try_with(
+        ModelConfig::qemu(2),
+        Settings {
+            queue_bytes: 0x1_0000,
+            timeout: Some(t),
         },
     )
-    .unwrap_or_else(|e| fail(format!("GICv4: {e}")));
-    for c in 0..2 {
-        g.init_redistributor(&mut b.model.redist(c))
-            .unwrap_or_else(|e| fail(format!("GICv4: {e}")));
-    }
-    let live0 = b.plat.live_bytes();
-    let l2_0 = l2_bytes(&b.its[0]);
+    .unwrap_or_else(|e| fail(format!("bring-up: {e}")));
+    let dbs = rig
+        .doorbells(rig.doorbell_config(16))
+        .unwrap_or_else(|e| fail(format!("doorbells: {e}")));
+    let g = rig
+        .gicv4(
+            &dbs,
+            V4Config {
+                dirty_timeout: t,
+                commit_timeout: t,
+                ..V4Config::default()
+            },
+        )
+        .unwrap_or_else(|e| fail(format!("GICv4: {e}")));
+    let live0 = rig.plat.live_bytes();
+    let l2_0 = rig.l2_bytes();
     let vcpus = setup.vcpus();
     let cpus: Vec<usize> = (0..vcpus).map(|i| i % 2).collect();
     let vm = g
@@ -751,11 +675,11 @@ pub fn run_steps(setup: Setup, steps: &[Step]) -> Summary {
     );
     cfg.event_bits = 5;
     cfg.work_per_trap = setup.work();
-    let its: V<'_> = Vits::new(cfg, VpeSchedBackend::new(&g, &b.its[0], &vm))
+    let its: V<'_> = Vits::new(cfg, VpeSchedBackend::new(&g, rig.its(), &vm))
         .unwrap_or_else(|e| fail(format!("Vits::new: {e}")));
-    b.model.clear_commands(0);
+    rig.model.clear_commands(0);
     let mut w = World {
-        model: b.model.clone(),
+        model: rig.model.clone(),
         summary: Summary::default(),
         vm: &vm,
         its,
@@ -784,12 +708,12 @@ pub fn run_steps(setup: Setup, steps: &[Step]) -> Summary {
     if let Err(e) = g.destroy_vm(vm) {
         fail(format!("destroy_vm: {}", e.error));
     }
-    b.model.assert_no_errors();
-    let expect = live0 + l2_bytes(&b.its[0]) - l2_0;
-    if b.plat.live_bytes() != expect {
+    rig.model.assert_no_errors();
+    let expect = live0 + rig.l2_bytes() - l2_0;
+    if rig.plat.live_bytes() != expect {
         fail(format!(
             "memory leaked: {} bytes live after teardown, {expect} expected",
-            b.plat.live_bytes()
+            rig.plat.live_bytes()
         ));
     }
     summary
