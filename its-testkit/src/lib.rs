@@ -7,7 +7,9 @@
 //! - [`sweep`]: the fault sweeps (an allocation failure at every allocation of a call, a stall
 //!   and a dead ITS at every command it sends, a slow ITS), generic over the entry point;
 //! - [`fuzz`]: the stateful fuzz harness over the whole stack, run by the cargo-fuzz target
-//!   `driver` and, on stable, by the replay of its committed corpus (`tests/fuzz_corpus.rs`).
+//!   `driver` and, on stable, by the replay of its committed corpus (`tests/fuzz_corpus.rs`);
+//! - [`fuzz_vits`]: the stateful fuzz harness of the guest-facing ITS (`vits`) over that
+//!   stack, run by the cargo-fuzz target `vits` and by the replay of its corpus (same test).
 //!
 //! Not published: it is how this workspace tests itself. A hypervisor's own tests want
 //! `its-model`, the model and platform fakes.
@@ -17,6 +19,7 @@
 )]
 
 pub mod fuzz;
+pub mod fuzz_vits;
 pub mod rig;
 pub mod sweep;
 

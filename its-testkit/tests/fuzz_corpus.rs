@@ -1,16 +1,27 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Replays the committed corpus of the stateful fuzz target `driver` (`fuzz/corpus/driver/`)
-//! through the same harness (`its_testkit::fuzz::run`), on stable, as part of
-//! `cargo xtask test`. A missing or empty corpus directory fails: a wrong path must not pass.
+//! Replays the committed corpora of the stateful fuzz targets through the same harnesses, on
+//! stable, as part of `cargo xtask test`: `driver` (`fuzz/corpus/driver/`,
+//! `its_testkit::fuzz::run`) and `vits` (`fuzz/corpus/vits/`, `its_testkit::fuzz_vits::run`).
+//! A missing or empty corpus directory fails: a wrong path must not pass. Also scripted
+//! driver sequences, and the vits harness's built-in seeds, which its corpus was seeded with
+//! (a minimised corpus may have dropped them).
 //!
-//! `cargo test -p its-testkit --test fuzz_corpus -- --nocapture` prints the number replayed.
+//! `cargo test -p its-testkit --test fuzz_corpus -- --nocapture` prints the number replayed
+//! per target. `VITS_WRITE_SEEDS=1` first writes the vits seeds into `fuzz/corpus/vits/` as
+//! `seed-<name>`.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-#[test]
-fn replay_driver_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/driver");
+fn corpus_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target)
+}
+
+/// Runs every file of `target`'s corpus through `run`, and prints how many.
+fn replay(target: &str, run: fn(&[u8])) {
+    let dir = corpus_dir(target);
     let mut paths: Vec<_> = fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus directory {} unreadable: {e}", dir.display()))
         .map(|e| e.expect("corpus entry").path())
@@ -24,14 +35,19 @@ fn replay_driver_corpus() {
     );
     for p in &paths {
         let data = fs::read(p).expect("corpus input");
-        let r = std::panic::catch_unwind(|| its_testkit::fuzz::run(&data));
+        let r = std::panic::catch_unwind(|| run(&data));
         assert!(
             r.is_ok(),
             "corpus input {} violates a property",
             p.display()
         );
     }
-    println!("driver: {} corpus inputs replayed", paths.len());
+    println!("{target}: {} corpus inputs replayed", paths.len());
+}
+
+#[test]
+fn replay_driver_corpus() {
+    replay("driver", its_testkit::fuzz::run);
 }
 
 use its_testkit::fuzz::{Op, Setup, run_ops};
@@ -257,5 +273,75 @@ fn scripted_sequences_on_every_kind_of_gic() {
     ];
     for s in setups {
         run_ops(s, &script());
+    }
+}
+
+// ---- vits -----------------------------------------------------------------------------------
+
+use its_testkit::fuzz_vits::{decode, encode, run_steps, seeds};
+
+#[test]
+fn replay_vits_corpus() {
+    if std::env::var_os("VITS_WRITE_SEEDS").is_some() {
+        let dir = corpus_dir("vits");
+        fs::create_dir_all(&dir).expect("corpus directory");
+        for (name, data) in seeds() {
+            fs::write(dir.join(format!("seed-{name}")), data).expect("seed written");
+        }
+    }
+    replay("vits", its_testkit::fuzz_vits::run);
+}
+
+#[test]
+fn vits_seeds_pass_and_round_trip() {
+    for (name, data) in seeds() {
+        let (setup, steps) = decode(&data);
+        assert_eq!(encode(setup, &steps), data, "{name} round-trips");
+        assert!(steps.len() > 10, "{name}");
+        let r = std::panic::catch_unwind(|| its_testkit::fuzz_vits::run(&data));
+        assert!(r.is_ok(), "seed {name} violates a property");
+    }
+}
+
+/// The vits seeds reach deep state: Linux's maps vectors and checks device MSIs; the made-up
+/// device's runs INT and CLEAR; the hostile one stalls on a queue that is not RAM.
+#[test]
+fn vits_seeds_reach_deep_state() {
+    let all = seeds();
+    let summary = |name: &str| {
+        let (_, data) = all.iter().find(|s| s.0 == name).expect(name);
+        let (setup, steps) = decode(data);
+        run_steps(setup, &steps)
+    };
+    let linux = summary("linux-boot");
+    assert_eq!(linux.msis, 2);
+    assert_eq!(linux.max_live, 3);
+    assert_eq!((linux.stats.ignored, linux.stats.stalls), (0, 0));
+    assert_eq!(linux.stats.commands, 35);
+    let made_up = summary("made-up-int");
+    assert_eq!(made_up.max_live, 1);
+    assert_eq!(made_up.stats.ignored, 0);
+    let moves = summary("collection-moves");
+    assert!(moves.stats.backend_ops >= 10, "{moves:?}");
+    let hostile = summary("hostile");
+    assert_eq!(hostile.stats.stalls, 2, "{hostile:?}");
+}
+
+/// The vits byte code is total: arbitrary bytes decode and run without a finding.
+#[test]
+fn vits_arbitrary_bytes_decode_and_run() {
+    let mut x: u64 = 0x1234_5678_9abc_def0;
+    for len in [0usize, 1, 7, 64, 512, 4096] {
+        let data: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let (setup, steps) = decode(&data);
+        assert!(steps.len() <= 256);
+        let _ = run_steps(setup, &steps);
     }
 }

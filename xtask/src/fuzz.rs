@@ -19,7 +19,7 @@ use std::process::{Command, ExitCode, Stdio};
 use crate::workspace::{CargoEnv, cargo, workspace_root};
 
 /// The fuzz targets, as named in `fuzz/Cargo.toml`.
-pub const TARGETS: [&str; 3] = ["decode", "encode", "driver"];
+pub const TARGETS: [&str; 4] = ["decode", "encode", "driver", "vits"];
 
 /// Run the cargo-fuzz targets (nightly)
 ///

@@ -18,9 +18,10 @@
 //!    broken intra-doc link or an unnameable public type fails);
 //! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
 //!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
-//!    its-testkit --test fuzz_corpus` (the stateful target `driver`, whose harness is the test
-//!    kit's, plus its scripted sequences). It checks from their output that every corpus was
-//!    actually replayed (a stage that passes because nothing ran is a failure);
+//!    its-testkit --test fuzz_corpus` (the stateful targets `driver` and `vits`, whose
+//!    harnesses are the test kit's, plus driver's scripted sequences and vits's seeds). It
+//!    checks from their output that every corpus was actually replayed (a stage that passes
+//!    because nothing ran is a failure);
 //! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
@@ -151,6 +152,7 @@ const LIBRARY_CRATES: &[&str] = &[
     "fwd-irq",
     "vgic",
     "guest-fdt",
+    "vits",
 ];
 
 /// The `qemu-tests` images, checked one at a time as they are built.
@@ -420,13 +422,18 @@ mod tests {
     #[test]
     fn replay_counts_are_checked() {
         let lines = |s: &[&str]| s.iter().map(|l| l.to_string()).collect::<Vec<_>>();
-        let both = lines(&[
+        let all = lines(&[
             "decode: 12 corpus inputs replayed",
             "test decode_corpus ... ok",
             "encode: 3 corpus inputs replayed",
             "driver: 40 corpus inputs replayed",
+            "vits: 9 corpus inputs replayed",
         ]);
-        assert_eq!(check_replayed(&both), Ok(()));
+        assert_eq!(check_replayed(&all), Ok(()));
+        assert!(
+            check_replayed(&all[..4]).is_err(),
+            "a missing vits replay must fail"
+        );
         assert!(check_replayed(&lines(&["decode: 12 corpus inputs replayed"])).is_err());
         assert!(
             check_replayed(&lines(&[
@@ -440,7 +447,8 @@ mod tests {
             check_replayed(&lines(&[
                 "decode: 0 corpus inputs replayed",
                 "encode: 3 corpus inputs replayed",
-                "driver: 40 corpus inputs replayed"
+                "driver: 40 corpus inputs replayed",
+                "vits: 9 corpus inputs replayed"
             ]))
             .is_err()
         );
