@@ -428,6 +428,8 @@ fn its_that_never_goes_quiescent_is_a_timeout() {
         let c = h.ctlr();
         h.set_ctlr(c.with_enabled(true));
     }
+    // Enabled with no table: the model says so, and that is this test's doing.
+    assert_eq!(model.errors().len(), 1);
     let e = Its::new(
         its,
         plat.clone(),

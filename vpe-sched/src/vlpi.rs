@@ -88,7 +88,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// Maps events of `dev` (on `its`) to vLPIs of `vm`'s vPEs (Linux: `its_map_vlpi`), as one
     /// batch: every item is checked first; the property bytes are written; events with a host
     /// mapping are DISCARDed (then SYNC) in a first batch; then VMAPTI for each, then one
-    /// VSYNC per vPE. The host mapping is remembered, to restore on unmap.
+    /// VINVALL and one VSYNC per vPE (the invalidation Linux leaves out: without it a
+    /// redistributor that cached the vPE's configuration never sees the new vLPI enabled). The host mapping is remembered, to restore on unmap.
     ///
     /// The driver's records change only for what the ITS did: if a DISCARD stalls, every host
     /// mapping of the batch is put back and nothing is mapped; if a VMAPTI stalls, that event
@@ -189,18 +190,21 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 return Err(first.unwrap_or(VpeError::Its(e)));
             }
         }
-        // VMAPTI for each item, each followed by an INV of its vLPI: a redistributor may hold
-        // the vPE's configuration from before the property byte was written (cached at the
-        // VMAPP's VINVALL, or while the vPE ran), and only an invalidation makes it look
-        // again. Then a VSYNC per vPE.
+        // VMAPTI for each item, then a VINVALL for each vPE: a redistributor may hold a vPE's
+        // configuration from before the property bytes were written (loaded at the VMAPP's
+        // VINVALL, or while the vPE ran), and only an invalidation makes it look again. A
+        // VINVALL, unlike an INV, is valid whether or not the ITS did a VMAPTI it follows.
+        // Then a VSYNC per vPE.
+        let n = items.len();
         let command = |k: usize| {
-            let (event, vpe, c) = items[k / 2];
-            if k % 2 == 1 {
-                return Command::Inv {
-                    device: id,
-                    event: EventId::new(event),
+            if k >= n {
+                let vpe = match syncs.get(k - n) {
+                    Some(SyncTarget::Vpe(v)) => *v,
+                    _ => Default::default(),
                 };
+                return Command::Vinvall { vpe };
             }
+            let (event, vpe, c) = items[k];
             let db = self
                 .doorbell_field(vm, vpe, c.enabled, c.doorbell)
                 .unwrap_or(IntId::NONE);
@@ -213,12 +217,12 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 db,
             }
         };
-        let out = Self::run(its, 2 * items.len(), command, &syncs)?;
+        let out = Self::run(its, n + syncs.len(), command, &syncs)?;
         // Item `k`: forwarded if the ITS did its VMAPTI, otherwise given its host mapping back
         // (if it had one).
         let mut record = |k: usize, event: u32, vpe: usize, c: VlpiConfig| {
             let s = dev.event(event)?;
-            if out.was_skipped(2 * k) {
+            if out.was_skipped(k) {
                 // Discarded but not forwarded: give the event its host mapping back.
                 if let Some(p) = s.phys {
                     Self::restore_phys(its, dev, event, p)?;
