@@ -381,14 +381,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             Self::rdbase(its, v.state.lock().affinity)?;
             VptAddr::new(v.vpt.pa())?;
         }
-        // One VMAPP per vPE, followed by a VINVALL when mapping; built per index, so a large
-        // VM needs no command buffer on the stack.
-        let per_vpe = if valid { 2 } else { 1 };
+        // One VMAPP per vPE, built per index, so a large VM needs no command buffer on the
+        // stack.
         let command = |i: usize| {
-            let v = &vm.vpes[todo[i / per_vpe]];
-            if i % per_vpe == 1 {
-                return Command::Vinvall { vpe: v.id };
-            }
+            let v = &vm.vpes[todo[i]];
             let mask = v.mapped_on.load(Ordering::Acquire);
             // The first mapping anywhere allocates the vPE; the last unmapping frees it.
             let alloc = if valid { mask == 0 } else { mask == bit };
@@ -433,18 +429,40 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .iter()
             .map(|&i| SyncTarget::Vpe(vm.vpes[i].id))
             .collect();
-        // GICv4.1: unmapping a vPE is self-synchronising.
-        let syncs: &[SyncTarget] = if !valid && v41 { &[] } else { &syncs };
-        let out = Self::run(its, todo.len() * per_vpe, command, syncs)?;
+        // GICv4.1: unmapping a vPE is self-synchronising. A mapping is synchronised after
+        // its VINVALL, below.
+        let vmapp_syncs: &[SyncTarget] = if valid || v41 { &[] } else { &syncs };
+        let out = Self::run(its, todo.len(), command, vmapp_syncs)?;
+        let mut done: heapless::Vec<usize, MAX_VPES> = heapless::Vec::new();
         for (j, &i) in todo.iter().enumerate() {
-            if !out.was_skipped(j * per_vpe) {
+            if !out.was_skipped(j) {
                 let m = &vm.vpes[i].mapped_on;
                 if valid {
                     m.fetch_or(bit, Ordering::AcqRel);
                 } else {
                     m.fetch_and(!bit, Ordering::AcqRel);
                 }
+                let _ = done.push(i);
             }
+        }
+        if valid && !done.is_empty() {
+            // A VINVALL for each vPE the ITS mapped (the redistributor drops whatever it held
+            // for the vPE ID), then the VSYNCs: in a batch of their own, so a VMAPP the ITS
+            // stalled on is not followed by a VINVALL of an unmapped vPE (a parameter error).
+            let syncs: heapless::Vec<SyncTarget, MAX_VPES> = done
+                .iter()
+                .map(|&i| SyncTarget::Vpe(vm.vpes[i].id))
+                .collect();
+            let inv = Self::run(
+                its,
+                done.len(),
+                |j| Command::Vinvall {
+                    vpe: vm.vpes[done[j]].id,
+                },
+                &syncs,
+            )?;
+            Self::first_error(&out)?;
+            return Self::first_error(&inv);
         }
         Self::first_error(&out)
     }
