@@ -374,7 +374,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             affinity,
             platform,
         };
-        // MAPC + INVALL for every CPU, then a SYNC to each.
+        // MAPC for every CPU, then INVALL for every CPU and a SYNC to each.
         for c in &its.cpus {
             if let Some(t) = &its.collections
                 && let Err(e) = t.ensure(c.icid.get().into())
@@ -390,33 +390,33 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             .map(|c| SyncTarget::Redist(c.rdbase))
             .collect();
         let cpus = &its.cpus;
-        let out = its.execute(
-            2 * n,
-            |i| {
-                let c = &cpus[i / 2];
-                if i % 2 == 0 {
-                    Command::Mapc {
-                        icid: c.icid,
-                        rdbase: c.rdbase,
-                        valid: true,
-                    }
-                } else {
-                    Command::Invall { icid: c.icid }
+        // The MAPCs first, then (once the ITS did every one) an INVALL per collection and
+        // the SYNCs: an INVALL of a collection whose MAPC was skipped would be a command
+        // error of its own.
+        let steps: [(&dyn Fn(usize) -> Command, &[SyncTarget]); 2] = [
+            (
+                &|i| Command::Mapc {
+                    icid: cpus[i].icid,
+                    rdbase: cpus[i].rdbase,
+                    valid: true,
+                },
+                &[],
+            ),
+            (&|i| Command::Invall { icid: cpus[i].icid }, &syncs),
+        ];
+        for (command, syncs) in steps {
+            let out = match its.execute(n, command, syncs) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = its.disable(cfg.quiescent_timeout);
+                    return Err(e);
                 }
-            },
-            &syncs,
-        );
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
+            };
+            if let Some(e) = out.error() {
+                // Disable again so the tables can be freed (they are kept if that fails too).
                 let _ = its.disable(cfg.quiescent_timeout);
                 return Err(e);
             }
-        };
-        if let Some(e) = out.error() {
-            // Disable again so the tables can be freed (they are kept if that fails too).
-            let _ = its.disable(cfg.quiescent_timeout);
-            return Err(e);
         }
         Ok(its)
     }

@@ -868,7 +868,8 @@ fn redistributor_bring_up_drops_a_stale_vpe_waiting_for_dirty() {
                 .with_id_bits(15)
                 .into(),
         );
-        rd.set_vpendbaser(1 << 63 | stale.pa().get());
+        // IDAI set: the earlier boot's IMPLEMENTATION DEFINED area is not to be trusted.
+        rd.set_vpendbaser(1 << 63 | 1 << 62 | stale.pa().get());
         assert!(r.model.resident(1).is_some());
         r.model.set_dirty_reads(300);
         r.g.init_redistributor(&mut rd).unwrap();
