@@ -212,7 +212,11 @@ impl<P: Platform + Clone> ItsTable<P> {
         let mut l1 = self.l1.lock();
         l1.write_u64(l1_index * 8, entry.into())?;
         if self.flush {
+            // Its own DSB SY, as Linux's its_alloc_table_entry: the queue's barrier before
+            // GITS_CWRITER is only a DSB ISHST when the queue is shareable, and that orders
+            // stores, not the completion of this clean to the point of coherency.
             l1.clean(l1_index * 8, 8);
+            l1.platform().dsb_sy();
         }
         // The entry is ordered before any later command that uses it: the queue's barrier or
         // clean comes before GITS_CWRITER, and the ITS reads the entry only for such commands.

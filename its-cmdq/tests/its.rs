@@ -11,7 +11,7 @@ use its_core::addr::PageSize;
 use its_core::cmd::Command;
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_model::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
+use its_model::{AllocFaults, Delay, Event, FakePlatform, GicModel, ModelConfig, PageSizes};
 use its_testkit::rig::{dist_caps, its_config, redists};
 use its_testkit::{Rig, Settings};
 
@@ -561,4 +561,37 @@ fn lpis_dropped_while_a_redistributor_uses_them_keep_the_table() {
         live - 0x2000,
         "the redistributor still reads both tables"
     );
+}
+
+/// A level-1 table entry the ITS reads non-shareable, behind a shareable command queue: its
+/// clean to the point of coherency is completed by a DSB SY of its own before GITS_CWRITER
+/// (the queue's DSB ISHST orders stores, not the clean's completion).
+#[test]
+fn level_one_entry_clean_completes_before_cwriter() {
+    let mut cfg = ModelConfig::qemu(1);
+    cfg.non_shareable_tables = true;
+    let r = Rig::new(cfg);
+    assert!(r.its().device_table().is_indirect());
+    assert!(r.its().device_table().cleans_to_poc());
+    assert!(!r.its().queue().cleans_to_poc());
+    let l1 = r.its().device_table().base().get();
+    r.plat.clear_events();
+    let dev = r.its().map_device(DeviceId::new(300), 2).unwrap();
+    let ev = r.plat.events();
+    let clean = ev
+        .iter()
+        .position(|e| matches!(e, Event::Clean { pa, .. } if *pa == l1))
+        .expect("the level-1 entry is cleaned");
+    let cwriter = ev[clean..]
+        .iter()
+        .position(|e| matches!(e, Event::Reg { reg: "GITS_CWRITER", .. }))
+        .expect("then the MAPD is posted")
+        + clean;
+    assert!(
+        ev[clean..cwriter].contains(&Event::DsbSy),
+        "no DSB SY between the clean and GITS_CWRITER: {:?}",
+        &ev[clean..=cwriter]
+    );
+    r.its().unmap_device(dev).unwrap();
+    r.model.assert_no_errors();
 }

@@ -206,6 +206,18 @@ fn sibling_itses_share_one_vpe_table() {
         r.g.make_non_resident(&vm, i, &mut r.model.redist(cpu), true)
             .unwrap();
     }
+    // GITS_TYPER.VMOVP = 0 on GICv4.1 too: each move went to both ITSs with both in the
+    // ITSList (not one VMOVP to the first ITS, as if VMOVP were 1).
+    for n in 0..2 {
+        let lists: Vec<u16> = commands(&r, n)
+            .into_iter()
+            .filter_map(|c| match c {
+                Command::VmovpV41 { its_list, .. } => Some(its_list),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lists, [0b11, 0b11], "ITS {n}");
+    }
     r.g.destroy_vm(vm).unwrap();
     r.model.assert_no_errors();
 }

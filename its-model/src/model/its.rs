@@ -225,7 +225,7 @@ pub(crate) fn write_baser(w: &mut World, n: usize, index: usize, v: GitsBaser) {
     if !w.cfg.indirect {
         nv = nv.with_indirect(false);
     }
-    if w.cfg.non_shareable {
+    if w.cfg.non_shareable || w.cfg.non_shareable_tables {
         nv = nv.with_shareability(Shareability::NonShareable);
     }
     w.its[n].basers[index] = nv;

@@ -145,6 +145,9 @@ pub struct ModelConfig {
     pub indirect: bool,
     /// Every base register (CBASER, BASER, PROPBASER, PENDBASER) reads back non-shareable.
     pub non_shareable: bool,
+    /// Only the GITS_BASER<n> tables read back non-shareable (the command queue and the
+    /// redistributors' tables stay shareable).
+    pub non_shareable_tables: bool,
     /// GICR_TYPER.DirectLPI: GICR_INVLPIR, GICR_INVALLR and GICR_SYNCR exist.
     pub direct_lpi: bool,
     /// GICR_TYPER.Dirty, and how many reads of GICR_VPENDBASER show Dirty after a change.
@@ -201,6 +204,7 @@ impl ModelConfig {
             },
             indirect: true,
             non_shareable: false,
+            non_shareable_tables: false,
             direct_lpi: false,
             dirty_reads: None,
             device_bits: 16,
