@@ -45,7 +45,7 @@
     reason = "timeout errors carry the last commands posted by value: no allocation"
 )]
 
-#[cfg(test)]
+#[cfg(any(test, loom))]
 extern crate std;
 
 pub mod device;
@@ -54,6 +54,7 @@ pub mod its;
 pub mod lpi;
 pub mod queue;
 pub mod ring;
+mod sync;
 pub mod tables;
 
 pub use device::{Device, EventState, PhysMapping, VirtMapping};
