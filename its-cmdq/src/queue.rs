@@ -23,6 +23,9 @@
 use core::alloc::Layout;
 use core::time::Duration;
 
+use crate::error::{ItsError, Trace, TraceEntry};
+use crate::ring::{Ring, SLOT, Span, Ticket};
+use crate::sync::Mutex;
 use its_core::addr::Addr4K;
 use its_core::caps::ItsCaps;
 use its_core::cmd::{Command, ItsVersion};
@@ -30,9 +33,6 @@ use its_core::ids::{RdBase, VpeId};
 use its_core::mmio::ItsRegisters;
 use its_core::platform::{DmaBuf, Platform};
 use its_core::regs::{GitsCbaser, GitsCwriter, MemAttrs, Shareability};
-use crate::error::{ItsError, Trace, TraceEntry};
-use crate::sync::Mutex;
-use crate::ring::{Ring, SLOT, Span, Ticket};
 
 /// Distinct SYNC/VSYNC targets one batch may carry.
 pub const MAX_SYNCS: usize = 64;

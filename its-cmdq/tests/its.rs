@@ -584,7 +584,15 @@ fn level_one_entry_clean_completes_before_cwriter() {
         .expect("the level-1 entry is cleaned");
     let cwriter = ev[clean..]
         .iter()
-        .position(|e| matches!(e, Event::Reg { reg: "GITS_CWRITER", .. }))
+        .position(|e| {
+            matches!(
+                e,
+                Event::Reg {
+                    reg: "GITS_CWRITER",
+                    ..
+                }
+            )
+        })
         .expect("then the MAPD is posted")
         + clean;
     assert!(

@@ -118,7 +118,11 @@ impl CacheMaint for Plat {
 
 impl Clock for Plat {
     fn now(&self) -> Instant {
-        Instant(self.now.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed))
+        Instant(
+            self.now
+                .0
+                .fetch_add(1, core::sync::atomic::Ordering::Relaxed),
+        )
     }
     fn relax(&self) {
         loom::thread::yield_now();
@@ -190,7 +194,9 @@ impl ItsRegisters for Regs {
         GitsCbaser::from(self.0.cbaser.load(Ordering::Acquire) as u64)
     }
     fn set_cbaser(&mut self, v: GitsCbaser) {
-        self.0.cbaser.store(u64::from(v) as usize, Ordering::Release);
+        self.0
+            .cbaser
+            .store(u64::from(v) as usize, Ordering::Release);
         self.0.creadr.store(0, Ordering::Release);
     }
     fn cwriter(&self) -> GitsCwriter {
@@ -267,8 +273,17 @@ fn two_cpus_post_and_wait_round_the_ring() {
                         q.wait(t).expect("completed");
                         seq += n;
                         // The whole batch was consumed before `wait` returned.
-                        let mine = log.log.lock().unwrap().iter().filter(|e| e.0 == cpu).count();
-                        assert!(mine >= seq as usize, "CPU {cpu}: wait returned at {mine} < {seq}");
+                        let mine = log
+                            .log
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .filter(|e| e.0 == cpu)
+                            .count();
+                        assert!(
+                            mine >= seq as usize,
+                            "CPU {cpu}: wait returned at {mine} < {seq}"
+                        );
                     }
                 })
             })

@@ -208,7 +208,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .min(lpis.id_bits());
         // vPE IDs must have an entry in every table: the smallest one bounds them.
         let limit = v4()
-            .filter_map(|i| i.vpe_table().map(|t| t.ids().min(1 << i.caps().vpe_id_bits)))
+            .filter_map(|i| {
+                i.vpe_table()
+                    .map(|t| t.ids().min(1 << i.caps().vpe_id_bits))
+            })
             .min()
             .unwrap_or(0)
             .min(1 << 16) as u32;

@@ -1297,7 +1297,10 @@ fn map_vlpis_records_every_vmapti_when_a_restore_fails() {
         // Events 1 and 2: forwarded on the ITS, and so in the records.
         for ev in [1, 2] {
             let ite = m.ite(0, 1, ev).expect("VMAPTI done");
-            assert!(!ite.physical && ite.intid == 8192 + ev, "event {ev}: {ite:?}");
+            assert!(
+                !ite.physical && ite.intid == 8192 + ev,
+                "event {ev}: {ite:?}"
+            );
             let virt = dev.event(ev).unwrap().virt;
             assert!(
                 virt.is_some_and(|v| v.vpe == vm.vpe(0).unwrap().id()),

@@ -78,9 +78,13 @@ fn duplicate_its_numbers_are_refused() {
                     vpes: &[0],
                 })
                 .unwrap();
-            g.make_resident(&vm, 0, 1, &mut rig.model.redist(1)).unwrap();
+            g.make_resident(&vm, 0, 1, &mut rig.model.redist(1))
+                .unwrap();
             rig.model.assert_no_errors();
-            panic!("accepted two ITSs numbered {:?}", its.iter().map(|i| i.its_number()).collect::<Vec<_>>());
+            panic!(
+                "accepted two ITSs numbered {:?}",
+                its.iter().map(|i| i.its_number()).collect::<Vec<_>>()
+            );
         }
     }
     rig.model.clear_errors();
@@ -98,9 +102,8 @@ fn vmapp_alloc_only_on_first_map_and_last_unmap() {
         ..Strict::qemu()
     };
     let r = leak(cfg);
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0, 1],
         })
@@ -118,10 +121,18 @@ fn vmapp_alloc_only_on_first_map_and_last_unmap() {
     };
     r.model.assert_no_errors();
     assert_eq!(allocs(0, true), [true, true], "ITS 0 maps first");
-    assert_eq!(allocs(1, true), [false, false], "ITS 1 finds them allocated");
+    assert_eq!(
+        allocs(1, true),
+        [false, false],
+        "ITS 1 finds them allocated"
+    );
     r.g.destroy_vm(vm).unwrap();
     r.model.assert_no_errors();
-    assert_eq!(allocs(0, false), [false, false], "unmapped first, still on ITS 1");
+    assert_eq!(
+        allocs(0, false),
+        [false, false],
+        "unmapped first, still on ITS 1"
+    );
     assert_eq!(allocs(1, false), [true, true], "the last unmap deallocates");
 }
 
@@ -134,9 +145,8 @@ fn vmapp_unmap_sets_no_res0_field() {
         ..Strict::qemu()
     };
     let r = leak(cfg);
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[1],
         })
@@ -170,14 +180,14 @@ fn redistributors_get_their_own_vpe_table_without_svpet() {
     assert_eq!(rd0, rd1, "one CommonLPIAff group, one table");
     assert_ne!((rd0 >> 12) & ((1 << 40) - 1), its_table >> 12);
     // And vPEs still run.
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[1],
         })
         .unwrap();
-    r.g.make_resident(&vm, 0, 1, &mut r.model.redist(1)).unwrap();
+    r.g.make_resident(&vm, 0, 1, &mut r.model.redist(1))
+        .unwrap();
     r.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
         .unwrap();
     r.g.destroy_vm(vm).unwrap();
@@ -193,9 +203,8 @@ fn sibling_itses_share_one_vpe_table() {
     cfg.its_count = 2;
     let r = leak(cfg);
     r.model.assert_no_errors();
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0, 1],
         })
@@ -228,25 +237,37 @@ fn sibling_itses_share_one_vpe_table() {
 #[test]
 fn make_resident_refuses_another_cpus_redistributor() {
     let r = leak(ModelConfig::qemu(2));
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
         })
         .unwrap();
     let e = r.g.make_resident(&vm, 0, 1, &mut r.model.redist(0));
     assert!(
-        matches!(e, Err(VpeError::WrongRedistributor { cpu: 1, processor: 0 })),
+        matches!(
+            e,
+            Err(VpeError::WrongRedistributor {
+                cpu: 1,
+                processor: 0
+            })
+        ),
         "{e:?}"
     );
     assert!(!vm.vpe(0).unwrap().residency().is_resident());
     assert_eq!(r.model.resident(0), None);
     assert_eq!(r.model.resident(1), None);
-    r.g.make_resident(&vm, 0, 1, &mut r.model.redist(1)).unwrap();
+    r.g.make_resident(&vm, 0, 1, &mut r.model.redist(1))
+        .unwrap();
     let e = r.g.make_non_resident(&vm, 0, &mut r.model.redist(0), false);
     assert!(
-        matches!(e, Err(VpeError::WrongRedistributor { cpu: 1, processor: 0 })),
+        matches!(
+            e,
+            Err(VpeError::WrongRedistributor {
+                cpu: 1,
+                processor: 0
+            })
+        ),
         "{e:?}"
     );
     r.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
@@ -260,23 +281,28 @@ fn make_resident_refuses_another_cpus_redistributor() {
 #[test]
 fn a_vlpi_mapped_on_a_vpe_that_ran_before_is_delivered() {
     let r = leak(ModelConfig::hardware(1));
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
         })
         .unwrap();
     // The vPE runs once: its redistributor loads the VM's configuration (all disabled).
-    r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0)).unwrap();
+    r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0))
+        .unwrap();
     r.g.make_non_resident(&vm, 0, &mut r.model.redist(0), false)
         .unwrap();
     let mut dev = r.its[0].map_device(DeviceId::new(3), 2).unwrap();
     r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, vcfg(8200, true))
         .unwrap();
-    r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0)).unwrap();
+    r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0))
+        .unwrap();
     r.its[0].int_event(&dev, 0).unwrap();
-    assert_eq!(r.model.take_vlpi(0), Some(8200), "lost: configuration not invalidated");
+    assert_eq!(
+        r.model.take_vlpi(0),
+        Some(8200),
+        "lost: configuration not invalidated"
+    );
     // And a priority/enable update without `inv` is not seen, with it it is.
     let off = VlpiProp {
         priority: 0xa0,
@@ -300,19 +326,18 @@ fn a_vlpi_mapped_on_a_vpe_that_ran_before_is_delivered() {
 #[test]
 fn gicv41_deschedule_without_doorbell_writes_pending_last() {
     let r = leak(ModelConfig::gicv41(1).harden());
-    let vm = r
-        .g
-        .create_vm(VmConfig {
+    let vm =
+        r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
         })
         .unwrap();
-    r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0)).unwrap();
-    r.plat.clear_events();
-    let d = r
-        .g
-        .make_non_resident(&vm, 0, &mut r.model.redist(0), false)
+    r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0))
         .unwrap();
+    r.plat.clear_events();
+    let d =
+        r.g.make_non_resident(&vm, 0, &mut r.model.redist(0), false)
+            .unwrap();
     let written: Vec<u64> = r
         .plat
         .events()
@@ -327,7 +352,12 @@ fn gicv41_deschedule_without_doorbell_writes_pending_last() {
         })
         .collect();
     assert_eq!(written.len(), 1);
-    assert_ne!(written[0] & 1 << 61, 0, "PendingLast written 1: {:#x}", written[0]);
+    assert_ne!(
+        written[0] & 1 << 61,
+        0,
+        "PendingLast written 1: {:#x}",
+        written[0]
+    );
     assert_eq!(written[0] & 1 << 62, 0, "no doorbell requested");
     assert!(d.pending_last);
     r.g.destroy_vm(vm).unwrap();

@@ -1117,9 +1117,7 @@ fn vmapp(
     // for the others.
     let shared_with_other = !valid
         && (0..w.its.len()).any(|m| {
-            m != n
-                && others & (1 << m) != 0
-                && w.its[m].vpe.is_some_and(|o| o.base == t.base)
+            m != n && others & (1 << m) != 0 && w.its[m].vpe.is_some_and(|o| o.base == t.base)
         });
     if valid {
         w.vmapp_on.insert(vpe, mask | 1 << n);
@@ -1180,9 +1178,10 @@ fn check_alloc(w: &mut World, n: usize, vpe: u16, valid: bool, alloc: bool) {
         return;
     }
     if !valid && !here {
-        w.error(name, format!(
-            "VMAPP V = 0 of vPE {vpe:#x}, not mapped on this ITS (model check)"
-        ));
+        w.error(
+            name,
+            format!("VMAPP V = 0 of vPE {vpe:#x}, not mapped on this ITS (model check)"),
+        );
         return;
     }
     let want = others == 0;
@@ -1193,11 +1192,14 @@ fn check_alloc(w: &mut World, n: usize, vpe: u16, valid: bool, alloc: bool) {
             (false, true) => "this is the vPE's last mapping: it must be deallocated",
             (false, false) => "the vPE stays mapped on another ITS",
         };
-        w.error(name, format!(
-            "VMAPP V = {} of vPE {vpe:#x} with Alloc = {}: {why} (model check)",
-            u8::from(valid),
-            u8::from(alloc)
-        ));
+        w.error(
+            name,
+            format!(
+                "VMAPP V = {} of vPE {vpe:#x} with Alloc = {}: {why} (model check)",
+                u8::from(valid),
+                u8::from(alloc)
+            ),
+        );
     }
 }
 

@@ -366,7 +366,10 @@ fn make_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
         }
         let pend = GicrVpendbaser::from(v);
         let vpt = pend.addr().get();
-        if w.cfg.strict.residency && !pend.idai() && !w.rds.iter().any(|r| r.idai_written.contains(&vpt)) {
+        if w.cfg.strict.residency
+            && !pend.idai()
+            && !w.rds.iter().any(|r| r.idai_written.contains(&vpt))
+        {
             w.error(name, format!(
                 "GICR_VPENDBASER.Valid set with IDAI = 0 for VPT {vpt:#x}, whose IMPLEMENTATION DEFINED area no redistributor wrote: it would be trusted as valid (model check)"
             ));
@@ -441,7 +444,9 @@ fn check_vpe_in_rd_table(w: &mut World, cpu: usize, vpe: u16) {
     if !p.valid() {
         w.error(
             name,
-            format!("GICv4.1 vPE {vpe:#x} made resident with GICR_VPROPBASER.Valid = 0 (model check)"),
+            format!(
+                "GICv4.1 vPE {vpe:#x} made resident with GICR_VPROPBASER.Valid = 0 (model check)"
+            ),
         );
         return;
     }
