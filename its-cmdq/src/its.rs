@@ -30,6 +30,9 @@ use its_core::mmio::ItsRegisters;
 use its_core::platform::{DmaBuf, Platform, poll_until};
 use its_core::regs::{BaserType, GicrTyper, GitsBaser};
 
+/// A batch's command at an index.
+type CommandAt<'a> = dyn Fn(usize) -> Command + 'a;
+
 /// GITS_BASER.Size can describe 256 pages, GICR_VPROPBASER.Size (GICv4.1) only 128: a vPE
 /// table the redistributors may share is kept to what they can describe.
 const V41_VPE_TABLE_PAGES: u64 = 128;
@@ -402,17 +405,13 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         // The MAPCs first, then (once the ITS did every one) an INVALL per collection and
         // the SYNCs: an INVALL of a collection whose MAPC was skipped would be a command
         // error of its own.
-        let steps: [(&dyn Fn(usize) -> Command, &[SyncTarget]); 2] = [
-            (
-                &|i| Command::Mapc {
-                    icid: cpus[i].icid,
-                    rdbase: cpus[i].rdbase,
-                    valid: true,
-                },
-                &[],
-            ),
-            (&|i| Command::Invall { icid: cpus[i].icid }, &syncs),
-        ];
+        let mapc = |i: usize| Command::Mapc {
+            icid: cpus[i].icid,
+            rdbase: cpus[i].rdbase,
+            valid: true,
+        };
+        let invall = |i: usize| Command::Invall { icid: cpus[i].icid };
+        let steps: [(&CommandAt<'_>, &[SyncTarget]); 2] = [(&mapc, &[]), (&invall, &syncs)];
         for (command, syncs) in steps {
             let out = match its.execute(n, command, syncs) {
                 Ok(o) => o,

@@ -11,7 +11,6 @@ use doorbell::Waiter;
 use its_cmdq::Device;
 use its_core::cmd::{Command, ItsVersion};
 use its_core::ids::{DeviceId, SgiId, SgiPriority, VLpi};
-use its_core::mmio::RedistRegisters as _;
 use its_model::{FakePlatform, ModelConfig, RedistHandle};
 use its_testkit::V4;
 use its_testkit::sweep::with_allocation_failing;
