@@ -45,7 +45,7 @@
     reason = "timeout errors carry the last commands posted by value: no allocation"
 )]
 
-#[cfg(test)]
+#[cfg(any(test, loom))]
 extern crate std;
 
 pub mod device;
@@ -54,11 +54,15 @@ pub mod its;
 pub mod lpi;
 pub mod queue;
 pub mod ring;
+mod sync;
 pub mod tables;
 
 pub use device::{Device, EventState, PhysMapping, VirtMapping};
 pub use error::{ItsError, Trace, TraceEntry};
-pub use its::{CpuTarget, Its, ItsConfig, MAX_CPUS, MAX_DEVICES, Outcome, RedistInfo, UnmapError};
+pub use its::{
+    CpuTarget, Its, ItsConfig, MAX_CPUS, MAX_DEVICES, Outcome, RedistInfo, UnmapError,
+    its_numbers_in_use,
+};
 pub use lpi::{LpiAllocator, LpiRange, Lpis, PendingTable};
 pub use queue::{CmdQueue, Posted, QueueConfig, QueueStats, Recovery, SkippedCmd, SyncTarget};
 pub use ring::Ticket;

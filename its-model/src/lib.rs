@@ -38,13 +38,27 @@
 //! assert_eq!(plat.live_bytes(), 0);
 //! ```
 //!
+//! # Presets
+//! [`ModelConfig::qemu`] behaves as QEMU's model; [`ModelConfig::hardware`] (or
+//! [`ModelConfig::harden`] on any shape) is as strict as the architecture where hardware is
+//! stricter than QEMU ([`Strict`]): configuration caches, VMOVP with ITSLists, VMAPP Alloc,
+//! vPE table sharing, RES0 by command form, IDAI and PendingLast.
+//!
+//! # Memory
+//! The model reads the driver's memory through [`GicMemory`]: [`FakePlatform`], or any
+//! allocator wrapped in [`TrackedDma`] ([`GicModel::with_memory`]). Errors nobody looked at
+//! fail the test when the last handle to the model is dropped
+//! ([`ModelConfig::check_errors_on_drop`]).
+//!
 //! It is a host crate (it needs `std`), for tests only.
 
+mod memory;
 mod model;
 mod platform;
 
+pub use memory::{GicMemory, TrackedDma};
 pub use model::{
     CteView, Delay, DteView, GicModel, IteView, ItsHandle, ModelConfig, ModelError, PageSizes,
-    RedistHandle, VteView,
+    RedistHandle, Strict, VteView,
 };
 pub use platform::{AllocFaults, Event, FakeClock, FakePlatform, MemFault, View};
