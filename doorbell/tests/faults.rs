@@ -527,10 +527,17 @@ fn direct_lpi_syncr_slow_or_stuck() {
             .unwrap_err(),
     );
     consistent(&b, &st, "clear, SYNCR stuck");
+    // move_to clears the doorbell on the redistributor it leaves: stuck there, the records
+    // keep the old CPU and the same call can be made again.
+    timeout(st.dbs().move_to(st.db(0), 1).unwrap_err());
+    assert_eq!(st.dbs().target_cpu(st.db(0)), Some(0));
+    consistent(&b, &st, "move, SYNCR stuck");
     b.model.set_syncr_busy_reads(0);
     st.dbs().set_enabled(db, false, Some(&mut *r1)).unwrap();
     st.dbs().settle_and_clear(db, true, Some(&mut *r1)).unwrap();
     assert!(!b.model.pending_lpis(1).contains(&db.get()));
+    move_to_call(&b, &mut st).unwrap();
+    assert_eq!(st.dbs().target_cpu(st.db(0)), Some(1));
     consistent(&b, &st, "revived");
     b.model.assert_no_errors();
 }
