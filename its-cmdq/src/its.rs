@@ -29,6 +29,10 @@ use its_core::ids::{CollectionId, DeviceId, EventId, Lpi, RdBase, VpeId};
 use its_core::mmio::ItsRegisters;
 use its_core::platform::{DmaBuf, Platform, poll_until};
 use its_core::regs::{BaserType, GicrTyper, GitsBaser};
+
+/// GITS_BASER.Size can describe 256 pages, GICR_VPROPBASER.Size (GICv4.1) only 128: a vPE
+/// table the redistributors may share is kept to what they can describe.
+const V41_VPE_TABLE_PAGES: u64 = 128;
 use spin::Mutex;
 
 use crate::device::{Device, EventState, PhysMapping};
@@ -60,7 +64,25 @@ pub struct ItsConfig {
     /// What the distributor reported (LPI INTID space, GICv4.1 vPE ID width).
     pub dist: DistCaps,
     /// GITS_CTLR.ITS_Number to program when GITS_TYPER.VMOVP = 0 (VMOVP needs an ITSList).
+    /// `None`: the first number not in `its_numbers_taken` (Linux's rule).
     pub its_number: Option<u8>,
+    /// The ITS_Numbers of the ITSs brought up before this one (bit n: number n), see
+    /// [`its_numbers_in_use`]. With GITS_TYPER.VMOVP = 0 the ITS gets a number outside this
+    /// set, or bring-up fails: two ITSs with one number cannot be told apart in a VMOVP's
+    /// ITSList. Left at 0 for every ITS, the GICv4 layer refuses the duplicates later.
+    pub its_numbers_taken: u16,
+    /// GICv4.1: the vPE table of a sibling ITS to share (its GITS_BASER value,
+    /// [`Its::vpe_baser`]), for ITSs whose GITS_TYPER.SVPET shares their tables with the
+    /// same redistributors: a redistributor has one GICR_VPROPBASER, so they must use one
+    /// table. `None`: a table of its own.
+    pub shared_vpe_table: Option<GitsBaser>,
+}
+
+/// The ITS_Numbers `its` use (for [`ItsConfig::its_numbers_taken`]).
+pub fn its_numbers_in_use<R: ItsRegisters, P: Platform>(its: &[Its<R, P>]) -> u16 {
+    its.iter()
+        .filter(|i| i.caps().is_v4() && !i.caps().single_vmovp)
+        .fold(0, |m, i| m | 1 << (i.its_number() & 0xf))
 }
 
 impl ItsConfig {
@@ -71,6 +93,8 @@ impl ItsConfig {
             quiescent_timeout: Duration::from_secs(1),
             dist,
             its_number: None,
+            its_numbers_taken: 0,
+            shared_vpe_table: None,
         }
     }
 }
@@ -169,12 +193,25 @@ pub struct Its<R: ItsRegisters, P: Platform> {
     dead: AtomicBool,
     enabled: AtomicBool,
     its_number: u8,
+    /// GICv4.1: the vPE table shared with a sibling ITS, as programmed.
+    shared_vpe: Option<GitsBaser>,
+    /// GITS_MPIDR (GICv4.1).
+    affinity: u32,
     platform: P,
 }
 
 impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
     /// Brings the ITS up (see the module documentation). `redists` lists the CPUs'
     /// redistributors; CPU `i` gets collection `i`.
+    ///
+    /// # Several ITSs
+    /// This disables and clears the GITS_BASER<n> of this ITS only. Another ITS left
+    /// enabled by firmware keeps reading the tables its GITS_BASER<n> name, which may be
+    /// memory this bring-up hands out: disable every ITS (GITS_CTLR.Enabled = 0, then
+    /// Quiescent) and clear its GITS_BASER<n> before bringing any up, as Linux's
+    /// `its_reset_one` does for all of them first. GITS_BASER<n> may only be written while
+    /// the ITS is disabled and quiescent. With GITS_TYPER.VMOVP = 0, give each ITS the
+    /// numbers of those before it ([`ItsConfig::its_numbers_taken`]).
     ///
     /// # Errors
     /// [`ItsError::RegisterTimeout`] when the ITS does not become quiescent,
@@ -219,6 +256,32 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 icid,
             });
         }
+        // GITS_TYPER.VMOVP = 0: a number of its own for VMOVP's ITSList, programmed while the
+        // ITS is disabled (first free, as Linux; the hardware's if the write does not stick).
+        let its_number = if caps.is_v4() && !caps.single_vmovp {
+            let want = match cfg.its_number {
+                Some(n) => n & 0xf,
+                None => (0..16u8)
+                    .find(|n| cfg.its_numbers_taken & (1 << n) == 0)
+                    .ok_or(ItsError::Exhausted("ITS numbers (GITS_TYPER.VMOVP = 0)"))?,
+            };
+            let c = regs.ctlr();
+            regs.set_ctlr(c.with_its_number(want));
+            let got = regs.ctlr().its_number();
+            if cfg.its_numbers_taken & (1 << got) != 0 {
+                return Err(ItsError::Config(
+                    "GITS_CTLR.ITS_Number is another ITS's (duplicate ITSList entry)",
+                ));
+            }
+            got
+        } else {
+            regs.ctlr().its_number()
+        };
+        let affinity = if caps.version == its_core::cmd::ItsVersion::V4_1 {
+            regs.mpidr()
+        } else {
+            0
+        };
         // Clear every table before probing any (as Linux does for all ITSs).
         for n in 0..8 {
             if regs.baser(n).table_type() != BaserType::Unimplemented {
@@ -228,6 +291,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         let mut devices = None;
         let mut collections = None;
         let mut vpes = None;
+        let mut shared_vpe = None;
         let coll_bits = (usize::BITS - (redists.len() - 1).leading_zeros()).max(1) as u8;
         for n in 0..8 {
             match regs.baser(n).table_type() {
@@ -249,23 +313,47 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                         &platform,
                     )?);
                 }
-                BaserType::Vpes if caps.is_v4() => {
-                    vpes = Some(ItsTable::setup(&mut regs, n, caps.vpe_id_bits, &platform)?)
-                }
+                BaserType::Vpes if caps.is_v4() => match cfg.shared_vpe_table {
+                    Some(b) => {
+                        regs.set_baser(n, b);
+                        let got = regs.baser(n);
+                        if got.addr() != b.addr()
+                            || got.size() != b.size()
+                            || got.page() != b.page()
+                            || got.indirect() != b.indirect()
+                            || got.entry_bytes() != b.entry_bytes()
+                            || !got.valid()
+                        {
+                            regs.set_baser(n, GitsBaser::from(0));
+                            return Err(ItsError::DidNotStick {
+                                register: "GITS_BASER (shared vPE table)",
+                                wrote: b.into(),
+                                read: got.into(),
+                            });
+                        }
+                        shared_vpe = Some(got);
+                    }
+                    None => {
+                        let pages = if caps.version == its_core::cmd::ItsVersion::V4_1 {
+                            V41_VPE_TABLE_PAGES
+                        } else {
+                            256
+                        };
+                        vpes = Some(ItsTable::setup_capped(
+                            &mut regs,
+                            n,
+                            caps.vpe_id_bits,
+                            &platform,
+                            pages,
+                        )?)
+                    }
+                },
                 _ => {}
             }
         }
         let devices = devices.ok_or(ItsError::Unsupported(
             "a device table (no GITS_BASER of type Devices)",
         ))?;
-        let its_number = match cfg.its_number {
-            Some(n) if !caps.single_vmovp => {
-                let c = regs.ctlr();
-                regs.set_ctlr(c.with_its_number(n & 0xf));
-                regs.ctlr().its_number()
-            }
-            _ => regs.ctlr().its_number(),
-        };
         let noop = cpus
             .first()
             .map(|c: &CpuTarget| c.rdbase)
@@ -291,9 +379,11 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             dead: AtomicBool::new(false),
             enabled: AtomicBool::new(true),
             its_number,
+            shared_vpe,
+            affinity,
             platform,
         };
-        // MAPC + INVALL for every CPU, then a SYNC to each.
+        // MAPC for every CPU, then INVALL for every CPU and a SYNC to each.
         for c in &its.cpus {
             if let Some(t) = &its.collections
                 && let Err(e) = t.ensure(c.icid.get().into())
@@ -309,33 +399,33 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             .map(|c| SyncTarget::Redist(c.rdbase))
             .collect();
         let cpus = &its.cpus;
-        let out = its.execute(
-            2 * n,
-            |i| {
-                let c = &cpus[i / 2];
-                if i % 2 == 0 {
-                    Command::Mapc {
-                        icid: c.icid,
-                        rdbase: c.rdbase,
-                        valid: true,
-                    }
-                } else {
-                    Command::Invall { icid: c.icid }
+        // The MAPCs first, then (once the ITS did every one) an INVALL per collection and
+        // the SYNCs: an INVALL of a collection whose MAPC was skipped would be a command
+        // error of its own.
+        let steps: [(&dyn Fn(usize) -> Command, &[SyncTarget]); 2] = [
+            (
+                &|i| Command::Mapc {
+                    icid: cpus[i].icid,
+                    rdbase: cpus[i].rdbase,
+                    valid: true,
+                },
+                &[],
+            ),
+            (&|i| Command::Invall { icid: cpus[i].icid }, &syncs),
+        ];
+        for (command, syncs) in steps {
+            let out = match its.execute(n, command, syncs) {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = its.disable(cfg.quiescent_timeout);
+                    return Err(e);
                 }
-            },
-            &syncs,
-        );
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => {
+            };
+            if let Some(e) = out.error() {
+                // Disable again so the tables can be freed (they are kept if that fails too).
                 let _ = its.disable(cfg.quiescent_timeout);
                 return Err(e);
             }
-        };
-        if let Some(e) = out.error() {
-            // Disable again so the tables can be freed (they are kept if that fails too).
-            let _ = its.disable(cfg.quiescent_timeout);
-            return Err(e);
         }
         Ok(its)
     }
@@ -386,9 +476,26 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         self.collections.as_ref()
     }
 
-    /// The vPE table (GICv4).
+    /// The vPE table (GICv4), if this ITS owns it (see [`Its::vpe_baser`] for one shared
+    /// with a sibling).
     pub fn vpe_table(&self) -> Option<&ItsTable<P>> {
         self.vpes.as_ref()
+    }
+
+    /// The GITS_BASER value of the vPE table this ITS uses, its own or a sibling's: what a
+    /// sibling ITS or a GICv4.1 redistributor sharing it is programmed with.
+    pub fn vpe_baser(&self) -> Option<GitsBaser> {
+        self.vpes.as_ref().map(ItsTable::baser).or(self.shared_vpe)
+    }
+
+    /// Whether the vPE table is a sibling's ([`ItsConfig::shared_vpe_table`]).
+    pub fn shares_vpe_table(&self) -> bool {
+        self.shared_vpe.is_some()
+    }
+
+    /// GITS_MPIDR (GICv4.1; 0 otherwise): the affinity GITS_TYPER.SVPET is compared at.
+    pub fn affinity(&self) -> u32 {
+        self.affinity
     }
 
     /// LPI INTID bits the GIC has (capped at 16).
@@ -479,6 +586,10 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
     /// [`ItsError::Unsupported`] without a vPE table, table errors.
     pub fn ensure_vpe(&self, vpe: VpeId) -> Result<(), ItsError> {
         self.caps.check_vpe(vpe)?;
+        if self.shared_vpe.is_some() {
+            // The sibling that owns the table allocates its pages.
+            return Ok(());
+        }
         self.vpes
             .as_ref()
             .ok_or(ItsError::Unsupported("GICv4 (no vPE table)"))?

@@ -29,6 +29,7 @@ pub struct ItsTable<P: Platform> {
     indirect: bool,
     flush: bool,
     ids: u64,
+    baser: GitsBaser,
     l1: Mutex<DmaBuf<P>>,
     /// Second-level pages, one slot per first-level entry (empty for flat tables).
     l2: Mutex<DmaSlots<P>>,
@@ -68,6 +69,22 @@ impl<P: Platform + Clone> ItsTable<P> {
         id_bits: u8,
         platform: &P,
     ) -> Result<Self, ItsError> {
+        Self::setup_capped(regs, index, id_bits, platform, 256)
+    }
+
+    /// [`ItsTable::setup`], with the (first-level) table kept to `max_pages` pages (at most
+    /// 256, what GITS_BASER.Size holds), covering fewer IDs if it must.
+    ///
+    /// # Errors
+    /// As [`ItsTable::setup`].
+    pub fn setup_capped<R: ItsRegisters>(
+        regs: &mut R,
+        index: usize,
+        id_bits: u8,
+        platform: &P,
+        max_pages: u64,
+    ) -> Result<Self, ItsError> {
+        let max_pages = max_pages.clamp(1, 256);
         let baser = regs.baser(index);
         let kind = baser.table_type();
         let esz = baser.entry_bytes();
@@ -84,7 +101,7 @@ impl<P: Platform + Clone> ItsTable<P> {
                     flat_bytes.next_multiple_of(psz)
                 };
                 // GITS_BASER.Size holds at most 256 pages: cover fewer IDs rather than fail.
-                let bytes = bytes.min(256 * psz);
+                let bytes = bytes.min(max_pages * psz);
                 let covered = if indirect {
                     bytes / 8 * per_page
                 } else {
@@ -151,6 +168,7 @@ impl<P: Platform + Clone> ItsTable<P> {
                     indirect,
                     flush,
                     ids: covered.min(ids),
+                    baser: got,
                     l1: Mutex::new(l1),
                     l2: Mutex::new(l2),
                 });
@@ -194,7 +212,11 @@ impl<P: Platform + Clone> ItsTable<P> {
         let mut l1 = self.l1.lock();
         l1.write_u64(l1_index * 8, entry.into())?;
         if self.flush {
+            // Its own DSB SY, as Linux's its_alloc_table_entry: the queue's barrier before
+            // GITS_CWRITER is only a DSB ISHST when the queue is shareable, and that orders
+            // stores, not the completion of this clean to the point of coherency.
             l1.clean(l1_index * 8, 8);
+            l1.platform().dsb_sy();
         }
         // The entry is ordered before any later command that uses it: the queue's barrier or
         // clean comes before GITS_CWRITER, and the ITS reads the entry only for such commands.
@@ -242,6 +264,11 @@ impl<P: Platform> ItsTable<P> {
     /// Whether entries written by the CPU are cleaned to the point of coherency.
     pub fn cleans_to_poc(&self) -> bool {
         self.flush
+    }
+
+    /// The `GITS_BASER<n>` value as the ITS kept it.
+    pub fn baser(&self) -> GitsBaser {
+        self.baser
     }
 
     /// Which `GITS_BASER<n>` it is.

@@ -11,7 +11,7 @@ use its_core::addr::PageSize;
 use its_core::cmd::Command;
 use its_core::ids::{DeviceId, Lpi};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_model::{AllocFaults, Delay, FakePlatform, GicModel, ModelConfig, PageSizes};
+use its_model::{AllocFaults, Delay, Event, FakePlatform, GicModel, ModelConfig, PageSizes};
 use its_testkit::rig::{dist_caps, its_config, redists};
 use its_testkit::{Rig, Settings};
 
@@ -30,7 +30,8 @@ fn bring_up_on_qemus_its() {
     assert_eq!(its.device_table().page_size(), PageSize::Size64K);
     assert_eq!(its.device_table().l2_pages(), 0);
     assert!(its.vpe_table().is_some());
-    // One collection per CPU, mapped to its redistributor, then INVALL and SYNC.
+    // One collection per CPU, mapped to its redistributor; then, once every MAPC is done,
+    // INVALL and SYNC.
     for cpu in 0..2u16 {
         let cte = r.model.cte(0, cpu).expect("collection mapped");
         assert!(cte.valid);
@@ -39,9 +40,10 @@ fn bring_up_on_qemus_its() {
     let cmds: Vec<Command> = r.model.commands(0).into_iter().map(|(_, c)| c).collect();
     assert_eq!(cmds.len(), 6, "{cmds:?}");
     assert!(matches!(cmds[0], Command::Mapc { .. }));
-    assert!(matches!(cmds[1], Command::Invall { .. }));
+    assert!(matches!(cmds[1], Command::Mapc { .. }));
+    assert!(matches!(cmds[2], Command::Invall { .. }));
     assert!(matches!(cmds[4], Command::Sync { .. }));
-    assert_eq!(r.its().queue().stats().cwriter_writes, 1);
+    assert_eq!(r.its().queue().stats().cwriter_writes, 2);
 }
 
 #[test]
@@ -114,6 +116,8 @@ fn non_shareable_gic_works_with_cleans() {
             &[(0, range.base, 0), (1, range.get(1).unwrap(), 1)],
         )
         .unwrap();
+    // The redistributor may hold the property bytes from before `configure`: invalidate.
+    r.its().inv_event(&dev, 1).unwrap();
     r.its().int_event(&dev, 1).unwrap();
     assert_eq!(r.model.take_lpi(1), Some(8193));
     r.model.assert_no_errors();
@@ -132,6 +136,8 @@ fn lpis_are_delivered_to_the_right_cpu() {
         .collect();
     r.its().map_events(&mut dev, &items).unwrap();
     for e in 0..4 {
+        // The redistributor may hold the property bytes from before `configure`.
+        r.its().inv_event(&dev, e).unwrap();
         r.its().int_event(&dev, e).unwrap();
     }
     assert_eq!(r.model.pending_lpis(0), [8192, 8194]);
@@ -428,6 +434,8 @@ fn its_that_never_goes_quiescent_is_a_timeout() {
         let c = h.ctlr();
         h.set_ctlr(c.with_enabled(true));
     }
+    // Enabled with no table: the model says so, and that is this test's doing.
+    assert_eq!(model.errors().len(), 1);
     let e = Its::new(
         its,
         plat.clone(),
@@ -553,4 +561,37 @@ fn lpis_dropped_while_a_redistributor_uses_them_keep_the_table() {
         live - 0x2000,
         "the redistributor still reads both tables"
     );
+}
+
+/// A level-1 table entry the ITS reads non-shareable, behind a shareable command queue: its
+/// clean to the point of coherency is completed by a DSB SY of its own before GITS_CWRITER
+/// (the queue's DSB ISHST orders stores, not the clean's completion).
+#[test]
+fn level_one_entry_clean_completes_before_cwriter() {
+    let mut cfg = ModelConfig::qemu(1);
+    cfg.non_shareable_tables = true;
+    let r = Rig::new(cfg);
+    assert!(r.its().device_table().is_indirect());
+    assert!(r.its().device_table().cleans_to_poc());
+    assert!(!r.its().queue().cleans_to_poc());
+    let l1 = r.its().device_table().base().get();
+    r.plat.clear_events();
+    let dev = r.its().map_device(DeviceId::new(300), 2).unwrap();
+    let ev = r.plat.events();
+    let clean = ev
+        .iter()
+        .position(|e| matches!(e, Event::Clean { pa, .. } if *pa == l1))
+        .expect("the level-1 entry is cleaned");
+    let cwriter = ev[clean..]
+        .iter()
+        .position(|e| matches!(e, Event::Reg { reg: "GITS_CWRITER", .. }))
+        .expect("then the MAPD is posted")
+        + clean;
+    assert!(
+        ev[clean..cwriter].contains(&Event::DsbSy),
+        "no DSB SY between the clean and GITS_CWRITER: {:?}",
+        &ev[clean..=cwriter]
+    );
+    r.its().unmap_device(dev).unwrap();
+    r.model.assert_no_errors();
 }

@@ -65,10 +65,10 @@ fn wraps_around_the_ring_end() {
         );
     }
     r.model.assert_no_errors();
-    // One CWRITER write and one wait per batch.
+    // One CWRITER write and one wait per batch (and two of bring-up's: MAPCs, INVALLs).
     let s = q.stats();
-    assert_eq!(s.batches, 10 + 1);
-    assert_eq!(s.cwriter_writes, 10 + 1);
+    assert_eq!(s.batches, 10 + 2);
+    assert_eq!(s.cwriter_writes, 10 + 2);
 }
 
 #[test]

@@ -322,6 +322,11 @@ pub trait ItsRegisters {
     fn set_ctlr(&mut self, v: GitsCtlr);
     /// GITS_IIDR.
     fn iidr(&self) -> u32;
+    /// GITS_MPIDR (GICv4.1: the affinity the ITS's SVPET is compared at; RES0 otherwise, so
+    /// the default reads 0).
+    fn mpidr(&self) -> u32 {
+        0
+    }
     /// GITS_TYPER.
     fn typer(&self) -> GitsTyper;
     /// GITS_CBASER.
@@ -349,6 +354,9 @@ impl ItsRegisters for UniqueMmioPointer<'_, GitsRegs> {
     }
     fn iidr(&self) -> u32 {
         field_shared!(*self, iidr).read()
+    }
+    fn mpidr(&self) -> u32 {
+        field_shared!(*self, mpidr).read()
     }
     fn typer(&self) -> GitsTyper {
         field_shared!(*self, typer).read()

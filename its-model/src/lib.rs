@@ -40,11 +40,13 @@
 //!
 //! It is a host crate (it needs `std`), for tests only.
 
+mod memory;
 mod model;
 mod platform;
 
+pub use memory::{GicMemory, TrackedDma};
 pub use model::{
     CteView, Delay, DteView, GicModel, IteView, ItsHandle, ModelConfig, ModelError, PageSizes,
-    RedistHandle, VteView,
+    RedistHandle, Strict, VteView,
 };
 pub use platform::{AllocFaults, Event, FakeClock, FakePlatform, MemFault, View};

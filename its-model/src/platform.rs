@@ -445,6 +445,21 @@ unsafe impl DmaAlloc for FakePlatform {
     }
 }
 
+impl crate::memory::GicMemory for FakePlatform {
+    fn read(&self, pa: u64, buf: &mut [u8], view: View) -> Result<(), MemFault> {
+        FakePlatform::read(self, pa, buf, view)
+    }
+    fn device_write(&self, pa: u64, data: &[u8]) -> Result<(), MemFault> {
+        FakePlatform::device_write(self, pa, data)
+    }
+    fn is_live(&self, pa: u64, len: usize) -> bool {
+        FakePlatform::is_live(self, pa, len)
+    }
+    fn record(&self, e: Event) {
+        FakePlatform::record(self, e);
+    }
+}
+
 impl CacheMaint for FakePlatform {
     fn clean_to_poc(&self, va: NonNull<u8>, len: usize) {
         self.clean(va, len, false);

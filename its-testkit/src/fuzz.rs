@@ -33,11 +33,16 @@ use crate::rig::{Memory, ModelDoorbells, ModelGicV4, ModelIts, P, PROXY_DEVICE, 
 /// ever hold at once).
 const VTE_SCAN: u16 = 128;
 
-/// How the harness sets up the GIC, chosen from the input's first bytes.
+/// How the harness sets up the GIC, chosen from the input's first bytes. The GIC is always the
+/// hardware-like model ([`ModelConfig::harden`]): configuration caches, ITSList and VMAPP Alloc
+/// checks, vPE table sharing, RES0 by command form.
 #[derive(Clone, Copy, Debug, Arbitrary)]
 pub struct Setup {
     /// 1 to 4 CPUs.
     pub cpus: u8,
+    /// Two ITSs (GITS_TYPER.VMOVP = 0: VMOVP with an ITSList; GICv4.1: Alloc across ITSs,
+    /// one shared vPE table). Devices are mapped on the first.
+    pub two_its: bool,
     /// GICv4.1 capabilities.
     pub v41: bool,
     /// Base registers read back non-shareable.
@@ -188,8 +193,9 @@ pub enum Op {
         /// Arm the doorbell.
         doorbell: bool,
     },
-    /// The next command stalls (GITS_CREADR.Stalled).
-    InjectStall,
+    /// The command this many commands ahead stalls (GITS_CREADR.Stalled): any command of the
+    /// next call, or of a later one, not only its first.
+    InjectStall(u8),
     /// The next allocation fails.
     InjectAllocFailure,
     /// The ITS advances GITS_CREADR only after this many polls (0 = at once).
@@ -232,7 +238,9 @@ fn rig(s: Setup) -> Option<Rig> {
         ModelConfig::gicv41(cpus)
     } else {
         ModelConfig::qemu(cpus)
-    };
+    }
+    .harden();
+    cfg.its_count = if s.two_its { 2 } else { 1 };
     cfg.non_shareable = s.non_shareable;
     cfg.indirect = !s.flat;
     if s.small_pages {
@@ -584,9 +592,9 @@ impl<'a> World<'a> {
                 let res = self.g.make_non_resident(vm, i, &mut r, doorbell);
                 let _ = self.accept(res);
             }
-            Op::InjectStall => {
+            Op::InjectStall(ahead) => {
                 let done = self.model.counters(0).0;
-                self.model.stall_at(0, Some(done));
+                self.model.stall_at(0, Some(done + u64::from(ahead % 64)));
             }
             Op::InjectAllocFailure => self.plat.fail_next_alloc(),
             Op::InjectDelay(n) => {
@@ -634,27 +642,31 @@ impl<'a> World<'a> {
         // failed create_vm or destroy_vm would point at freed memory), unless the ITS died
         // and the driver kept the tables on purpose. vPE IDs are handed out lowest first.
         if !self.its().is_dead() {
-            for id in 0..VTE_SCAN {
-                let live = self
-                    .vms
-                    .iter()
-                    .any(|vm| vm.vpes().iter().any(|v| v.id().get() == id));
-                if !live && self.model.vte(0, id).is_some_and(|t| t.valid) {
-                    fail(format!(
-                        "vPE ID {id}: valid in the ITS, unknown to the driver"
-                    ));
+            for n in 0..self.its.len() {
+                for id in 0..VTE_SCAN {
+                    let live = self
+                        .vms
+                        .iter()
+                        .any(|vm| vm.vpes().iter().any(|v| v.id().get() == id));
+                    if !live && self.model.vte(n, id).is_some_and(|t| t.valid) {
+                        fail(format!(
+                            "vPE ID {id}: valid in ITS {n}, unknown to the driver"
+                        ));
+                    }
                 }
             }
         }
         for vm in &self.vms {
             for v in vm.vpes() {
-                let vte = self.model.vte(0, v.id().get());
-                if !vte.is_some_and(|t| t.valid && usize::from(t.rd) == v.affinity()) {
-                    fail(format!(
-                        "vPE {}: driver affinity {}, ITS VTE {vte:?}",
-                        v.id().get(),
-                        v.affinity()
-                    ));
+                for n in 0..self.its.len() {
+                    let vte = self.model.vte(n, v.id().get());
+                    if !vte.is_some_and(|t| t.valid && usize::from(t.rd) == v.affinity()) {
+                        fail(format!(
+                            "vPE {}: driver affinity {}, ITS {n} VTE {vte:?}",
+                            v.id().get(),
+                            v.affinity()
+                        ));
+                    }
                 }
                 if let vpe_sched::Residency::Resident { cpu } = v.residency() {
                     let want = if self.g.version() == ItsVersion::V4_1 {
@@ -677,6 +689,8 @@ impl<'a> World<'a> {
     fn teardown(mut self) {
         self.model.set_delay(0, Delay::Immediate);
         self.model.stall_at(0, None);
+        // Errors were checked after every operation; the teardown's are checked below.
+        let _ = self.model.errors();
         self.plat.set_faults(AllocFaults::default());
         let its = self.its();
         // Deschedule, unforward, destroy VMs; unmap devices.
@@ -746,6 +760,8 @@ pub fn run_ops(s: Setup, ops: &[Op]) {
     for &op in ops {
         w.apply(op);
         if w.its().is_dead() {
+            // Nothing more to check (see `run`).
+            let _ = w.model.errors();
             return;
         }
         w.check();
@@ -772,7 +788,9 @@ pub fn run(data: &[u8]) {
         let Ok(op) = Op::arbitrary(&mut u) else { break };
         w.apply(op);
         if w.its().is_dead() {
-            // A timeout: the driver gave the ITS up, by design; nothing more to check.
+            // A timeout: the driver gave the ITS up, by design; nothing more to check (what
+            // the model recorded since the last check included).
+            let _ = w.model.errors();
             return;
         }
         w.check();

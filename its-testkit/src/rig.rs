@@ -85,7 +85,9 @@ pub fn redists(model: &GicModel) -> Vec<RedistInfo> {
         .collect()
 }
 
-/// The ITS driver's configuration for ITS `n` of a model of `cfg`, per `settings`.
+/// The ITS driver's configuration for ITS `n` of a model of `cfg`, per `settings`, as a
+/// hypervisor would make it: defaults but for the waits; ITS numbers and vPE table sharing
+/// are set by [`Rig::bring_up_its`] from the ITSs brought up before.
 pub fn its_config(cfg: &ModelConfig, settings: &Settings, n: usize) -> ItsConfig {
     let mut c = ItsConfig::new(dist_caps(cfg));
     c.queue = QueueConfig {
@@ -97,9 +99,21 @@ pub fn its_config(cfg: &ModelConfig, settings: &Settings, n: usize) -> ItsConfig
         c.queue.completion_timeout = t;
         c.quiescent_timeout = t;
     }
-    // Used only on a GIC without GITS_TYPER.VMOVP, where VMOVP needs an ITSList.
-    c.its_number = u8::try_from(n).ok();
+    let _ = n;
     c
+}
+
+/// The environment variable that makes every rig's model as strict as the architecture
+/// ([`ModelConfig::harden`]) whatever shape a test asks for: `ITS_MODEL=hardware cargo test`
+/// runs the suite on the hardware-like model.
+pub const MODEL_ENV: &str = "ITS_MODEL";
+
+/// `cfg`, hardened when [`MODEL_ENV`] says `hardware`.
+pub fn model_config(cfg: ModelConfig) -> ModelConfig {
+    match std::env::var(MODEL_ENV).as_deref() {
+        Ok("hardware") => cfg.harden(),
+        _ => cfg,
+    }
 }
 
 /// The model's GIC, LPIs up on every redistributor, and its ITSs brought up.
@@ -143,14 +157,35 @@ impl Rig {
     /// A rig of `cfg` brought up with `settings`.
     ///
     /// # Panics
-    /// If bring-up fails.
+    /// If bring-up fails, with the driver's error and what the model recorded (often the
+    /// cause).
     pub fn with(cfg: ModelConfig, settings: Settings) -> Self {
-        Self::try_with(cfg, settings).expect("bring-up on the model")
+        let probe = model_config(cfg.clone());
+        let plat = FakePlatform::new();
+        let model = GicModel::new(probe, plat.clone());
+        match Self::try_on(model.clone(), plat, cfg, settings) {
+            Ok(r) => r,
+            Err(e) => panic!(
+                "bring-up on the model: {e}; the model recorded: {:?}",
+                model.errors()
+            ),
+        }
     }
 
     /// A rig of `cfg` brought up with `settings`, or the first bring-up error.
     pub fn try_with(cfg: ModelConfig, settings: Settings) -> Result<Self, ItsError> {
-        let mut rig = Self::lpis_only(cfg, settings)?;
+        let plat = FakePlatform::new();
+        let model = GicModel::new(model_config(cfg.clone()), plat.clone());
+        Self::try_on(model, plat, cfg, settings)
+    }
+
+    fn try_on(
+        model: GicModel,
+        plat: FakePlatform,
+        cfg: ModelConfig,
+        settings: Settings,
+    ) -> Result<Self, ItsError> {
+        let mut rig = Self::lpis_on(model, plat, model_config(cfg), settings)?;
         for n in 0..rig.cfg.its_count {
             let its = rig.bring_up_its(n)?;
             rig.its.push(its);
@@ -161,8 +196,18 @@ impl Rig {
     /// The model with LPIs up on every redistributor, and no ITS brought up yet (see
     /// [`Rig::bring_up_its`]).
     pub fn lpis_only(cfg: ModelConfig, settings: Settings) -> Result<Self, ItsError> {
+        let cfg = model_config(cfg);
         let plat = FakePlatform::new();
         let model = GicModel::new(cfg.clone(), plat.clone());
+        Self::lpis_on(model, plat, cfg, settings)
+    }
+
+    fn lpis_on(
+        model: GicModel,
+        plat: FakePlatform,
+        cfg: ModelConfig,
+        settings: Settings,
+    ) -> Result<Self, ItsError> {
         let lpis = Lpis::new(&dist_caps(&cfg), plat.clone())?;
         let wait = settings.timeout.unwrap_or(Duration::from_secs(1));
         let pending = (0..cfg.cpus)
@@ -179,14 +224,23 @@ impl Rig {
         })
     }
 
-    /// Brings ITS `n` up (what [`Rig::with`] does for every ITS).
+    /// Brings ITS `n` up (what [`Rig::with`] does for every ITS), as a hypervisor would
+    /// after the ITSs before it: an ITS number none of them has, and (GICv4.1) the vPE
+    /// table of the first that shares its table with the same redistributors.
     pub fn bring_up_its(&self, n: usize) -> Result<ModelIts, ItsError> {
-        Its::new(
-            self.model.its(n),
-            self.plat.clone(),
-            &redists(&self.model),
-            its_config(&self.cfg, &self.settings, n),
-        )
+        let mut c = its_config(&self.cfg, &self.settings, n);
+        c.its_numbers_taken = its_cmdq::its_numbers_in_use(&self.its);
+        let me = self.model.its(n);
+        let typer = its_core::mmio::ItsRegisters::typer(&me);
+        let mpidr = its_core::mmio::ItsRegisters::mpidr(&me);
+        if typer.svpet() != 0 {
+            c.shared_vpe_table = self
+                .its
+                .iter()
+                .find(|i| i.caps().svpet == typer.svpet() && i.affinity() == mpidr)
+                .and_then(|i| i.vpe_baser());
+        }
+        Its::new(me, self.plat.clone(), &redists(&self.model), c)
     }
 
     /// ITS 0's driver.

@@ -146,7 +146,7 @@ fn script() -> Vec<Op> {
             restore: true,
         },
         Int { slot: 0, event: 4 },
-        InjectStall,
+        InjectStall(0),
         MapEvent {
             slot: 1,
             event: 1,
@@ -165,7 +165,7 @@ fn script() -> Vec<Op> {
             event: 0,
             cpu: 1,
         },
-        InjectStall,
+        InjectStall(0),
         MapVlpi {
             dev: 1,
             event: 2,
@@ -187,12 +187,12 @@ fn script() -> Vec<Op> {
             cpu: 1,
         },
         DestroyVm { slot: 1 },
-        // A stall while a VM is created (it hits the doorbells' proxy MAPTI, before any
-        // VMAPP; tests/faults.rs stalls every command of create_vm in turn) and while one is
+        // A stall inside a VM's creation (past the doorbells' proxy commands, at a VMAPP;
+        // tests/faults.rs stalls every command of create_vm in turn) and while one is
         // destroyed.
-        InjectStall,
+        InjectStall(4),
         CreateVm { vpes: 2, bits: 1 },
-        InjectStall,
+        InjectStall(1),
         DestroyVm { slot: 1 },
         UnmapDevice { slot: 1 },
         // Bad input, refused: raw (top bit) IDs and indices.
@@ -223,6 +223,7 @@ fn script() -> Vec<Op> {
 fn scripted_sequences_on_every_kind_of_gic() {
     let setups = [
         Setup {
+            two_its: false,
             cpus: 1,
             v41: false,
             non_shareable: false,
@@ -231,6 +232,7 @@ fn scripted_sequences_on_every_kind_of_gic() {
             queue_pages: 15,
         },
         Setup {
+            two_its: true,
             cpus: 3,
             v41: true,
             non_shareable: false,
@@ -239,6 +241,7 @@ fn scripted_sequences_on_every_kind_of_gic() {
             queue_pages: 15,
         },
         Setup {
+            two_its: true,
             cpus: 3,
             v41: false,
             non_shareable: true,
@@ -247,6 +250,7 @@ fn scripted_sequences_on_every_kind_of_gic() {
             queue_pages: 15,
         },
         Setup {
+            two_its: false,
             cpus: 1,
             v41: false,
             non_shareable: false,

@@ -86,6 +86,8 @@ fn bring_up_errors_are_returned() {
     let r = Rig::lpis_only(cfg.clone(), Settings::default()).unwrap();
     let mut h = r.model.its(0);
     h.set_ctlr(h.ctlr().with_enabled(true));
+    // Enabled with no table: the model says so, and that is this test's doing.
+    assert_eq!(r.model.errors().len(), 1);
     assert!(r.bring_up_its(0).is_err());
     cfg.waker_reads = u32::MAX;
     assert!(Rig::try_with(cfg, Settings::default()).is_err());

@@ -71,6 +71,15 @@ pub enum VpeError {
     /// No CPU with this index.
     #[error("no CPU {0}")]
     NoSuchCpu(usize),
+    /// The redistributor frame given is not CPU `cpu`'s: its GICR_TYPER.Processor_Number
+    /// says `processor`.
+    #[error("the redistributor given for CPU {cpu} is processor {processor}'s")]
+    WrongRedistributor {
+        /// The CPU the call named.
+        cpu: usize,
+        /// GICR_TYPER.Processor_Number of the frame given.
+        processor: u16,
+    },
     /// No free vPE ID.
     #[error("no free vPE ID")]
     VpeIdsExhausted,

@@ -44,8 +44,8 @@ use its_core::caps::RedistCaps;
 use its_core::cmd::{Command, ItsVersion};
 use its_core::ids::{RdBase, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_core::platform::{DmaBuf, Platform, poll_until};
-use its_core::regs::{GicrVpendbaser, GicrVpropbaser, GicrVpropbaserV41, MemAttrs};
+use its_core::platform::{DmaBuf, Platform, Timeout, poll_until};
+use its_core::regs::{GicrVpendbaser, GicrVpropbaser, GicrVpropbaserV41, GitsBaser, MemAttrs};
 use spin::Mutex;
 
 pub use error::VpeError;
@@ -111,12 +111,36 @@ impl<P: Platform> VpeIds<P> {
     }
 }
 
+/// GICv4.1 vPE tables of redistributor groups (CommonLPIAff) that share no ITS's table.
+const MAX_RD_GROUPS: usize = 8;
+
+/// The vPE table one CommonLPIAff group of GICv4.1 redistributors uses.
+struct RdGroup<P: Platform> {
+    /// The group's affinity (masked at CommonLPIAff).
+    aff: u32,
+    /// The GICR_VPROPBASER value its redistributors have.
+    vpropbaser: u64,
+    /// The table's memory, when it is the group's own (kept for ever: the redistributors
+    /// use it as long as they run vPEs).
+    _table: Option<DmaBuf<P>>,
+}
+
+/// `aff` (Aff3.Aff2.Aff1.Aff0) masked down to what a CommonLPIAff or SVPET `level` compares:
+/// 0 nothing, 1 Aff3, 2 Aff3.Aff2, 3 Aff3.Aff2.Aff1.
+fn common_aff(aff: u32, level: u8) -> u32 {
+    match level & 3 {
+        0 => 0,
+        l => aff & !(u32::MAX >> (u32::from(l) * 8)),
+    }
+}
+
 /// The GICv4 layer of a system: its ITSs, LPIs, doorbells and vPE IDs.
 pub struct GicV4<'a, R: ItsRegisters, P: Platform> {
     its: &'a [Its<R, P>],
     lpis: &'a Lpis<P>,
     doorbells: &'a Doorbells<'a, R, P>,
     ids: Mutex<VpeIds<P>>,
+    rd_groups: Mutex<heapless::Vec<RdGroup<P>, MAX_RD_GROUPS>>,
     vmovp_seq: Mutex<u16>,
     resident: [AtomicU32; MAX_CPUS],
     version: ItsVersion,
@@ -132,7 +156,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// agree on VLPIS, Dirty and DirectLPI).
     ///
     /// # Errors
-    /// [`VpeError::NotV4`] without a GICv4 ITS or VLPIS.
+    /// [`VpeError::NotV4`] without a GICv4 ITS or VLPIS; [`VpeError::Config`] when
+    /// `cfg.max_vintid_bits` is not from 14 (the smallest vLPI range) to 32 (what
+    /// GICR_VPROPBASER.IDbits and VMAPP's VPT size can hold), or when two GICv4 ITSs with
+    /// GITS_TYPER.VMOVP = 0 have the same GITS_CTLR.ITS_Number (a VMOVP's ITSList could not
+    /// name them apart: see `its_cmdq::ItsConfig::its_numbers_taken`).
     pub fn new(
         its: &'a [Its<R, P>],
         lpis: &'a Lpis<P>,
@@ -140,30 +168,50 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         redist: RedistCaps,
         cfg: V4Config,
     ) -> Result<Self, VpeError> {
-        let v4: heapless::Vec<&Its<R, P>, 16> =
-            its.iter().filter(|i| i.caps().is_v4()).take(16).collect();
-        let first = v4
-            .first()
+        let v4 = || its.iter().filter(|i| i.caps().is_v4());
+        let first = v4()
+            .next()
             .ok_or(VpeError::NotV4("no ITS with GITS_TYPER.Virtual"))?;
         if !redist.vlpis {
             return Err(VpeError::NotV4("GICR_TYPER.VLPIS = 0"));
         }
-        let version = if v4.iter().all(|i| i.caps().version == ItsVersion::V4_1) {
+        if !(14..=32).contains(&cfg.max_vintid_bits) {
+            return Err(VpeError::Config(
+                "V4Config::max_vintid_bits must be from 14 to 32",
+            ));
+        }
+        let version = if v4().all(|i| i.caps().version == ItsVersion::V4_1) {
             ItsVersion::V4_1
         } else {
             ItsVersion::V4_0
         };
-        let single_vmovp = v4.iter().all(|i| i.caps().single_vmovp) || version == ItsVersion::V4_1;
-        let max_bits = v4
-            .iter()
+        // GICv4.1 ITSs too may need an ITSList (GITS_TYPER.VMOVP = 0): only what the ITSs
+        // report decides.
+        let single_vmovp = v4().all(|i| i.caps().single_vmovp);
+        if !single_vmovp {
+            let mut seen = 0u16;
+            for i in v4() {
+                let bit = 1u16 << (i.its_number() & 0xf);
+                if seen & bit != 0 {
+                    return Err(VpeError::Config(
+                        "two GICv4 ITSs have the same GITS_CTLR.ITS_Number: a VMOVP's ITSList cannot name them apart",
+                    ));
+                }
+                seen |= bit;
+            }
+        }
+        let max_bits = v4()
             .map(|i| i.caps().vintid_bits)
             .min()
             .unwrap_or(16)
             .min(cfg.max_vintid_bits)
             .min(lpis.id_bits());
-        let limit = first.vpe_table().map_or(0, |t| {
-            t.ids().min(1 << first.caps().vpe_id_bits).min(1 << 16)
-        }) as u32;
+        // vPE IDs must have an entry in every table: the smallest one bounds them.
+        let limit = v4()
+            .filter_map(|i| i.vpe_table().map(|t| t.ids().min(1 << i.caps().vpe_id_bits)))
+            .min()
+            .unwrap_or(0)
+            .min(1 << 16) as u32;
         let bitmap =
             core::alloc::Layout::from_size_align(((limit as usize).div_ceil(64) * 8).max(8), 8)
                 .map_err(|_| VpeError::Config("layout"))?;
@@ -173,6 +221,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             lpis,
             doorbells,
             ids: Mutex::new(VpeIds { used, limit }),
+            rd_groups: Mutex::new(heapless::Vec::new()),
             vmovp_seq: Mutex::new(0),
             resident: [const { AtomicU32::new(0) }; MAX_CPUS],
             version,
@@ -195,26 +244,111 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             return Err(VpeError::NotV4("GICR_TYPER.VLPIS = 0"));
         }
         if self.version == ItsVersion::V4_1 {
-            let its = self.v4().next().ok_or(VpeError::NotV4("no ITS"))?;
-            let t = its.vpe_table().ok_or(VpeError::NotV4("no vPE table"))?;
-            let v = GicrVpropbaserV41::new()
-                .with_physical_address(t.base().get() >> 12 & ((1 << 40) - 1))
-                .with_size((t.pages().max(1) - 1).min(0x7f) as u8)
-                .with_page_size(t.page_size().encoding())
-                .with_indirect(t.is_indirect())
-                .with_entry_size(((t.entry_bytes() / 8).max(1) - 1).min(7) as u8)
-                .with_attrs(MemAttrs::CACHED)
-                .with_valid(true);
-            rd.set_vpropbaser(v.into());
+            let v = self.vpe_table_for(rd)?;
+            rd.set_vpropbaser(v);
+            let got = GicrVpropbaserV41::from(rd.vpropbaser());
+            let want = GicrVpropbaserV41::from(v);
+            if got.physical_address() != want.physical_address()
+                || got.size() != want.size()
+                || !got.valid()
+            {
+                return Err(VpeError::Its(its_cmdq::ItsError::DidNotStick {
+                    register: "GICR_VPROPBASER",
+                    wrote: v,
+                    read: got.into(),
+                }));
+            }
             return Ok(());
         }
         let cur = GicrVpendbaser::from(rd.vpendbaser());
         if cur.valid() {
             rd.set_vpendbaser(cur.with_valid(false).with_pending_last(true).into());
-            self.poll_dirty(rd, self.cfg.dirty_timeout);
+            // On a timeout the redistributor is left to finish on its own: nothing is resident.
+            let _ = self.poll_dirty(rd, self.cfg.dirty_timeout);
         }
         rd.set_vpropbaser(GicrVpropbaser::new().with_id_bits(self.max_bits - 1).into());
         Ok(())
+    }
+
+    /// The GICv4.1 GICR_VPROPBASER value for redistributor `rd`: the vPE table of an ITS that
+    /// shares its table with it (GITS_TYPER.SVPET, compared at the ITS's GITS_MPIDR), else
+    /// the one its CommonLPIAff group already uses, else a new table of the group's own.
+    fn vpe_table_for<D: RedistRegisters>(&self, rd: &mut D) -> Result<u64, VpeError> {
+        let typer = rd.typer();
+        let aff = typer.affinity();
+        for its in self.v4() {
+            let sv = its.caps().svpet;
+            if sv != 0 && common_aff(its.affinity(), sv) == common_aff(aff, sv) {
+                let b = its.vpe_baser().ok_or(VpeError::NotV4("no vPE table"))?;
+                return Self::vpropbaser_of(b);
+            }
+        }
+        let group = common_aff(aff, typer.common_lpi_aff());
+        let mut groups = self.rd_groups.lock();
+        if let Some(g) = groups.iter().find(|g| g.aff == group) {
+            return Ok(g.vpropbaser);
+        }
+        // A table of the group's own, flat, for every vPE ID the layer hands out. The entry
+        // size is the redistributor's (GICR_VPROPBASER.Entry_Size is read-only).
+        let esz_field = GicrVpropbaserV41::from(rd.vpropbaser()).entry_size();
+        let esz = (usize::from(esz_field) + 1) * 8;
+        let ids = self.ids.lock().limit as usize;
+        let page = 0x1_0000usize;
+        let bytes = (ids.max(1) * esz).next_multiple_of(page);
+        let pages = bytes / page;
+        if pages > 128 {
+            return Err(VpeError::Config(
+                "a redistributor vPE table larger than GICR_VPROPBASER.Size can describe",
+            ));
+        }
+        let platform = self
+            .its
+            .first()
+            .ok_or(VpeError::NotV4("no ITS"))?
+            .platform()
+            .clone();
+        let table = DmaBuf::new(
+            platform,
+            core::alloc::Layout::from_size_align(bytes, page)
+                .map_err(|_| VpeError::Config("layout"))?,
+        )?;
+        let v: u64 = GicrVpropbaserV41::new()
+            .with_physical_address(table.pa().get() >> 12 & ((1 << 40) - 1))
+            .with_size((pages - 1) as u8)
+            .with_page_size(2)
+            .with_entry_size(esz_field)
+            .with_attrs(MemAttrs::CACHED)
+            .with_valid(true)
+            .into();
+        let mut table = table;
+        table.leak_on_drop();
+        groups
+            .push(RdGroup {
+                aff: group,
+                vpropbaser: v,
+                _table: Some(table),
+            })
+            .map_err(|_| VpeError::Config("more CommonLPIAff groups than the layer keeps"))?;
+        Ok(v)
+    }
+
+    /// The GICv4.1 GICR_VPROPBASER value describing the ITS vPE table `b`.
+    fn vpropbaser_of(b: GitsBaser) -> Result<u64, VpeError> {
+        if b.size() > 0x7f {
+            return Err(VpeError::Config(
+                "the ITS vPE table is larger than GICR_VPROPBASER.Size can describe (128 pages)",
+            ));
+        }
+        let esz = b.entry_bytes();
+        Ok(GicrVpropbaserV41::new()
+            .with_physical_address(b.addr().get() >> 12 & ((1 << 40) - 1))
+            .with_size(b.size())
+            .with_page_size(b.page_size())
+            .with_indirect(b.indirect())
+            .with_entry_size(((esz / 8).max(1) - 1).min(7) as u8)
+            .with_attrs(MemAttrs::CACHED)
+            .with_valid(true)
+            .into())
     }
 }
 
@@ -256,16 +390,45 @@ impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
         Ok(its.cpu(cpu).map_err(|_| VpeError::NoSuchCpu(cpu))?.rdbase)
     }
 
-    /// Polls GICR_VPENDBASER.Dirty until clear, when the redistributors implement it. Returns
-    /// false on timeout.
-    fn poll_dirty<D: RedistRegisters>(&self, rd: &mut D, timeout: Duration) -> bool {
+    /// Polls GICR_VPENDBASER.Dirty until clear, when the redistributors implement it (else
+    /// `Ok(None)`: nothing read, no clock read either). Returns the last value read, Dirty
+    /// clear, so the caller needs no further read.
+    fn poll_dirty<D: RedistRegisters>(
+        &self,
+        rd: &mut D,
+        timeout: Duration,
+    ) -> Result<Option<u64>, Timeout> {
         if !self.redist.dirty {
-            return true;
+            return Ok(None);
         }
         let Some(first) = self.its.first() else {
-            return true;
+            return Ok(None);
         };
-        poll_until(first.platform(), timeout, || rd.vpendbaser() & 1 << 60 == 0).is_ok()
+        let mut last = 0;
+        poll_until(first.platform(), timeout, || {
+            last = rd.vpendbaser();
+            last & 1 << 60 == 0
+        })?;
+        Ok(Some(last))
+    }
+
+    /// Checks that `rd` is CPU `cpu`'s redistributor (GICR_TYPER.Processor_Number against
+    /// what the ITS driver was told at bring-up).
+    fn check_frame<D: RedistRegisters>(&self, rd: &D, cpu: usize) -> Result<(), VpeError> {
+        let its = self.v4().next().ok_or(VpeError::NotV4("no ITS"))?;
+        let want = its
+            .cpu(cpu)
+            .map_err(|_| VpeError::NoSuchCpu(cpu))?
+            .redist
+            .processor;
+        let got = rd.typer().processor_number();
+        if got != want.get() {
+            return Err(VpeError::WrongRedistributor {
+                cpu,
+                processor: got,
+            });
+        }
+        Ok(())
     }
 
     /// Runs one batch on `its`, reporting the first skipped command as an error.

@@ -151,8 +151,11 @@ impl Residency {
             .with_dirty(false))
     }
 
-    /// The GICR_VPENDBASER value that makes a GICv4.1 vPE non-resident: Valid cleared, and
-    /// Doorbell set when the hypervisor wants the default doorbell while it is away.
+    /// The GICR_VPENDBASER value that makes a GICv4.1 vPE non-resident: Valid cleared; with
+    /// `doorbell`, Doorbell set and PendingLast clear (the redistributor then reports whether
+    /// a vLPI is pending, and rings the default doorbell for a later one); without,
+    /// PendingLast set: the vPE will be back, the redistributor need not look (Linux's
+    /// choice).
     ///
     /// # Errors
     /// [`Transition::NotResident`].
@@ -166,6 +169,7 @@ impl Residency {
         }
         Ok(GicrVpendbaserV41::new()
             .with_vpe_id(vpe.get())
+            .with_pending_last(!doorbell)
             .with_doorbell(doorbell))
     }
 
@@ -250,6 +254,8 @@ mod tests {
         r.scheduled(0).unwrap();
         let d = r.deschedule_v41(VpeId::new(0x12), true).unwrap();
         assert_eq!(u64::from(d), 1 << 62 | 0x12);
+        let d = r.deschedule_v41(VpeId::new(0x12), false).unwrap();
+        assert_eq!(u64::from(d), 1 << 61 | 0x12, "PendingLast, no doorbell");
         r.descheduled(false, false).unwrap();
         r.doorbell_rang();
         assert_eq!(

@@ -88,7 +88,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// Maps events of `dev` (on `its`) to vLPIs of `vm`'s vPEs (Linux: `its_map_vlpi`), as one
     /// batch: every item is checked first; the property bytes are written; events with a host
     /// mapping are DISCARDed (then SYNC) in a first batch; then VMAPTI for each, then one
-    /// VSYNC per vPE. The host mapping is remembered, to restore on unmap.
+    /// VINVALL and one VSYNC per vPE (the invalidation Linux leaves out: without it a
+    /// redistributor that cached the vPE's configuration never sees the new vLPI enabled). The host mapping is remembered, to restore on unmap.
     ///
     /// The driver's records change only for what the ITS did: if a DISCARD stalls, every host
     /// mapping of the batch is put back and nothing is mapped; if a VMAPTI stalls, that event
@@ -163,21 +164,46 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 &phys_syncs,
             )?;
             if let Some(e) = out.error() {
-                // Map back the events whose DISCARD the ITS did.
+                // Map back the events whose DISCARD the ITS did: every one of them, even after
+                // a restore failed, so each record follows the ITS; the first restore error
+                // wins over the DISCARD's.
+                let mut first: Option<VpeError> = None;
                 let mut j = 0;
                 for &(event, _, _) in items {
-                    let Some(p) = dev.event(event)?.phys else {
+                    let phys = match dev.event(event) {
+                        Ok(s) => s.phys,
+                        Err(e) => {
+                            first.get_or_insert(e.into());
+                            continue;
+                        }
+                    };
+                    let Some(p) = phys else {
                         continue;
                     };
-                    if !out.was_skipped(j) {
-                        Self::restore_phys(its, dev, event, p)?;
+                    if !out.was_skipped(j)
+                        && let Err(e) = Self::restore_phys(its, dev, event, p)
+                    {
+                        first.get_or_insert(e);
                     }
                     j += 1;
                 }
-                return Err(VpeError::Its(e));
+                return Err(first.unwrap_or(VpeError::Its(e)));
             }
         }
+        // VMAPTI for each item, then a VINVALL for each vPE: a redistributor may hold a vPE's
+        // configuration from before the property bytes were written (loaded at the VMAPP's
+        // VINVALL, or while the vPE ran), and only an invalidation makes it look again. A
+        // VINVALL, unlike an INV, is valid whether or not the ITS did a VMAPTI it follows.
+        // Then a VSYNC per vPE.
+        let n = items.len();
         let command = |k: usize| {
+            if k >= n {
+                let vpe = match syncs.get(k - n) {
+                    Some(SyncTarget::Vpe(v)) => *v,
+                    _ => Default::default(),
+                };
+                return Command::Vinvall { vpe };
+            }
             let (event, vpe, c) = items[k];
             let db = self
                 .doorbell_field(vm, vpe, c.enabled, c.doorbell)
@@ -191,15 +217,17 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 db,
             }
         };
-        let out = Self::run(its, items.len(), command, &syncs)?;
-        for (k, &(event, vpe, c)) in items.iter().enumerate() {
+        let out = Self::run(its, n + syncs.len(), command, &syncs)?;
+        // Item `k`: forwarded if the ITS did its VMAPTI, otherwise given its host mapping back
+        // (if it had one).
+        let mut record = |k: usize, event: u32, vpe: usize, c: VlpiConfig| {
             let s = dev.event(event)?;
             if out.was_skipped(k) {
                 // Discarded but not forwarded: give the event its host mapping back.
                 if let Some(p) = s.phys {
                     Self::restore_phys(its, dev, event, p)?;
                 }
-                continue;
+                return Ok(());
             }
             let v = vm.vpe(vpe)?;
             dev.set_event(
@@ -214,10 +242,26 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 },
             )?;
             v.vlpis.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            v.had_vlpis
-                .store(true, core::sync::atomic::Ordering::Relaxed);
+            if self.doorbell_field(vm, vpe, c.enabled, c.doorbell)? != IntId::NONE {
+                v.had_doorbell
+                    .store(true, core::sync::atomic::Ordering::Relaxed);
+            }
+            Ok::<(), VpeError>(())
+        };
+        // Every item is recorded, also after one failed (a restore the ITS stalled on or died
+        // at): a VMAPTI the ITS did must be counted, or the records stop following the ITS
+        // and `destroy_vm` could pass with live vLPIs. The first such error wins over the
+        // batch's.
+        let mut first: Option<VpeError> = None;
+        for (k, &(event, vpe, c)) in items.iter().enumerate() {
+            if let Err(e) = record(k, event, vpe, c) {
+                first.get_or_insert(e);
+            }
         }
-        Self::first_error(&out)
+        match first {
+            Some(e) => Err(e),
+            None => Self::first_error(&out),
+        }
     }
 
     /// Puts a host mapping back (MAPTI, then SYNC) on an event the ITS has no mapping for,
@@ -349,8 +393,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
         new.vlpis
             .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        new.had_vlpis
-            .store(true, core::sync::atomic::Ordering::Relaxed);
+        if db != IntId::NONE {
+            new.had_doorbell
+                .store(true, core::sync::atomic::Ordering::Relaxed);
+        }
         Self::first_error(&out)
     }
 
@@ -380,8 +426,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         vm.set_property(v.vintid.get(), priority, enabled)?;
         let id = dev.id();
         let mut cmds: heapless::Vec<Command, 2> = heapless::Vec::new();
+        let mut db = IntId::NONE;
         if was != enabled && v.doorbell && self.version != ItsVersion::V4_1 {
-            let db = self.doorbell_field(vm, i, enabled, true)?;
+            db = self.doorbell_field(vm, i, enabled, true)?;
             let _ = cmds.push(Command::Vmovi {
                 device: id,
                 event: EventId::new(event),
@@ -400,10 +447,17 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             return Ok(());
         }
         let out = Self::run(its, cmds.len(), |k| cmds[k], &[SyncTarget::Vpe(v.vpe)])?;
-        if matches!(cmds.first(), Some(Command::Vmovi { .. })) && out.was_skipped(0) {
-            // The ITE keeps its old doorbell: keep the old enable bit with it, so the ITE and
-            // the property agree and the same update can be made again.
-            vm.set_property(v.vintid.get(), old, was)?;
+        if matches!(cmds.first(), Some(Command::Vmovi { .. })) {
+            if out.was_skipped(0) {
+                // The ITE keeps its old doorbell: keep the old enable bit with it, so the ITE
+                // and the property agree and the same update can be made again.
+                vm.set_property(v.vintid.get(), old, was)?;
+            } else if db != IntId::NONE {
+                // The ITE now carries the vPE's doorbell (the vLPI was enabled).
+                vm.vpe(i)?
+                    .had_doorbell
+                    .store(true, core::sync::atomic::Ordering::Relaxed);
+            }
         }
         Self::first_error(&out)
     }

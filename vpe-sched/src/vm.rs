@@ -8,7 +8,7 @@ use doorbell::DoorbellBlock;
 use its_cmdq::{Its, SyncTarget};
 use its_core::addr::{Addr4K, VconfAddr, VptAddr};
 use its_core::cmd::{Command, IdBits, ItsVersion};
-use its_core::ids::{IntId, Lpi, VpeId};
+use its_core::ids::{IntId, Lpi, RdBase, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_core::platform::{DmaBuf, Platform};
 use its_core::regs::{GicrVpendbaser, GicrVpendbaserV41, MemAttrs};
@@ -45,8 +45,14 @@ pub struct Vpe<P: Platform> {
     pub(crate) doorbell: Lpi,
     pub(crate) state: Mutex<VpeState>,
     pub(crate) vlpis: AtomicU32,
-    /// A vLPI was ever mapped to it: its doorbell may have been made pending (GICv4.0).
-    pub(crate) had_vlpis: AtomicBool,
+    /// An ITE ever carried its doorbell (GICv4.0: a vLPI mapped or moved to it, or enabled,
+    /// with `doorbell: true`): only then can the ITS have made the doorbell pending, so only
+    /// then does `make_resident` clear it. A vLPI without a doorbell never rings it.
+    pub(crate) had_doorbell: AtomicBool,
+    /// The GICv4 ITSs (bit `k`: the k-th) that did a VMAPP V = 1 for it and no V = 0 since:
+    /// what VMAPP's GICv4.1 Alloc is computed from (1 on the first mapping across the ITSs
+    /// and on the last unmapping, as Linux counts them), and which ITSs an unmap must reach.
+    pub(crate) mapped_on: AtomicU32,
 }
 
 impl<P: Platform> Vpe<P> {
@@ -281,11 +287,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                     affinity: cpu,
                 }),
                 vlpis: AtomicU32::new(0),
-                had_vlpis: AtomicBool::new(false),
+                had_doorbell: AtomicBool::new(false),
+                mapped_on: AtomicU32::new(0),
             };
             let _ = vpes.push(vpe);
         }
-        for its in self.v4() {
+        // The vPE table's entries (a sibling ITS that shares its table has none of its own).
+        for its in self.v4().filter(|i| !i.shares_vpe_table()) {
             for v in &vpes {
                 if let Err(e) = its.ensure_vpe(v.id) {
                     release(&mut vpes);
@@ -314,23 +322,19 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             destroyed: false,
         };
         // VMAPP + VINVALL of every vPE on every GICv4 ITS, then a VSYNC per vPE.
-        let mut mapped_on = 0usize;
         let mut result = Ok(());
-        for its in self.v4() {
-            match self.vmapp_all(its, &vm, true) {
-                Ok(()) => mapped_on += 1,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+        for (k, its) in self.v4().enumerate() {
+            if let Err(e) = self.vmapp_all(k, its, &vm, true) {
+                result = Err(e);
+                break;
             }
         }
         if let Err(e) = result {
-            // Unmap on every ITS that got the batch, the failing one included: the VMAPPs
-            // before a skipped command did map their vPEs.
+            // Unmap wherever a VMAPP was done (the failing ITS included: the VMAPPs before a
+            // skipped command did map their vPEs); each vPE records where.
             let mut undone = true;
-            for its in self.v4().take(mapped_on + 1) {
-                undone &= self.vmapp_all(its, &vm, false).is_ok();
+            for (k, its) in self.v4().enumerate() {
+                undone &= self.vmapp_all(k, its, &vm, false).is_ok();
             }
             let _ = self.doorbells.free_block(vm.doorbells);
             if !undone || its_dead(self) {
@@ -344,22 +348,58 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         Ok(vm)
     }
 
-    fn vmapp_all(&self, its: &Its<R, P>, vm: &Vm<P>, valid: bool) -> Result<(), VpeError> {
+    /// Maps (`valid`) or unmaps on `its`, the `k`-th GICv4 ITS, every vPE of `vm` that is not
+    /// so there yet: VMAPP (and VINVALL when mapping) per vPE, then a VSYNC per vPE (none for
+    /// a GICv4.1 unmap, which is self-synchronising). Each vPE records where the ITS did it.
+    ///
+    /// GICv4.1: Alloc is 1 on a vPE's first mapping across the ITSs and on its last
+    /// unmapping, 0 otherwise; a VMAPP with V = 0 carries only vPEID, V and Alloc.
+    fn vmapp_all(
+        &self,
+        k: usize,
+        its: &Its<R, P>,
+        vm: &Vm<P>,
+        valid: bool,
+    ) -> Result<(), VpeError> {
         let v41 = its.caps().version == ItsVersion::V4_1;
         let size = IdBits::new(vm.vintid_bits)?;
         let vconf = VconfAddr::new(vm.prop.pa())?;
+        let bit = 1u32 << (k % 32);
+        let todo: heapless::Vec<usize, MAX_VPES> = vm
+            .vpes
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| (v.mapped_on.load(Ordering::Acquire) & bit != 0) != valid)
+            .map(|(i, _)| i)
+            .collect();
+        if todo.is_empty() {
+            return Ok(());
+        }
         // Check every vPE's target and VPT first, so the batch below cannot fail half-built.
-        for v in &vm.vpes {
+        for &i in &todo {
+            let v = &vm.vpes[i];
             Self::rdbase(its, v.state.lock().affinity)?;
             VptAddr::new(v.vpt.pa())?;
         }
-        // One VMAPP per vPE, followed by a VINVALL when mapping; built per index, so a large
-        // VM needs no command buffer on the stack.
-        let per_vpe = if valid { 2 } else { 1 };
+        // One VMAPP per vPE, built per index, so a large VM needs no command buffer on the
+        // stack.
         let command = |i: usize| {
-            let v = &vm.vpes[i / per_vpe];
-            if i % per_vpe == 1 {
-                return Command::Vinvall { vpe: v.id };
+            let v = &vm.vpes[todo[i]];
+            let mask = v.mapped_on.load(Ordering::Acquire);
+            // The first mapping anywhere allocates the vPE; the last unmapping frees it.
+            let alloc = if valid { mask == 0 } else { mask == bit };
+            if v41 && !valid {
+                return Command::VmappV41 {
+                    vpe: v.id,
+                    rdbase: RdBase::default(),
+                    valid: false,
+                    vpt: VptAddr::default(),
+                    vpt_size: 0,
+                    alloc,
+                    ptz: false,
+                    vconf: VconfAddr::default(),
+                    default_db: IntId::new(0),
+                };
             }
             let rdbase = Self::rdbase(its, v.state.lock().affinity).unwrap_or_default();
             let vpt = VptAddr::from_field(v.vpt.pa().get() >> 16);
@@ -370,14 +410,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                     valid,
                     vpt,
                     vpt_size: size.field(),
-                    alloc: true,
+                    alloc,
                     ptz: false,
                     vconf,
-                    default_db: if valid {
-                        v.doorbell.intid()
-                    } else {
-                        IntId::NONE
-                    },
+                    default_db: v.doorbell.intid(),
                 }
             } else {
                 Command::Vmapp {
@@ -389,11 +425,45 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 }
             }
         };
-        let syncs: heapless::Vec<SyncTarget, MAX_VPES> =
-            vm.vpes.iter().map(|v| SyncTarget::Vpe(v.id)).collect();
-        // GICv4.1: unmapping a vPE is self-synchronising.
-        let syncs: &[SyncTarget] = if !valid && v41 { &[] } else { &syncs };
-        let out = Self::run(its, vm.vpes.len() * per_vpe, command, syncs)?;
+        let syncs: heapless::Vec<SyncTarget, MAX_VPES> = todo
+            .iter()
+            .map(|&i| SyncTarget::Vpe(vm.vpes[i].id))
+            .collect();
+        // GICv4.1: unmapping a vPE is self-synchronising. A mapping is synchronised after
+        // its VINVALL, below.
+        let vmapp_syncs: &[SyncTarget] = if valid || v41 { &[] } else { &syncs };
+        let out = Self::run(its, todo.len(), command, vmapp_syncs)?;
+        let mut done: heapless::Vec<usize, MAX_VPES> = heapless::Vec::new();
+        for (j, &i) in todo.iter().enumerate() {
+            if !out.was_skipped(j) {
+                let m = &vm.vpes[i].mapped_on;
+                if valid {
+                    m.fetch_or(bit, Ordering::AcqRel);
+                } else {
+                    m.fetch_and(!bit, Ordering::AcqRel);
+                }
+                let _ = done.push(i);
+            }
+        }
+        if valid && !done.is_empty() {
+            // A VINVALL for each vPE the ITS mapped (the redistributor drops whatever it held
+            // for the vPE ID), then the VSYNCs: in a batch of their own, so a VMAPP the ITS
+            // stalled on is not followed by a VINVALL of an unmapped vPE (a parameter error).
+            let syncs: heapless::Vec<SyncTarget, MAX_VPES> = done
+                .iter()
+                .map(|&i| SyncTarget::Vpe(vm.vpes[i].id))
+                .collect();
+            let inv = Self::run(
+                its,
+                done.len(),
+                |j| Command::Vinvall {
+                    vpe: vm.vpes[done[j]].id,
+                },
+                &syncs,
+            )?;
+            Self::first_error(&out)?;
+            return Self::first_error(&inv);
+        }
         Self::first_error(&out)
     }
 
@@ -416,32 +486,30 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 error: VpeError::InUse("vLPIs are still mapped"),
             });
         }
-        // On failure the vPEs are mapped again where they were unmapped (the failing ITS
-        // included: it may have done part of its batch), so the VM comes back whole.
-        let remap = |vm: &Vm<P>, n: usize| {
-            for its in self.v4().take(n) {
-                let _ = self.vmapp_all(its, vm, true);
+        // On failure the vPEs are mapped again where they were unmapped (each vPE records
+        // where it is mapped), so the VM comes back whole.
+        let remap = |vm: &Vm<P>| {
+            for (k, its) in self.v4().enumerate() {
+                let _ = self.vmapp_all(k, its, vm, true);
             }
         };
-        let mut unmapped = 0;
-        for its in self.v4() {
-            // VMAPP V = 0 is idempotent: a batch where the ITS stalled on one vPE is simply
-            // sent again (the skipped command is the only one not done).
-            let mut r = self.vmapp_all(its, &vm, false);
+        for (k, its) in self.v4().enumerate() {
+            // A batch where the ITS stalled on one vPE is sent again: only for the vPEs
+            // still mapped there (the skipped command is the only one not done).
+            let mut r = self.vmapp_all(k, its, &vm, false);
             for _ in 0..2 {
                 if !matches!(r, Err(VpeError::Its(its_cmdq::ItsError::Stalled { .. }))) {
                     break;
                 }
-                r = self.vmapp_all(its, &vm, false);
+                r = self.vmapp_all(k, its, &vm, false);
             }
             if let Err(error) = r {
-                remap(&vm, unmapped + 1);
+                remap(&vm);
                 return Err(DestroyError { vm, error });
             }
-            unmapped += 1;
         }
         if let Err(e) = self.doorbells.free_block(vm.doorbells) {
-            remap(&vm, unmapped);
+            remap(&vm);
             return Err(DestroyError {
                 vm,
                 error: e.into(),
@@ -464,7 +532,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     ///
     /// Once resident, the doorbell's deferred invalidation is issued and, on GICv4.0, its
     /// pending state cleared, as Linux does at every GICv4.0 vCPU load (skipped for a vPE
-    /// that never had a vLPI mapped): one batch, [`doorbell::Doorbells::settle_and_clear`].
+    /// that never had a vLPI with a doorbell mapped): one batch,
+    /// [`doorbell::Doorbells::settle_and_clear`].
     ///
     /// # Errors
     /// [`VpeError::Residency`] if already resident, [`VpeError::RedistBusy`],
@@ -480,6 +549,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     ) -> Result<(), VpeError> {
         let vpe = vm.vpe(i)?;
         let slot = self.resident.get(cpu).ok_or(VpeError::NoSuchCpu(cpu))?;
+        self.check_frame(rd, cpu)?;
         let mut st = vpe.state.lock();
         if let Residency::Resident { cpu } = st.residency {
             return Err(VpeError::Residency(
@@ -525,7 +595,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         // nothing, at the next enable. Now that the vPE is resident no new doorbell can be
         // made pending, and what the doorbell stood for is in the VPT. DirectLPI systems do
         // both on this redistributor, which the doorbell targets.
-        let clear = self.version != ItsVersion::V4_1 && vpe.had_vlpis.load(Ordering::Relaxed);
+        let clear = self.version != ItsVersion::V4_1 && vpe.had_doorbell.load(Ordering::Relaxed);
         self.doorbells.settle_and_clear(
             vpe.doorbell,
             clear,
@@ -540,24 +610,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// # Errors
     /// [`VpeError::DirtyTimeout`].
     pub fn commit<D: RedistRegisters>(&self, rd: &mut D) -> Result<(), VpeError> {
-        let start = self
-            .its
-            .first()
-            .map(|i| its_core::platform::Clock::now(i.platform()));
-        if self.poll_dirty(rd, self.cfg.commit_timeout) {
-            Ok(())
-        } else {
-            let now = self
-                .its
-                .first()
-                .map(|i| its_core::platform::Clock::now(i.platform()));
-            Err(VpeError::DirtyTimeout {
-                waited_ns: match (start, now) {
-                    (Some(a), Some(b)) => b.0.saturating_sub(a.0),
-                    _ => 0,
-                },
+        self.poll_dirty(rd, self.cfg.commit_timeout)
+            .map(drop)
+            .map_err(|t| VpeError::DirtyTimeout {
+                waited_ns: t.waited_ns,
             })
-        }
     }
 
     /// Makes vPE `i` of `vm`, resident on `rd`'s CPU, non-resident (Linux:
@@ -582,6 +639,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 crate::residency::Transition::NotResident,
             ));
         };
+        self.check_frame(rd, cpu)?;
         let v41 = self.version == ItsVersion::V4_1;
         // GICv4.1 too: its redistributor makes the default doorbell pending when asked to
         // (GICR_VPENDBASER.Doorbell), but the LPI is delivered only while it is enabled.
@@ -599,7 +657,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                     e => Err(e),
                 })?;
         }
-        let mut dirty_timeout = !self.poll_dirty(rd, self.cfg.dirty_timeout);
+        // As Linux's its_clear_vpend_valid: Dirty is polled before Valid is cleared (a VPT
+        // parse still running from make_resident) and after (the deschedule's own).
+        let mut dirty_timeout = self.poll_dirty(rd, self.cfg.dirty_timeout).is_err();
         let value = if v41 {
             u64::from(st.residency.deschedule_v41(vpe.id, doorbell)?)
         } else {
@@ -609,10 +669,22 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             )
         };
         rd.set_vpendbaser(value);
-        dirty_timeout |= !self.poll_dirty(rd, self.cfg.dirty_timeout);
-        let after = rd.vpendbaser();
+        let after = match self.poll_dirty(rd, self.cfg.dirty_timeout) {
+            Ok(Some(v)) => v,
+            // No Dirty to poll: one read for PendingLast.
+            Ok(None) => rd.vpendbaser(),
+            Err(_) => {
+                dirty_timeout = true;
+                rd.vpendbaser()
+            }
+        };
         let (pending_last, idai) = if v41 {
-            (GicrVpendbaserV41::from(after).pending_last(), false)
+            // Without a doorbell PendingLast was written 1 ("the vPE will be back", as
+            // Linux does): the redistributor did not look, so assume something is pending.
+            (
+                !doorbell || GicrVpendbaserV41::from(after).pending_last(),
+                false,
+            )
         } else {
             let v = GicrVpendbaser::from(after);
             (v.pending_last(), v.idai())

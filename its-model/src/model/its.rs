@@ -225,7 +225,7 @@ pub(crate) fn write_baser(w: &mut World, n: usize, index: usize, v: GitsBaser) {
     if !w.cfg.indirect {
         nv = nv.with_indirect(false);
     }
-    if w.cfg.non_shareable {
+    if w.cfg.non_shareable || w.cfg.non_shareable_tables {
         nv = nv.with_shareability(Shareability::NonShareable);
     }
     w.its[n].basers[index] = nv;
@@ -268,7 +268,7 @@ fn latch(w: &mut World, n: usize) {
             entries: entries.min(1u64 << bits),
             view: view_for(b.shareability()),
         };
-        if !w.plat.is_live(t.base, (pages * page) as usize) {
+        if !w.mem.is_live(t.base, (pages * page) as usize) {
             w.error(name.clone(), format!(
                 "GITS_BASER{i} points at {:#x} (+{:#x} bytes), which is not allocated memory (model check)",
                 t.base, pages * page
@@ -287,6 +287,24 @@ fn latch(w: &mut World, n: usize) {
             name.clone(),
             "enabled without a collection table and HCC = 0 (model check)",
         );
+    }
+    if cfg.strict.vpe_table_sharing
+        && cfg.its_share_group().is_some()
+        && let Some(t) = vpe
+    {
+        // Every ITS shares its vPE table with the same redistributors (one GITS_MPIDR in
+        // this model), and a redistributor has one GICR_VPROPBASER: the ITSs must share one
+        // table too.
+        for m in 0..w.its.len() {
+            if let Some(o) = w.its[m].vpe.filter(|_| m != n && w.its[m].ctlr.enabled())
+                && o.base != t.base
+            {
+                w.error(name.clone(), format!(
+                    "vPE table {:#x} differs from its{m}'s {:#x}, though both ITSs share theirs with the same redistributors (GITS_TYPER.SVPET = {}) (model check)",
+                    t.base, o.base, cfg.svpet
+                ));
+            }
+        }
     }
     let its = &mut w.its[n];
     its.dev = dev;
@@ -338,7 +356,7 @@ pub(crate) fn process(w: &mut World, n: usize) {
             return;
         }
         let mut raw = [0u8; 32];
-        if w.plat
+        if w.mem
             .read(q.base + offset as u64, &mut raw, q.view)
             .is_err()
         {
@@ -420,7 +438,7 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
                 w.error(name, format!("ITS MAPD: invalid size {}", size.field()));
                 return Ok(());
             }
-            if valid && !w.plat.is_live(itt.get(), 256) {
+            if valid && !w.mem.is_live(itt.get(), 256) {
                 w.error(
                     name.clone(),
                     format!(
@@ -535,7 +553,7 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
                 redist::move_lpi(w, old_rd, new_rd, ite.intid);
             }
             ite.icid = icid.get();
-            w.plat.device_write(pa, &ite.encode())?;
+            w.mem.device_write(pa, &ite.encode())?;
         }
         Command::Int { device, event } => its_cmd(w, n, device.get(), event.get(), Action::Int)?,
         Command::Clear { device, event } => {
@@ -549,14 +567,19 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
                 return Ok(());
             };
             if ite.physical {
-                lookup_cte(w, n, "process_inv", ite.icid)?;
-            } else if let Some(vte) = lookup_vte(w, n, "process_inv", ite.vpe)?
-                && u64::from(ite.intid) >= 1u64 << (vte.vpt_size + 1)
-            {
-                w.error(
-                    name,
-                    format!("process_inv: intid {:#x} out of range", ite.intid),
-                );
+                if let Some(rd) = lookup_cte(w, n, "process_inv", ite.icid)? {
+                    redist::reload_lpi_config(w, rd, Some(ite.intid));
+                }
+            } else if let Some(vte) = lookup_vte(w, n, "process_inv", ite.vpe)? {
+                if u64::from(ite.intid) >= 1u64 << (vte.vpt_size + 1) {
+                    w.error(
+                        name,
+                        format!("process_inv: intid {:#x} out of range", ite.intid),
+                    );
+                } else {
+                    let key = vkey(w, ite.vpe, &vte);
+                    redist::invalidate_vlpi_config(w, key, Some(ite.intid));
+                }
             }
         }
         Command::Invall { icid } => {
@@ -571,6 +594,10 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
                         icid.get()
                     ),
                 );
+            } else if w.cfg.strict.config_cache
+                && let Some(rd) = lookup_cte(w, n, "process_invall", icid.get())?
+            {
+                redist::reload_lpi_config(w, rd, None);
             }
         }
         Command::Movall { rdbase1, rdbase2 } => {
@@ -649,8 +676,25 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
             vpt_size,
             default_db,
             vconf,
-            ..
+            alloc,
+            ptz,
         } => {
+            if !valid
+                && w.cfg.strict.res0_by_form
+                && (rdbase.raw() != 0
+                    || vpt.get() != 0
+                    || vpt_size != 0
+                    || ptz
+                    || vconf.get() != 0
+                    || default_db.get() != 0)
+            {
+                w.error(name.clone(), format!(
+                    "{cmd}: with V = 0 only vPEID, V and Alloc may be non-zero; the rest is RES0 (model check)"
+                ));
+            }
+            if w.cfg.strict.vmapp_alloc {
+                check_alloc(w, n, vpe.get(), valid, alloc);
+            }
             vmapp(
                 w,
                 n,
@@ -718,7 +762,10 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
             vmovp(w, n, seq, its_list, vpe.get(), rdbase.raw())?;
         }
         Command::Vinvall { vpe } => {
-            lookup_vte(w, n, "process_vinvall", vpe.get())?;
+            if let Some(vte) = lookup_vte(w, n, "process_vinvall", vpe.get())? {
+                let key = vkey(w, vpe.get(), &vte);
+                redist::invalidate_vlpi_config(w, key, None);
+            }
         }
         Command::Invdb { vpe } | Command::Vsgi { vpe, .. } => {
             lookup_vte(w, n, cmd.mnemonic(), vpe.get())?;
@@ -794,7 +841,7 @@ fn map_physical(
         vpe: 0,
         doorbell: 0,
     };
-    w.plat.device_write(pa, &ite.encode())?;
+    w.mem.device_write(pa, &ite.encode())?;
     Ok(())
 }
 
@@ -871,7 +918,7 @@ fn map_virtual(
         vpe,
         doorbell: db,
     };
-    w.plat.device_write(pa, &ite.encode())?;
+    w.mem.device_write(pa, &ite.encode())?;
     Ok(())
 }
 
@@ -997,7 +1044,7 @@ fn its_cmd(w: &mut World, n: usize, device: u32, event: u32, action: Action) -> 
         redist::process_vlpi(w, &vte, ite.vpe, ite.intid, ite.doorbell, default_db, level);
     }
     if action == Action::Discard {
-        w.plat.device_write(
+        w.mem.device_write(
             pa,
             &IteView {
                 valid: false,
@@ -1052,7 +1099,7 @@ fn vmapp(
         return Ok(());
     };
     let vpt_bytes = ((1u64 << (u32::from(vpt_size) + 1).min(40)) / 8) as usize;
-    if valid && !w.plat.is_live(vpt, vpt_bytes) {
+    if valid && !w.mem.is_live(vpt, vpt_bytes) {
         w.error(
             name.clone(),
             format!("VMAPP: VPT {vpt:#x} is not allocated memory (model check)"),
@@ -1064,6 +1111,26 @@ fn vmapp(
         vpt,
         rd,
     };
+    let mask = w.vmapp_on.get(&vpe).copied().unwrap_or(0);
+    let others = mask & !(1 << n);
+    // GICv4.1 sibling ITSs share one vPE table: an unmap on one (Alloc = 0) leaves the entry
+    // for the others.
+    let shared_with_other = !valid
+        && (0..w.its.len()).any(|m| {
+            m != n
+                && others & (1 << m) != 0
+                && w.its[m].vpe.is_some_and(|o| o.base == t.base)
+        });
+    if valid {
+        w.vmapp_on.insert(vpe, mask | 1 << n);
+    } else if others == 0 {
+        w.vmapp_on.remove(&vpe);
+    } else {
+        w.vmapp_on.insert(vpe, others);
+    }
+    if shared_with_other {
+        return Ok(());
+    }
     if !write_entry(w, &t, vpe.into(), vte.encode())? {
         w.error(
             name,
@@ -1080,7 +1147,58 @@ fn vmapp(
         }
         _ => {}
     }
+    if valid {
+        // A new mapping: what the redistributor held for this vPE is gone; GICv4.1 loads
+        // the configuration from VCONF_addr now, GICv4.0 at the next residency.
+        let key = vkey(w, vpe, &vte);
+        w.vcache.remove(&key);
+        redist::invalidate_vlpi_config(w, key, None);
+    }
     Ok(())
+}
+
+/// The vLPI configuration cache key of `vpe`, whose VTE is `vte`.
+fn vkey(w: &World, vpe: u16, vte: &VteView) -> u64 {
+    if w.cfg.version == ItsVersion::V4_1 {
+        redist::vkey_v41(vpe)
+    } else {
+        redist::vkey_v40(vte.vpt)
+    }
+}
+
+/// Strict `vmapp_alloc` (GICv4.1): Alloc is 1 exactly on the first VMAPP V = 1 of a vPE
+/// across the ITSs and on the last VMAPP V = 0; V = 0 only where it is mapped.
+fn check_alloc(w: &mut World, n: usize, vpe: u16, valid: bool, alloc: bool) {
+    let name = w.its[n].name.clone();
+    let mask = w.vmapp_on.get(&vpe).copied().unwrap_or(0);
+    let here = mask & (1 << n) != 0;
+    let others = (mask & !(1 << n)).count_ones();
+    if valid && here {
+        w.error(name, format!(
+            "VMAPP V = 1 of vPE {vpe:#x}, already mapped on this ITS, is UNPREDICTABLE (model check)"
+        ));
+        return;
+    }
+    if !valid && !here {
+        w.error(name, format!(
+            "VMAPP V = 0 of vPE {vpe:#x}, not mapped on this ITS (model check)"
+        ));
+        return;
+    }
+    let want = others == 0;
+    if alloc != want {
+        let why = match (valid, want) {
+            (true, true) => "the first mapping of the vPE in the system must allocate it",
+            (true, false) => "the vPE is already mapped on another ITS, which allocated it",
+            (false, true) => "this is the vPE's last mapping: it must be deallocated",
+            (false, false) => "the vPE stays mapped on another ITS",
+        };
+        w.error(name, format!(
+            "VMAPP V = {} of vPE {vpe:#x} with Alloc = {}: {why} (model check)",
+            u8::from(valid),
+            u8::from(alloc)
+        ));
+    }
 }
 
 fn vmovi(
@@ -1127,7 +1245,7 @@ fn vmovi(
         redist::move_vlpi(w, &old, &new, vpe, ite.intid, ite.doorbell, default_db);
     }
     ite.vpe = vpe;
-    w.plat.device_write(pa, &ite.encode())?;
+    w.mem.device_write(pa, &ite.encode())?;
     Ok(())
 }
 
@@ -1159,6 +1277,26 @@ fn vmovp(
     let number = w.its[n].ctlr.its_number();
     if its_list & (1 << number) == 0 {
         w.error(name.clone(), format!("VMOVP: ITSList {its_list:#x} does not include this ITS (number {number}) (model check)"));
+    }
+    for other in 0..w.its.len() {
+        if other != n
+            && w.cfg.version != ItsVersion::V3
+            && w.its[other].ctlr.enabled()
+            && w.its[other].ctlr.its_number() == number
+        {
+            w.error(name.clone(), format!(
+                "VMOVP: its{other} has the same GITS_CTLR.ITS_Number {number}: the ITSList cannot tell them apart and the move is not synchronised (UNPREDICTABLE) (model check)"
+            ));
+        }
+    }
+    let mapped = w.vmapp_on.get(&vpe).copied().unwrap_or(0);
+    for m in 0..w.its.len() {
+        let k = w.its[m].ctlr.its_number();
+        if mapped & (1 << m) != 0 && its_list & (1 << k) == 0 {
+            w.error(name.clone(), format!(
+                "VMOVP of vPE {vpe:#x}: ITSList {its_list:#x} leaves out its{m} (ITS_Number {k}), where the vPE is mapped (model check)"
+            ));
+        }
     }
     let k = w.its[n].vmovp_seqs.len();
     for other in 0..w.its.len() {

@@ -30,6 +30,7 @@ mod its;
 mod redist;
 mod tables;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use its_core::cmd::{Command, ItsVersion};
@@ -40,6 +41,7 @@ use its_core::regs::{
     Shareability,
 };
 
+use crate::memory::GicMemory;
 use crate::platform::{Event, FakePlatform, View};
 use its::ItsState;
 use redist::RdState;
@@ -67,6 +69,62 @@ pub struct PageSizes {
     pub k64: bool,
 }
 
+/// Where the model is as strict as the architecture rather than as lenient as QEMU. Each
+/// check is a behaviour real GICs are allowed to have (and some have) that QEMU's model does
+/// not, so a driver that passes only on QEMU loses interrupts or corrupts tables on
+/// hardware. [`Strict::qemu`] turns them all off, [`Strict::hardware`] all on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Strict {
+    /// The redistributors cache LPI and vLPI configuration (the property bytes): a change
+    /// is seen only after an invalidation of that LPI (INV, GICR_INVLPIR) or of all of them
+    /// (INVALL, VINVALL, GICR_INVALLR), or, for a vPE, at its (re)mapping. The cache holds
+    /// the bytes as they were at the last invalidation, so a missing or misordered
+    /// invalidation loses or delays the interrupt. QEMU reads the table at each use.
+    pub config_cache: bool,
+    /// GICv4.1 VMAPP Alloc: 1 only on the first VMAPP V = 1 of a vPE across the ITSs and on
+    /// the last VMAPP V = 0; and VMAPP V = 0 only for a vPE mapped on that ITS.
+    pub vmapp_alloc: bool,
+    /// Reserved fields by command form: GICv4.1 VMAPP with V = 0 may carry only vPEID, V and
+    /// Alloc.
+    pub res0_by_form: bool,
+    /// GICv4.1 vPE table sharing: a redistributor's GICR_VPROPBASER must point at the vPE
+    /// table of the ITSs that share theirs with it (GITS_TYPER.SVPET), at no ITS's table
+    /// otherwise, and at the same table as every redistributor of its CommonLPIAff group;
+    /// sibling ITSs share one table; a resident vPE ID must be inside the redistributor's
+    /// table.
+    pub vpe_table_sharing: bool,
+    /// GICR_VPENDBASER.IDAI and PendingLast as the architecture defines them: IDAI reads 0
+    /// after a deschedule (the redistributor wrote the VPT's IMPLEMENTATION DEFINED area),
+    /// and making a vPE resident with IDAI = 0 on a VPT whose area was never written is an
+    /// error; GICv4.1 PendingLast written 1 at deschedule reads 1 ("the vPE will be back":
+    /// no scan, no doorbell). QEMU echoes IDAI and always computes PendingLast.
+    pub residency: bool,
+}
+
+impl Strict {
+    /// QEMU's leniency: no check.
+    pub const fn qemu() -> Self {
+        Self {
+            config_cache: false,
+            vmapp_alloc: false,
+            res0_by_form: false,
+            vpe_table_sharing: false,
+            residency: false,
+        }
+    }
+
+    /// Every check.
+    pub const fn hardware() -> Self {
+        Self {
+            config_cache: true,
+            vmapp_alloc: true,
+            res0_by_form: true,
+            vpe_table_sharing: true,
+            residency: true,
+        }
+    }
+}
+
 /// The shape of the modelled GIC.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelConfig {
@@ -87,6 +145,9 @@ pub struct ModelConfig {
     pub indirect: bool,
     /// Every base register (CBASER, BASER, PROPBASER, PENDBASER) reads back non-shareable.
     pub non_shareable: bool,
+    /// Only the GITS_BASER<n> tables read back non-shareable (the command queue and the
+    /// redistributors' tables stay shareable).
+    pub non_shareable_tables: bool,
     /// GICR_TYPER.DirectLPI: GICR_INVLPIR, GICR_INVALLR and GICR_SYNCR exist.
     pub direct_lpi: bool,
     /// GICR_TYPER.Dirty, and how many reads of GICR_VPENDBASER show Dirty after a change.
@@ -107,6 +168,23 @@ pub struct ModelConfig {
     pub quiescent_reads: u32,
     /// GICR_WAKER reads with ChildrenAsleep this many times after ProcessorSleep is cleared.
     pub waker_reads: u32,
+    /// Where the model is stricter than QEMU.
+    pub strict: Strict,
+    /// GITS_TYPER.SVPET (GICv4.1): 0, the ITSs share their vPE table with no redistributor;
+    /// 1 to 3, with the redistributors whose affinity matches the ITS's (GITS_MPIDR) at
+    /// Aff3, Aff3.Aff2, Aff3.Aff2.Aff1.
+    pub svpet: u8,
+    /// GICR_TYPER.CommonLPIAff of every redistributor: 0, all share their LPI and (GICv4.1)
+    /// vPE tables; 1 to 3, those with the same Aff3, Aff3.Aff2, Aff3.Aff2.Aff1.
+    pub common_lpi_aff: u8,
+    /// GITS_MPIDR of every ITS (Aff3 \[31:24\], Aff2 \[23:16\], Aff1 \[15:8\]). The
+    /// redistributor of CPU `c` has affinity `c` (Aff0 = c).
+    pub its_affinity: u32,
+    /// When the last handle to the model goes, errors nobody looked at
+    /// ([`GicModel::errors`], [`GicModel::assert_no_errors`], [`GicModel::clear_errors`])
+    /// make it panic (or, while a test is already panicking, are printed), so a driver
+    /// error whose cause only the model saw is never silent.
+    pub check_errors_on_drop: bool,
 }
 
 impl ModelConfig {
@@ -126,6 +204,7 @@ impl ModelConfig {
             },
             indirect: true,
             non_shareable: false,
+            non_shareable_tables: false,
             direct_lpi: false,
             dirty_reads: None,
             device_bits: 16,
@@ -136,6 +215,28 @@ impl ModelConfig {
             dist_id_bits: 16,
             quiescent_reads: 0,
             waker_reads: 0,
+            strict: Strict::qemu(),
+            svpet: 0,
+            common_lpi_aff: 1,
+            its_affinity: 0,
+            check_errors_on_drop: true,
+        }
+    }
+
+    /// QEMU's shape (see [`ModelConfig::qemu`]) with a hardware's strictness
+    /// ([`ModelConfig::harden`]).
+    pub fn hardware(cpus: usize) -> Self {
+        Self::qemu(cpus).harden()
+    }
+
+    /// This shape, as strict as the architecture: every [`Strict`] check, and
+    /// GITS_TYPER.VMOVP = 0 (VMOVP goes to every ITS with an ITSList and a sequence number,
+    /// as on GIC-600-class hardware), with GITS_CTLR.ITS_Number reset to 0 on every ITS.
+    pub fn harden(self) -> Self {
+        Self {
+            strict: Strict::hardware(),
+            single_vmovp: false,
+            ..self
         }
     }
 
@@ -145,6 +246,7 @@ impl ModelConfig {
             version: ItsVersion::V4_1,
             direct_lpi: true,
             dirty_reads: Some(2),
+            svpet: 1,
             ..Self::qemu(cpus)
         }
     }
@@ -163,12 +265,38 @@ impl ModelConfig {
             .with_vmovp(self.version != ItsVersion::V3 && self.single_vmovp)
             .with_vmapp(self.version == ItsVersion::V4_1)
             .with_vsgi(self.version == ItsVersion::V4_1)
+            .with_svpet(if self.version == ItsVersion::V4_1 {
+                self.svpet & 3
+            } else {
+                0
+            })
+    }
+
+    /// The affinity group of redistributor `cpu` at its CommonLPIAff level.
+    pub(crate) fn rd_group(&self, cpu: usize) -> u32 {
+        common_aff(cpu as u32, self.common_lpi_aff)
+    }
+
+    /// The affinity group of the redistributors the ITSs share their vPE table with (`None`
+    /// when SVPET = 0).
+    pub(crate) fn its_share_group(&self) -> Option<u32> {
+        (self.version == ItsVersion::V4_1 && self.svpet != 0)
+            .then(|| common_aff(self.its_affinity, self.svpet))
     }
 
     /// The physical address of redistributor `cpu`'s RD_base (used when PTA = 1): QEMU's
     /// layout, 0x080a_0000 plus a 256 KiB stride.
     pub fn rd_base(&self, cpu: usize) -> u64 {
         0x080a_0000 + (cpu as u64) * 0x4_0000
+    }
+}
+
+/// `aff` masked down to the affinity levels a CommonLPIAff (or SVPET) value of `level`
+/// compares: 0 nothing (all match), 1 Aff3, 2 Aff3.Aff2, 3 Aff3.Aff2.Aff1.
+pub(crate) fn common_aff(aff: u32, level: u8) -> u32 {
+    match level & 3 {
+        0 => 0,
+        l => aff & !(u32::MAX >> (u32::from(l) * 8)),
     }
 }
 
@@ -190,11 +318,44 @@ impl core::fmt::Display for ModelError {
 
 pub(crate) struct World {
     pub(crate) cfg: ModelConfig,
-    pub(crate) plat: FakePlatform,
+    pub(crate) mem: Arc<dyn GicMemory>,
+    pub(crate) fake: Option<FakePlatform>,
     pub(crate) its: Vec<ItsState>,
     pub(crate) rds: Vec<RdState>,
     pub(crate) errors: Vec<ModelError>,
+    /// Errors looked at so far (the drop check reports the rest).
+    pub(crate) seen: usize,
     pub(crate) knobs: Knobs,
+    /// The vLPI configuration each vPE's redistributor holds (strict `config_cache`).
+    pub(crate) vcache: HashMap<u64, redist::VCache>,
+    /// For each vPE ID, the ITSs (bit per ITS index) that processed a VMAPP V = 1 for it and
+    /// no VMAPP V = 0 since.
+    pub(crate) vmapp_on: HashMap<u16, u32>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        if !self.cfg.check_errors_on_drop {
+            return;
+        }
+        // A fault the test injected is what it asked for.
+        let unseen: Vec<ModelError> = self.errors[self.seen.min(self.errors.len())..]
+            .iter()
+            .filter(|e| !e.message.contains("(injected)"))
+            .cloned()
+            .collect();
+        if unseen.is_empty() {
+            return;
+        }
+        let unseen = join(&unseen);
+        if std::thread::panicking() {
+            // The test already failed (maybe with the driver's view of this): add the
+            // model's, which is often the cause.
+            std::eprintln!("the GIC model recorded errors nobody checked:\n{unseen}");
+        } else {
+            panic!("the GIC model recorded errors nobody checked:\n{unseen}");
+        }
+    }
 }
 
 /// Register waits the model drags out on request (fault injection; see the `set_*_reads`
@@ -217,7 +378,7 @@ impl World {
     }
 
     pub(crate) fn reg_event(&self, block: String, reg: &'static str, value: u64) {
-        self.plat.record(Event::Reg { block, reg, value });
+        self.mem.record(Event::Reg { block, reg, value });
     }
 
     /// The GICv4.1 vPE configuration table address the last VMAPP of `vpe` gave, on the first
@@ -254,16 +415,30 @@ impl core::fmt::Debug for GicModel {
 impl GicModel {
     /// A model of `cfg`, reading and writing memory through `plat`.
     pub fn new(cfg: ModelConfig, plat: FakePlatform) -> Self {
+        Self::build(cfg, Arc::new(plat.clone()), Some(plat))
+    }
+
+    /// A model of `cfg` reading and writing memory through `mem`: any allocator's, through
+    /// [`crate::TrackedDma`], or a hypervisor's own [`GicMemory`].
+    pub fn with_memory(cfg: ModelConfig, mem: impl GicMemory + 'static) -> Self {
+        Self::build(cfg, Arc::new(mem), None)
+    }
+
+    fn build(cfg: ModelConfig, mem: Arc<dyn GicMemory>, fake: Option<FakePlatform>) -> Self {
         let its = (0..cfg.its_count).map(|i| ItsState::new(i, &cfg)).collect();
         let rds = (0..cfg.cpus).map(|c| RdState::new(c, &cfg)).collect();
         Self {
             world: Arc::new(Mutex::new(World {
                 cfg,
-                plat,
+                mem,
+                fake,
                 its,
                 rds,
                 errors: Vec::new(),
+                seen: 0,
                 knobs: Knobs::default(),
+                vcache: HashMap::new(),
+                vmapp_on: HashMap::new(),
             })),
         }
     }
@@ -277,9 +452,10 @@ impl GicModel {
         self.lock().cfg.clone()
     }
 
-    /// The platform the model reads memory through.
-    pub fn platform(&self) -> FakePlatform {
-        self.lock().plat.clone()
+    /// The fake platform the model reads memory through, if it was made with one
+    /// ([`GicModel::new`]).
+    pub fn platform(&self) -> Option<FakePlatform> {
+        self.lock().fake.clone()
     }
 
     /// ITS `n`'s registers.
@@ -298,14 +474,19 @@ impl GicModel {
         }
     }
 
-    /// Every error recorded so far.
+    /// Every error recorded so far (they count as looked at: see
+    /// [`ModelConfig::check_errors_on_drop`]).
     pub fn errors(&self) -> Vec<ModelError> {
-        self.lock().errors.clone()
+        let mut w = self.lock();
+        w.seen = w.errors.len();
+        w.errors.clone()
     }
 
     /// Forgets the recorded errors.
     pub fn clear_errors(&self) {
-        self.lock().errors.clear();
+        let mut w = self.lock();
+        w.errors.clear();
+        w.seen = 0;
     }
 
     /// Panics with the list of errors if any was recorded (for tests).
@@ -544,6 +725,14 @@ impl ItsRegisters for ItsHandle {
     }
     fn iidr(&self) -> u32 {
         0x43b
+    }
+    fn mpidr(&self) -> u32 {
+        let w = self.model.lock();
+        if w.cfg.version == ItsVersion::V4_1 {
+            w.cfg.its_affinity & 0xffff_ff00
+        } else {
+            0
+        }
     }
     fn typer(&self) -> GitsTyper {
         self.model.lock().cfg.typer()

@@ -4,12 +4,33 @@
 use its_core::cmd::ItsVersion;
 use its_core::regs::{
     GicrCtlr, GicrInvallr, GicrInvlpir, GicrLpir, GicrPendbaser, GicrPropbaser, GicrSyncr,
-    GicrTyper, GicrVpendbaser, GicrVpendbaserV41, GicrVpropbaser, GicrWaker, Shareability,
+    GicrTyper, GicrVpendbaser, GicrVpendbaserV41, GicrVpropbaser, GicrVpropbaserV41, GicrWaker,
+    Shareability,
 };
+
+use std::collections::HashSet;
 
 use super::tables::{self, VteView};
 use super::{ModelConfig, World, view_for};
 use crate::platform::View;
+
+/// First LPI INTID.
+const LPI_BASE: u32 = 8192;
+
+/// The vLPI configuration one vPE's redistributor holds (strict `config_cache`).
+#[derive(Clone, Debug)]
+pub(crate) enum VCache {
+    /// Nothing held: the redistributor loads the configuration when it next can (GICv4.0: at
+    /// the next residency, when it learns GICR_VPROPBASER).
+    Reload,
+    /// The property bytes from INTID 8192 up, as they were read from `table`.
+    Loaded {
+        /// The configuration table they were read from.
+        table: u64,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+}
 
 /// What is resident on a redistributor, resolved when VPENDBASER.Valid went to 1.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +59,12 @@ pub(crate) struct RdState {
     resident: Option<Resident>,
     /// GICv4.1: the vPE whose default doorbell was requested at its last deschedule.
     db_armed: Option<u16>,
+    /// Strict `config_cache`: the LPI property bytes from INTID 8192 up, as at the last
+    /// invalidation (loaded when EnableLPIs goes to 1).
+    lpi_cache: Option<Vec<u8>>,
+    /// Strict `residency`: the VPTs whose IMPLEMENTATION DEFINED area this redistributor
+    /// wrote (at a deschedule).
+    idai_written: HashSet<u64>,
 }
 
 impl RdState {
@@ -54,7 +81,7 @@ impl RdState {
                 .with_last(cpu + 1 == cfg.cpus)
                 .with_rvpeid(cfg.version == ItsVersion::V4_1)
                 .with_processor_number(cpu as u16)
-                .with_common_lpi_aff(1)
+                .with_common_lpi_aff(cfg.common_lpi_aff & 3)
                 .with_affinity(cpu as u32),
             waker: GicrWaker::new()
                 .with_processor_sleep(true)
@@ -71,6 +98,8 @@ impl RdState {
             direct_lpi: cfg.direct_lpi,
             resident: None,
             db_armed: None,
+            lpi_cache: None,
+            idai_written: HashSet::new(),
         }
     }
 
@@ -140,6 +169,42 @@ pub(crate) fn write_ctlr(w: &mut World, cpu: usize, v: GicrCtlr) {
     rd.ctlr = rd.ctlr.with_enable_lpis(on);
     if was && !on {
         rd.rwp_left = rwp;
+        rd.lpi_cache = None;
+    }
+    if !was && on {
+        // The redistributor may cache the property table from now on.
+        reload_lpi_config(w, cpu, None);
+    }
+}
+
+/// Strict `config_cache`: the redistributor rereads the property byte of `intid` (or of
+/// every LPI) from the table. Nothing without the strict cache (the table is read at use).
+pub(crate) fn reload_lpi_config(w: &mut World, cpu: usize, intid: Option<u32>) {
+    if !w.cfg.strict.config_cache || !w.rds[cpu].ctlr.enable_lpis() {
+        return;
+    }
+    let rd = &w.rds[cpu];
+    let prop = rd.propbaser.addr().get();
+    let view = view_for(rd.propbaser.shareability());
+    let limit = lpi_limit(rd).min(1 << 24);
+    let n = limit.saturating_sub(u64::from(LPI_BASE)) as usize;
+    match (intid, &w.rds[cpu].lpi_cache) {
+        (Some(i), Some(_)) => {
+            if let Some(b) = prop_byte(w, prop, view, i)
+                && let Some(c) = w.rds[cpu].lpi_cache.as_mut()
+                && let Some(slot) = c.get_mut((i - LPI_BASE) as usize)
+            {
+                *slot = b;
+            }
+        }
+        _ => {
+            let mut bytes = vec![0u8; n];
+            if w.mem.read(prop, &mut bytes, view).is_err() {
+                // A table that is not memory: nothing enabled.
+                bytes.fill(0);
+            }
+            w.rds[cpu].lpi_cache = Some(bytes);
+        }
     }
 }
 
@@ -226,6 +291,9 @@ pub(crate) fn write_vpropbaser(w: &mut World, cpu: usize, v: u64) {
             "GICR_VPROPBASER written while GICR_VPENDBASER.Valid = 1 (model check)",
         );
     }
+    if w.rds[cpu].v41 && w.cfg.strict.vpe_table_sharing {
+        check_vpropbaser_v41(w, cpu, v);
+    }
     w.rds[cpu].vpropbaser = v;
 }
 
@@ -277,6 +345,9 @@ fn make_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
             w.rds[cpu].dirty_left = dirty_reads;
             return;
         };
+        if w.cfg.strict.vpe_table_sharing {
+            check_vpe_in_rd_table(w, cpu, vpe);
+        }
         let vconf = w.vconf(vpe).unwrap_or(0);
         Resident {
             vpt: vte.vpt,
@@ -287,14 +358,21 @@ fn make_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
     } else {
         let prop = GicrVpropbaser::from(w.rds[cpu].vpropbaser);
         if prop.id_bits() < 13 {
-            w.error(name, format!(
+            w.error(name.clone(), format!(
                 "GICR_VPENDBASER.Valid set with GICR_VPROPBASER.IDbits = {}: vLPIs above {} are dropped (model check)",
                 prop.id_bits(),
                 (1u64 << (prop.id_bits() + 1)) - 1
             ));
         }
+        let pend = GicrVpendbaser::from(v);
+        let vpt = pend.addr().get();
+        if w.cfg.strict.residency && !pend.idai() && !w.rds.iter().any(|r| r.idai_written.contains(&vpt)) {
+            w.error(name, format!(
+                "GICR_VPENDBASER.Valid set with IDAI = 0 for VPT {vpt:#x}, whose IMPLEMENTATION DEFINED area no redistributor wrote: it would be trusted as valid (model check)"
+            ));
+        }
         Resident {
-            vpt: GicrVpendbaser::from(v).addr().get(),
+            vpt,
             prop: prop.addr().get(),
             id_bits: prop.id_bits(),
             vpe: None,
@@ -308,28 +386,148 @@ fn make_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
     if rd.db_armed == resident.vpe {
         rd.db_armed = None;
     }
+    load_on_residency(w, &resident);
 }
 
 fn make_non_resident(w: &mut World, cpu: usize, v: u64, dirty_reads: u32) {
     let pending = w.rds[cpu]
         .resident
         .is_some_and(|r| !enabled_pending_vlpis(w, &r).is_empty());
+    let strict = w.cfg.strict.residency;
     let rd = &mut w.rds[cpu];
-    let vpe = rd.resident.and_then(|r| r.vpe);
+    let left = rd.resident;
+    let vpe = left.and_then(|r| r.vpe);
     rd.resident = None;
     let mut nv = v & !(1 << 61);
-    if pending {
-        nv |= 1 << 61;
-    }
     if rd.v41 {
-        let db = GicrVpendbaserV41::from(v).doorbell();
-        rd.db_armed = if db && !pending { vpe } else { None };
+        let written = GicrVpendbaserV41::from(v);
+        // PendingLast written 1: "the vPE will be back"; the redistributor neither scans
+        // nor arms the default doorbell, and PendingLast reads 1 (strict). QEMU has no
+        // GICv4.1; the lenient model always computes it.
+        let told = strict && written.pending_last();
+        if pending || told {
+            nv |= 1 << 61;
+        }
+        rd.db_armed = if written.doorbell() && !pending && !told {
+            vpe
+        } else {
+            None
+        };
         if let Some(id) = vpe {
             nv = (nv & !0xffff) | u64::from(id);
+        }
+    } else {
+        if pending {
+            nv |= 1 << 61;
+        }
+        if strict {
+            // IDAI is the redistributor's to report: 0, it wrote the VPT's IMPLEMENTATION
+            // DEFINED area on the way out (whatever was written).
+            nv &= !(1 << 62);
+            if let Some(r) = left {
+                rd.idai_written.insert(r.vpt);
+            }
         }
     }
     rd.vpendbaser = nv;
     rd.dirty_left = dirty_reads;
+}
+
+/// Strict `vpe_table_sharing`: the vPE a GICv4.1 redistributor makes resident must be
+/// inside the vPE table its GICR_VPROPBASER describes.
+fn check_vpe_in_rd_table(w: &mut World, cpu: usize, vpe: u16) {
+    let p = GicrVpropbaserV41::from(w.rds[cpu].vpropbaser);
+    let name = w.rds[cpu].name.clone();
+    if !p.valid() {
+        w.error(
+            name,
+            format!("GICv4.1 vPE {vpe:#x} made resident with GICR_VPROPBASER.Valid = 0 (model check)"),
+        );
+        return;
+    }
+    let covered = vprop_ids(p);
+    if u64::from(vpe) >= covered {
+        w.error(name, format!(
+            "GICv4.1 vPE {vpe:#x} made resident beyond the vPE table GICR_VPROPBASER describes ({covered:#x} IDs): the redistributor cannot find it (model check)"
+        ));
+    }
+}
+
+/// The page size a GICv4.1 GICR_VPROPBASER.Page_Size names.
+fn vprop_page(p: GicrVpropbaserV41) -> u64 {
+    match p.page_size() {
+        0 => 0x1000,
+        1 => 0x4000,
+        _ => 0x1_0000,
+    }
+}
+
+/// How many vPE IDs a GICv4.1 GICR_VPROPBASER's table covers.
+fn vprop_ids(p: GicrVpropbaserV41) -> u64 {
+    let page = vprop_page(p);
+    let bytes = (u64::from(p.size()) + 1) * page;
+    let esz = (u64::from(p.entry_size()) + 1) * 8;
+    if p.indirect() {
+        bytes / 8 * (page / esz)
+    } else {
+        bytes / esz
+    }
+}
+
+/// Strict `vpe_table_sharing`: checks a GICv4.1 GICR_VPROPBASER as written, against the ITSs
+/// (SVPET) and the redistributor's CommonLPIAff group.
+fn check_vpropbaser_v41(w: &mut World, cpu: usize, v: u64) {
+    let p = GicrVpropbaserV41::from(v);
+    if !p.valid() {
+        return;
+    }
+    let name = w.rds[cpu].name.clone();
+    let addr = p.physical_address() << 12;
+    let bytes = (u64::from(p.size()) + 1) * vprop_page(p);
+    if !w.mem.is_live(addr, bytes as usize) {
+        w.error(
+            name.clone(),
+            format!("GICR_VPROPBASER: vPE table {addr:#x} (+{bytes:#x}) is not allocated memory (model check)"),
+        );
+    }
+    let group = w.cfg.rd_group(cpu);
+    let shared = w.cfg.its_share_group() == Some(common_aff_of_rd(w, cpu));
+    for n in 0..w.its.len() {
+        let b = w.its[n].basers[2];
+        if !b.valid() {
+            continue;
+        }
+        let its_table = b.addr().get();
+        if shared && its_table != addr {
+            w.error(name.clone(), format!(
+                "GICR_VPROPBASER points at {addr:#x}, but its{n} shares its vPE table {its_table:#x} with this redistributor (GITS_TYPER.SVPET = {}) (model check)",
+                w.cfg.svpet
+            ));
+        }
+        if !shared && its_table == addr {
+            w.error(name.clone(), format!(
+                "GICR_VPROPBASER points at its{n}'s vPE table {addr:#x}, which that ITS does not share with this redistributor (GITS_TYPER.SVPET = {}): both would own its entries (model check)",
+                w.cfg.svpet
+            ));
+        }
+    }
+    for other in 0..w.rds.len() {
+        if other == cpu || w.cfg.rd_group(other) != group {
+            continue;
+        }
+        let o = GicrVpropbaserV41::from(w.rds[other].vpropbaser);
+        if o.valid() && o.physical_address() != p.physical_address() {
+            w.error(name.clone(), format!(
+                "GICR_VPROPBASER points at {addr:#x}, rd{other} of the same CommonLPIAff group at {:#x}: the group shares one vPE table (model check)",
+                o.physical_address() << 12
+            ));
+        }
+    }
+}
+
+/// The affinity of redistributor `cpu` at the ITSs' SVPET level.
+fn common_aff_of_rd(w: &World, cpu: usize) -> u32 {
+    super::common_aff(cpu as u32, w.cfg.svpet)
 }
 
 fn direct_lpi_check(w: &mut World, cpu: usize, offset: u32, reg: &'static str) -> bool {
@@ -351,6 +549,11 @@ pub(crate) fn write_invlpir(w: &mut World, cpu: usize, v: GicrInvlpir) {
     w.reg_event(name, "GICR_INVLPIR", v.into());
     if direct_lpi_check(w, cpu, 0xa0, "GICR_INVLPIR") {
         w.rds[cpu].syncr_left = w.knobs.syncr_reads;
+        if v.virtual_lpi() {
+            invalidate_vlpi_config(w, vkey_v41(v.vpe_id()), Some(v.intid()));
+        } else if v.intid() >= LPI_BASE {
+            reload_lpi_config(w, cpu, Some(v.intid()));
+        }
     }
 }
 
@@ -359,6 +562,11 @@ pub(crate) fn write_invallr(w: &mut World, cpu: usize, v: GicrInvallr) {
     w.reg_event(name, "GICR_INVALLR", v.into());
     if direct_lpi_check(w, cpu, 0xb0, "GICR_INVALLR") {
         w.rds[cpu].syncr_left = w.knobs.syncr_reads;
+        if v.virtual_lpi() {
+            invalidate_vlpi_config(w, vkey_v41(v.vpe_id()), None);
+        } else {
+            reload_lpi_config(w, cpu, None);
+        }
     }
 }
 
@@ -402,7 +610,7 @@ fn lpi_limit(rd: &RdState) -> u64 {
 fn bit_rw(w: &World, table: u64, intid: u32, set: Option<bool>) -> bool {
     let pa = table + u64::from(intid / 8);
     let mut b = [0u8; 1];
-    if w.plat.read(pa, &mut b, View::Coherent).is_err() {
+    if w.mem.read(pa, &mut b, View::Coherent).is_err() {
         return false;
     }
     let mask = 1u8 << (intid % 8);
@@ -410,7 +618,7 @@ fn bit_rw(w: &World, table: u64, intid: u32, set: Option<bool>) -> bool {
     if let Some(on) = set {
         let nb = if on { b[0] | mask } else { b[0] & !mask };
         if nb != b[0] {
-            let _ = w.plat.device_write(pa, &[nb]);
+            let _ = w.mem.device_write(pa, &[nb]);
         }
     }
     was
@@ -430,7 +638,7 @@ pub(crate) fn set_lpi_pending(w: &mut World, cpu: usize, intid: u32, level: bool
         return;
     }
     let base = rd.pendbaser.addr().get();
-    if !w.plat.is_live(base + u64::from(intid / 8), 1) {
+    if !w.mem.is_live(base + u64::from(intid / 8), 1) {
         w.error(
             name,
             format!("LPI {intid}: pending table {base:#x} is not allocated memory (model check)"),
@@ -448,7 +656,7 @@ fn set_bits(w: &World, table: u64, limit: u64) -> Vec<u32> {
     }
     let first = 8192 / 8;
     let mut bytes = vec![0u8; (limit / 8) as usize - first];
-    if w.plat
+    if w.mem
         .read(table + first as u64, &mut bytes, View::Coherent)
         .is_err()
     {
@@ -474,7 +682,7 @@ pub(crate) fn pending_lpis(w: &World, cpu: usize) -> Vec<u32> {
 
 fn prop_byte(w: &World, prop: u64, view: View, intid: u32) -> Option<u8> {
     let mut b = [0u8; 1];
-    w.plat
+    w.mem
         .read(prop + u64::from(intid - 8192), &mut b, view)
         .ok()?;
     Some(b[0])
@@ -488,12 +696,15 @@ pub(crate) fn take_lpi(w: &mut World, cpu: usize) -> Option<u32> {
     let prop = rd.propbaser.addr().get();
     let view = view_for(rd.propbaser.shareability());
     let base = rd.pendbaser.addr().get();
+    let cache = rd.lpi_cache.as_ref();
     let best = pending_lpis(w, cpu)
         .into_iter()
         .filter_map(|i| {
-            prop_byte(w, prop, view, i)
-                .filter(|b| b & 1 != 0)
-                .map(|b| (b & 0xfc, i))
+            let b = match cache {
+                Some(c) => c.get((i - LPI_BASE) as usize).copied(),
+                None => prop_byte(w, prop, view, i),
+            };
+            b.filter(|b| b & 1 != 0).map(|b| (b & 0xfc, i))
         })
         .min()?;
     bit_rw(w, base, best.1, Some(false));
@@ -525,14 +736,116 @@ pub(crate) fn vpt_pending(w: &World, vpt: u64, limit: u64) -> Vec<u32> {
 
 fn enabled_pending_vlpis(w: &World, r: &Resident) -> Vec<(u8, u32)> {
     let limit = 1u64 << (r.id_bits + 1);
+    let cache = match w.vcache.get(&resident_key(r)) {
+        Some(VCache::Loaded { table, bytes }) if *table == r.prop => Some(bytes),
+        _ => None,
+    };
     vpt_pending(w, r.vpt, limit)
         .into_iter()
         .filter_map(|i| {
-            prop_byte(w, r.prop, View::Coherent, i)
-                .filter(|b| b & 1 != 0)
-                .map(|b| (b & 0xfc, i))
+            let b = match cache {
+                Some(c) => c.get((i - LPI_BASE) as usize).copied(),
+                None => prop_byte(w, r.prop, View::Coherent, i),
+            };
+            b.filter(|b| b & 1 != 0).map(|b| (b & 0xfc, i))
         })
         .collect()
+}
+
+/// The vLPI configuration cache key of a vPE: its VPT address (GICv4.0, where the
+/// redistributor knows a vPE by it) or its ID (GICv4.1).
+pub(crate) fn vkey_v40(vpt: u64) -> u64 {
+    vpt
+}
+
+/// See [`vkey_v40`].
+pub(crate) fn vkey_v41(vpe: u16) -> u64 {
+    1 << 63 | u64::from(vpe)
+}
+
+fn resident_key(r: &Resident) -> u64 {
+    match r.vpe {
+        Some(id) => vkey_v41(id),
+        None => vkey_v40(r.vpt),
+    }
+}
+
+/// The configuration table of the vPE `key` names, if the GIC knows it now: GICv4.1 from
+/// its VMAPP (VCONF_addr); GICv4.0 only while it is resident (GICR_VPROPBASER).
+fn vconfig_table(w: &World, key: u64) -> Option<(u64, u64)> {
+    if key >> 63 != 0 {
+        let vpe = key as u16;
+        let t = w.vconf(vpe)?;
+        let bits = tables::find_vte(w, vpe).map_or(16, |v| v.vpt_size + 1);
+        return Some((t, 1u64 << bits.min(24)));
+    }
+    w.rds
+        .iter()
+        .filter_map(|rd| rd.resident)
+        .find(|r| r.vpe.is_none() && r.vpt == key)
+        .map(|r| (r.prop, 1u64 << (r.id_bits + 1).min(24)))
+}
+
+fn load_vconfig(w: &World, table: u64, limit: u64) -> Vec<u8> {
+    let n = limit.saturating_sub(u64::from(LPI_BASE)) as usize;
+    let mut bytes = vec![0u8; n];
+    if w.mem.read(table, &mut bytes, View::Coherent).is_err() {
+        bytes.fill(0);
+    }
+    bytes
+}
+
+/// Strict `config_cache`: an invalidation of vPE `key`'s vLPI `vintid` (or of all its
+/// vLPIs) reaches its redistributor, which rereads the configuration now if it knows where
+/// it is, or at the next residency otherwise.
+pub(crate) fn invalidate_vlpi_config(w: &mut World, key: u64, vintid: Option<u32>) {
+    if !w.cfg.strict.config_cache {
+        return;
+    }
+    let Some((table, limit)) = vconfig_table(w, key) else {
+        w.vcache.insert(key, VCache::Reload);
+        return;
+    };
+    let whole = match (vintid, w.vcache.get(&key)) {
+        (Some(_), Some(VCache::Loaded { table: t, .. })) => *t != table,
+        _ => true,
+    };
+    if whole {
+        let bytes = load_vconfig(w, table, limit);
+        w.vcache.insert(key, VCache::Loaded { table, bytes });
+        return;
+    }
+    if let Some(i) = vintid
+        && i >= LPI_BASE
+        && let Some(b) = prop_byte(w, table, View::Coherent, i)
+        && let Some(VCache::Loaded { bytes, .. }) = w.vcache.get_mut(&key)
+        && let Some(slot) = bytes.get_mut((i - LPI_BASE) as usize)
+    {
+        *slot = b;
+    }
+}
+
+/// Strict `config_cache`: a vPE became resident; a redistributor that holds nothing for it
+/// (or held another table's bytes) loads its configuration now.
+fn load_on_residency(w: &mut World, r: &Resident) {
+    if !w.cfg.strict.config_cache {
+        return;
+    }
+    let key = resident_key(r);
+    let fresh = match w.vcache.get(&key) {
+        Some(VCache::Loaded { table, .. }) => *table != r.prop,
+        _ => true,
+    };
+    if fresh {
+        let bytes = load_vconfig(w, r.prop, 1u64 << (r.id_bits + 1).min(24));
+        w.vcache.insert(
+            key,
+            VCache::Loaded {
+                table: r.prop,
+                bytes,
+            },
+        );
+    }
 }
 
 pub(crate) fn take_vlpi(w: &mut World, cpu: usize) -> Option<u32> {
@@ -564,7 +877,7 @@ pub(crate) fn process_vlpi(
         w.error(name, format!("vLPI {vintid} dropped: beyond the resident vPE's IDbits (model check; QEMU drops it silently)"));
         return;
     }
-    if !w.plat.is_live(vte.vpt + u64::from(vintid / 8), 1) {
+    if !w.mem.is_live(vte.vpt + u64::from(vintid / 8), 1) {
         let name = w.rds[cpu].name.clone();
         w.error(
             name,

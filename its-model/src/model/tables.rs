@@ -43,7 +43,7 @@ fn slot(w: &World, t: &Table, id: u64) -> Result<Slot, MemFault> {
         return Ok(Slot::At(t.base + id * t.esz));
     }
     let per_page = t.page / t.esz;
-    let l1 = w.plat.read_u64(t.base + (id / per_page) * 8, t.view)?;
+    let l1 = w.mem.read_u64(t.base + (id / per_page) * 8, t.view)?;
     if l1 >> 63 == 0 {
         return Ok(Slot::NoL2);
     }
@@ -53,7 +53,7 @@ fn slot(w: &World, t: &Table, id: u64) -> Result<Slot, MemFault> {
 
 pub(crate) fn read_entry(w: &World, t: &Table, id: u64) -> Result<Option<u64>, MemFault> {
     match slot(w, t, id)? {
-        Slot::At(pa) => w.plat.read_u64(pa, t.view).map(Some),
+        Slot::At(pa) => w.mem.read_u64(pa, t.view).map(Some),
         _ => Ok(None),
     }
 }
@@ -61,7 +61,7 @@ pub(crate) fn read_entry(w: &World, t: &Table, id: u64) -> Result<Option<u64>, M
 /// Writes an entry. Errors: memory fault (stall), or Ok(false) when the slot does not exist.
 pub(crate) fn write_entry(w: &World, t: &Table, id: u64, v: u64) -> Result<bool, MemFault> {
     match slot(w, t, id)? {
-        Slot::At(pa) => w.plat.device_write(pa, &v.to_le_bytes()).map(|()| true),
+        Slot::At(pa) => w.mem.device_write(pa, &v.to_le_bytes()).map(|()| true),
         _ => Ok(false),
     }
 }
@@ -227,7 +227,7 @@ pub(crate) fn ite_addr(w: &World, dte: &DteView, event: u32) -> u64 {
 
 pub(crate) fn read_ite(w: &World, pa: u64) -> Result<IteView, MemFault> {
     let mut b = [0u8; 12];
-    w.plat.read(pa, &mut b, View::Coherent)?;
+    w.mem.read(pa, &mut b, View::Coherent)?;
     Ok(IteView::decode(&b))
 }
 
