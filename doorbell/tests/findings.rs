@@ -111,9 +111,14 @@ impl Clock for Paused {
 /// the now blocked vCPU must be able to ring.
 #[test]
 fn an_enable_inside_the_interrupt_paths_window_is_not_undone() {
-    for proxy in [true, false] {
+    // QEMU's model, and the hardware-like one whose redistributors cache LPI configuration
+    // until it is invalidated.
+    for (proxy, hard) in [(true, false), (false, false), (true, true), (false, true)] {
         let mut cfg = ModelConfig::qemu(2);
         cfg.direct_lpi = !proxy;
+        if hard {
+            cfg = cfg.harden();
+        }
         let settings = Settings::default();
         let plat = FakePlatform::new();
         let model = GicModel::new(cfg.clone(), plat.clone());
@@ -172,7 +177,7 @@ fn an_enable_inside_the_interrupt_paths_window_is_not_undone() {
         assert_eq!(
             (dbs.is_enabled(db), byte),
             (byte, byte),
-            "proxy={proxy}: the records say enabled={}, the property byte enabled={byte}",
+            "proxy={proxy} hard={hard}: the records say enabled={}, the property byte enabled={byte}",
             dbs.is_enabled(db)
         );
         // The vCPU now blocks: a vLPI for its vPE must ring its doorbell.
@@ -184,7 +189,7 @@ fn an_enable_inside_the_interrupt_paths_window_is_not_undone() {
         assert_eq!(
             model.take_lpi(1),
             Some(db.get()),
-            "proxy={proxy}: the blocked vCPU's doorbell cannot ring"
+            "proxy={proxy} hard={hard}: the blocked vCPU's doorbell cannot ring"
         );
         model.assert_no_errors();
     }
@@ -244,8 +249,17 @@ fn gicv41_doorbells_are_invalidated_with_invdb() {
 /// the old redistributor.
 #[test]
 fn direct_lpi_move_clears_the_doorbell_on_the_old_redistributor() {
-    let mut cfg = ModelConfig::qemu(2);
-    cfg.direct_lpi = true;
+    for hard in [false, true] {
+        let mut cfg = ModelConfig::qemu(2);
+        cfg.direct_lpi = true;
+        if hard {
+            cfg = cfg.harden();
+        }
+        direct_lpi_move_on(cfg);
+    }
+}
+
+fn direct_lpi_move_on(cfg: ModelConfig) {
     let r = Rig::new(cfg);
     let dbs = r.doorbells(DoorbellConfig::direct(4)).unwrap();
     let block = dbs.alloc_block(&[(VpeId::new(3), 0)]).unwrap();
