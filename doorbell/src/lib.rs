@@ -15,7 +15,8 @@
 //!   (GICv4.0 without DirectLPI, QEMU included) through a *proxy device* of the ITS whose
 //!   event `i` is mapped to doorbell `i`, so an INV of that event reaches the right
 //!   redistributor.
-//! - [`Doorbells::handle`] is the interrupt path: O(1), lock-free and wait-free. It disables
+//! - [`Doorbells::handle`] is the interrupt path: O(1) and lock-free (two atomic updates,
+//!   retried only while another CPU changes the same word; it never waits for one). It disables
 //!   the doorbell in the property table, so it rings once per wake-up, and wakes the vPE's
 //!   [`Waiter`]s. The invalidation that makes the disable take effect on GICs that cache LPI
 //!   configuration is issued later, outside the interrupt, by [`Doorbells::settle`].
