@@ -1,43 +1,98 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! GICv4 doorbells: one doorbell LPI per vPE, doorbell-to-vPE lookup, waking a blocked vCPU.
 //!
-//! When a vLPI arrives for a vPE that is not resident on its redistributor, the ITS makes the
+//! When a vLPI arrives for a vPE that is not resident on its redistributor, the GIC makes the
 //! vPE's doorbell, an ordinary physical LPI, pending (Arm IHI 0069, "Doorbell interrupts"): the
-//! hypervisor takes it and schedules the vCPU. Following the design of Linux's GICv4 support,
-//! every vPE has exactly one doorbell, whatever number of vLPIs target it, so the doorbell is
-//! a handle for the vPE.
+//! hypervisor takes it and schedules the vCPU. As in Linux's GICv4 support, every vPE has
+//! exactly one doorbell, whatever number of vLPIs target it, so the doorbell stands for the vPE.
 //!
 //! - [`Doorbells`] reserves a contiguous range of LPIs for all doorbells, hands out one block
 //!   per VM ([`DoorbellBlock`], doorbell `i` for the VM's vPE `i`), and finds the vPE of a
 //!   doorbell INTID in O(1) ([`Doorbells::vpe_of`]).
-//! - Enabling and disabling a doorbell writes its property byte and invalidates it: with
-//!   GICR_TYPER.DirectLPI through GICR_INVLPIR and GICR_SYNCR; otherwise (GICv4.0 without
-//!   DirectLPI, QEMU included) through a *proxy device* of the ITS whose event `i` is mapped to
-//!   doorbell `i`, so an INV of that event reaches the right redistributor.
-//! - [`Doorbells::handle`] is the interrupt path: O(1) lookup, the doorbell disabled in the
-//!   property table (lock-free) so it rings once per wake-up, and every [`Waiter`] of that vPE
-//!   woken. Waiters live in an intrusive list: nothing is allocated in the interrupt path. The
-//!   invalidation that makes the disable take effect on GICs that cache LPI configuration is
-//!   issued later, outside the interrupt, by [`Doorbells::settle`].
+//! - Enabling and disabling a doorbell writes its property byte and invalidates it: on
+//!   GICv4.1 with INVDB for the vPE (every redistributor may cache a vPE's default doorbell);
+//!   on GICv4.0 with GICR_TYPER.DirectLPI through GICR_INVLPIR and GICR_SYNCR; otherwise
+//!   (GICv4.0 without DirectLPI, QEMU included) through a *proxy device* of the ITS whose
+//!   event `i` is mapped to doorbell `i`, so an INV of that event reaches the right
+//!   redistributor.
+//! - [`Doorbells::handle`] is the interrupt path: O(1) and lock-free (two atomic updates,
+//!   retried only while another CPU changes the same word; it never waits for one). It disables
+//!   the doorbell in the property table, so it rings once per wake-up, and wakes the vPE's
+//!   [`Waiter`]s. The invalidation that makes the disable take effect on GICs that cache LPI
+//!   configuration is issued later, outside the interrupt, by [`Doorbells::settle`].
+//!
+//! # What the hypervisor provides
+//! - The ITS and the LPI property table, brought up by `its-cmdq` ([`Its`], [`Lpis`]) on
+//!   its `Platform` (DMA memory, cache maintenance, a clock).
+//! - With DirectLPI on GICv4.0: the target CPU's redistributor registers for the calls that
+//!   take an `rd`, and every redistributor through [`Redistributors`]
+//!   ([`Doorbells::with_redistributors`]), for [`Doorbells::move_to`] to clear a doorbell left
+//!   pending on the CPU the vPE leaves.
+//! - An interrupt hook that passes every LPI it takes at EL2 to [`Doorbells::handle`].
+//! - One [`Waiter`] per vCPU, anywhere (in the vCPU's own structure): attached once the vPE
+//!   has its doorbell ([`Doorbells::attach`]), armed before each block.
+//!
+//! # Interrupt context
+//! [`Doorbells::handle`], the lookups ([`Doorbells::vpe_of`], [`Doorbells::is_doorbell`],
+//! [`Doorbells::is_enabled`], [`Doorbells::target_cpu`], [`Doorbells::stats`]) and the waiter
+//! calls ([`Doorbells::attach`], [`Doorbells::arm`], [`Doorbells::is_woken`],
+//! [`Waiter::detach`]) take no lock and never wait: call them from any context, including an
+//! interrupt that preempted any other doorbell call on the same CPU.
+//!
+//! Every other call ([`Doorbells::new`], [`Doorbells::alloc_block`],
+//! [`Doorbells::free_block`], [`Doorbells::set_enabled`], [`Doorbells::settle`],
+//! [`Doorbells::settle_and_clear`], [`Doorbells::clear_pending`], [`Doorbells::move_to`],
+//! [`Doorbells::shutdown`]) runs in process context only: it takes spinlocks (the doorbells'
+//! allocation lock, the proxy device, the ITS command queue) and waits for the GIC. None of
+//! those locks is taken by the interrupt path, so a doorbell taken on a CPU that holds one of
+//! them, the queue lock included, is handled at once and cannot deadlock; the call that was
+//! interrupted notices the disable when it commits. These calls need IRQs masked only if the
+//! hypervisor's own interrupt handlers take the same locks (for instance by issuing ITS
+//! commands), which `its-cmdq`'s rules cover.
+//!
+//! # Calls for one doorbell
+//! [`Doorbells::set_enabled`], [`Doorbells::settle`], [`Doorbells::settle_and_clear`],
+//! [`Doorbells::clear_pending`] and [`Doorbells::move_to`] for one doorbell must not overlap
+//! (the GICv4 layer makes them under the vPE's lock); each may overlap
+//! [`Doorbells::handle`] of that doorbell on any CPU. The state protocol that makes that
+//! safe, and the argument for it, are in `src/protocol.rs`; `tests/loom.rs` model-checks it.
 //!
 //! ```no_run
 //! # use its_cmdq::{Its, Lpis};
 //! # use its_core::mmio::ItsRegisters;
 //! # use its_core::platform::Platform;
-//! use doorbell::{DoorbellConfig, Doorbells, Waiter};
+//! use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
 //! use its_core::ids::{DeviceId, VpeId};
 //!
-//! # fn f<R: ItsRegisters, P: Platform + Clone>(its: &Its<R, P>, lpis: &Lpis<P>) -> Result<(), doorbell::DoorbellError> {
-//! static WAITER: Waiter = Waiter::new(VpeId::new(0));
-//! let waiter = &WAITER;
-//! let dbs = Doorbells::new(its, lpis, DoorbellConfig::proxy(DeviceId::new(0xffff), 64))?;
-//! let block = dbs.alloc_block(&[(VpeId::new(0), 0)])?;
-//! dbs.wait_on(&waiter);
-//! // ... in the IRQ handler, for an LPI taken at EL2:
-//! let intid = block.lpi(0).map(|l| l.get()).unwrap_or(0);
-//! if let Some(vpe) = dbs.handle(intid) {
-//!     assert!(waiter.is_woken());
+//! /// The hypervisor's vCPU: the waiter lives in it.
+//! struct Vcpu {
+//!     waiter: Waiter,
 //! }
+//!
+//! # fn f<R: ItsRegisters, P: Platform + Clone>(its: &Its<R, P>, lpis: &Lpis<P>) -> Result<(), DoorbellError> {
+//! // Bring-up, once (QEMU: no DirectLPI, so a proxy device with the last DeviceID).
+//! let dbs = Doorbells::new(its, lpis, DoorbellConfig::proxy(DeviceId::new(0xffff), 64))?;
+//! // A VM of one vPE on CPU 0 (the GICv4 layer's `create_vm` does this).
+//! let block = dbs.alloc_block(&[(VpeId::new(0), 0)])?;
+//! let db = block.lpi(0).ok_or(DoorbellError::Exhausted(1))?;
+//! // The vCPU is created after the VM: its waiter is attached then.
+//! let vcpu = Vcpu { waiter: Waiter::new() };
+//! dbs.attach(&vcpu.waiter, db)?;
+//! // The vCPU blocks (WFI): arm its waiter, then enable the doorbell (the GICv4 layer's
+//! // `make_non_resident(.., true)`), then sleep until `is_woken`.
+//! dbs.arm(&vcpu.waiter)?;
+//! dbs.set_enabled(db, true, None)?;
+//! // In the EL2 interrupt handler, on whichever CPU took the LPI:
+//! if let Some(vpe) = dbs.handle(db.get()) {
+//!     // Disabled in the property table, waiters woken: schedule `vpe`'s vCPU.
+//!     let _ = vpe;
+//! }
+//! assert!(dbs.is_woken(&vcpu.waiter));
+//! // Back in process context, before the vPE runs again (`make_resident`):
+//! dbs.settle_and_clear(db, true, None)?;
+//! // Teardown (`destroy_vm`), then shut down: `&self`, so the doorbells may be a static.
+//! dbs.free_block(block)?;
+//! dbs.shutdown()?;
 //! # Ok(()) }
 //! ```
 #![no_std]
@@ -50,17 +105,22 @@
 #[cfg(test)]
 extern crate std;
 
+#[cfg(loom)]
+pub mod protocol;
+#[cfg(not(loom))]
+mod protocol;
+
 use core::alloc::Layout;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use core::time::Duration;
 
-use intrusive_collections::{LinkedList, LinkedListAtomicLink, intrusive_adapter};
 use its_cmdq::{Device, Its, ItsError, LpiRange, Lpis, SyncTarget};
-use its_core::cmd::Command;
+use its_core::cmd::{Command, ItsVersion};
 use its_core::ids::{DeviceId, EventId, Lpi, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_core::platform::{DmaBuf, Platform, poll_until};
+use its_core::platform::{DmaAlloc, DmaBuf, Platform, poll_until};
 use its_core::regs::{GicrInvlpir, GicrLpir};
+use protocol::{ENABLED, NEEDS_INV, VPE_MASK, Word};
 use spin::Mutex;
 
 /// What went wrong.
@@ -76,8 +136,10 @@ pub enum DoorbellError {
     /// The LPI is not one of these doorbells, or not allocated.
     #[error("LPI {0} is not an allocated doorbell")]
     NotADoorbell(u32),
-    /// DirectLPI mode needs the target redistributor's registers for an invalidation.
-    #[error("DirectLPI invalidation needs the target redistributor")]
+    /// DirectLPI mode needs a redistributor's registers: the target CPU's, passed to the
+    /// call, or for [`Doorbells::move_to`] every redistributor
+    /// ([`Doorbells::with_redistributors`]).
+    #[error("DirectLPI needs the redistributor's registers")]
     NeedRedistributor,
     /// Doorbells are still allocated to VMs (shut-down needs every block freed).
     #[error("{0} doorbells still allocated")]
@@ -88,9 +150,18 @@ pub enum DoorbellError {
         /// How long it waited.
         waited_ns: u64,
     },
+    /// The doorbells were shut down ([`Doorbells::shutdown`]).
+    #[error("the doorbells are shut down")]
+    ShutDown,
+    /// The waiter is not attached, or its doorbell was freed since ([`Doorbells::attach`]).
+    #[error("the waiter is not attached to a live doorbell")]
+    Detached,
 }
 
 /// How doorbells are invalidated, and how many there can be.
+///
+/// On a GICv4.1 ITS the invalidation is always INVDB for the vPE, whatever this says: the
+/// proxy device or the redistributor are then used only to clear a doorbell's pending state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DoorbellConfig {
     /// Doorbells in total (the LPI range reserved, and the proxy device's events).
@@ -126,42 +197,58 @@ impl DoorbellConfig {
     }
 }
 
-/// A vCPU waiting for its vPE's doorbell: link it with [`Doorbells::wait_on`]; the doorbell
-/// interrupt unlinks it and sets [`Waiter::is_woken`]. Waiters are per-vCPU objects that live
-/// as long as the hypervisor (`&'static`: a `static`, or leaked at vCPU creation), so the
-/// interrupt path never touches freed memory.
-#[derive(Debug)]
-pub struct Waiter {
-    link: LinkedListAtomicLink,
-    vpe: VpeId,
-    woken: AtomicBool,
+/// Every CPU's redistributor registers, for DirectLPI doorbells: [`Doorbells::move_to`]
+/// clears a doorbell left pending on the redistributor of the CPU the vPE leaves
+/// (GICR_CLRLPIR, then GICR_SYNCR), as Linux does.
+///
+/// It is only ever asked for the CPU the doorbell leaves, never for the caller's own: an
+/// implementation that locks each redistributor while `f` runs cannot deadlock against a
+/// caller holding its own.
+pub trait Redistributors: Sync {
+    /// Runs `f` on CPU `cpu`'s redistributor registers; `false` if there is no such CPU.
+    fn with_redist(&self, cpu: usize, f: &mut dyn FnMut(&mut dyn RedistRegisters)) -> bool;
 }
 
-intrusive_adapter!(WaiterAdapter = &'static Waiter: Waiter { link => LinkedListAtomicLink });
+/// A vCPU's hold on its vPE's doorbell: woken when the doorbell rings after it was armed.
+///
+/// A plain value, kept anywhere (in the hypervisor's vCPU structure, moved, dropped at any
+/// time): it only records which doorbell it follows and the doorbell's ring count when it was
+/// armed. [`Doorbells::handle`] never reads or writes a waiter; it counts the ring in the
+/// doorbells' own memory, and [`Doorbells::is_woken`] compares. So no waiter has to outlive
+/// anything, and no detach has to be synchronised with the interrupt path.
+///
+/// Use: [`Doorbells::attach`] once the vPE has its doorbell (after `create_vm`); before each
+/// block, [`Doorbells::arm`] and only then enable the doorbell (`make_non_resident(.., true)`);
+/// sleep until [`Doorbells::is_woken`].
+#[derive(Debug, Default)]
+pub struct Waiter {
+    /// The doorbell's INTID, 0 when detached.
+    intid: AtomicU32,
+    /// The doorbell's generation when attached.
+    generation: AtomicU32,
+    /// The doorbell's ring count when armed.
+    seen: AtomicU32,
+}
 
 impl Waiter {
-    /// A waiter for `vpe`.
-    pub const fn new(vpe: VpeId) -> Self {
+    /// A waiter attached to nothing.
+    pub const fn new() -> Self {
         Self {
-            link: LinkedListAtomicLink::new(),
-            vpe,
-            woken: AtomicBool::new(false),
+            intid: AtomicU32::new(0),
+            generation: AtomicU32::new(0),
+            seen: AtomicU32::new(0),
         }
     }
 
-    /// The vPE it waits for.
-    pub fn vpe(&self) -> VpeId {
-        self.vpe
+    /// The doorbell it is attached to, if any.
+    pub fn doorbell(&self) -> Option<Lpi> {
+        Lpi::new(self.intid.load(Ordering::Acquire)).ok()
     }
 
-    /// Whether a doorbell woke it since it was linked.
-    pub fn is_woken(&self) -> bool {
-        self.woken.load(Ordering::Acquire)
-    }
-
-    /// Whether it is linked (waiting).
-    pub fn is_waiting(&self) -> bool {
-        self.link.is_linked()
+    /// Detaches it (it then follows no doorbell). Nothing to synchronise with: the interrupt
+    /// path never touches a waiter.
+    pub fn detach(&self) {
+        self.intid.store(0, Ordering::Release);
     }
 }
 
@@ -195,33 +282,59 @@ impl DoorbellBlock {
 /// Counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DoorbellStats {
-    /// Doorbell interrupts handled for a known vPE.
+    /// Doorbell interrupts handled that found the doorbell enabled (and disabled it).
     pub rings: u64,
-    /// Doorbell interrupts for a doorbell that was already disabled (rang again before the
-    /// disable took effect).
+    /// Doorbell interrupts for a doorbell that was already disabled (made pending before the
+    /// disable took effect, or left pending from before).
     pub late: u64,
-    /// Waiters woken.
-    pub woken: u64,
 }
 
-// Per-doorbell state word: [15:0] vPE ID + 1 (0 = free), bit 16 enabled in the property
-// table, bit 17 disabled by the interrupt path but not yet invalidated, [47:32] target CPU.
-const ENABLED: u64 = 1 << 16;
-const NEEDS_INV: u64 = 1 << 17;
+/// Per doorbell, four 32-bit words (see `protocol`): flags, target CPU, ring count,
+/// generation.
+const SLOT: usize = 16;
+const FLAGS: usize = 0;
+const CPU: usize = 4;
+const RINGS: usize = 8;
+const GENERATION: usize = 12;
+
+/// One word of the state buffer.
+struct Cell<'b, P: DmaAlloc> {
+    buf: &'b DmaBuf<P>,
+    off: usize,
+}
+
+impl<P: DmaAlloc> Word for Cell<'_, P> {
+    // Offsets are those of allocated slots (the index is checked before a cell is made), so
+    // the buffer's bounds checks cannot fail; a failure would read as a free doorbell.
+    fn load(&self) -> u32 {
+        self.buf.load_u32(self.off).unwrap_or(0)
+    }
+    fn store(&self, v: u32) {
+        let _ = self.buf.store_u32(self.off, v);
+    }
+    fn update(&self, f: impl FnMut(u32) -> u32) -> u32 {
+        self.buf.update_u32(self.off, f).unwrap_or(0)
+    }
+}
 
 /// All doorbells of the system, on one ITS.
 pub struct Doorbells<'a, R: ItsRegisters, P: Platform> {
     its: &'a Its<R, P>,
     lpis: &'a Lpis<P>,
     range: LpiRange,
+    /// [`SLOT`] bytes per doorbell.
     state: DmaBuf<P>,
+    /// Taken by allocation, free and shut-down (before `proxy`).
     used: Mutex<()>,
-    proxy: Option<Mutex<Device<P>>>,
-    waiters: Mutex<LinkedList<WaiterAdapter>>,
+    /// The proxy device in proxy mode, until shut down.
+    proxy: Mutex<Option<Device<P>>>,
+    /// GICv4.1 ITS: doorbells are invalidated with INVDB.
+    v41: bool,
+    redists: Option<&'a dyn Redistributors>,
     cfg: DoorbellConfig,
+    dead: AtomicBool,
     rings: AtomicU64,
     late: AtomicU64,
-    woken: AtomicU64,
 }
 
 impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
@@ -240,15 +353,15 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             let _ = lpis.free(range);
             e
         };
-        let layout = Layout::from_size_align(cfg.capacity as usize * 8, 8)
-            .map_err(|_| ItsError::Config("layout"))?;
-        let state =
-            DmaBuf::new(lpis_platform(its), layout).map_err(|e| undo(ItsError::from(e).into()))?;
+        let layout = Layout::from_size_align(cfg.capacity as usize * SLOT, 8)
+            .map_err(|_| undo(ItsError::Config("layout").into()))?;
+        let state = DmaBuf::new(its.platform().clone(), layout)
+            .map_err(|e| undo(ItsError::from(e).into()))?;
         let proxy = match cfg.proxy {
-            Some(id) => Some(Mutex::new(
+            Some(id) => Some(
                 its.map_device(id, cfg.capacity)
                     .map_err(|e| undo(e.into()))?,
-            )),
+            ),
             None => None,
         };
         for l in range.iter() {
@@ -260,20 +373,29 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             range,
             state,
             used: Mutex::new(()),
-            proxy,
-            waiters: Mutex::new(LinkedList::new(WaiterAdapter::new())),
+            proxy: Mutex::new(proxy),
+            v41: its.caps().version == ItsVersion::V4_1,
+            redists: None,
             cfg,
+            dead: AtomicBool::new(false),
             rings: AtomicU64::new(0),
             late: AtomicU64::new(0),
-            woken: AtomicU64::new(0),
         })
+    }
+
+    /// Gives the doorbells every CPU's redistributor registers: needed with DirectLPI (no
+    /// proxy device, GICv4.0) for [`Doorbells::move_to`].
+    pub fn with_redistributors(mut self, redists: &'a dyn Redistributors) -> Self {
+        self.redists = Some(redists);
+        self
     }
 
     /// Allocates one doorbell per vPE, contiguous, each disabled and (in proxy mode) mapped
     /// through the proxy device to the vPE's CPU. `vpes[i]` = (vPE, the CPU its VTE targets).
     ///
     /// # Errors
-    /// [`DoorbellError::Exhausted`], ITS errors (nothing is left allocated).
+    /// [`DoorbellError::Exhausted`], [`DoorbellError::ShutDown`], ITS errors (nothing is left
+    /// allocated).
     pub fn alloc_block(&self, vpes: &[(VpeId, usize)]) -> Result<DoorbellBlock, DoorbellError> {
         let count = vpes.len() as u32;
         if count == 0 {
@@ -283,38 +405,41 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             self.its.cpu(cpu)?;
         }
         let _g = self.used.lock();
+        self.alive()?;
         let cap = self.range.count;
         let mut first = 0;
         let found = loop {
             if first + count > cap {
                 break None;
             }
-            match (first..first + count).find(|&i| self.word(i) & 0xffff != 0) {
+            match (first..first + count).find(|&i| self.vpe_field(i) != 0) {
                 Some(busy) => first = busy + 1,
                 None => break Some(first),
             }
         };
         let first = found.ok_or(DoorbellError::Exhausted(count))?;
         for (k, &(vpe, cpu)) in vpes.iter().enumerate() {
-            self.set_word(
-                first + k as u32,
-                (u64::from(vpe.get()) + 1) | ((cpu as u64) << 32),
-            )?;
+            let i = first + k as u32;
+            self.cell(i, CPU).store(cpu as u32);
+            self.cell(i, FLAGS).store(u32::from(vpe.get()) + 1);
         }
         let block = DoorbellBlock {
             first,
             count,
             base: self.lpi_at(first)?,
         };
-        if let Some(proxy) = &self.proxy {
-            let mut dev = proxy.lock();
+        if self.cfg.proxy.is_some() {
+            let mut slot = self.proxy.lock();
+            let Some(dev) = slot.as_mut() else {
+                return Err(DoorbellError::ShutDown);
+            };
             let mut items: heapless::Vec<(u32, Lpi, usize), 64> = heapless::Vec::new();
             let mut result = Ok(());
             for (k, &(_, cpu)) in vpes.iter().enumerate() {
                 let i = first + k as u32;
                 let _ = items.push((i, self.lpi_at(i)?, cpu));
                 if items.is_full() || k + 1 == vpes.len() {
-                    result = self.its.map_events(&mut dev, &items);
+                    result = self.its.map_events(dev, &items);
                     items.clear();
                     if result.is_err() {
                         break;
@@ -326,9 +451,9 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
                 for k in 0..count {
                     let i = first + k;
                     if dev.event(i).is_ok_and(|s| s.is_mapped()) {
-                        let _ = self.its.unmap_event(&mut dev, i);
+                        let _ = self.its.unmap_event(dev, i);
                     }
-                    let _ = self.set_word(i, 0);
+                    self.release(i);
                 }
                 return Err(e.into());
             }
@@ -336,7 +461,8 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         Ok(block)
     }
 
-    /// Frees a block: its doorbells are unmapped from the proxy device, then disabled.
+    /// Frees a block: its doorbells are unmapped from the proxy device, then disabled. Their
+    /// waiters stop waiting ([`Doorbells::is_woken`] says so).
     ///
     /// # Errors
     /// [`DoorbellError::NotADoorbell`] for a block already freed (nothing done); ITS errors:
@@ -344,18 +470,24 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
     /// mapped again), unless the ITS died.
     pub fn free_block(&self, block: DoorbellBlock) -> Result<(), DoorbellError> {
         let _g = self.used.lock();
+        self.alive()?;
         let end = block.first + block.count;
-        if let Some(i) = (block.first..end).find(|&i| self.word(i) & 0xffff == 0) {
+        if let Some(i) =
+            (block.first..end).find(|&i| i >= self.range.count || self.vpe_field(i) == 0)
+        {
             return Err(DoorbellError::NotADoorbell(self.range.base.get() + i));
         }
-        if let Some(proxy) = &self.proxy {
-            let mut dev = proxy.lock();
+        if self.cfg.proxy.is_some() {
+            let mut slot = self.proxy.lock();
+            let Some(dev) = slot.as_mut() else {
+                return Err(DoorbellError::ShutDown);
+            };
             for i in block.first..end {
                 if !dev.event(i)?.is_mapped() {
                     continue;
                 }
-                if let Err(e) = self.its.unmap_event(&mut dev, i) {
-                    self.remap(&mut dev, block.first..i);
+                if let Err(e) = self.its.unmap_event(dev, i) {
+                    self.remap(dev, block.first..i);
                     return Err(e.into());
                 }
             }
@@ -363,7 +495,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         for i in block.first..end {
             self.lpis
                 .configure(self.lpi_at(i)?, self.cfg.priority, false)?;
-            self.set_word(i, 0)?;
+            self.release(i);
         }
         Ok(())
     }
@@ -376,7 +508,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             if dev.event(i).is_ok_and(|s| !s.is_mapped())
                 && let Ok(lpi) = self.lpi_at(i)
             {
-                let _ = items.push((i, lpi, (self.word(i) >> 32) as usize));
+                let _ = items.push((i, lpi, self.cell(i, CPU).load() as usize));
             }
             if items.is_full() || (i + 1 == range.end && !items.is_empty()) {
                 let _ = self.its.map_events(dev, &items);
@@ -385,71 +517,92 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         }
     }
 
-    /// Moves a doorbell to another CPU (after the vPE moved with VMOVP, the ITS rings the
-    /// doorbell on the new CPU's redistributor; the proxy event must follow for INV to reach
-    /// it).
+    /// Moves a doorbell to another CPU, after the vPE moved there with VMOVP: the GIC rings
+    /// it on the new CPU's redistributor from then on. In proxy mode the proxy event follows
+    /// (MOVI, which carries a pending state along); with DirectLPI a doorbell left pending on
+    /// the old CPU's redistributor is cleared there (GICR_CLRLPIR, then GICR_SYNCR, through
+    /// [`Redistributors`]), or it would fire on the old CPU at its next enable.
     ///
     /// # Errors
-    /// [`DoorbellError::NotADoorbell`], ITS errors.
+    /// [`DoorbellError::NotADoorbell`], [`DoorbellError::NeedRedistributor`] (DirectLPI
+    /// without [`Doorbells::with_redistributors`]), [`DoorbellError::SyncTimeout`], ITS
+    /// errors: the records then still name the old CPU, and the same call can be made again.
     pub fn move_to(&self, doorbell: Lpi, cpu: usize) -> Result<(), DoorbellError> {
+        self.alive()?;
         let i = self.index(doorbell)?;
-        let w = self.word(i);
-        if (w >> 32) as usize == cpu {
+        let old = self.cell(i, CPU).load() as usize;
+        if old == cpu {
             return Ok(());
         }
         self.its.cpu(cpu)?;
-        if let Some(proxy) = &self.proxy {
-            self.its.move_event(&mut proxy.lock(), i, cpu)?;
+        if self.cfg.proxy.is_some() {
+            let mut slot = self.proxy.lock();
+            let dev = slot.as_mut().ok_or(DoorbellError::ShutDown)?;
+            self.its.move_event(dev, i, cpu)?;
+        } else {
+            let redists = self.redists.ok_or(DoorbellError::NeedRedistributor)?;
+            let mut res = Err(DoorbellError::Its(ItsError::NoSuchCpu(old)));
+            redists.with_redist(old, &mut |rd| {
+                rd.set_clrlpir(GicrLpir::new().with_intid(doorbell.get()));
+                res = self.wait_syncr(rd);
+            });
+            res?;
         }
-        // Only the CPU half: the flags half may be changed at the same time by `handle`.
-        self.state
-            .store_u32(i as usize * 8 + 4, cpu as u32)
-            .map_err(ItsError::from)?;
+        protocol::move_cpu(&self.cell(i, CPU), cpu as u32);
         Ok(())
     }
 
-    /// Enables or disables a doorbell: property byte, then invalidation (proxy INV + SYNC, or
-    /// GICR_INVLPIR + GICR_SYNCR on `rd`, the target CPU's redistributor, in DirectLPI mode).
+    /// Enables or disables a doorbell: property byte, then invalidation (GICv4.1: INVDB +
+    /// VSYNC; proxy INV + SYNC; or GICR_INVLPIR + GICR_SYNCR on `rd`, the target CPU's
+    /// redistributor, in DirectLPI mode).
+    ///
+    /// Safe against [`Doorbells::handle`] on any CPU: if the doorbell rings while this call
+    /// runs, the call ends either with the doorbell enabled in the records, the property
+    /// byte and the GIC (it enables again after the interrupt path's disable), or with it
+    /// disabled in all three; never enabled in the records over a disabled byte, which no
+    /// later `make_non_resident(.., true)` would repair.
     ///
     /// # Errors
     /// [`DoorbellError::NotADoorbell`], [`DoorbellError::NeedRedistributor`] (nothing
     /// written), [`DoorbellError::SyncTimeout`] and ITS errors: the property byte is then put
-    /// back as it was, and the next [`Doorbells::settle`] invalidates it again.
+    /// back as the records say, and the next [`Doorbells::settle`] invalidates it again.
     pub fn set_enabled(
         &self,
         doorbell: Lpi,
         enabled: bool,
         rd: Option<&mut dyn RedistRegisters>,
     ) -> Result<(), DoorbellError> {
+        self.alive()?;
         let i = self.index(doorbell)?;
-        if self.proxy.is_none() && rd.is_none() {
+        if !self.v41 && self.cfg.proxy.is_none() && rd.is_none() {
             return Err(DoorbellError::NeedRedistributor);
         }
-        let was = self.word(i) & ENABLED != 0;
-        self.lpis.configure(doorbell, self.cfg.priority, enabled)?;
-        if let Err(e) = self.invalidate(i, doorbell, rd) {
-            // Put the property byte back so it agrees with the records and the same call can
-            // be made again; the redistributor may have read the new one, so the next settle
-            // invalidates again.
-            self.lpis.configure(doorbell, self.cfg.priority, was)?;
-            self.update_flags(i, |w| w | NEEDS_INV)?;
-            return Err(e);
-        }
-        self.update_flags(i, |w| {
-            let w = w & !(ENABLED | NEEDS_INV);
-            if enabled { w | ENABLED } else { w }
-        })?;
-        Ok(())
+        let vpe = self.vpe_at(i);
+        let mut rd = rd;
+        protocol::set_enabled(
+            &self.cell(i, FLAGS),
+            enabled,
+            |on| self.write(doorbell, on),
+            || self.invalidate(i, doorbell, vpe, rd.as_deref_mut()),
+        )
     }
 
     fn invalidate(
         &self,
         i: u32,
         doorbell: Lpi,
-        rd: Option<&mut dyn RedistRegisters>,
+        vpe: VpeId,
+        rd: Option<&mut (dyn RedistRegisters + '_)>,
     ) -> Result<(), DoorbellError> {
-        match (&self.proxy, rd) {
-            (Some(proxy), _) => self.its.inv_event(&proxy.lock(), i)?,
+        if self.v41 {
+            return self.invdb(vpe);
+        }
+        match (self.cfg.proxy, rd) {
+            (Some(_), _) => {
+                let slot = self.proxy.lock();
+                let dev = slot.as_ref().ok_or(DoorbellError::ShutDown)?;
+                self.its.inv_event(dev, i)?;
+            }
             (None, Some(rd)) => {
                 rd.set_invlpir(GicrInvlpir::new().with_intid(doorbell.get()));
                 self.wait_syncr(rd)?;
@@ -457,6 +610,19 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             (None, None) => return Err(DoorbellError::NeedRedistributor),
         }
         Ok(())
+    }
+
+    /// GICv4.1: the doorbell is the vPE's default doorbell, whose configuration any
+    /// redistributor may cache (the one the vPE's VTE names now, the ones it named before):
+    /// INVDB reaches them all, where GICR_INVLPIR or a proxy INV reaches one.
+    fn invdb(&self, vpe: VpeId) -> Result<(), DoorbellError> {
+        let out = self
+            .its
+            .execute(1, |_| Command::Invdb { vpe }, &[SyncTarget::Vpe(vpe)])?;
+        match out.error() {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Clears a doorbell's pending state (proxy CLEAR + SYNC, or GICR_CLRLPIR + GICR_SYNCR on
@@ -477,9 +643,14 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         doorbell: Lpi,
         rd: Option<&mut dyn RedistRegisters>,
     ) -> Result<(), DoorbellError> {
+        self.alive()?;
         let i = self.index(doorbell)?;
-        match (&self.proxy, rd) {
-            (Some(proxy), _) => self.its.clear_event(&proxy.lock(), i)?,
+        match (self.cfg.proxy, rd) {
+            (Some(_), _) => {
+                let slot = self.proxy.lock();
+                let dev = slot.as_ref().ok_or(DoorbellError::ShutDown)?;
+                self.its.clear_event(dev, i)?;
+            }
             (None, Some(rd)) => {
                 rd.set_clrlpir(GicrLpir::new().with_intid(doorbell.get()));
                 self.wait_syncr(rd)?;
@@ -490,7 +661,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
     }
 
     fn wait_syncr(&self, rd: &mut dyn RedistRegisters) -> Result<(), DoorbellError> {
-        poll_until(&lpis_platform(self.its), self.cfg.sync_timeout, || {
+        poll_until(self.its.platform(), self.cfg.sync_timeout, || {
             !rd.syncr().busy()
         })
         .map_err(|t| DoorbellError::SyncTimeout {
@@ -499,38 +670,46 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
     }
 
     /// Shuts the doorbells down: unmaps the proxy device and frees the reserved LPI range.
-    /// Every block must have been freed ([`Doorbells::free_block`]) and no doorbell may ring
-    /// any more.
+    /// Every block must have been freed ([`Doorbells::free_block`]). Takes `&self`, so
+    /// doorbells kept in a static can be shut down too: on success they are dead, every call
+    /// but the lookups fails with [`DoorbellError::ShutDown`], and [`Doorbells::handle`]
+    /// claims no INTID any more (the range may be handed out again).
     ///
     /// # Errors
-    /// The doorbells handed back with [`DoorbellError::InUse`] (nothing done) or the ITS error
-    /// that stopped the proxy's unmap (the doorbells stay usable).
-    pub fn shutdown(self) -> Result<(), (Self, DoorbellError)> {
+    /// [`DoorbellError::InUse`] (nothing done), [`DoorbellError::ShutDown`] (already), or the
+    /// ITS error that stopped the proxy's unmap (the doorbells stay usable).
+    pub fn shutdown(&self) -> Result<(), DoorbellError> {
+        let _g = self.used.lock();
+        self.alive()?;
         let used = (0..self.range.count)
-            .filter(|&i| self.word(i) & 0xffff != 0)
+            .filter(|&i| self.vpe_field(i) != 0)
             .count() as u32;
         if used != 0 {
-            return Err((self, DoorbellError::InUse(used)));
+            return Err(DoorbellError::InUse(used));
         }
-        let mut this = self;
-        if let Some(proxy) = this.proxy.take()
-            && let Err(e) = this.its.unmap_device(proxy.into_inner())
         {
-            this.proxy = Some(Mutex::new(e.device));
-            return Err((this, e.error.into()));
+            let mut slot = self.proxy.lock();
+            if let Some(dev) = slot.take()
+                && let Err(e) = self.its.unmap_device(dev)
+            {
+                *slot = Some(e.device);
+                return Err(e.error.into());
+            }
         }
-        // The doorbells are disabled in the property table (free_block) and no longer mapped:
-        // the range can go back to the allocator.
-        if let Err(e) = this.lpis.free(this.range) {
-            return Err((this, e.into()));
-        }
+        // Dead from here on: the interrupt path stops claiming the range before the range
+        // can be handed out again.
+        self.dead.store(true, Ordering::Release);
+        // The doorbells are disabled in the property table (free_block) and no longer
+        // mapped: the range can go back to the allocator.
+        self.lpis.free(self.range)?;
         Ok(())
     }
 
     /// What the GICv4 layer does when a vPE becomes resident: [`Doorbells::settle`], and with
     /// `clear` also [`Doorbells::clear_pending`], in one go: in proxy mode a single batch (INV
-    /// and/or CLEAR, then one SYNC: one GITS_CWRITER write), with DirectLPI GICR_INVLPIR and/or
-    /// GICR_CLRLPIR, then one GICR_SYNCR wait. Nothing at all when neither is needed.
+    /// or INVDB and/or CLEAR, then the syncs: one GITS_CWRITER write), with DirectLPI
+    /// GICR_INVLPIR (or INVDB) and/or GICR_CLRLPIR, then one GICR_SYNCR wait. Nothing at all
+    /// when neither is needed.
     ///
     /// # Errors
     /// As [`Doorbells::set_enabled`] and [`Doorbells::clear_pending`].
@@ -540,14 +719,49 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         clear: bool,
         rd: Option<&mut dyn RedistRegisters>,
     ) -> Result<(), DoorbellError> {
+        self.alive()?;
         let i = self.index(doorbell)?;
-        let inv = self.word(i) & NEEDS_INV != 0;
+        let flags = self.cell(i, FLAGS);
+        let inv = flags.load() & NEEDS_INV != 0;
         if !inv && !clear {
             return Ok(());
         }
-        match (&self.proxy, rd) {
-            (Some(proxy), _) => {
-                let dev = proxy.lock();
+        if self.cfg.proxy.is_none() && rd.is_none() && (clear || !self.v41) {
+            return Err(DoorbellError::NeedRedistributor);
+        }
+        let vpe = self.vpe_at(i);
+        let mut rd = rd;
+        protocol::settle(
+            &flags,
+            clear,
+            |on| self.write(doorbell, on),
+            |inv, clear| self.settle_batch(i, doorbell, vpe, inv, clear, rd.as_deref_mut()),
+        )?;
+        Ok(())
+    }
+
+    /// The invalidation (`inv`) and the clear (`clear`) of [`Doorbells::settle_and_clear`].
+    fn settle_batch(
+        &self,
+        i: u32,
+        doorbell: Lpi,
+        vpe: VpeId,
+        inv: bool,
+        clear: bool,
+        rd: Option<&mut (dyn RedistRegisters + '_)>,
+    ) -> Result<(), DoorbellError> {
+        let invdb = inv && self.v41;
+        let inv = inv && !self.v41;
+        if self.cfg.proxy.is_some() {
+            let slot = self.proxy.lock();
+            let dev = slot.as_ref().ok_or(DoorbellError::ShutDown)?;
+            let mut cmds: heapless::Vec<Command, 3> = heapless::Vec::new();
+            let mut syncs: heapless::Vec<SyncTarget, 2> = heapless::Vec::new();
+            if invdb {
+                let _ = cmds.push(Command::Invdb { vpe });
+                let _ = syncs.push(SyncTarget::Vpe(vpe));
+            }
+            if inv || clear {
                 let cpu = match dev.event(i)?.phys {
                     Some(p) => usize::from(p.cpu),
                     None => {
@@ -559,42 +773,41 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
                     }
                 };
                 let rdbase = self.its.cpu(cpu)?.rdbase;
-                let device = dev.id();
-                let event = EventId::new(i);
-                let mut cmds: heapless::Vec<Command, 2> = heapless::Vec::new();
+                let (device, event) = (dev.id(), EventId::new(i));
                 if inv {
                     let _ = cmds.push(Command::Inv { device, event });
                 }
                 if clear {
                     let _ = cmds.push(Command::Clear { device, event });
                 }
-                let out =
-                    self.its
-                        .execute(cmds.len(), |k| cmds[k], &[SyncTarget::Redist(rdbase)])?;
-                if let Some(e) = out.error() {
-                    return Err(e.into());
-                }
+                let _ = syncs.push(SyncTarget::Redist(rdbase));
             }
-            (None, Some(rd)) => {
-                if inv {
-                    rd.set_invlpir(GicrInvlpir::new().with_intid(doorbell.get()));
-                }
-                if clear {
-                    rd.set_clrlpir(GicrLpir::new().with_intid(doorbell.get()));
-                }
-                self.wait_syncr(rd)?;
+            let out = self.its.execute(cmds.len(), |k| cmds[k], &syncs)?;
+            if let Some(e) = out.error() {
+                return Err(e.into());
             }
-            (None, None) => return Err(DoorbellError::NeedRedistributor),
+            return Ok(());
         }
-        if inv {
-            self.update_flags(i, |w| w & !NEEDS_INV)?;
+        if invdb {
+            self.invdb(vpe)?;
+        }
+        if inv || clear {
+            let rd = rd.ok_or(DoorbellError::NeedRedistributor)?;
+            if inv {
+                rd.set_invlpir(GicrInvlpir::new().with_intid(doorbell.get()));
+            }
+            if clear {
+                rd.set_clrlpir(GicrLpir::new().with_intid(doorbell.get()));
+            }
+            self.wait_syncr(rd)?;
         }
         Ok(())
     }
 
     /// Issues the invalidation the interrupt path deferred, if any, so a doorbell disabled by
-    /// [`Doorbells::handle`] stays silent on GICs that cache LPI configuration. Call it
-    /// outside interrupt context, before making the vPE resident.
+    /// [`Doorbells::handle`] stays silent on GICs that cache LPI configuration (the property
+    /// byte is written again from the records first). Call it outside interrupt context,
+    /// before making the vPE resident.
     ///
     /// # Errors
     /// As [`Doorbells::set_enabled`].
@@ -603,12 +816,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         doorbell: Lpi,
         rd: Option<&mut dyn RedistRegisters>,
     ) -> Result<(), DoorbellError> {
-        let i = self.index(doorbell)?;
-        if self.word(i) & NEEDS_INV != 0 {
-            self.invalidate(i, doorbell, rd)?;
-            self.update_flags(i, |w| w & !NEEDS_INV)?;
-        }
-        Ok(())
+        self.settle_and_clear(doorbell, false, rd)
     }
 }
 
@@ -617,38 +825,44 @@ impl<R: ItsRegisters, P: Platform> core::fmt::Debug for Doorbells<'_, R, P> {
         f.debug_struct("Doorbells")
             .field("range", &self.range)
             .field("cfg", &self.cfg)
+            .field("v41", &self.v41)
+            .field("dead", &self.dead.load(Ordering::Relaxed))
             .field("rings", &self.rings.load(Ordering::Relaxed))
             .field("late", &self.late.load(Ordering::Relaxed))
-            .field("woken", &self.woken.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
-fn lpis_platform<R: ItsRegisters, P: Platform + Clone>(its: &Its<R, P>) -> P {
-    its.platform().clone()
-}
-
-impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
-    fn word(&self, i: u32) -> u64 {
-        let off = i as usize * 8;
-        let lo = self.state.load_u32(off).unwrap_or(0);
-        let hi = self.state.load_u32(off + 4).unwrap_or(0);
-        u64::from(lo) | u64::from(hi) << 32
+impl<R: ItsRegisters, P: Platform> Doorbells<'_, R, P> {
+    fn cell(&self, i: u32, word: usize) -> Cell<'_, P> {
+        Cell {
+            buf: &self.state,
+            off: i as usize * SLOT + word,
+        }
     }
 
-    fn set_word(&self, i: u32, w: u64) -> Result<(), ItsError> {
-        let off = i as usize * 8;
-        self.state.store_u32(off + 4, (w >> 32) as u32)?;
-        self.state.store_u32(off, w as u32)?;
-        Ok(())
+    fn alive(&self) -> Result<(), DoorbellError> {
+        if self.dead.load(Ordering::Acquire) {
+            Err(DoorbellError::ShutDown)
+        } else {
+            Ok(())
+        }
     }
 
-    /// Atomically updates the flags half of doorbell `i`'s state word (vPE, ENABLED,
-    /// NEEDS_INV) and returns its old value; the CPU half is left alone.
-    fn update_flags(&self, i: u32, f: impl Fn(u64) -> u64) -> Result<u32, ItsError> {
-        Ok(self
-            .state
-            .update_u32(i as usize * 8, |w| f(u64::from(w)) as u32)?)
+    fn vpe_field(&self, i: u32) -> u32 {
+        self.cell(i, FLAGS).load() & VPE_MASK
+    }
+
+    fn vpe_at(&self, i: u32) -> VpeId {
+        VpeId::new(self.vpe_field(i).saturating_sub(1) as u16)
+    }
+
+    fn release(&self, i: u32) {
+        protocol::release(&self.cell(i, FLAGS), &self.cell(i, GENERATION));
+    }
+
+    fn write(&self, doorbell: Lpi, on: bool) -> Result<(), DoorbellError> {
+        Ok(self.lpis.configure(doorbell, self.cfg.priority, on)?)
     }
 
     fn lpi_at(&self, i: u32) -> Result<Lpi, ItsError> {
@@ -657,22 +871,23 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
             .ok_or(ItsError::BadLpi(self.range.base.get() + i))
     }
 
+    /// The slot of an INTID in the range, allocated or not.
+    fn slot_of(&self, intid: u32) -> Option<u32> {
+        let i = intid.wrapping_sub(self.range.base.get());
+        (i < self.range.count && !self.dead.load(Ordering::Acquire)).then_some(i)
+    }
+
     fn index(&self, doorbell: Lpi) -> Result<u32, DoorbellError> {
-        let i = doorbell.get().wrapping_sub(self.range.base.get());
-        if i < self.range.count && self.word(i) & 0xffff != 0 {
-            Ok(i)
-        } else {
-            Err(DoorbellError::NotADoorbell(doorbell.get()))
+        match self.slot_of(doorbell.get()) {
+            Some(i) if self.vpe_field(i) != 0 => Ok(i),
+            _ => Err(DoorbellError::NotADoorbell(doorbell.get())),
         }
     }
 
     /// The vPE whose doorbell `intid` is, in O(1).
     pub fn vpe_of(&self, intid: u32) -> Option<VpeId> {
-        let i = intid.wrapping_sub(self.range.base.get());
-        if i >= self.range.count {
-            return None;
-        }
-        match self.word(i) & 0xffff {
+        let i = self.slot_of(intid)?;
+        match self.vpe_field(i) {
             0 => None,
             v => Some(VpeId::new((v - 1) as u16)),
         }
@@ -683,82 +898,96 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
     /// allocated doorbell.
     pub fn target_cpu(&self, doorbell: Lpi) -> Option<usize> {
         let i = self.index(doorbell).ok()?;
-        Some((self.word(i) >> 32) as usize)
+        Some(self.cell(i, CPU).load() as usize)
     }
 
-    /// Whether `intid` is one of these doorbells (allocated or not).
+    /// Whether `intid` is one of these doorbells (allocated or not; none after shut-down).
     pub fn is_doorbell(&self, intid: u32) -> bool {
-        intid.wrapping_sub(self.range.base.get()) < self.range.count
+        self.slot_of(intid).is_some()
     }
 
-    /// Whether the doorbell is currently enabled.
+    /// Whether the records say the doorbell is enabled.
     pub fn is_enabled(&self, doorbell: Lpi) -> bool {
-        let i = doorbell.get().wrapping_sub(self.range.base.get());
-        i < self.range.count && self.word(i) & ENABLED != 0
+        self.slot_of(doorbell.get())
+            .is_some_and(|i| self.cell(i, FLAGS).load() & ENABLED != 0)
     }
 
-    /// The interrupt path, for an LPI the hypervisor took: if it is a doorbell, disables it in
-    /// the property table (no lock, no command), wakes every waiter of its vPE, and returns
-    /// the vPE. The invalidation is left to [`Doorbells::settle`].
+    /// The interrupt path, for an LPI the hypervisor took: if it is an allocated doorbell,
+    /// disables it in the property table (if enabled), counts the ring, which wakes every
+    /// [`Waiter`] armed on it, and returns its vPE. O(1): no lock, no wait, no ITS command
+    /// (the invalidation is left to [`Doorbells::settle`]); safe on any CPU, at any time.
     pub fn handle(&self, intid: u32) -> Option<VpeId> {
-        let vpe = self.vpe_of(intid)?;
-        let i = intid.wrapping_sub(self.range.base.get());
-        // Test and clear ENABLED in one atomic step: a concurrent `move_to` or `settle` on
-        // another CPU updates the same word and neither update may be lost.
-        let was = self
-            .update_flags(i, |w| {
-                if w & ENABLED != 0 {
-                    (w & !ENABLED) | NEEDS_INV
-                } else {
-                    w
-                }
-            })
-            .unwrap_or(0);
-        if u64::from(was) & ENABLED != 0 {
-            if let Ok(l) = Lpi::new(intid) {
-                let _ = self.lpis.configure(l, self.cfg.priority, false);
-            }
+        let i = self.slot_of(intid)?;
+        let lpi = Lpi::new(intid).ok()?;
+        let r = protocol::ring(&self.cell(i, FLAGS), &self.cell(i, RINGS), || {
+            let _ = self.lpis.configure(lpi, self.cfg.priority, false);
+        })?;
+        if r.disabled {
             self.rings.fetch_add(1, Ordering::Relaxed);
         } else {
             self.late.fetch_add(1, Ordering::Relaxed);
         }
-        let mut list = self.waiters.lock();
-        let mut c = list.front_mut();
-        while let Some(w) = c.get() {
-            if w.vpe == vpe {
-                if let Some(w) = c.remove() {
-                    w.woken.store(true, Ordering::Release);
-                    self.woken.fetch_add(1, Ordering::Relaxed);
-                }
-            } else {
-                c.move_next();
-            }
-        }
-        Some(vpe)
+        Some(VpeId::new((r.vpe_field - 1) as u16))
     }
 
-    /// Links a waiter: the next doorbell of its vPE wakes it. Relinking a woken waiter resets
-    /// it. Call with interrupts masked on this CPU (the list's lock is also taken by
-    /// [`Doorbells::handle`]).
-    pub fn wait_on(&self, w: &'static Waiter) {
-        let mut list = self.waiters.lock();
-        w.woken.store(false, Ordering::Release);
-        if !w.link.is_linked() {
-            list.push_back(w);
-        }
+    /// Attaches `waiter` to `doorbell` (its vPE's: after `create_vm`), armed. A waiter
+    /// follows one doorbell at a time; attaching again moves it.
+    ///
+    /// # Errors
+    /// [`DoorbellError::NotADoorbell`], [`DoorbellError::ShutDown`].
+    pub fn attach(&self, waiter: &Waiter, doorbell: Lpi) -> Result<(), DoorbellError> {
+        self.alive()?;
+        let not = DoorbellError::NotADoorbell(doorbell.get());
+        let i = self.slot_of(doorbell.get()).ok_or(not)?;
+        let a = protocol::attach(
+            &self.cell(i, FLAGS),
+            &self.cell(i, RINGS),
+            &self.cell(i, GENERATION),
+        )
+        .ok_or(not)?;
+        waiter.generation.store(a.generation, Ordering::Release);
+        waiter.seen.store(a.seen, Ordering::Release);
+        waiter.intid.store(doorbell.get(), Ordering::Release);
+        Ok(())
     }
 
-    /// Unlinks a waiter that was not woken (a vCPU that woke for another reason).
-    pub fn cancel(&self, w: &'static Waiter) {
-        let mut list = self.waiters.lock();
-        let mut c = list.front_mut();
-        while let Some(x) = c.get() {
-            if core::ptr::eq(x, w) {
-                c.remove();
-                return;
-            }
-            c.move_next();
-        }
+    /// Arms `waiter`: rings so far are forgotten, the next one wakes it. Arm *before*
+    /// enabling the doorbell for a block (`make_non_resident(.., true)`): a ring between the
+    /// enable and a later arm would be lost.
+    ///
+    /// # Errors
+    /// [`DoorbellError::Detached`]: not attached, or its doorbell was freed since.
+    pub fn arm(&self, waiter: &Waiter) -> Result<(), DoorbellError> {
+        let i = self.waiter_slot(waiter).ok_or(DoorbellError::Detached)?;
+        let a = protocol::arm(
+            &self.cell(i, RINGS),
+            &self.cell(i, GENERATION),
+            waiter.generation.load(Ordering::Acquire),
+        )
+        .ok_or(DoorbellError::Detached)?;
+        waiter.seen.store(a.seen, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether `waiter` is woken: its doorbell rang since it was armed; or there is nothing
+    /// to wait for (not attached, doorbell freed, doorbells shut down), so a vCPU never
+    /// sleeps on a doorbell that cannot ring.
+    pub fn is_woken(&self, waiter: &Waiter) -> bool {
+        let Some(i) = self.waiter_slot(waiter) else {
+            return true;
+        };
+        protocol::woken(
+            &self.cell(i, RINGS),
+            &self.cell(i, GENERATION),
+            protocol::Armed {
+                generation: waiter.generation.load(Ordering::Acquire),
+                seen: waiter.seen.load(Ordering::Acquire),
+            },
+        )
+    }
+
+    fn waiter_slot(&self, waiter: &Waiter) -> Option<u32> {
+        self.slot_of(waiter.intid.load(Ordering::Acquire))
     }
 
     /// The counters.
@@ -766,7 +995,6 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
         DoorbellStats {
             rings: self.rings.load(Ordering::Relaxed),
             late: self.late.load(Ordering::Relaxed),
-            woken: self.woken.load(Ordering::Relaxed),
         }
     }
 
@@ -777,6 +1005,6 @@ impl<'a, R: ItsRegisters, P: Platform> Doorbells<'a, R, P> {
 
     /// Whether invalidation goes through the proxy device.
     pub fn uses_proxy(&self) -> bool {
-        self.proxy.is_some()
+        self.cfg.proxy.is_some()
     }
 }

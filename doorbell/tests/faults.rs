@@ -298,17 +298,10 @@ fn move_to_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
 }
 
 fn shutdown_call<'a>(_: &'a Rig, st: &mut St<'a>) -> Result<(), DoorbellError> {
-    let dbs = st.dbs.take().expect("doorbells");
-    match dbs.shutdown() {
-        Ok(()) => {
-            st.shut = true;
-            Ok(())
-        }
-        Err((dbs, e)) => {
-            st.dbs = Some(dbs);
-            Err(e)
-        }
-    }
+    st.dbs().shutdown()?;
+    st.dbs = None;
+    st.shut = true;
+    Ok(())
 }
 
 /// The proxy device's ITT, kept when its MAPD timed out (the ITS may still write it).
@@ -476,10 +469,8 @@ fn all_dead<'a>(b: &'a Rig, st: &mut St<'a>, what: &str) {
             let e = dbs.free_block(*blk);
             assert!(e.as_ref().is_err_and(dead), "{what}: free_block {e:?}");
         } else {
-            let dbs = st.dbs.take().unwrap();
-            let (dbs, e) = dbs.shutdown().expect_err("shutdown on a dead ITS");
+            let e = dbs.shutdown().expect_err("shutdown on a dead ITS");
             assert!(dead(&e), "{what}: shutdown {e:?}");
-            st.dbs = Some(dbs);
         }
     }
 }
@@ -536,10 +527,17 @@ fn direct_lpi_syncr_slow_or_stuck() {
             .unwrap_err(),
     );
     consistent(&b, &st, "clear, SYNCR stuck");
+    // move_to clears the doorbell on the redistributor it leaves: stuck there, the records
+    // keep the old CPU and the same call can be made again.
+    timeout(st.dbs().move_to(st.db(0), 1).unwrap_err());
+    assert_eq!(st.dbs().target_cpu(st.db(0)), Some(0));
+    consistent(&b, &st, "move, SYNCR stuck");
     b.model.set_syncr_busy_reads(0);
     st.dbs().set_enabled(db, false, Some(&mut *r1)).unwrap();
     st.dbs().settle_and_clear(db, true, Some(&mut *r1)).unwrap();
     assert!(!b.model.pending_lpis(1).contains(&db.get()));
+    move_to_call(&b, &mut st).unwrap();
+    assert_eq!(st.dbs().target_cpu(st.db(0)), Some(1));
     consistent(&b, &st, "revived");
     b.model.assert_no_errors();
 }
@@ -630,10 +628,11 @@ fn bad_inputs_to_doorbell_calls_are_refused_before_anything_is_sent() {
         );
         let other = dbs.alloc_block(&vpes()[..2]).unwrap();
         st.blocks = vec![(other, vpes()[..2].to_vec())];
-        let dbs = st.dbs.take().unwrap();
-        let (dbs, e) = dbs.shutdown().expect_err("a block is in use");
-        assert_eq!(e, DoorbellError::InUse(2));
-        st.dbs = Some(dbs);
+        assert_eq!(
+            st.dbs().shutdown(),
+            Err(DoorbellError::InUse(2)),
+            "a block is in use"
+        );
         consistent(&b, &st, "shutdown refused");
         b.model.assert_no_errors();
     }

@@ -7,7 +7,7 @@
 
 use core::time::Duration;
 
-use doorbell::{DoorbellConfig, DoorbellError, Doorbells};
+use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Redistributors};
 use its_cmdq::{Its, ItsConfig, ItsError, ItsTable, Lpis, PendingTable, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
 use its_core::caps::{DistCaps, RedistCaps};
@@ -282,9 +282,14 @@ impl Rig {
         }
     }
 
-    /// Doorbells per `cfg`, on ITS 0.
+    /// Doorbells per `cfg`, on ITS 0; with DirectLPI (no proxy device) they are given every
+    /// redistributor of the model.
     pub fn doorbells(&self, cfg: DoorbellConfig) -> Result<ModelDoorbells<'_>, DoorbellError> {
-        Doorbells::new(self.its(), &self.lpis, cfg)
+        let dbs = Doorbells::new(self.its(), &self.lpis, cfg)?;
+        Ok(match cfg.proxy {
+            Some(_) => dbs,
+            None => dbs.with_redistributors(self),
+        })
     }
 
     /// The GICv4 layer on every ITS, with `dbs`, and the vLPI side of every redistributor
@@ -305,6 +310,17 @@ impl Rig {
             g.init_redistributor(&mut self.model.redist(c))?;
         }
         Ok(g)
+    }
+}
+
+/// Every redistributor of the model, for DirectLPI doorbells.
+impl Redistributors for Rig {
+    fn with_redist(&self, cpu: usize, f: &mut dyn FnMut(&mut dyn RedistRegisters)) -> bool {
+        if cpu >= self.cfg.cpus {
+            return false;
+        }
+        f(&mut self.model.redist(cpu));
+        true
     }
 }
 

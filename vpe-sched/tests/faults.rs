@@ -880,7 +880,7 @@ fn redistributor_bring_up_drops_a_stale_vpe_waiting_for_dirty() {
     });
 }
 
-/// GICv4.1 with DirectLPI: the waits on GICR_SYNCR (INVALLR, the doorbell's INVLPIR).
+/// GICv4.1 with DirectLPI: the waits on GICR_SYNCR (INVALLR), and none for the doorbell.
 #[test]
 fn direct_lpi_waits_for_syncr_bounded() {
     with_rig(&ModelConfig::gicv41(2), |r| {
@@ -910,22 +910,14 @@ fn direct_lpi_waits_for_syncr_bounded() {
             r.g.invall_vpe::<its_model::RedistHandle>(st.vm(), 1, None),
             Err(VpeError::NeedRedistributor)
         );
+        // The doorbell's disable does not wait on GICR_SYNCR: on GICv4.1 it is invalidated
+        // with INVDB through the ITS, which every redistributor sees.
         r.g.make_resident(st.vm(), 0, 0, &mut rd0).unwrap();
-        let e =
-            r.g.make_non_resident(st.vm(), 0, &mut rd0, false)
-                .unwrap_err();
-        assert!(
-            matches!(e, VpeError::Doorbell(DoorbellError::SyncTimeout { .. })),
-            "{e:?}"
-        );
-        assert!(
-            st.vm().vpe(0).unwrap().residency().is_resident(),
-            "still resident"
-        );
+        r.g.make_non_resident(st.vm(), 0, &mut rd0, false).unwrap();
+        assert!(!st.vm().vpe(0).unwrap().residency().is_resident());
         consistent(r, &st, "SYNCR never idle");
         // Revived: the same calls work.
         r.model.set_syncr_busy_reads(0);
-        r.g.make_non_resident(st.vm(), 0, &mut rd0, false).unwrap();
         r.g.invall_vpe(st.vm(), 1, Some(&mut rd1)).unwrap();
         consistent(r, &st, "revived");
         r.model.assert_no_errors();

@@ -166,7 +166,8 @@ fn doorbell_wakes_the_vcpu_exactly_once() {
     let r = rig(ModelConfig::qemu(2));
     let vm = r.vm(&[1]);
     let vpe = vm.vpe(0).unwrap();
-    let waiter: &'static Waiter = Box::leak(Box::new(Waiter::new(vpe.id())));
+    let waiter = Waiter::new();
+    r.dbs.attach(&waiter, vpe.doorbell()).unwrap();
     let mut dev = r.device(1, 4);
     r.g.map_vlpis(
         &r.its[0],
@@ -176,11 +177,13 @@ fn doorbell_wakes_the_vcpu_exactly_once() {
     )
     .unwrap();
     r.g.make_resident(&vm, 0, 1, &mut r.rd(1)).unwrap();
-    // The guest blocks in WFI: the hypervisor deschedules it with the doorbell armed.
+    // The guest blocks in WFI: the hypervisor arms the vCPU's waiter, then deschedules it
+    // with the doorbell armed.
+    r.dbs.arm(&waiter).unwrap();
     let d = r.g.make_non_resident(&vm, 0, &mut r.rd(1), true).unwrap();
     assert!(!d.pending_last);
     assert!(r.dbs.is_enabled(vpe.doorbell()));
-    r.dbs.wait_on(waiter);
+    assert!(!r.dbs.is_woken(&waiter));
     r.its[0].int_event(&dev, 0).unwrap();
     let db = r
         .model
@@ -189,8 +192,7 @@ fn doorbell_wakes_the_vcpu_exactly_once() {
     assert_eq!(db, vpe.doorbell().get());
     assert_eq!(r.dbs.handle(db), Some(vpe.id()));
     r.g.doorbell_rang(&vm, 0);
-    assert!(waiter.is_woken());
-    assert!(!waiter.is_waiting());
+    assert!(r.dbs.is_woken(&waiter));
     // A second vLPI before the vCPU runs does not ring again: one doorbell per wake-up.
     r.its[0].int_event(&dev, 1).unwrap();
     late_doorbell(&r, None);

@@ -26,6 +26,7 @@ use core::cell::Cell;
 use common::hvc_abi::{HVC_BENCH_STEP, bench_order, bench_step, program};
 use common::platform::{GUEST_BASE, GUEST_SIZE};
 use common::{check, println, require, write_sysreg};
+use doorbell::Waiter;
 use its_cmdq::{LpiRange, QueueStats, SyncTarget};
 use its_core::cmd::Command;
 use its_core::ids::{EventId, IntId};
@@ -312,26 +313,26 @@ fn latency(v: &V4<'_>) {
     // (ii) Blocked: at each WFI exit the vPE goes non-resident with its doorbell armed; the
     // hyp records the counter, makes the MSI itself (the vCPU is blocked) and sleeps until the
     // doorbell wakes the vCPU; then schedules the vPE and resumes the guest.
-    let waiter = need!(
-        vm.vpe(0).ok().map(|p| v4::waiter(p.id())),
-        "vPE 0 of the VM"
-    );
+    // The vCPU's waiter: a plain value, attached to its vPE's doorbell once the VM exists.
+    let waiter = Waiter::new();
+    let db = need!(vm.vpe(0).ok().map(|p| p.doorbell()), "vPE 0 of the VM");
+    require!(v.dbs.attach(&waiter, db).is_ok());
     let starts: [Cell<u64>; REPS] = [const { Cell::new(0) }; REPS];
     let k = Cell::new(0usize);
     let wakeups = Cell::new(0u64);
     let on_wfi = |vcpu: &mut Vcpu, exit: &Exit| -> Option<Flow> {
         let Exit::Wfx { .. } = exit else { return None };
         vcpu.regs.elr += 4;
+        // Armed before the doorbell is enabled, so no ring can come between.
+        check!(v.dbs.arm(&waiter).is_ok(), "arm the waiter");
         let d = deschedule(v, &vm, 0, true)?;
         check!(!d.pending_last, "PendingLast before the MSI");
-        v.dbs.wait_on(waiter);
         let t0 = pmu::now();
         gic::translater_write(0);
-        if v4::block_on(waiter, WAKE_TIMEOUT) {
+        if v4::block_on(v.dbs, &waiter, WAKE_TIMEOUT) {
             v.g4.doorbell_rang(&vm, 0);
             wakeups.set(wakeups.get() + 1);
         } else {
-            v.dbs.cancel(waiter);
             check!(false, "no doorbell");
         }
         if let Some(s) = starts.get(k.get()) {

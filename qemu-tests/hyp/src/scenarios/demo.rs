@@ -10,6 +10,7 @@ use core::time::Duration;
 
 use common::hvc_abi::{HVC_PRINT_NUM, program};
 use common::{check, mmu, narrate, read_sysreg, require, sysreg};
+use doorbell::Waiter;
 
 use super::Ctx;
 use super::support::v4::{
@@ -266,7 +267,9 @@ fn direct_injection(v: &V4<'_>) {
 
     let events = Events::new();
     let agent = events.agent(its, &dev, Some(edu));
-    let waiter = v4::waiter(id);
+    // The vCPU's waiter: a plain value, attached to its vPE's doorbell once the VM exists.
+    let waiter = Waiter::new();
+    require!(v.dbs.attach(&waiter, db).is_ok());
     let lpis_before = gic::total_taken();
     let r = cpus::alongside(1, agent, CPU1_TIMEOUT, || {
         events.send(FIRE_INT);
@@ -290,15 +293,15 @@ fn direct_injection(v: &V4<'_>) {
         let r = g.order(Order::Wfi { total: 2 }, |vcpu, exit| {
             let Exit::Wfx { .. } = exit else { return None };
             vcpu.regs.elr += 4;
+            check!(v.dbs.arm(&waiter).is_ok(), "arm the waiter");
             let d = deschedule(v, &vm, 0, true)?;
             narrate!(
                 "guest WFI trapped to EL2 (TWI): vPE made non-resident with its doorbell armed \
                  (PendingLast={}); the hyp sleeps in WFI",
                 u8::from(d.pending_last)
             );
-            v.dbs.wait_on(waiter);
             events.send(FIRE_EDU);
-            let woken = v4::block_on(waiter, WAKE_TIMEOUT);
+            let woken = v4::block_on(v.dbs, &waiter, WAKE_TIMEOUT);
             if woken {
                 narrate!(
                     "edu raised its MSI (from cpu1): the vPE was away, so the ITS set vINTID \

@@ -28,6 +28,7 @@ use core::time::Duration;
 use common::platform::GITS_TRANSLATER;
 use common::sync::SpinLock;
 use common::{check, println, require, timer};
+use doorbell::Waiter;
 use its_cmdq::{ItsError, LpiRange, QueueStats, SyncTarget};
 use vpe_sched::{VlpiConfig, VlpiProp};
 
@@ -273,7 +274,7 @@ struct WakeStats {
 }
 
 /// `vlpi_doorbell_wake` (2 CPUs, edu): the guest blocks in WFI, which traps (HCR_EL2.TWI).
-/// The hyp makes its vPE non-resident with the doorbell armed, links the vCPU's `Waiter`,
+/// The hyp arms the vCPU's `Waiter`, makes its vPE non-resident with the doorbell armed,
 /// asks CPU1 for an event (alternately INT, and the `edu` device's MSI) and sleeps in WFI.
 /// The event's vLPI finds the vPE away: the ITS sets it in the VPT and rings the doorbell at
 /// EL2 on CPU0; `Doorbells::handle` (in the IRQ hook) disables it and wakes the waiter; the
@@ -313,7 +314,10 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
         edu.enable_msi(GITS_TRANSLATER as u64, 0);
         let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let (id, db) = (vpe.id(), vpe.doorbell());
-        let waiter = v4::waiter(id);
+        // The vCPU's waiter: a plain value, attached to its vPE's doorbell once the VM
+        // exists.
+        let waiter = Waiter::new();
+        require!(v.dbs.attach(&waiter, db).is_ok());
         println!(
             "vlpi_doorbell_wake: vPE {} doorbell LPI {}, INT -> vINTID 8192, edu MSI -> 8193",
             id.get(),
@@ -330,12 +334,13 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
         let on_wfi = |vcpu: &mut crate::vcpu::Vcpu, exit: &Exit, kind: u32| {
             let Exit::Wfx { .. } = exit else { return None };
             vcpu.regs.elr += 4;
+            // Armed before the doorbell is enabled, so no ring can come between.
+            check!(v.dbs.arm(&waiter).is_ok(), "arm the waiter");
             let d = deschedule(v, &vm, 0, true)?;
             if d.pending_last {
                 stats.pending_last.set(stats.pending_last.get() + 1);
             } else {
-                v.dbs.wait_on(waiter);
-                if v4::block_on(waiter, STALE_WATCH) {
+                if v4::block_on(v.dbs, &waiter, STALE_WATCH) {
                     // Nothing was sent yet: a doorbell left pending from before.
                     stats.stale.set(stats.stale.get() + 1);
                     v.g4.doorbell_rang(&vm, 0);
@@ -350,11 +355,10 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
                         stats.ints.set(stats.ints.get() + 1);
                     }
                     events.send(what);
-                    if v4::block_on(waiter, WAKE_TIMEOUT) {
+                    if v4::block_on(v.dbs, &waiter, WAKE_TIMEOUT) {
                         stats.wakeups.set(k + 1);
                         v.g4.doorbell_rang(&vm, 0);
                     } else {
-                        v.dbs.cancel(waiter);
                         stats.timeouts.set(stats.timeouts.get() + 1);
                     }
                 }
@@ -445,11 +449,11 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
         let probe = |vcpu: &mut crate::vcpu::Vcpu, exit: &Exit| -> Option<Flow> {
             let Exit::Wfx { .. } = exit else { return None };
             vcpu.regs.elr += 4;
+            check!(v.dbs.arm(&waiter).is_ok(), "arm the waiter");
             deschedule(v, &vm, 0, true)?;
-            v.dbs.wait_on(waiter);
             let r = its.int_event(&dev, 0);
             check!(r.is_ok(), "INT: {r:?}");
-            check!(v4::block_on(waiter, WAKE_TIMEOUT), "no doorbell");
+            check!(v4::block_on(v.dbs, &waiter, WAKE_TIMEOUT), "no doorbell");
             v.g4.doorbell_rang(&vm, 0);
             edu.raise(1);
             check!(

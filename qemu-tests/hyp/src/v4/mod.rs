@@ -61,7 +61,7 @@ pub type HwVm = Vm<HwPlatform>;
 pub const PROXY_DEVICE: u32 = 0xffff;
 /// Doorbells reserved (one per vPE; `vpe_many` needs 64).
 pub const DOORBELLS: u32 = 128;
-/// vPE IDs the per-vPE statics ([`WAITERS`], [`rang`]) cover.
+/// vPE IDs the per-vPE counters ([`rang`], [`late`]) cover.
 pub const MAX_VPE_IDS: usize = DOORBELLS as usize;
 /// The EL2 physical timer's PPI (CNTHP), the watchdog of [`block_on`].
 pub const WATCHDOG_PPI: u32 = 26;
@@ -101,6 +101,7 @@ impl core::fmt::Display for V4Error {
 /// Brings the doorbells and the GICv4 layer up on `gic`, runs `f` with them, then withdraws
 /// the doorbell dispatch and shuts the doorbells down (`Doorbells::shutdown`: the proxy device
 /// unmapped, the doorbell LPIs freed). A scenario that left a VM alive gets an error here.
+/// (`shutdown` takes `&self`: doorbells kept in a static shut down the same way.)
 pub fn with_v4<T>(gic: &Gic, f: impl FnOnce(&V4<'_>) -> T) -> Result<T, V4Error> {
     let cfg = DoorbellConfig::proxy(DeviceId::new(PROXY_DEVICE), DOORBELLS);
     let dbs = Doorbells::new(gic.its(), gic.lpis(), cfg).map_err(V4Error::Doorbells)?;
@@ -131,7 +132,7 @@ pub fn with_v4<T>(gic: &Gic, f: impl FnOnce(&V4<'_>) -> T) -> Result<T, V4Error>
     });
     drop(dispatch);
     drop(g4);
-    dbs.shutdown().map_err(|(_, e)| V4Error::Doorbells(e))?;
+    dbs.shutdown().map_err(V4Error::Doorbells)?;
     Ok(out)
 }
 
@@ -146,27 +147,6 @@ static IN_HOOK: AtomicU32 = AtomicU32::new(0);
 static RANG: [AtomicU32; MAX_VPE_IDS] = [const { AtomicU32::new(0) }; MAX_VPE_IDS];
 /// Of those, the ones handled while already disabled, per vPE ID (see [`late`]).
 static LATE: [AtomicU32; MAX_VPE_IDS] = [const { AtomicU32::new(0) }; MAX_VPE_IDS];
-
-/// One waiter per vPE ID (`Doorbells::wait_on` wants them `'static`).
-pub static WAITERS: [Waiter; MAX_VPE_IDS] = waiters();
-
-const fn waiters() -> [Waiter; MAX_VPE_IDS] {
-    let mut w = [const { Waiter::new(VpeId::new(0)) }; MAX_VPE_IDS];
-    let mut i = 0;
-    while i < MAX_VPE_IDS {
-        w[i] = Waiter::new(VpeId::new(i as u16));
-        i += 1;
-    }
-    w
-}
-
-/// The waiter of vPE `id`.
-///
-/// # Panics
-/// If `id` is beyond [`MAX_VPE_IDS`] (no scenario makes that many vPEs).
-pub fn waiter(id: VpeId) -> &'static Waiter {
-    &WAITERS[usize::from(id.get())]
-}
 
 /// Doorbells handled at EL2 for vPE `id` since the layer came up.
 pub fn rang(id: VpeId) -> u32 {
@@ -235,8 +215,7 @@ fn irq_hook(intid: u32) {
         // SAFETY: `with_v4` publishes a pointer to `Doorbells` that outlive the publication,
         // and withdraws it (then waits for IN_HOOK, incremented above before the load, to drop
         // to 0) before they can go. The lifetime is erased only for this call; `handle` is
-        // the interrupt path the crate provides for any CPU (lock-free but for the waiter
-        // list, whose lock the scenarios take only with IRQs masked).
+        // the interrupt path the crate provides for any CPU, lock-free.
         let dbs = unsafe { &*p.cast_const().cast::<HwDoorbells<'static>>() };
         let late = Lpi::new(intid).is_ok_and(|l| !dbs.is_enabled(l));
         if let Some(vpe) = dbs.handle(intid) {
@@ -264,10 +243,11 @@ fn watchdog_off() {
 
 /// Blocks this CPU until `waiter` is woken by its vPE's doorbell (or `timeout` passes):
 /// WFI with IRQs masked, then IRQs unmasked for an instant so the doorbell is taken and
-/// dispatched ([`Doorbells::handle`] wakes the waiter), and again. The EL2 physical timer
-/// (PPI 26) is armed for `timeout` as a watchdog, so no WFI sleeps unbounded. Call with IRQs
-/// masked, after `Doorbells::wait_on(waiter)`. Returns whether the waiter was woken.
-pub fn block_on(waiter: &Waiter, timeout: Duration) -> bool {
+/// dispatched ([`Doorbells::handle`] counts the ring that wakes the waiter), and again. The
+/// EL2 physical timer (PPI 26) is armed for `timeout` as a watchdog, so no WFI sleeps
+/// unbounded. Call with IRQs masked, with `waiter` armed (`Doorbells::arm`) before the
+/// doorbell was enabled. Returns whether the waiter was woken.
+pub fn block_on(dbs: &HwDoorbells<'_>, waiter: &Waiter, timeout: Duration) -> bool {
     let cpu = cpu_index();
     if gic_hw::get().enable_private_irq(cpu, WATCHDOG_PPI).is_err() {
         return false;
@@ -282,11 +262,11 @@ pub fn block_on(waiter: &Waiter, timeout: Duration) -> bool {
     }
     common::sysreg::isb();
     let woken = loop {
-        if waiter.is_woken() {
+        if dbs.is_woken(waiter) {
             break true;
         }
         if deadline.expired() {
-            break waiter.is_woken();
+            break dbs.is_woken(waiter);
         }
         // SAFETY: `wfi` only waits for an interrupt; with PSTATE.I set, a pending one (the
         // doorbell, or the watchdog) ends it without being taken, and it is taken just below.
