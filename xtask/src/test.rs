@@ -12,17 +12,19 @@
 //!    (a crate that needs `std` without a feature asking for it fails here);
 //! 4. `host`: `cargo test --workspace`, the host unit, integration and doc tests of every
 //!    crate with default features (the xtask CLI contract tests included);
-//! 5. `all-features`: `cargo test -p its-core --all-features`, its-core with its `std`,
+//! 5. `loom`: the model-checked concurrency tests (`tests/loom.rs` of its-cmdq and doorbell,
+//!    `--cfg loom`, release, in `target/loom`), checked to have run;
+//! 6. `all-features`: `cargo test -p its-core --all-features`, its-core with its `std`,
 //!    `arbitrary` and `defmt` code compiled in; then the API docs of every crate with every
 //!    feature (`cargo doc --workspace --no-deps --all-features` with rustdoc warnings denied: a
 //!    broken intra-doc link or an unnameable public type fails);
-//! 6. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
+//! 7. `fuzz-corpus`: the replay of the committed fuzz corpora: `cargo test -p its-core
 //!    --features arbitrary --test fuzz_corpus` (targets `decode`, `encode`) and `cargo test -p
 //!    its-testkit --test fuzz_corpus` (the stateful targets `driver` and `vits`, whose
 //!    harnesses are the test kit's, plus driver's scripted sequences and vits's seeds). It
 //!    checks from their output that every corpus was actually replayed (a stage that passes
 //!    because nothing ran is a failure);
-//! 7. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
+//! 8. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
 //! `N passed, N failed` that counts stages (not individual tests: each stage prints its own
@@ -36,12 +38,13 @@ use std::process::{Command, ExitCode, Stdio};
 use crate::toolchain::TARGET;
 use crate::workspace::{CargoEnv, cargo, workspace_root};
 
-/// Everything: fmt, clippy, no_std builds, host tests, fuzz-corpus replay, the QEMU suite
+/// Everything: fmt, clippy, no_std builds, host tests, loom, fuzz-corpus replay, the QEMU suite
 ///
 /// Runs, in order: cargo fmt --check on every workspace; clippy with warnings denied (host,
 /// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
-/// crate; host tests (cargo test --workspace); its-core with all features and the API
-/// docs; the fuzz-corpus replays (its-core and the test kit); the QEMU suite.
+/// crate; host tests (cargo test --workspace); the loom model checks (its-cmdq, doorbell);
+/// its-core with all features and the API docs; the fuzz-corpus replays (its-core and the
+/// test kit); the QEMU suite.
 ///
 /// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
 /// stages). Exits non-zero if any stage failed.
@@ -55,7 +58,7 @@ struct Stage {
     run: fn() -> Result<(), String>,
 }
 
-const STAGES: [Stage; 7] = [
+const STAGES: [Stage; 8] = [
     Stage {
         name: "fmt",
         run: fmt,
@@ -71,6 +74,10 @@ const STAGES: [Stage; 7] = [
     Stage {
         name: "host",
         run: host,
+    },
+    Stage {
+        name: "loom",
+        run: loom,
     },
     Stage {
         name: "all-features",
@@ -244,6 +251,33 @@ fn no_std() -> Result<(), String> {
 
 fn host() -> Result<(), String> {
     run_cargo(cargo(None, CargoEnv::Host).args(["test", "--workspace"])).map(drop)
+}
+
+/// The crates whose concurrent protocols are model-checked with loom (`tests/loom.rs`, built
+/// with `--cfg loom`): the command queue's multi-CPU posting, the doorbell state word.
+const LOOM_CRATES: [&str; 2] = ["its-cmdq", "doorbell"];
+
+fn loom() -> Result<(), String> {
+    let mut cmd = cargo(None, CargoEnv::Host);
+    cmd.args(["test", "--release", "--test", "loom"]);
+    for krate in LOOM_CRATES {
+        cmd.args(["-p", krate]);
+    }
+    // Its own target dir: `--cfg loom` would otherwise rebuild the normal artefacts each time.
+    let lines = run_cargo(cmd.env("RUSTFLAGS", "--cfg loom").env(
+        "CARGO_TARGET_DIR",
+        workspace_root().join("target").join("loom"),
+    ))?;
+    // A build without `--cfg loom` compiles those targets empty: make sure tests ran.
+    let ran: usize = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("test result: ok. "))
+        .filter_map(|r| r.split(' ').next()?.parse::<usize>().ok())
+        .sum();
+    if ran == 0 {
+        return Err("no loom test ran".into());
+    }
+    Ok(())
 }
 
 fn all_features() -> Result<(), String> {
