@@ -15,10 +15,6 @@
 //! targets, the enable bits in the property table); and the doorbells still work: with the
 //! fault cleared, the call or what it left undone succeeds, or after a timeout every later
 //! call that needs the ITS reports it dead.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::time::Duration;
 

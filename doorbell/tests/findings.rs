@@ -6,10 +6,6 @@
 //! 5. GICv4.1 doorbells were invalidated on one redistributor (GICR_INVLPIR, proxy INV), not
 //!    with INVDB, which every redistributor sees;
 //! 6. with DirectLPI, a moved vPE's doorbell stayed pending on the old redistributor.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 // The test platform below forwards `DmaAlloc`, an unsafe trait, to the model's platform.
 #![allow(unsafe_code)]
 

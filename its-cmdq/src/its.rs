@@ -132,8 +132,7 @@ impl Outcome {
         self.skipped.first().map(|(_, s)| ItsError::Stalled {
             offset: s.offset,
             seq: s.seq,
-            raw: s.raw,
-            command: s.command,
+            opcode: s.raw[0] as u8,
         })
     }
 
@@ -513,6 +512,13 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         } else {
             Ok(())
         }
+    }
+
+    /// The last commands written to the command queue, oldest first (with their sequence
+    /// numbers and doublewords): what to print after an [`ItsError::Timeout`] or an
+    /// [`ItsError::Stalled`]. See [`CmdQueue::last_commands`] and [`CmdQueue::command`].
+    pub fn trace(&self) -> crate::Trace {
+        self.queue.last_commands()
     }
 
     /// Posts a batch of `n` commands (`command(i)`) plus the given syncs, and waits for it.

@@ -5,7 +5,7 @@
 //! - [`queue`]: [`CmdQueue`], the command queue: batches written contiguously with one
 //!   GITS_CWRITER write, the SYNC/VSYNC each batch needs, bounded waits, GITS_CREADR.Stalled
 //!   reported with the offending command and recovered by retry or skip, a trace of the last
-//!   commands in every timeout error, and safe use from several CPUs;
+//!   commands kept by the queue and read on demand, and safe use from several CPUs;
 //! - [`tables`]: GITS_BASER tables, flat or two-level, with page-size probing;
 //! - [`lpi`]: the LPI property table, the INTID allocator and redistributor bring-up;
 //! - [`its`] and [`device`]: [`Its`], the ITS brought up with one collection per CPU, and
@@ -39,11 +39,6 @@
 //! }
 //! ```
 #![no_std]
-#![allow(
-    clippy::result_large_err,
-    clippy::large_enum_variant,
-    reason = "timeout errors carry the last commands posted by value: no allocation"
-)]
 
 #[cfg(any(test, loom))]
 extern crate std;

@@ -263,9 +263,46 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         self.inner.lock().stats
     }
 
-    /// The last commands posted.
-    pub fn trace(&self) -> Trace {
+    /// The last commands written to the ring, oldest first ([`Trace::LEN`] of them, with
+    /// their sequence numbers, offsets and doublewords): what to print after a
+    /// [`ItsError::Timeout`] or a [`ItsError::Stalled`].
+    pub fn last_commands(&self) -> Trace {
         self.inner.lock().trace
+    }
+
+    /// The last commands written (the same as [`CmdQueue::last_commands`]).
+    pub fn trace(&self) -> Trace {
+        self.last_commands()
+    }
+
+    /// The command with sequence number `seq` (from [`ItsError::Stalled`] or
+    /// [`Posted::first`]), as written, if the queue still has it: a command dropped by
+    /// [`Recovery::Skip`] (the last 8), one still in the ring (a stalled command always is),
+    /// or one of the last [`Trace::LEN`] written.
+    pub fn command(&self, seq: u64) -> Option<TraceEntry> {
+        let inner = self.inner.lock();
+        if let Some(s) = inner.skipped.iter().rev().find(|s| s.seq == seq) {
+            return Some(TraceEntry {
+                seq: s.seq,
+                offset: s.offset,
+                raw: s.raw,
+            });
+        }
+        if let Some(offset) = inner.ring.in_flight_offset(seq)
+            && let Ok(c) = stalled_cmd(&inner, offset)
+        {
+            return Some(TraceEntry {
+                seq,
+                offset: c.offset,
+                raw: c.raw,
+            });
+        }
+        inner.trace.find(seq)
+    }
+
+    /// The version commands are decoded with.
+    pub fn version(&self) -> ItsVersion {
+        self.inner.lock().version
     }
 
     /// The commands of a posted batch that [`Recovery::Skip`] dropped (the most recent 8
@@ -338,7 +375,10 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         for index in 0..n {
             command(index)
                 .validate(&self.caps)
-                .map_err(|error| ItsError::InvalidCommand { index, error })?;
+                .map_err(|error| ItsError::InvalidCommand {
+                    index: index as u32,
+                    error,
+                })?;
         }
         let commands_len = n;
         let mut unique = heapless::Vec::<SyncTarget, MAX_SYNCS>::new();
@@ -346,7 +386,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             s.command()
                 .validate(&self.caps)
                 .map_err(|error| ItsError::InvalidCommand {
-                    index: commands_len + i,
+                    index: (commands_len + i) as u32,
                     error,
                 })?;
             if !unique.contains(s) && unique.push(*s).is_err() {
@@ -447,13 +487,14 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             }
             let now = self.clock.now();
             if now.since(start) >= self.cfg.full_timeout {
-                return Err(ItsError::QueueFull {
-                    needed: n,
-                    free: inner.ring.free(),
+                let e = ItsError::QueueFull {
+                    needed: n as u32,
+                    free: inner.ring.free() as u32,
                     waited_ns: now.0.saturating_sub(start.0),
                     creadr: inner.regs.creadr().byte_offset() as u32,
                     cwriter: inner.ring.write_offset() as u32,
-                });
+                };
+                return Err(e);
             }
             self.clock.relax();
         }
@@ -481,12 +522,12 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
                 if observe_for(&mut inner, ticket)? {
                     return Ok(());
                 }
-                return Err(ItsError::Timeout {
+                let e = ItsError::Timeout {
                     waited_ns: now.0.saturating_sub(start.0),
                     creadr: inner.regs.creadr().byte_offset() as u32,
                     cwriter: inner.ring.write_offset() as u32,
-                    trace: inner.trace,
-                });
+                };
+                return Err(e);
             }
             self.clock.relax();
         }
@@ -545,7 +586,9 @@ fn write_slot<R: ItsRegisters, P: Platform>(
     for (i, d) in raw.iter().enumerate() {
         inner.buf.write_u64(offset + 8 * i, *d)?;
     }
+    let seq = inner.ring.seq_at(offset).unwrap_or(u64::MAX);
     inner.trace.push(TraceEntry {
+        seq,
         offset: offset as u32,
         raw,
     });
@@ -587,12 +630,12 @@ fn observe<R: ItsRegisters, P: Platform>(inner: &mut Inner<R, P>) -> Result<(), 
     }
     if c.stalled() {
         let cmd = stalled_cmd(inner, offset)?;
-        return Err(ItsError::Stalled {
+        let e = ItsError::Stalled {
             offset: cmd.offset,
             seq: cmd.seq,
-            raw: cmd.raw,
-            command: cmd.command,
-        });
+            opcode: cmd.raw[0] as u8,
+        };
+        return Err(e);
     }
     Ok(())
 }

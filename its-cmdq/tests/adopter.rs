@@ -5,10 +5,6 @@
 // The stand-in allocator hands out host memory, as a DMA allocator does; every block says
 // whose promise it relies on.
 #![allow(unsafe_code)]
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

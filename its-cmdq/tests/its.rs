@@ -1,11 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! ITS bring-up and physical LPIs against the host model.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
-
 use its_cmdq::{Its, ItsError};
 use its_core::addr::PageSize;
 use its_core::cmd::Command;
@@ -333,16 +328,21 @@ fn stalled_map_leaves_the_event_unmapped() {
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done));
     let e = r.its().map_event(&mut dev, 0, lpi(8192), 0).unwrap_err();
+    let ItsError::Stalled { seq, opcode, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(seq, done, "{e:?}");
+    assert_eq!(opcode, its_core::cmd::opcode::MAPTI, "{e:?}");
+    // The queue remembers the command, doublewords and all.
+    let c = r.its().queue().command(seq).unwrap();
     assert!(
         matches!(
-            e,
-            ItsError::Stalled {
-                command: Some(Command::Mapti { .. }),
-                ..
-            }
+            c.command(r.its().caps().version),
+            Some(Command::Mapti { .. })
         ),
-        "{e:?}"
+        "{c:?}"
     );
+    assert!(e.to_string().contains("MAPTI"), "{e}");
     assert!(!dev.event(0).unwrap().is_mapped());
     assert!(r.model.ite(0, 2, 0).is_none(), "the ITS skipped it");
     // The queue goes on: the same mapping now works.

@@ -13,10 +13,6 @@
 //!
 //! Not published: it is how this workspace tests itself. A hypervisor's own tests want
 //! `its-model`, the model and platform fakes.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 pub mod fuzz;
 pub mod fuzz_vits;

@@ -1,9 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The rig brings up what it says it does, with the settings it is given.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use its_core::mmio::{ItsRegisters, RedistRegisters};
 use its_model::ModelConfig;

@@ -9,11 +9,6 @@
 //! vPE `i`. Every vLPI carries its vPE's doorbell while enabled, so an MSI for a vCPU that is
 //! not running wakes the hypervisor.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "VpeError carries the ITS layer's command trace by value"
-)]
-
 use heapless::Vec;
 use its_cmdq::{Device, Its, ItsError};
 use its_core::ids::{DeviceId, VLpi};

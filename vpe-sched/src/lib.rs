@@ -21,11 +21,6 @@
 //! The entry points mirror Linux's `irq-gic-v4.c`; the table is in the project's
 //! `docs/gicv4-api.md`.
 #![no_std]
-#![allow(
-    clippy::result_large_err,
-    clippy::large_enum_variant,
-    reason = "ItsError carries a command trace by value"
-)]
 
 #[cfg(test)]
 extern crate std;

@@ -16,10 +16,6 @@
 //! proxy events and enable bits, vLPI counts); and the driver still works: with the fault
 //! cleared, the call, or what it left undone, succeeds; after a timeout every later call that
 //! needs the ITS reports it dead.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::time::Duration;
 

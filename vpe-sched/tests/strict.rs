@@ -1,10 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The GICv4 layer on the model as strict as the architecture (`ModelConfig::harden`): what
 //! QEMU lets pass and hardware does not.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::time::Duration;
 
