@@ -50,6 +50,12 @@
 //! hypervisor's own interrupt handlers take the same locks (for instance by issuing ITS
 //! commands), which `its-cmdq`'s rules cover.
 //!
+//! # Lock order
+//! The doorbells' allocation lock, then the proxy device's lock, then (inside `its-cmdq`) the
+//! ITS's device set or its command queue lock; the GICv4 layer takes a vPE's lock before any
+//! of these. No doorbell lock is held while [`Redistributors::with_redist`] runs. The interrupt
+//! path takes none, so it can never be part of a deadlock.
+//!
 //! # Calls for one doorbell
 //! [`Doorbells::set_enabled`], [`Doorbells::settle`], [`Doorbells::settle_and_clear`],
 //! [`Doorbells::clear_pending`] and [`Doorbells::move_to`] for one doorbell must not overlap
@@ -684,11 +690,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         }
         {
             let mut slot = self.proxy.lock();
-            if let Some(dev) = slot.take()
-                && let Err(e) = self.its.unmap_device(dev)
-            {
-                *slot = Some(e.device);
-                return Err(e.error.into());
+            if let Some(dev) = slot.as_mut() {
+                if let Err(e) = self.its.unmap_device(dev) {
+                    return Err(e.into());
+                }
+                *slot = None;
             }
         }
         // Dead from here on: the interrupt path stops claiming the range before the range

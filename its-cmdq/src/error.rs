@@ -166,6 +166,12 @@ pub enum ItsError {
     /// A timeout earlier left the ITS in an unknown state; the driver refuses further work.
     #[error("the ITS timed out earlier and is no longer used")]
     Dead,
+    /// The ITS was shut down ([`crate::Its::shutdown`]).
+    #[error("the ITS is shut down")]
+    ShutDown,
+    /// Shut-down refused: devices are still mapped (the doorbells' proxy device included).
+    #[error("{0} devices are still mapped")]
+    InUse(u32),
     /// Out of memory.
     #[error(transparent)]
     Alloc(#[from] AllocError),
@@ -213,6 +219,9 @@ pub enum ItsError {
     /// The DeviceID is already mapped.
     #[error("DeviceID {0:#x} is already mapped")]
     DeviceMapped(u32),
+    /// The device was unmapped ([`crate::Its::unmap_device`]).
+    #[error("DeviceID {0:#x} is not mapped")]
+    DeviceNotMapped(u32),
     /// The event is already mapped (physically or virtually).
     #[error("event {event:#x} of device {device:#x} is already mapped")]
     EventMapped {

@@ -55,8 +55,7 @@ pub mod tables;
 pub use device::{Device, EventState, PhysMapping, VirtMapping};
 pub use error::{ItsError, Trace, TraceEntry};
 pub use its::{
-    CpuTarget, Its, ItsConfig, MAX_CPUS, MAX_DEVICES, Outcome, RedistInfo, UnmapError,
-    its_numbers_in_use,
+    CpuTarget, Its, ItsConfig, MAX_CPUS, MAX_DEVICES, Outcome, RedistInfo, its_numbers_in_use,
 };
 pub use lpi::{LpiAllocator, LpiRange, Lpis, PendingTable};
 pub use queue::{CmdQueue, Posted, QueueConfig, QueueStats, Recovery, SkippedCmd, SyncTarget};

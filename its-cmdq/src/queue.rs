@@ -129,7 +129,8 @@ pub enum Recovery {
 struct Inner<R, P: Platform> {
     regs: R,
     version: ItsVersion,
-    buf: DmaBuf<P>,
+    /// The ring's memory; `None` once released ([`CmdQueue::release`]).
+    buf: Option<DmaBuf<P>>,
     ring: Ring,
     flush: bool,
     trace: Trace,
@@ -153,6 +154,13 @@ pub struct SkippedCmd {
 
 /// The command queue of one ITS. Usable from several CPUs at once (`&self` methods, an
 /// internal spin lock held while a batch is written).
+///
+/// # Interrupt context
+/// Every method takes the queue's spin lock, and [`CmdQueue::wait`] polls the ITS for up to
+/// [`QueueConfig::completion_timeout`]: call them in process context, or with IRQs masked if
+/// an interrupt handler of yours also posts commands (an interrupt that tried to post on a CPU
+/// already holding the lock would spin for ever). The lock is the innermost of the drivers':
+/// nothing else is taken while it is held (see the crate documentation's lock order).
 pub struct CmdQueue<R: ItsRegisters, P: Platform> {
     inner: Mutex<Inner<R, P>>,
     caps: ItsCaps,
@@ -226,7 +234,7 @@ impl<R: ItsRegisters, P: Platform + Clone> CmdQueue<R, P> {
             inner: Mutex::new(Inner {
                 regs,
                 version: caps.version,
-                buf,
+                buf: Some(buf),
                 ring: Ring::new(cfg.bytes),
                 flush,
                 trace: Trace::default(),
@@ -255,7 +263,22 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
 
     /// Makes dropping the queue keep the ring's memory (the ITS may still read it).
     pub fn keep_memory(&mut self) {
-        self.inner.get_mut().buf.leak_on_drop();
+        if let Some(b) = self.inner.get_mut().buf.as_mut() {
+            b.leak_on_drop();
+        }
+    }
+
+    /// Frees the ring's memory through a shared reference, for an ITS that no longer reads it
+    /// (disabled and quiescent: the caller's promise, which [`crate::Its::shutdown`] keeps).
+    /// Every later post fails with [`ItsError::ShutDown`].
+    pub fn release(&self) {
+        let buf = self.inner.lock().buf.take();
+        drop(buf);
+    }
+
+    /// Whether the ring's memory was released ([`CmdQueue::release`]).
+    pub fn is_released(&self) -> bool {
+        self.inner.lock().buf.is_none()
     }
 
     /// The counters.
@@ -395,6 +418,9 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         }
         let total = commands_len + unique.len();
         let mut inner = self.inner.lock();
+        if inner.buf.is_none() {
+            return Err(ItsError::ShutDown);
+        }
         let first = inner.ring.written();
         if total == 0 {
             return Ok(Posted {
@@ -441,6 +467,9 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     #[cfg(feature = "test-hooks")]
     pub fn post_raw_unchecked(&self, raw: &[[u64; 4]]) -> Result<Ticket, ItsError> {
         let mut inner = self.inner.lock();
+        if inner.buf.is_none() {
+            return Err(ItsError::ShutDown);
+        }
         if raw.is_empty() || raw.len() > inner.ring.capacity() {
             return Err(ItsError::Config("raw batch must fit the ring"));
         }
@@ -583,8 +612,9 @@ fn write_slot<R: ItsRegisters, P: Platform>(
     offset: usize,
     raw: [u64; 4],
 ) -> Result<(), ItsError> {
+    let buf = inner.buf.as_mut().ok_or(ItsError::ShutDown)?;
     for (i, d) in raw.iter().enumerate() {
-        inner.buf.write_u64(offset + 8 * i, *d)?;
+        buf.write_u64(offset + 8 * i, *d)?;
     }
     let seq = inner.ring.seq_at(offset).unwrap_or(u64::MAX);
     inner.trace.push(TraceEntry {
@@ -602,13 +632,15 @@ fn publish<R: ItsRegisters, P: Platform>(
     spans: [Option<Span>; 2],
     retry: bool,
 ) {
-    if inner.flush {
-        for s in spans.into_iter().flatten() {
-            inner.buf.clean(s.offset, s.len);
+    if let Some(buf) = inner.buf.as_ref() {
+        if inner.flush {
+            for s in spans.into_iter().flatten() {
+                buf.clean(s.offset, s.len);
+            }
+            buf.platform().dsb_sy();
+        } else {
+            buf.platform().dsb_ishst();
         }
-        inner.buf.platform().dsb_sy();
-    } else {
-        inner.buf.platform().dsb_ishst();
     }
     let wr = inner.ring.write_offset();
     inner
@@ -658,9 +690,10 @@ fn stalled_cmd<R: ItsRegisters, P: Platform>(
     inner: &Inner<R, P>,
     offset: usize,
 ) -> Result<SkippedCmd, ItsError> {
+    let buf = inner.buf.as_ref().ok_or(ItsError::ShutDown)?;
     let mut raw = [0u64; 4];
     for (i, d) in raw.iter_mut().enumerate() {
-        *d = inner.buf.read_u64(offset + 8 * i)?;
+        *d = buf.read_u64(offset + 8 * i)?;
     }
     Ok(SkippedCmd {
         seq: inner.ring.seq_at(offset).unwrap_or(u64::MAX),

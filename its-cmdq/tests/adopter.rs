@@ -99,7 +99,7 @@ fn any_allocator_works_through_tracked_dma() {
     its.inv_event(&dev, 1).unwrap();
     its.int_event(&dev, 1).unwrap();
     assert_eq!(model.take_lpi(0), Some(lpi.get()));
-    its.unmap_device(dev).unwrap();
+    its.unmap_device(&mut dev).unwrap();
     its.disable(Duration::from_millis(5)).unwrap();
     model.assert_no_errors();
 }

@@ -204,16 +204,17 @@ fn map_items() -> Vec<(u32, Lpi, usize)> {
 }
 
 fn unmap_device_call(r: &Rig, st: &mut St) -> Result<(), ItsError> {
-    let d = st.devs.pop().expect("a device to unmap");
+    let mut d = st.devs.pop().expect("a device to unmap");
     let id = d.id().get();
-    match r.its().unmap_device(d) {
+    match r.its().unmap_device(&mut d) {
         Ok(()) => {
+            assert!(!d.is_mapped());
             st.gone.push(id);
             Ok(())
         }
         Err(e) => {
-            st.devs.push(e.device);
-            Err(e.error)
+            st.devs.push(d);
+            Err(e)
         }
     }
 }
@@ -372,10 +373,10 @@ fn all_dead(r: &Rig, st: &mut St, what: &str) {
         assert_eq!(r.its().inv_event(d, 0), Err(ItsError::Dead), "{what}");
     }
     assert_eq!(r.its().invall(0), Err(ItsError::Dead), "{what}: invall");
-    if let Some(d) = st.devs.pop() {
-        let e = r.its().unmap_device(d).unwrap_err();
-        assert_eq!(e.error, ItsError::Dead, "{what}: unmap_device");
-        st.devs.push(e.device);
+    if let Some(mut d) = st.devs.pop() {
+        let e = r.its().unmap_device(&mut d).unwrap_err();
+        assert_eq!(e, ItsError::Dead, "{what}: unmap_device");
+        st.devs.push(d);
     }
     if let Ok(d) = d {
         st.devs.push(d);
@@ -1108,8 +1109,8 @@ fn exhausted_tables_and_ids() {
         Some(ItsError::Exhausted("mapped devices"))
     );
     assert_eq!(r.plat.live_bytes(), live);
-    for d in devs {
-        r.its().unmap_device(d).unwrap();
+    for mut d in devs {
+        r.its().unmap_device(&mut d).unwrap();
     }
     r.its().map_device(DeviceId::new(5000), 2).unwrap();
     // LPIs: exhausted, zero, freeing what is not allocated, LPIs beyond the table.

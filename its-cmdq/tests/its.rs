@@ -87,8 +87,9 @@ fn second_level_pages_are_allocated_on_first_use() {
         assert!(r.model.dte(0, d).is_some_and(|e| e.valid), "device {d}");
     }
     r.model.assert_no_errors();
-    for d in [a, b, c] {
-        r.its().unmap_device(d).unwrap();
+    for mut d in [a, b, c] {
+        r.its().unmap_device(&mut d).unwrap();
+        assert!(!d.is_mapped());
     }
     assert!(r.model.dte(0, 60000).is_some_and(|e| !e.valid));
 }
@@ -286,10 +287,10 @@ fn allocation_failure_at_each_step_leaks_nothing() {
                         its.map_event(&mut dev, 3, lpi(8200), 1)?;
                         let mut dev2 = its.map_device(DeviceId::new(40000), 2)?;
                         let mapped = its.map_event(&mut dev2, 0, lpi(8201), 0);
-                        its.unmap_device(dev2).map_err(|e| e.error)?;
+                        its.unmap_device(&mut dev2)?;
                         mapped
                     })();
-                    its.unmap_device(dev).map_err(|e| e.error)?;
+                    its.unmap_device(&mut dev)?;
                     rest
                 })();
                 its.disable(t)?;
@@ -393,15 +394,21 @@ fn unmapping_a_device_frees_its_memory() {
     let mut dev = r.its().map_device(DeviceId::new(3), 32).unwrap();
     let items: Vec<(u32, Lpi, usize)> = (0..32).map(|e| (e, lpi(8192 + e), 0)).collect();
     r.its().map_events(&mut dev, &items).unwrap();
-    r.its().unmap_device(dev).unwrap();
+    r.its().unmap_device(&mut dev).unwrap();
     assert_eq!(
         r.plat.live_bytes(),
         live + r.its().device_table().l2_pages() * 0x1_0000
     );
     assert!(r.model.dte(0, 3).is_some_and(|d| !d.valid));
     // The DeviceID can be mapped again.
-    let d = r.its().map_device(DeviceId::new(3), 2).unwrap();
-    r.its().unmap_device(d).unwrap();
+    let mut d = r.its().map_device(DeviceId::new(3), 2).unwrap();
+    r.its().unmap_device(&mut d).unwrap();
+    // Unmapped: the device is empty, and a second unmap is refused.
+    assert_eq!(
+        r.its().unmap_device(&mut d),
+        Err(ItsError::DeviceNotMapped(3))
+    );
+    assert_eq!(d.event(0), Err(ItsError::DeviceNotMapped(3)));
     r.model.assert_no_errors();
 }
 
@@ -576,7 +583,7 @@ fn level_one_entry_clean_completes_before_cwriter() {
     assert!(!r.its().queue().cleans_to_poc());
     let l1 = r.its().device_table().base().get();
     r.plat.clear_events();
-    let dev = r.its().map_device(DeviceId::new(300), 2).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(300), 2).unwrap();
     let ev = r.plat.events();
     let clean = ev
         .iter()
@@ -600,6 +607,6 @@ fn level_one_entry_clean_completes_before_cwriter() {
         "no DSB SY between the clean and GITS_CWRITER: {:?}",
         &ev[clean..=cwriter]
     );
-    r.its().unmap_device(dev).unwrap();
+    r.its().unmap_device(&mut dev).unwrap();
     r.model.assert_no_errors();
 }

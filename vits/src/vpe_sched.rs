@@ -94,12 +94,10 @@ impl<R: ItsRegisters, P: Platform + Clone, const DEVICES: usize> Backend
             .iter()
             .position(|d| d.id() == device)
             .ok_or(VpeError::Config("device not mapped by the vITS backend"))?;
-        let dev = self.devices.swap_remove(i);
-        self.its.unmap_device(dev).map_err(|e| {
-            // Still mapped: keep its record (there is room: it was just taken out).
-            let _ = self.devices.push(e.device);
-            VpeError::from(e.error)
-        })
+        // On failure the device stays mapped, and its record stays here.
+        self.its.unmap_device(&mut self.devices[i])?;
+        self.devices.swap_remove(i);
+        Ok(())
     }
 
     fn map_vlpi(

@@ -100,6 +100,12 @@ pub enum VpeError {
     /// The operation needs the redistributor's registers (DirectLPI invalidation).
     #[error("this operation needs the target redistributor's registers")]
     NeedRedistributor,
+    /// The VM was destroyed ([`crate::GicV4::destroy_vm`]).
+    #[error("the VM was destroyed")]
+    VmDestroyed,
+    /// The GICv4 layer was shut down ([`crate::GicV4::shutdown`]).
+    #[error("the GICv4 layer is shut down")]
+    ShutDown,
 }
 
 impl From<Transition> for VpeError {

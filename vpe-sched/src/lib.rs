@@ -30,7 +30,7 @@ pub mod residency;
 mod vlpi;
 mod vm;
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
 use doorbell::Doorbells;
@@ -46,7 +46,7 @@ use spin::Mutex;
 pub use error::VpeError;
 pub use residency::Residency;
 pub use vlpi::{VlpiConfig, VlpiProp, VsgiConfig};
-pub use vm::{DestroyError, MAX_VPES, Vm, VmConfig, Vpe};
+pub use vm::{MAX_VPES, Vm, VmConfig, Vpe};
 
 /// Timeouts and choices of the GICv4 layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,30 +79,47 @@ pub struct Descheduled {
     pub dirty_timeout: bool,
 }
 
-/// The vPE ID allocator: a bitmap in platform memory (8 KiB for 16-bit IDs).
+/// The vPE ID allocator: a bitmap in platform memory (8 KiB for 16-bit IDs); `used` is
+/// `None` once released by [`GicV4::shutdown`].
 struct VpeIds<P: Platform> {
-    used: DmaBuf<P>,
+    used: Option<DmaBuf<P>>,
     limit: u32,
 }
 
 impl<P: Platform> VpeIds<P> {
     fn word(&self, i: u32) -> u64 {
         self.used
-            .read_u64((i / 64) as usize * 8)
+            .as_ref()
+            .and_then(|b| b.read_u64((i / 64) as usize * 8).ok())
             .unwrap_or(u64::MAX)
     }
 
     fn alloc(&mut self) -> Option<VpeId> {
         let i = (0..self.limit).find(|&i| self.word(i) & (1 << (i % 64)) == 0)?;
         let w = self.word(i) | 1 << (i % 64);
-        self.used.write_u64((i / 64) as usize * 8, w).ok()?;
+        self.used
+            .as_mut()?
+            .write_u64((i / 64) as usize * 8, w)
+            .ok()?;
         Some(VpeId::new(i as u16))
     }
 
     fn free(&mut self, id: VpeId) {
         let i = u32::from(id.get());
         let w = self.word(i) & !(1 << (i % 64));
-        let _ = self.used.write_u64((i / 64) as usize * 8, w);
+        if let Some(b) = self.used.as_mut() {
+            let _ = b.write_u64((i / 64) as usize * 8, w);
+        }
+    }
+
+    /// vPE IDs handed out.
+    fn in_use(&self) -> u32 {
+        match self.used.as_ref() {
+            None => 0,
+            Some(b) => (0..b.len() / 8)
+                .map(|w| b.read_u64(w * 8).map_or(0, u64::count_ones))
+                .sum(),
+        }
     }
 }
 
@@ -130,6 +147,30 @@ fn common_aff(aff: u32, level: u8) -> u32 {
 }
 
 /// The GICv4 layer of a system: its ITSs, LPIs, doorbells and vPE IDs.
+///
+/// # Living in a static
+/// `GicV4<'a>` borrows the ITSs, the LPIs and the doorbells, so in a hypervisor all four live
+/// as long as the system, typically in statics. [`GicV4::shutdown`] takes `&self`: once every
+/// VM is destroyed it frees the vPE ID allocator and leaves the layer dead (every call fails
+/// with [`VpeError::ShutDown`]), after which the doorbells and the ITSs can be shut down
+/// through their own `&self` calls, in that order.
+///
+/// # Interrupt context
+/// Nothing here is for interrupt handlers: residency changes, VM creation and destruction and
+/// vLPI mapping take a vPE's spin lock and the ITS command queue's, and wait for the GIC
+/// (bounded). Call them in process context, on the CPU whose redistributor they name, with
+/// IRQs masked if your interrupt handlers issue ITS commands (the queue lock). The doorbell
+/// interrupt itself goes to [`Doorbells::handle`], which takes no lock at all; the only call
+/// here meant to follow it is [`GicV4::doorbell_rang`], which takes the vPE's lock: make it
+/// from the vCPU's thread, not from the handler.
+///
+/// # Lock order
+/// A vPE's lock, then the VMOVP sequence lock, then the vPE ID allocator or the GICv4.1
+/// redistributor groups, then the doorbells' locks (see the `doorbell` crate), then the ITS's
+/// (its device set, its command queue: the innermost). Only the caller's own redistributor
+/// frame is touched under a vPE's lock, besides [`doorbell::Redistributors::with_redist`] for
+/// another CPU's in [`GicV4::make_resident`] (DirectLPI): an implementation that locks each
+/// redistributor must not hold one across that call.
 pub struct GicV4<'a, R: ItsRegisters, P: Platform> {
     its: &'a [Its<R, P>],
     lpis: &'a Lpis<P>,
@@ -143,6 +184,8 @@ pub struct GicV4<'a, R: ItsRegisters, P: Platform> {
     redist: RedistCaps,
     max_bits: u8,
     cfg: V4Config,
+    /// Set by [`GicV4::shutdown`].
+    dead: AtomicBool,
 }
 
 impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
@@ -218,7 +261,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             its,
             lpis,
             doorbells,
-            ids: Mutex::new(VpeIds { used, limit }),
+            ids: Mutex::new(VpeIds {
+                used: Some(used),
+                limit,
+            }),
             rd_groups: Mutex::new(heapless::Vec::new()),
             vmovp_seq: Mutex::new(0),
             resident: [const { AtomicU32::new(0) }; MAX_CPUS],
@@ -227,6 +273,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             redist,
             max_bits,
             cfg,
+            dead: AtomicBool::new(false),
         })
     }
 
@@ -238,6 +285,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// # Errors
     /// [`VpeError::NotV4`] when the redistributor has no VLPIS.
     pub fn init_redistributor<D: RedistRegisters>(&self, rd: &mut D) -> Result<(), VpeError> {
+        self.alive()?;
         if !rd.typer().vlpis() {
             return Err(VpeError::NotV4("GICR_TYPER.VLPIS = 0"));
         }
@@ -351,6 +399,42 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
 }
 
 impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
+    /// Shuts the GICv4 layer down through a shared reference (it may live in a static):
+    /// checks that no VM is left (every VM destroyed with [`GicV4::destroy_vm`]; nothing
+    /// resident then either), frees the vPE ID allocator, and leaves the layer dead: every
+    /// call fails with [`VpeError::ShutDown`] from then on. Then shut down the doorbells
+    /// ([`Doorbells::shutdown`]) and the ITSs (`Its::shutdown`). The GICv4.1 vPE tables of
+    /// redistributor groups stay allocated: the redistributors' GICR_VPROPBASER still names
+    /// them.
+    ///
+    /// # Errors
+    /// [`VpeError::InUse`] while a VM exists (nothing done), [`VpeError::ShutDown`] if done
+    /// already.
+    pub fn shutdown(&self) -> Result<(), VpeError> {
+        let mut ids = self.ids.lock();
+        self.alive()?;
+        let n = ids.in_use();
+        if n != 0 || self.resident.iter().any(|r| r.load(Ordering::Acquire) != 0) {
+            return Err(VpeError::InUse("VMs still exist (destroy them first)"));
+        }
+        self.dead.store(true, Ordering::Release);
+        drop(ids.used.take());
+        Ok(())
+    }
+
+    /// Whether [`GicV4::shutdown`] shut the layer down.
+    pub fn is_shut_down(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn alive(&self) -> Result<(), VpeError> {
+        if self.is_shut_down() {
+            Err(VpeError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
     /// The GICv4 ITSs.
     fn v4(&self) -> impl Iterator<Item = &'a Its<R, P>> + 'a {
         self.its.iter().filter(|i| i.caps().is_v4())
