@@ -102,6 +102,7 @@
 //! # Ok(()) }
 //! ```
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 #[cfg(test)]
 extern crate std;

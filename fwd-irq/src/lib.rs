@@ -90,6 +90,7 @@
 //! # fn main() {}
 //! ```
 #![no_std]
+#![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "fakes"))]

@@ -50,6 +50,7 @@
 //! # Ok::<(), guest_fdt::Error>(())
 //! ```
 #![no_std]
+#![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;

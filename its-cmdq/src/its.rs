@@ -1123,6 +1123,22 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
     }
 }
 
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for Its<R, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Its")
+            .field("version", &self.caps.version)
+            .field("cpus", &self.cpus.len())
+            .field("its_number", &self.its_number)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("enabled", &self.enabled.load(Ordering::Relaxed))
+            .field("devices", &self.devices)
+            .field("collections", &self.collections)
+            .field("vpes", &self.vpes)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: ItsRegisters, P: Platform> Drop for Its<R, P> {
     fn drop(&mut self) {
         if self.is_shut_down()

@@ -39,6 +39,7 @@
 //! }
 //! ```
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 #[cfg(any(test, loom))]
 extern crate std;

@@ -61,6 +61,15 @@ pub struct LpiAllocator<P: Platform> {
     limit: u32,
 }
 
+impl<P: Platform> core::fmt::Debug for LpiAllocator<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LpiAllocator")
+            .field("limit", &self.limit)
+            .field("free", &self.free_count())
+            .finish()
+    }
+}
+
 impl<P: Platform> LpiAllocator<P> {
     /// An allocator of INTIDs 8192 up to 2^`id_bits` (at most 2^16).
     ///
@@ -256,6 +265,17 @@ impl<P: Platform + Clone> Lpis<P> {
             alloc: Mutex::new(LpiAllocator::new(platform.clone(), id_bits)?),
             platform,
         })
+    }
+}
+
+impl<P: Platform> core::fmt::Debug for Lpis<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Lpis")
+            .field("id_bits", &self.id_bits)
+            .field("table", &self.prop)
+            .field("redistributors", &self.users.load(Ordering::Relaxed))
+            .field("cleans_to_poc", &self.flush.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 

@@ -249,6 +249,20 @@ impl<R: ItsRegisters, P: Platform + Clone> CmdQueue<R, P> {
     }
 }
 
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for CmdQueue<R, P> {
+    /// The configuration and the counters (the lock is taken briefly for them).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let inner = self.inner.lock();
+        f.debug_struct("CmdQueue")
+            .field("version", &inner.version)
+            .field("bytes", &self.cfg.bytes)
+            .field("cleans_to_poc", &inner.flush)
+            .field("released", &inner.buf.is_none())
+            .field("stats", &inner.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     /// The capabilities commands are checked against.
     pub fn caps(&self) -> &ItsCaps {

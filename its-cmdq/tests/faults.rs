@@ -469,7 +469,7 @@ fn its_new_under_allocation_failure() {
                 break;
             }
             injected += 1;
-            let e = res.err().expect(&what);
+            let e = res.expect_err(&what);
             assert!(matches!(e, ItsError::Alloc(_)), "{what}: {e:?}");
             assert_eq!(b.plat.live_bytes(), live, "{what}: leaked");
             assert!(!b.model.its(0).ctlr().enabled(), "{what}: left enabled");

@@ -19,6 +19,7 @@
 //! References: Arm Generic Interrupt Controller Architecture Specification, GIC architecture
 //! version 3 and version 4 (Arm IHI 0069).
 #![no_std]
+#![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]

@@ -866,6 +866,16 @@ impl<P: DmaAlloc> DmaSlots<P> {
     }
 }
 
+impl<P: DmaAlloc> fmt::Debug for DmaSlots<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DmaSlots")
+            .field("slots", &self.slots)
+            .field("used", &self.used)
+            .field("layout", &self.layout)
+            .finish()
+    }
+}
+
 impl<P: DmaAlloc> Drop for DmaSlots<P> {
     fn drop(&mut self) {
         if self.records.leak {

@@ -51,6 +51,7 @@
 //! ([`ModelConfig::check_errors_on_drop`]).
 //!
 //! It is a host crate (it needs `std`), for tests only.
+#![deny(missing_debug_implementations)]
 
 mod memory;
 mod model;

@@ -173,6 +173,7 @@
 //! # }
 //! ```
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 #[cfg(test)]
 extern crate std;

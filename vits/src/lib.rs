@@ -168,6 +168,7 @@
 //!   second-level page the guest did not provide is accepted).
 //! - GICv4.1 with DirectLPI: [`VpeSchedBackend`]'s `invall` has no redistributor to use.
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 mod backend;
 mod config;

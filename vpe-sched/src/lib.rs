@@ -21,6 +21,7 @@
 //! The entry points mirror Linux's `irq-gic-v4.c`; the table is in the project's
 //! `docs/gicv4-api.md`.
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 #[cfg(test)]
 extern crate std;
@@ -395,6 +396,20 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             .with_attrs(MemAttrs::CACHED)
             .with_valid(true)
             .into())
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for GicV4<'_, R, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GicV4")
+            .field("version", &self.version)
+            .field("its", &self.its.len())
+            .field("single_vmovp", &self.single_vmovp)
+            .field("max_vintid_bits", &self.max_bits)
+            .field("vpe_ids_in_use", &self.ids.lock().in_use())
+            .field("dead", &self.dead.load(Ordering::Relaxed))
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 

@@ -33,6 +33,7 @@ pub struct VmConfig<'c> {
     pub vpes: &'c [usize],
 }
 
+#[derive(Debug)]
 pub(crate) struct VpeState {
     pub(crate) residency: Residency,
     pub(crate) affinity: usize,
@@ -53,6 +54,19 @@ pub struct Vpe<P: Platform> {
     /// what VMAPP's GICv4.1 Alloc is computed from (1 on the first mapping across the ITSs
     /// and on the last unmapping, as Linux counts them), and which ITSs an unmap must reach.
     pub(crate) mapped_on: AtomicU32,
+}
+
+impl<P: Platform> core::fmt::Debug for Vpe<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vpe")
+            .field("id", &self.id)
+            .field("doorbell", &self.doorbell)
+            .field("residency", &self.residency())
+            .field("affinity", &self.affinity())
+            .field("vlpis", &self.vlpis())
+            .field("vpt", &self.vpt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Platform> Vpe<P> {
@@ -115,6 +129,8 @@ impl<P: Platform> core::fmt::Debug for Vm<P> {
         f.debug_struct("Vm")
             .field("vintid_bits", &self.vintid_bits)
             .field("vpes", &self.vpes.len())
+            .field("doorbells", &self.doorbells)
+            .field("destroyed", &self.destroyed)
             .finish()
     }
 }
