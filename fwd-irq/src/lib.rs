@@ -101,6 +101,7 @@ pub mod error;
 pub mod host_irq;
 pub mod hw;
 pub mod ids;
+mod logging;
 pub mod mmio;
 pub mod regs;
 pub mod timer;

@@ -452,6 +452,35 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 return Err(e);
             }
         }
+        crate::logging::info!(
+            "its-cmdq: ITS {:?} up: {} CPUs, device table {} KiB{}, collection table {}, vPE table {}, {} KiB queue{}",
+            its.caps.version,
+            its.cpus.len(),
+            its.devices.bytes() / 1024,
+            if its.devices.is_indirect() {
+                " (two-level)"
+            } else {
+                ""
+            },
+            if its.collections.is_some() {
+                "in memory"
+            } else {
+                "none (HCC)"
+            },
+            if its.vpes.is_some() {
+                "own"
+            } else if its.shared_vpe.is_some() {
+                "shared"
+            } else {
+                "none"
+            },
+            cfg.queue.bytes / 1024,
+            if its.queue.cleans_to_poc() {
+                ", cleaned to PoC"
+            } else {
+                ""
+            }
+        );
         Ok(its)
     }
 }
@@ -580,6 +609,7 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         let posted = match self.queue.post_skipping(n, command, syncs) {
             Ok(p) => p,
             Err(e @ (ItsError::QueueFull { .. } | ItsError::BadCreadr { .. })) => {
+                crate::logging::error!("its-cmdq: ITS given up after {}", e);
                 self.die();
                 return Err(e);
             }
@@ -594,6 +624,7 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
                     self.queue.recover(Recovery::Skip)?;
                 }
                 Err(e) => {
+                    crate::logging::error!("its-cmdq: ITS given up after {}", e);
                     self.die();
                     return Err(e);
                 }
@@ -714,14 +745,17 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 release();
                 Err(out.error().unwrap_or(ItsError::Dead))
             }
-            Ok(_) => Ok(Device {
-                id,
-                size,
-                events: nr,
-                itt: Some(itt),
-                state: Some(state),
-                mapped: 0,
-            }),
+            Ok(_) => {
+                crate::logging::debug!("its-cmdq: device {:#x} mapped, {} events", id.get(), nr);
+                Ok(Device {
+                    id,
+                    size,
+                    events: nr,
+                    itt: Some(itt),
+                    state: Some(state),
+                    mapped: 0,
+                })
+            }
             Err(e) => {
                 release();
                 if self.is_dead() {
@@ -802,6 +836,7 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         self.mapped.lock().remove(dev.id.get());
         // The ITS no longer references the ITT: it may be freed, and so may the records.
         dev.release();
+        crate::logging::debug!("its-cmdq: device {:#x} unmapped", dev.id.get());
         Ok(())
     }
 
@@ -1099,11 +1134,16 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
             // state change (map_device reserves the DeviceID under it).
             let mapped = self.mapped.lock();
             if was == LIVE && mapped.len != 0 {
+                crate::logging::warning!(
+                    "its-cmdq: shut-down refused: {} devices still mapped",
+                    mapped.len
+                );
                 return Err(ItsError::InUse(mapped.len as u32));
             }
             self.state.store(SHUT_DOWN, Ordering::Release);
         }
         if let Err(e) = self.quiesce(timeout) {
+            crate::logging::error!("its-cmdq: ITS shut down but not quiescent: {}", e);
             return Err(e);
         }
         // Quiescent and disabled: the ITS reads neither the queue nor the tables any more.
@@ -1119,6 +1159,7 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         }
         let ids = self.mapped.lock().ids.take();
         drop(ids);
+        crate::logging::info!("its-cmdq: ITS shut down, queue and tables freed");
         Ok(())
     }
 }

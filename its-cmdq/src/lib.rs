@@ -47,6 +47,7 @@ extern crate std;
 pub mod device;
 pub mod error;
 pub mod its;
+mod logging;
 pub mod lpi;
 pub mod queue;
 pub mod ring;

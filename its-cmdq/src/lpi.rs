@@ -257,6 +257,12 @@ impl<P: Platform + Clone> Lpis<P> {
         prop.fill(0, bytes, DEFAULT_PRIORITY | PROP_GROUP1)?;
         prop.clean_all();
         platform.dsb_sy();
+        crate::logging::info!(
+            "its-cmdq: LPI property table for {} INTID bits ({} KiB) at {:#x}",
+            id_bits,
+            bytes / 1024,
+            prop.pa().get()
+        );
         Ok(Self {
             prop,
             users: AtomicUsize::new(0),
@@ -474,6 +480,11 @@ impl<P: Platform> Lpis<P> {
             });
         }
         self.users.fetch_add(1, Ordering::AcqRel);
+        crate::logging::debug!(
+            "its-cmdq: LPIs on at redistributor of processor {}, pending table at {:#x}",
+            rd.typer().processor_number(),
+            pend.pa().get()
+        );
         Ok(PendingTable {
             buf: pend,
             released: false,
@@ -519,6 +530,10 @@ impl<P: Platform> Lpis<P> {
         table.released = true;
         drop(table);
         self.users.fetch_sub(1, Ordering::AcqRel);
+        crate::logging::debug!(
+            "its-cmdq: LPIs off at redistributor of processor {}",
+            rd.typer().processor_number()
+        );
         Ok(())
     }
 }

@@ -230,6 +230,16 @@ impl<R: ItsRegisters, P: Platform + Clone> CmdQueue<R, P> {
         }
         flush |= got.attrs().needs_clean_to_poc();
         regs.set_cwriter(GitsCwriter::at(0));
+        crate::logging::debug!(
+            "its-cmdq: command queue of {} KiB at {:#x}, {}",
+            cfg.bytes / 1024,
+            buf.pa().get(),
+            if flush {
+                "cleaned to PoC (non-shareable)"
+            } else {
+                "shareable"
+            }
+        );
         Ok(Self {
             inner: Mutex::new(Inner {
                 regs,
@@ -464,6 +474,14 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             publish(&mut inner, [Some(a), b], false);
             inner.stats.commands += chunk as u64;
             left -= chunk;
+            crate::logging::trace!(
+                "its-cmdq: posted commands #{}..#{} ({} of a batch of {}), CWRITER {:#x}",
+                inner.ring.written() - chunk as u64,
+                inner.ring.written(),
+                chunk,
+                total,
+                inner.ring.write_offset()
+            );
         }
         Ok(Posted {
             first,
@@ -537,6 +555,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
                     creadr: inner.regs.creadr().byte_offset() as u32,
                     cwriter: inner.ring.write_offset() as u32,
                 };
+                crate::logging::error!("its-cmdq: {}", e);
                 return Err(e);
             }
             self.clock.relax();
@@ -570,6 +589,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
                     creadr: inner.regs.creadr().byte_offset() as u32,
                     cwriter: inner.ring.write_offset() as u32,
                 };
+                crate::logging::error!("its-cmdq: {}; last commands:{}", e, inner.trace);
                 return Err(e);
             }
             self.clock.relax();
@@ -600,6 +620,11 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             return Ok(());
         }
         let at = creadr.byte_offset();
+        crate::logging::warning!(
+            "its-cmdq: stalled queue at offset {:#x} recovered by {:?}",
+            at,
+            how
+        );
         let span = if how == Recovery::Skip {
             let cmd = stalled_cmd(inner, at)?;
             if inner.skipped.is_full() {
@@ -681,6 +706,7 @@ fn observe<R: ItsRegisters, P: Platform>(inner: &mut Inner<R, P>) -> Result<(), 
             seq: cmd.seq,
             opcode: cmd.raw[0] as u8,
         };
+        crate::logging::warning!("its-cmdq: {}: {:x?}", e, cmd.raw);
         return Err(e);
     }
     Ok(())

@@ -31,6 +31,7 @@ pub mod cmd;
 #[cfg(feature = "fdt")]
 pub mod discover;
 pub mod ids;
+mod logging;
 pub mod mmio;
 pub mod platform;
 pub mod regs;

@@ -199,9 +199,9 @@ pub fn poll_until<C: Clock + ?Sized>(
             return if done() {
                 Ok(())
             } else {
-                Err(Timeout {
-                    waited_ns: now.0.saturating_sub(start.0),
-                })
+                let waited_ns = now.0.saturating_sub(start.0);
+                crate::logging::warning!("its-core: bounded wait gave up after {} ns", waited_ns);
+                Err(Timeout { waited_ns })
             };
         }
         clock.relax();
@@ -267,7 +267,9 @@ impl<P: DmaAlloc> DmaBuf<P> {
                 align: layout.align(),
             });
         }
-        let DmaRegion { va, pa, layout } = platform.alloc_zeroed(layout)?;
+        let DmaRegion { va, pa, layout } = platform.alloc_zeroed(layout).inspect_err(|e| {
+            crate::logging::warning!("its-core: DMA allocation failed: {}", e);
+        })?;
         Ok(Self {
             platform,
             va,

@@ -183,6 +183,7 @@ pub mod config;
 pub mod effects;
 pub mod error;
 pub mod ids;
+mod logging;
 mod mmio;
 pub mod regs;
 pub mod sgi;

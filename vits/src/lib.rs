@@ -173,6 +173,7 @@
 mod backend;
 mod config;
 mod error;
+mod logging;
 mod memory;
 mod recorder;
 pub mod regs;

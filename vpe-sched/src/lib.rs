@@ -27,6 +27,7 @@
 extern crate std;
 
 pub mod error;
+mod logging;
 pub mod residency;
 mod vlpi;
 mod vm;
@@ -276,6 +277,20 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             cfg,
             dead: AtomicBool::new(false),
         })
+        .inspect(|g| {
+            crate::logging::info!(
+                "vpe-sched: GICv4 layer up: {:?}, {} GICv4 ITSs, {}, {} vPE IDs, vINTIDs up to {} bits",
+                g.version,
+                g.v4().count(),
+                if g.single_vmovp {
+                    "single VMOVP"
+                } else {
+                    "VMOVP with ITSList"
+                },
+                limit,
+                g.max_bits
+            );
+        })
     }
 
     /// Readies a redistributor for vPEs at CPU bring-up: GICv4.0 clears a stale
@@ -430,10 +445,12 @@ impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
         self.alive()?;
         let n = ids.in_use();
         if n != 0 || self.resident.iter().any(|r| r.load(Ordering::Acquire) != 0) {
+            crate::logging::warning!("vpe-sched: shut-down refused: {} vPEs still exist", n);
             return Err(VpeError::InUse("VMs still exist (destroy them first)"));
         }
         self.dead.store(true, Ordering::Release);
         drop(ids.used.take());
+        crate::logging::info!("vpe-sched: GICv4 layer shut down");
         Ok(())
     }
 
@@ -577,6 +594,7 @@ impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
                 Ok(())
             }
         };
+        crate::logging::debug!("vpe-sched: VMOVP of vPE {} to CPU {}", vpe.id.get(), cpu);
         if self.single_vmovp {
             let its = self.v4().next().ok_or(VpeError::NotV4("no ITS"))?;
             let c = cmd(its, 0, 0)?;

@@ -364,6 +364,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             vm.destroyed = true;
             return Err(e);
         }
+        crate::logging::info!(
+            "vpe-sched: VM created: {} vPEs (IDs {}..), {} vINTID bits, doorbells at LPI {}",
+            vm.vpes.len(),
+            vm.vpes.first().map_or(0, |v| v.id.get()),
+            vm.vintid_bits,
+            vm.doorbells.lpi(0).map_or(0, |l| l.get())
+        );
         Ok(vm)
     }
 
@@ -526,14 +533,17 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
                 r = self.vmapp_all(k, its, vm, false);
             }
             if let Err(error) = r {
+                crate::logging::warning!("vpe-sched: VM not destroyed: {}", error);
                 remap(vm);
                 return Err(error);
             }
         }
         if let Err(e) = self.doorbells.free_block(vm.doorbells) {
+            crate::logging::warning!("vpe-sched: VM not destroyed: {}", e);
             remap(vm);
             return Err(e.into());
         }
+        let n = vm.vpes.len();
         {
             let mut ids = self.ids.lock();
             while let Some(v) = vm.vpes.pop() {
@@ -544,6 +554,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         vm.vpes.release();
         drop(vm.prop.take());
         vm.destroyed = true;
+        crate::logging::info!("vpe-sched: VM destroyed: {} vPEs freed", n);
         Ok(())
     }
 
@@ -613,6 +624,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             rd.set_vpendbaser(s.vpendbaser.into());
         }
         st.residency.scheduled(cpu)?;
+        crate::logging::debug!("vpe-sched: vPE {} resident on CPU {}", vpe.id.get(), cpu);
         slot.store(u32::from(vpe.id.get()) + 1, Ordering::Release);
         // Then, in one batch: the invalidation of a doorbell the interrupt path disabled, and
         // on GICv4.0 the clear of its pending state. A vLPI that found the vPE away after its
@@ -637,8 +649,14 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     pub fn commit<D: RedistRegisters>(&self, rd: &mut D) -> Result<(), VpeError> {
         self.poll_dirty(rd, self.cfg.commit_timeout)
             .map(drop)
-            .map_err(|t| VpeError::DirtyTimeout {
-                waited_ns: t.waited_ns,
+            .map_err(|t| {
+                crate::logging::warning!(
+                    "vpe-sched: the redistributor still parses the VPT after {} ns (GICR_VPENDBASER.Dirty)",
+                    t.waited_ns
+                );
+                VpeError::DirtyTimeout {
+                    waited_ns: t.waited_ns,
+                }
             })
     }
 
@@ -717,6 +735,21 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         };
         let pending_last = pending_last || dirty_timeout;
         st.residency.descheduled(pending_last, idai)?;
+        if dirty_timeout {
+            crate::logging::warning!(
+                "vpe-sched: vPE {} left CPU {} but GICR_VPENDBASER.Dirty did not clear within {:?}: PendingLast assumed",
+                vpe.id.get(),
+                cpu,
+                self.cfg.dirty_timeout
+            );
+        }
+        crate::logging::debug!(
+            "vpe-sched: vPE {} left CPU {} (doorbell {}, PendingLast {})",
+            vpe.id.get(),
+            cpu,
+            if doorbell { "on" } else { "off" },
+            pending_last
+        );
         if let Some(slot) = self.resident.get(cpu) {
             slot.store(0, Ordering::Release);
         }
