@@ -30,7 +30,7 @@ impl TraceEntry {
 
 /// The last commands written to a queue, oldest first: a fixed-size ring, as Hubris keeps
 /// them, owned by the queue and read on demand ([`crate::CmdQueue::last_commands`],
-/// [`crate::Its::trace`]) rather than carried inside every error.
+/// [`crate::Its::last_commands`]) rather than carried inside every error.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Trace {
@@ -97,7 +97,7 @@ impl fmt::Display for Trace {
 /// Small enough to return by value through every layer (at most 40 bytes, asserted by a
 /// test): the diagnostic history stays with the queue that owns it. After a
 /// [`ItsError::Timeout`] or a [`ItsError::Stalled`], read the last commands with
-/// [`crate::Its::trace`] (or [`crate::CmdQueue::last_commands`]), and a stalled command by
+/// [`crate::Its::last_commands`] (or [`crate::CmdQueue::last_commands`]), and a stalled command by
 /// its sequence number with [`crate::CmdQueue::command`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -128,7 +128,7 @@ pub enum ItsError {
         cwriter: u32,
     },
     /// The ITS did not complete the commands before the deadline. The last commands
-    /// written are in the queue's trace ([`crate::Its::trace`]).
+    /// written are in the queue's trace ([`crate::Its::last_commands`]).
     #[error(
         "ITS command queue timeout after {waited_ns} ns (CREADR {creadr:#x}, CWRITER {cwriter:#x})"
     )]

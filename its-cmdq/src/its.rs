@@ -586,7 +586,7 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
     /// The last commands written to the command queue, oldest first (with their sequence
     /// numbers and doublewords): what to print after an [`ItsError::Timeout`] or an
     /// [`ItsError::Stalled`]. See [`CmdQueue::last_commands`] and [`CmdQueue::command`].
-    pub fn trace(&self) -> crate::Trace {
+    pub fn last_commands(&self) -> crate::Trace {
         self.queue.last_commands()
     }
 

@@ -294,13 +294,14 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
 
     /// Frees the ring's memory through a shared reference, for an ITS that no longer reads it
     /// (disabled and quiescent: the caller's promise, which [`crate::Its::shutdown`] keeps).
-    /// Every later post fails with [`ItsError::ShutDown`].
-    pub fn release(&self) {
+    /// Every later post fails with [`ItsError::ShutDown`]. Crate-private: freeing memory the
+    /// ITS may still read is not a call to offer safe code.
+    pub(crate) fn release(&self) {
         let buf = self.inner.lock().buf.take();
         drop(buf);
     }
 
-    /// Whether the ring's memory was released ([`CmdQueue::release`]).
+    /// Whether the ring's memory was freed (by [`crate::Its::shutdown`]).
     pub fn is_released(&self) -> bool {
         self.inner.lock().buf.is_none()
     }
@@ -315,11 +316,6 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     /// [`ItsError::Timeout`] or a [`ItsError::Stalled`].
     pub fn last_commands(&self) -> Trace {
         self.inner.lock().trace
-    }
-
-    /// The last commands written (the same as [`CmdQueue::last_commands`]).
-    pub fn trace(&self) -> Trace {
-        self.last_commands()
     }
 
     /// The command with sequence number `seq` (from [`ItsError::Stalled`] or
@@ -566,7 +562,8 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     ///
     /// # Errors
     /// [`ItsError::Stalled`] as soon as GITS_CREADR.Stalled is seen (see
-    /// [`CmdQueue::recover`]), [`ItsError::Timeout`] with the last commands posted,
+    /// [`CmdQueue::recover`]), [`ItsError::Timeout`] (the last commands written are then in
+    /// [`CmdQueue::last_commands`]),
     /// [`ItsError::BadCreadr`].
     pub fn wait(&self, ticket: Ticket) -> Result<(), ItsError> {
         self.inner.lock().stats.waits += 1;

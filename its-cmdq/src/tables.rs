@@ -255,15 +255,16 @@ impl<P: Platform> ItsTable<P> {
 
     /// Frees the table's memory through a shared reference, for an ITS that no longer reads
     /// it (disabled and quiescent: the caller's promise, which [`crate::Its::shutdown`]
-    /// keeps). Entries can no longer be added ([`ItsError::ShutDown`]).
-    pub fn release(&self) {
+    /// keeps). Entries can no longer be added ([`ItsError::ShutDown`]). Crate-private, as
+    /// [`crate::CmdQueue`]'s.
+    pub(crate) fn release(&self) {
         let l2 = self.l2.lock().take();
         drop(l2);
         let l1 = self.l1.lock().take();
         drop(l1);
     }
 
-    /// Whether the memory was released ([`ItsTable::release`]).
+    /// Whether the memory was freed (by [`crate::Its::shutdown`]).
     pub fn is_released(&self) -> bool {
         self.l1.lock().is_none()
     }

@@ -8,7 +8,7 @@ use crate::residency::Transition;
 
 /// What went wrong. Small enough to return by value (at most 56 bytes, asserted by a test),
 /// although it can carry a doorbell or ITS error: the ITS's command trace stays with its
-/// queue (`its_cmdq::Its::trace`).
+/// queue (`its_cmdq::Its::last_commands`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VpeError {
