@@ -610,3 +610,64 @@ fn level_one_entry_clean_completes_before_cwriter() {
     r.its().unmap_device(&mut dev).unwrap();
     r.model.assert_no_errors();
 }
+
+/// `Its::shutdown` takes `&self`, as for an ITS kept in a static: refused while a device is
+/// mapped (nothing changes), then the ITS disabled and quiescent, its queue and tables freed,
+/// and every later call refused. On GICv4.1 the vPE table stays: the redistributors still
+/// name it.
+#[test]
+fn shutdown_through_a_shared_reference_frees_the_queue_and_tables() {
+    for cfg in [ModelConfig::qemu(2), ModelConfig::gicv41(2)] {
+        let mut r = Rig::lpis_only(cfg.clone(), Settings::default()).unwrap();
+        let base = r.plat.live_bytes();
+        let its = r.bring_up_its(0).unwrap();
+        r.its.push(its);
+        let its = r.its();
+        let t = core::time::Duration::from_millis(5);
+        let mut dev = its.map_device(DeviceId::new(40000), 4).unwrap();
+        let what = format!("{:?}", cfg.version);
+        assert_eq!(its.shutdown(t), Err(ItsError::InUse(1)), "{what}");
+        assert!(!its.is_dead() && r.model.its(0).ctlr().enabled(), "{what}");
+        its.unmap_device(&mut dev).unwrap();
+        let kept = if its.caps().version == its_core::cmd::ItsVersion::V4_1 {
+            its.vpe_table().map_or(0, |t| t.bytes())
+        } else {
+            0
+        };
+        r.model.clear_commands(0);
+        its.shutdown(t).unwrap();
+        assert!(
+            r.model.commands(0).is_empty(),
+            "{what}: no command at shutdown"
+        );
+        assert!(its.is_shut_down() && its.is_dead(), "{what}");
+        let ctlr = r.model.its(0).ctlr();
+        assert!(!ctlr.enabled() && ctlr.quiescent(), "{what}");
+        assert!(its.queue().is_released(), "{what}");
+        assert!(its.device_table().is_released(), "{what}");
+        assert_eq!(its.device_table().bytes(), 0, "{what}");
+        // Freed, but a GICv4.1 vPE table (with the small record of its second-level pages).
+        let left = r.plat.live_bytes() - base;
+        assert!(
+            left >= kept && left < kept + 0x1000,
+            "{what}: {left} bytes left"
+        );
+        if kept == 0 {
+            assert_eq!(left, 0, "{what}: everything freed");
+        } else {
+            assert!(!its.vpe_table().unwrap().is_released(), "{what}");
+        }
+        // Refused from now on; the getters still answer.
+        assert_eq!(
+            its.map_device(DeviceId::new(1), 2).err(),
+            Some(ItsError::ShutDown),
+            "{what}"
+        );
+        assert_eq!(its.invall(0), Err(ItsError::ShutDown), "{what}");
+        assert_eq!(its.shutdown(t), Err(ItsError::ShutDown), "{what}");
+        assert_eq!(its.cpu(1).map(|c| c.icid.get()), Ok(1), "{what}");
+        drop(r.its.pop());
+        assert_eq!(r.plat.live_bytes() - base, left, "{what}: dropped");
+        r.model.assert_no_errors();
+    }
+}
