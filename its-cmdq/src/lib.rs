@@ -1,16 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The ITS command queue and ITS bring-up (Arm IHI 0069, "The ITS command interface").
 //!
-//! - [`ring`]: pure ring arithmetic with absolute completion tickets;
-//! - [`queue`]: [`CmdQueue`], the command queue: batches written contiguously with one
-//!   GITS_CWRITER write, the SYNC/VSYNC each batch needs, bounded waits, GITS_CREADR.Stalled
-//!   reported with the offending command and recovered by retry or skip, a trace of the last
-//!   commands in every timeout error, and safe use from several CPUs;
-//! - [`tables`]: GITS_BASER tables, flat or two-level, with page-size probing;
-//! - [`lpi`]: the LPI property table, the INTID allocator and redistributor bring-up;
-//! - [`its`] and [`device`]: [`Its`], the ITS brought up with one collection per CPU, and
-//!   devices and events mapped to physical LPIs.
-//!
 //! Linux posts one command at a time and waits a second for each; this queue batches, knows
 //! which command failed, and never hangs. Everything here is tested on the host against the
 //! model of `its-model` before it meets QEMU.
@@ -123,10 +113,23 @@
 //! # Ok::<(), its_cmdq::ItsError>(())
 //! ```
 //!
-//! The GICv4 layer goes on from here: `vpe-sched`, whose `guide` module has the embedding
-//! guide ([bring-up order, the vCPU run loop, teardown](https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html)).
+//! The GICv4 layer goes on from here: [`vpe-sched`](https://docs.rs/vpe-sched), whose
+//! `guide` module has the [embedding guide] (bring-up order, the vCPU run loop, teardown).
 //! Concurrency: an [`Its`] is shared by CPUs (`&self`); its queue is a spinlock, so mask
 //! IRQs around its calls if your interrupt handlers issue ITS commands too.
+//!
+//! # Modules
+//! - [`ring`]: pure ring arithmetic with absolute completion tickets;
+//! - [`queue`]: [`CmdQueue`], the command queue: batches written contiguously with one
+//!   GITS_CWRITER write, the SYNC/VSYNC each batch needs, bounded waits, GITS_CREADR.Stalled
+//!   reported with the offending command and recovered by retry or skip, a trace of the last
+//!   commands in every timeout error, and safe use from several CPUs;
+//! - [`tables`]: GITS_BASER tables, flat or two-level, with page-size probing;
+//! - [`lpi`]: the LPI property table, the INTID allocator and redistributor bring-up;
+//! - [`its`] and [`device`]: [`Its`], the ITS brought up with one collection per CPU, and
+//!   devices and events mapped to physical LPIs.
+//!
+//! [embedding guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 #![no_std]
 #![allow(
     clippy::result_large_err,

@@ -24,9 +24,8 @@
 //! **Then** hand the platform and the registers to the drivers:
 //! [`its-cmdq`](https://docs.rs/its-cmdq) brings the ITS and LPIs up,
 //! [`vpe-sched`](https://docs.rs/vpe-sched) and [`doorbell`](https://docs.rs/doorbell) add
-//! GICv4 direct injection. The embedding guide
-//! ([`vpe_sched::guide::embedding`](https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html))
-//! walks through all of it. The host implementations of the platform and register traits,
+//! GICv4 direct injection. The [embedding guide] (`vpe_sched::guide::embedding`) walks
+//! through all of it. The host implementations of the platform and register traits,
 //! the test double of every crate here and of your hypervisor's host tests, are the crate
 //! [`its-model`](https://docs.rs/its-model).
 //!
@@ -80,6 +79,8 @@
 //!
 //! References: Arm Generic Interrupt Controller Architecture Specification, GIC architecture
 //! version 3 and version 4 (Arm IHI 0069).
+//!
+//! [embedding guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 #![no_std]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
