@@ -59,8 +59,8 @@ use crate::workspace::{CargoEnv, cargo, workspace_root};
 /// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
 /// crate; host tests (cargo test --workspace); the loom model checks (its-cmdq, doorbell);
 /// its-core with all features and the API docs; the fuzz-corpus replays (its-core and the
-/// test kit); the publish checks (README and licences packaged, cargo publish --workspace
-/// --dry-run, the docs.rs builds); the QEMU suite.
+/// test kit); the publish checks (README and licences packaged, a publish dry run of the
+/// workspace, the docs.rs builds); the QEMU suite.
 ///
 /// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
 /// stages). Exits non-zero if any stage failed. XTASK_TEST_STAGES=NAME,... runs only those
