@@ -96,3 +96,8 @@ pub mod ids;
 pub mod mmio;
 pub mod platform;
 pub mod regs;
+
+/// The README's example, compiled and run as a doc test so that it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
