@@ -54,6 +54,9 @@
 //! assert!(guest_dtb.len() < host_dtb.len());
 //! # Ok::<(), guest_fdt::Error>(())
 //! ```
+//!
+//! With the `log` feature, [`derive()`] logs the guest tree at info (or why there is none,
+//! at warn) and each subtree it removed at debug.
 #![no_std]
 #![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -62,6 +65,7 @@ extern crate alloc;
 
 mod derive;
 mod error;
+mod logging;
 mod policy;
 mod refs;
 
