@@ -103,6 +103,12 @@
 //! # #[cfg(not(target_arch = "aarch64"))]
 //! # fn main() {}
 //! ```
+//!
+//! # Logging
+//! With the `log` feature: a vCPU interface sized, interrupts forwarded and removed, list
+//! registers overflowing at debug; every populate, fold and forwarded interrupt at trace
+//! (the run loop's paths: compile trace out with `log`'s `max_level_debug` if your logger is
+//! slow); more active interrupts than list registers at warn.
 #![no_std]
 #![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -77,6 +77,10 @@
 //! - `discover` (feature `fdt`): the GIC, its ITSs and the PCI `msi-map` from a device tree,
 //!   without allocation.
 //!
+//! # Logging
+//! With the `log` feature: the GIC found in a device tree at info; a bounded wait that gives
+//! up ([`platform::poll_until`]) and a refused DMA allocation at warn.
+//!
 //! References: Arm Generic Interrupt Controller Architecture Specification, GIC architecture
 //! version 3 and version 4 (Arm IHI 0069).
 //!

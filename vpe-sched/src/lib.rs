@@ -20,6 +20,16 @@
 //!
 //! The entry points mirror Linux's `irq-gic-v4.c`: [`guide::linux_api`] maps each to ours.
 //!
+//! **Ownership**: [`GicV4`], the doorbells and the ITSs may live in statics: every shutdown
+//! takes `&self` ([`GicV4::shutdown`], then `Doorbells::shutdown`, then `Its::shutdown`).
+//! A [`Vm`] is a few words (its vPE records live in DMA memory) and stays in your own VM
+//! structure: [`GicV4::destroy_vm`] takes it by `&mut` and leaves it empty. Interrupt
+//! context and the lock order: see [`GicV4`].
+//!
+//! **Errors and logging**: [`VpeError`] is a small `Copy` value (48 bytes). With the `log`
+//! feature: the layer brought up and shut down, VMs created and destroyed at info; residency
+//! changes and VMOVP at debug; a Dirty that does not clear and a refused shut-down at warn.
+//!
 //! # Where to start
 //!
 //! **What you implement**: nothing more than for `its-cmdq`: `its_core::platform`'s traits,
