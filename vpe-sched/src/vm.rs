@@ -110,7 +110,7 @@ impl<P: Platform> Vpe<P> {
 
 /// A VM: its vLPI configuration table and its vPEs.
 ///
-/// Small (about a hundred bytes, whatever the number of vPEs): the per-vPE records live out of
+/// Small (under 200 bytes, whatever the number of vPEs): the per-vPE records live out of
 /// line, in memory from the platform's allocator, so a `Vm` is cheap to return, move and keep
 /// in a static or in the hypervisor's own VM structure. [`GicV4::destroy_vm`] takes it by
 /// `&mut` and leaves it empty ([`Vm::is_destroyed`]).
