@@ -114,9 +114,9 @@ pub fn cmdq_batch() {
         let ours = counted(its, || {
             its.map_events(&mut dev, &items).expect("map_events")
         });
-        its.unmap_device(dev).map_err(|e| e.error).expect("unmap");
+        its.unmap_device(&mut dev).expect("unmap");
 
-        let dev = its
+        let mut dev = its
             .map_device(DeviceId::new(0x101 + 2 * k as u32), n)
             .expect("MAPD");
         let id = dev.id();
@@ -134,7 +134,7 @@ pub fn cmdq_batch() {
             })
         });
         discard_all(its, id, n, SyncTarget::Redist(cpu0.rdbase));
-        its.unmap_device(dev).map_err(|e| e.error).expect("unmap");
+        its.unmap_device(&mut dev).expect("unmap");
         println!(
             "  {n:>5}  {:>24}  {:>24}",
             format!(
@@ -167,7 +167,7 @@ pub fn vlpi_map() {
     let r = model_v4(ModelConfig::qemu(1));
     let its = r.its();
     let cpu0 = *its.cpu(0).expect("cpu0");
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
@@ -211,7 +211,7 @@ pub fn vlpi_map() {
                 r.g.unmap_vlpi(its, &mut dev, e, &vm, false)
                     .expect("unmap_vlpi");
             }
-            its.unmap_device(dev).map_err(|e| e.error).expect("unmap");
+            its.unmap_device(&mut dev).expect("unmap");
 
             // Linux.
             let mut dev = device(n);
@@ -254,7 +254,7 @@ pub fn vlpi_map() {
                     dev.set_event(e, Default::default()).expect("event state");
                 }
             }
-            its.unmap_device(dev).map_err(|e| e.error).expect("unmap");
+            its.unmap_device(&mut dev).expect("unmap");
             println!(
                 "  {kind:>9}  {n:>5}  {:>24}  {:>24}",
                 format!(
@@ -277,6 +277,6 @@ pub fn vlpi_map() {
             );
         }
     }
-    r.g.destroy_vm(vm).map_err(|e| e.error).expect("destroy_vm");
+    r.g.destroy_vm(&mut vm).expect("destroy_vm");
     r.model.assert_no_errors();
 }

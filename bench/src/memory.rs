@@ -70,7 +70,7 @@ fn vm_bytes(r: &V4<'static>, bits: u8, vpes: usize) -> (usize, String) {
     r.plat.set_recording(true);
     r.plat.clear_events();
     let before = r.plat.live_bytes();
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: bits,
             vpes: &cpus,
@@ -79,7 +79,7 @@ fn vm_bytes(r: &V4<'static>, bits: u8, vpes: usize) -> (usize, String) {
     let added = r.plat.live_bytes() - before;
     let log = allocs(r.rig).join(",");
     r.plat.set_recording(false);
-    r.g.destroy_vm(vm).map_err(|e| e.error).expect("destroy_vm");
+    r.g.destroy_vm(&mut vm).expect("destroy_vm");
     (added, log)
 }
 

@@ -125,6 +125,18 @@
 //! hypervisor's own interrupt handlers take the same locks (for instance by issuing ITS
 //! commands), which `its-cmdq`'s rules cover.
 //!
+//! # Lock order
+//! The doorbells' allocation lock, then the proxy device's lock, then (inside `its-cmdq`) the
+//! ITS's device set or its command queue lock; the GICv4 layer takes a vPE's lock before any
+//! of these. No doorbell lock is held while [`Redistributors::with_redist`] runs. The interrupt
+//! path takes none, so it can never be part of a deadlock.
+//!
+//! # Logging
+//! With the `log` feature: bring-up and shut-down at info, blocks allocated and freed at
+//! debug, a refused shut-down at warn, and each doorbell taken by [`Doorbells::handle`] at
+//! trace, the only level the interrupt path uses (compile it out with `log`'s
+//! `max_level_debug` or lower if your logger is not safe in interrupt context).
+//!
 //! # Calls for one doorbell
 //! [`Doorbells::set_enabled`], [`Doorbells::settle`], [`Doorbells::settle_and_clear`],
 //! [`Doorbells::clear_pending`] and [`Doorbells::move_to`] for one doorbell must not overlap
@@ -134,15 +146,12 @@
 //!
 //! [guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 #![no_std]
-#![allow(
-    clippy::result_large_err,
-    clippy::large_enum_variant,
-    reason = "ItsError carries a command trace by value"
-)]
+#![deny(missing_debug_implementations)]
 
 #[cfg(test)]
 extern crate std;
 
+mod logging;
 #[cfg(loom)]
 pub mod protocol;
 #[cfg(not(loom))]
@@ -161,7 +170,7 @@ use its_core::regs::{GicrInvlpir, GicrLpir};
 use protocol::{ENABLED, NEEDS_INV, VPE_MASK, Word};
 use spin::Mutex;
 
-/// What went wrong.
+/// What went wrong. Small enough to return by value (at most 48 bytes, asserted by a test).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DoorbellError {
@@ -405,6 +414,17 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         for l in range.iter() {
             lpis.configure(l, cfg.priority, false)?;
         }
+        crate::logging::info!(
+            "doorbell: {} doorbells at LPIs {}..{}, invalidated {}",
+            cfg.capacity,
+            range.base.get(),
+            range.base.get() + range.count,
+            match (its.caps().version == ItsVersion::V4_1, cfg.proxy) {
+                (true, _) => "with INVDB",
+                (false, Some(_)) => "through a proxy device",
+                (false, None) => "through GICR_INVLPIR (DirectLPI)",
+            }
+        );
         Ok(Self {
             its,
             lpis,
@@ -466,6 +486,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             count,
             base: self.lpi_at(first)?,
         };
+        crate::logging::debug!(
+            "doorbell: block of {} at LPI {} allocated",
+            count,
+            block.base.get()
+        );
         if self.cfg.proxy.is_some() {
             let mut slot = self.proxy.lock();
             let Some(dev) = slot.as_mut() else {
@@ -535,6 +560,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
                 .configure(self.lpi_at(i)?, self.cfg.priority, false)?;
             self.release(i);
         }
+        crate::logging::debug!(
+            "doorbell: block of {} at LPI {} freed",
+            block.count,
+            block.base.get()
+        );
         Ok(())
     }
 
@@ -723,15 +753,20 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
             .filter(|&i| self.vpe_field(i) != 0)
             .count() as u32;
         if used != 0 {
+            crate::logging::warning!(
+                "doorbell: shut-down refused: {} doorbells still allocated",
+                used
+            );
             return Err(DoorbellError::InUse(used));
         }
         {
             let mut slot = self.proxy.lock();
-            if let Some(dev) = slot.take()
-                && let Err(e) = self.its.unmap_device(dev)
-            {
-                *slot = Some(e.device);
-                return Err(e.error.into());
+            if let Some(dev) = slot.as_mut() {
+                if let Err(e) = self.its.unmap_device(dev) {
+                    crate::logging::warning!("doorbell: shut-down refused: proxy unmap: {}", e);
+                    return Err(e.into());
+                }
+                *slot = None;
             }
         }
         // Dead from here on: the interrupt path stops claiming the range before the range
@@ -740,6 +775,11 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> Doorbells<'a, R, P> {
         // The doorbells are disabled in the property table (free_block) and no longer
         // mapped: the range can go back to the allocator.
         self.lpis.free(self.range)?;
+        crate::logging::info!(
+            "doorbell: shut down, LPIs {}..{} freed",
+            self.range.base.get(),
+            self.range.base.get() + self.range.count
+        );
         Ok(())
     }
 
@@ -960,6 +1000,14 @@ impl<R: ItsRegisters, P: Platform> Doorbells<'_, R, P> {
         let r = protocol::ring(&self.cell(i, FLAGS), &self.cell(i, RINGS), || {
             let _ = self.lpis.configure(lpi, self.cfg.priority, false);
         })?;
+        // The interrupt path logs at trace level only (compile it out with `log`'s
+        // `max_level_*` features, or keep a logger that is safe in interrupt context).
+        crate::logging::trace!(
+            "doorbell: LPI {} rang for vPE {}{}",
+            intid,
+            r.vpe_field - 1,
+            if r.disabled { "" } else { " (late)" }
+        );
         if r.disabled {
             self.rings.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -1044,5 +1092,20 @@ impl<R: ItsRegisters, P: Platform> Doorbells<'_, R, P> {
     /// Whether invalidation goes through the proxy device.
     pub fn uses_proxy(&self) -> bool {
         self.cfg.proxy.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Errors are returned by value, and the GICv4 layer wraps this one: it stays small.
+    #[test]
+    fn errors_are_small() {
+        assert!(
+            size_of::<DoorbellError>() <= 48,
+            "{}",
+            size_of::<DoorbellError>()
+        );
     }
 }

@@ -1,9 +1,5 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! Doorbells against the host model: allocation, lookup, invalidation, waiters.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
 use its_core::cmd::Command;

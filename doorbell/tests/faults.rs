@@ -15,10 +15,6 @@
 //! targets, the enable bits in the property table); and the doorbells still work: with the
 //! fault cleared, the call or what it left undone succeeds, or after a timeout every later
 //! call that needs the ITS reports it dead.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::time::Duration;
 
@@ -563,7 +559,7 @@ fn bad_inputs_to_doorbell_calls_are_refused_before_anything_is_sent() {
             Some(DoorbellError::Its(ItsError::Config("allocating zero LPIs")))
         );
         if proxy(&b) {
-            let taken = b.its().map_device(DeviceId::new(PROXY), 2).unwrap();
+            let mut taken = b.its().map_device(DeviceId::new(PROXY), 2).unwrap();
             let live = b.plat.live_bytes();
             assert_eq!(
                 new_doorbells(&b).err(),
@@ -571,7 +567,7 @@ fn bad_inputs_to_doorbell_calls_are_refused_before_anything_is_sent() {
             );
             assert_eq!(b.lpis.free_count(), free, "the LPI range went back");
             assert_eq!(b.plat.live_bytes(), live);
-            b.its().unmap_device(taken).unwrap();
+            b.its().unmap_device(&mut taken).unwrap();
         }
         let mut st = with_block(&b);
         let dbs = st.dbs();

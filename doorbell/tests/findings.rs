@@ -6,10 +6,6 @@
 //! 5. GICv4.1 doorbells were invalidated on one redistributor (GICR_INVLPIR, proxy INV), not
 //!    with INVDB, which every redistributor sees;
 //! 6. with DirectLPI, a moved vPE's doorbell stayed pending on the old redistributor.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 // The test platform below forwards `DmaAlloc`, an unsafe trait, to the model's platform.
 #![allow(unsafe_code)]
 
@@ -203,7 +199,7 @@ fn an_enable_inside_the_interrupt_paths_window_is_not_undone() {
 fn gicv41_doorbells_are_invalidated_with_invdb() {
     let r = Rig::new(ModelConfig::gicv41(2));
     with_v4(&r, r.doorbell_config(8), V4Config::default(), |v| {
-        let vm =
+        let mut vm =
             v.g.create_vm(VmConfig {
                 vintid_bits: 16,
                 vpes: &[0],
@@ -238,7 +234,7 @@ fn gicv41_doorbells_are_invalidated_with_invdb() {
         invdb_then_vsync("the settle of the interrupt path's disable");
         v.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
             .unwrap();
-        v.g.destroy_vm(vm).unwrap();
+        v.g.destroy_vm(&mut vm).unwrap();
     });
     r.model.assert_no_errors();
 }

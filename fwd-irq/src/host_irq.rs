@@ -126,6 +126,7 @@ pub fn handle_acked_irq<const N: usize>(
     {
         return HostIrq::Forwarded { pintid, vintid };
     }
+    crate::logging::trace!("fwd-irq: host IRQ {} is not forwarded: the host's", intid);
     HostIrq::Other(intid)
 }
 

@@ -103,7 +103,14 @@
 //! # #[cfg(not(target_arch = "aarch64"))]
 //! # fn main() {}
 //! ```
+//!
+//! # Logging
+//! With the `log` feature: a vCPU interface sized, interrupts forwarded and removed, list
+//! registers overflowing at debug; every populate, fold and forwarded interrupt at trace
+//! (the run loop's paths: compile trace out with `log`'s `max_level_debug` if your logger is
+//! slow); more active interrupts than list registers at warn.
 #![no_std]
+#![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "fakes"))]
@@ -114,6 +121,7 @@ pub mod error;
 pub mod host_irq;
 pub mod hw;
 pub mod ids;
+mod logging;
 pub mod mmio;
 pub mod regs;
 pub mod timer;

@@ -38,6 +38,13 @@ pub struct IrqStateRegs {
     pub icactiver: [ReadPureWrite<u32>; 32],
 }
 
+impl core::fmt::Debug for IrqStateRegs {
+    /// The name only: formatting never reads a register.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IrqStateRegs").finish_non_exhaustive()
+    }
+}
+
 const _: () = assert!(core::mem::offset_of!(IrqStateRegs, ispendr) == 0x200);
 const _: () = assert!(core::mem::offset_of!(IrqStateRegs, icpendr) == 0x280);
 const _: () = assert!(core::mem::offset_of!(IrqStateRegs, isactiver) == 0x300);
@@ -45,6 +52,7 @@ const _: () = assert!(core::mem::offset_of!(IrqStateRegs, icactiver) == 0x380);
 const _: () = assert!(core::mem::size_of::<IrqStateRegs>() == 0x400);
 
 /// The physical GIC state of PPIs (this PE's redistributor) and SPIs (the distributor).
+#[derive(Debug)]
 pub struct GicIrqState<'a> {
     gicd: UniqueMmioPointer<'a, IrqStateRegs>,
     gicr_sgi: UniqueMmioPointer<'a, IrqStateRegs>,

@@ -415,6 +415,11 @@ impl<const N: usize> VgicCpu<N> {
         }
         let mut cpu = Self::new(n)?;
         cpu.nr_aprs = vtr.nr_aprs() as u8;
+        crate::logging::debug!(
+            "fwd-irq: vCPU interface with {} list registers, {} active-priorities registers",
+            n,
+            cpu.nr_aprs
+        );
         Ok(cpu)
     }
 
@@ -489,7 +494,13 @@ impl<const N: usize> VgicCpu<N> {
                 vintid: other.vintid.get(),
             });
         }
-        self.insert(Virq::new(vintid, cfg, Some(fwd)))
+        self.insert(Virq::new(vintid, cfg, Some(fwd)))?;
+        crate::logging::debug!(
+            "fwd-irq: vINTID {} forwarded from pINTID {}",
+            vintid.get(),
+            fwd.pintid.get()
+        );
+        Ok(())
     }
 
     /// Removes an interrupt and returns its last state.
@@ -504,6 +515,7 @@ impl<const N: usize> VgicCpu<N> {
         let i = self.find(vintid).map_err(|_| FwdError::NotConfigured {
             vintid: vintid.get(),
         })?;
+        crate::logging::debug!("fwd-irq: vINTID {} removed", vintid.get());
         Ok(self.irqs.remove(i))
     }
 
@@ -609,6 +621,11 @@ impl<const N: usize> VgicCpu<N> {
                 pintid: pintid.get(),
             })?;
         self.inject(vintid)?;
+        crate::logging::trace!(
+            "fwd-irq: pINTID {} injected as vINTID {}",
+            pintid.get(),
+            vintid.get()
+        );
         Ok(vintid)
     }
 
@@ -654,6 +671,10 @@ impl<const N: usize> VgicCpu<N> {
         let count = cands.len().min(nr);
         if cands.iter().filter(|c| !c.pending_only).count() > nr {
             self.stats.active_overflows += 1;
+            crate::logging::warning!(
+                "fwd-irq: more active interrupts than the {} list registers (nesting too deep): some stay unlisted",
+                nr
+            );
         }
         let mut lrs = [IchLr::new(); MAX_LRS];
         self.slots = [None; MAX_LRS];
@@ -689,6 +710,18 @@ impl<const N: usize> VgicCpu<N> {
             }
         }
 
+        if overflowed {
+            crate::logging::debug!(
+                "fwd-irq: {} interrupts for {} list registers: maintenance interrupt requested",
+                cands.len(),
+                nr
+            );
+        }
+        crate::logging::trace!(
+            "fwd-irq: populate: {} list registers written, {} listed",
+            self.dirty.max(count as u8),
+            count
+        );
         let clear_to = self.dirty.max(count as u8);
         self.populated = count as u8;
         self.dirty = count as u8;
@@ -766,6 +799,13 @@ impl<const N: usize> VgicCpu<N> {
         }
         self.stats.lines_dropped += u64::from(report.lines_dropped);
         self.stats.eoi_deactivations += u64::from(report.eoi_deactivations);
+        crate::logging::trace!(
+            "fwd-irq: fold: {} acknowledged, {} completed, {} still pending, maintenance {}",
+            report.acknowledged,
+            report.completed,
+            report.still_pending,
+            report.maintenance.any()
+        );
         report
     }
 

@@ -170,3 +170,11 @@ fn the_timer_refuses_a_taken_vintid_or_ppi() {
     let mut g = VgicCpu::<1>::new(4).unwrap();
     assert!(VtimerFwd::new(&mut g, cfg).is_ok());
 }
+
+/// The error is returned by value and may cross a hypercall boundary: it stays small.
+#[test]
+fn error_is_small() {
+    let size = core::mem::size_of::<FwdError>();
+    println!("FwdError: {size} bytes");
+    assert!(size <= 16, "FwdError is {size} bytes");
+}

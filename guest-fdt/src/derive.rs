@@ -650,6 +650,23 @@ fn bootargs(args: &str) -> Result<Vec<u8>, Error> {
 /// removed one; the host-tree errors ([`Error::MissingNode`], [`Error::MalformedProperty`],
 /// [`Error::DoesNotFit`], [`Error::TooDeep`]) and [`Error::Write`].
 pub fn derive(host_dtb: &[u8], policy: &GuestPolicy<'_>) -> Result<Vec<u8>, Error> {
+    derive_inner(host_dtb, policy)
+        .inspect(|dtb| {
+            crate::logging::info!(
+                "guest-fdt: guest tree of {} bytes from the host's {}: {} vCPUs, {} memory ranges, ITS {}",
+                dtb.len(),
+                host_dtb.len(),
+                policy.vcpus,
+                policy.memory.len(),
+                if policy.its { "kept" } else { "removed" }
+            );
+        })
+        .inspect_err(|e| {
+            crate::logging::warning!("guest-fdt: no guest tree: {}", e);
+        })
+}
+
+fn derive_inner(host_dtb: &[u8], policy: &GuestPolicy<'_>) -> Result<Vec<u8>, Error> {
     let fdt = open(host_dtb)?;
     let plan = Plan::new(fdt, policy)?;
     check_memory(policy, &plan.host_memory()?)?;
@@ -688,6 +705,9 @@ pub fn derive(host_dtb: &[u8], policy: &GuestPolicy<'_>) -> Result<Vec<u8>, Erro
         })
         .filter_map(|r| FdtReserveEntry::new(r.address(), r.size()).ok())
         .collect();
+    for path in &plan.removed_paths {
+        crate::logging::debug!("guest-fdt: {} removed", path);
+    }
     let mut w = FdtWriter::new_with_mem_reserv(&reservations)?;
     w.set_boot_cpuid_phys(fdt.boot_cpuid_phys());
     emit.node(&mut w, 0)?;

@@ -54,13 +54,18 @@
 //! assert!(guest_dtb.len() < host_dtb.len());
 //! # Ok::<(), guest_fdt::Error>(())
 //! ```
+//!
+//! With the `log` feature, [`derive()`] logs the guest tree at info (or why there is none,
+//! at warn) and each subtree it removed at debug.
 #![no_std]
+#![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 extern crate alloc;
 
 mod derive;
 mod error;
+mod logging;
 mod policy;
 mod refs;
 

@@ -88,7 +88,7 @@ impl EventState {
     }
 }
 
-/// A device mapped in an ITS (MAPD): owns its ITT and its event records. Give it back to
+/// A device mapped in an ITS (MAPD): owns its ITT and its event records. Unmap it with
 /// [`crate::Its::unmap_device`]; dropping it without unmapping would free an ITT the ITS still
 /// uses, so a device dropped while mapped leaks its memory on purpose instead.
 pub struct Device<P: Platform> {
@@ -106,6 +106,7 @@ impl<P: Platform> core::fmt::Debug for Device<P> {
             .field("id", &self.id)
             .field("events", &self.events)
             .field("mapped", &self.mapped)
+            .field("is_mapped", &self.is_mapped())
             .finish_non_exhaustive()
     }
 }
@@ -126,13 +127,29 @@ impl<P: Platform> Device<P> {
         self.mapped
     }
 
+    /// Whether the device is mapped in the ITS (false once [`crate::Its::unmap_device`]
+    /// succeeded).
+    pub fn is_mapped(&self) -> bool {
+        self.itt.is_some()
+    }
+
+    /// After the unmap: frees the ITT and the records; no event is left.
+    pub(crate) fn release(&mut self) {
+        drop(self.itt.take());
+        drop(self.state.take());
+        self.events = 0;
+        self.mapped = 0;
+    }
+
     /// The ITT size field used in MAPD.
     pub fn itt_size(&self) -> IdBits {
         self.size
     }
 
     pub(crate) fn check_event(&self, event: u32) -> Result<(), ItsError> {
-        if event < self.events {
+        if !self.is_mapped() {
+            Err(ItsError::DeviceNotMapped(self.id.get()))
+        } else if event < self.events {
             Ok(())
         } else {
             Err(ItsError::EventOutOfRange {

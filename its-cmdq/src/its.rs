@@ -19,7 +19,7 @@
 //!   still reference.
 
 use core::alloc::Layout;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use core::time::Duration;
 
 use its_core::addr::{IttAddr, PhysAddr};
@@ -132,8 +132,7 @@ impl Outcome {
         self.skipped.first().map(|(_, s)| ItsError::Stalled {
             offset: s.offset,
             seq: s.seq,
-            raw: s.raw,
-            command: s.command,
+            opcode: s.raw[0] as u8,
         })
     }
 
@@ -146,15 +145,19 @@ impl Outcome {
     }
 }
 
-/// The DeviceIDs mapped, kept in platform memory (4 KiB for [`MAX_DEVICES`]).
+/// The DeviceIDs mapped, kept in platform memory (4 KiB for [`MAX_DEVICES`]); `ids` is
+/// `None` once released by [`Its::shutdown`].
 struct DeviceSet<P: Platform> {
-    ids: DmaBuf<P>,
+    ids: Option<DmaBuf<P>>,
     len: usize,
 }
 
 impl<P: Platform> DeviceSet<P> {
     fn get(&self, i: usize) -> u32 {
-        self.ids.load_u32(i * 4).unwrap_or(u32::MAX)
+        self.ids
+            .as_ref()
+            .and_then(|b| b.load_u32(i * 4).ok())
+            .unwrap_or(u32::MAX)
     }
 
     fn contains(&self, id: u32) -> bool {
@@ -165,7 +168,10 @@ impl<P: Platform> DeviceSet<P> {
         if self.len >= MAX_DEVICES {
             return Err(ItsError::Exhausted("mapped devices"));
         }
-        self.ids.store_u32(self.len * 4, id)?;
+        self.ids
+            .as_ref()
+            .ok_or(ItsError::ShutDown)?
+            .store_u32(self.len * 4, id)?;
         self.len += 1;
         Ok(())
     }
@@ -173,17 +179,33 @@ impl<P: Platform> DeviceSet<P> {
     fn remove(&mut self, id: u32) {
         if let Some(i) = (0..self.len).find(|&i| self.get(i) == id) {
             let last = self.get(self.len - 1);
-            let _ = self.ids.store_u32(i * 4, last);
+            if let Some(b) = self.ids.as_ref() {
+                let _ = b.store_u32(i * 4, last);
+            }
             self.len -= 1;
         }
     }
 }
 
+/// The driver's state: working, given up after a timeout, or shut down.
+const LIVE: u8 = 0;
+const DEAD: u8 = 1;
+const SHUT_DOWN: u8 = 2;
+
 /// An ITS, brought up and ready to map devices.
 ///
 /// # Shutting down
-/// Call [`Its::disable`] before dropping it: while the ITS is enabled it may read its tables
-/// and queue, so dropping an enabled `Its` keeps (leaks) their memory rather than free it.
+/// [`Its::shutdown`] takes `&self`, so an `Its` in a static can be shut down: once no device
+/// is mapped, it disables the ITS, waits for it to be quiescent and frees the queue and the
+/// tables; every later call fails with [`ItsError::ShutDown`]. An `Its` you own can also be
+/// disabled ([`Its::disable`]) and dropped. Either way, while the ITS is enabled it may read
+/// its tables and queue, so their memory is kept (leaked) rather than freed.
+///
+/// # Interrupt context
+/// Every call that issues commands takes the command queue's lock and waits for the ITS
+/// (bounded): process context, or IRQs masked if an interrupt handler of yours issues ITS
+/// commands too. The getters ([`Its::caps`], [`Its::cpu`], [`Its::is_dead`], ...) take no
+/// lock. See the crate documentation for the lock order.
 pub struct Its<R: ItsRegisters, P: Platform> {
     queue: CmdQueue<R, P>,
     caps: ItsCaps,
@@ -193,7 +215,8 @@ pub struct Its<R: ItsRegisters, P: Platform> {
     vpes: Option<ItsTable<P>>,
     cpus: heapless::Vec<CpuTarget, MAX_CPUS>,
     mapped: Mutex<DeviceSet<P>>,
-    dead: AtomicBool,
+    /// [`LIVE`], [`DEAD`] or [`SHUT_DOWN`].
+    state: AtomicU8,
     enabled: AtomicBool,
     its_number: u8,
     /// GICv4.1: the vPE table shared with a sibling ITS, as programmed.
@@ -378,8 +401,11 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             collections,
             vpes,
             cpus,
-            mapped: Mutex::new(DeviceSet { ids, len: 0 }),
-            dead: AtomicBool::new(false),
+            mapped: Mutex::new(DeviceSet {
+                ids: Some(ids),
+                len: 0,
+            }),
+            state: AtomicU8::new(LIVE),
             enabled: AtomicBool::new(true),
             its_number,
             shared_vpe,
@@ -426,6 +452,35 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 return Err(e);
             }
         }
+        crate::logging::info!(
+            "its-cmdq: ITS {:?} up: {} CPUs, device table {} KiB{}, collection table {}, vPE table {}, {} KiB queue{}",
+            its.caps.version,
+            its.cpus.len(),
+            its.devices.bytes() / 1024,
+            if its.devices.is_indirect() {
+                " (two-level)"
+            } else {
+                ""
+            },
+            if its.collections.is_some() {
+                "in memory"
+            } else {
+                "none (HCC)"
+            },
+            if its.vpes.is_some() {
+                "own"
+            } else if its.shared_vpe.is_some() {
+                "shared"
+            } else {
+                "none"
+            },
+            cfg.queue.bytes / 1024,
+            if its.queue.cleans_to_poc() {
+                ", cleaned to PoC"
+            } else {
+                ""
+            }
+        );
         Ok(its)
     }
 }
@@ -502,17 +557,37 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         self.lpi_id_bits
     }
 
-    /// Whether an earlier timeout made the driver stop using this ITS.
+    /// Whether the driver stopped using this ITS: after a timeout, after [`Its::disable`] or
+    /// [`Its::shutdown`].
     pub fn is_dead(&self) -> bool {
-        self.dead.load(Ordering::Acquire)
+        self.state.load(Ordering::Acquire) != LIVE
+    }
+
+    /// Whether [`Its::shutdown`] shut it down.
+    pub fn is_shut_down(&self) -> bool {
+        self.state.load(Ordering::Acquire) == SHUT_DOWN
+    }
+
+    /// Marks the driver dead after a timeout (a shut-down driver stays shut down).
+    fn die(&self) {
+        let _ = self
+            .state
+            .compare_exchange(LIVE, DEAD, Ordering::AcqRel, Ordering::Acquire);
     }
 
     fn alive(&self) -> Result<(), ItsError> {
-        if self.is_dead() {
-            Err(ItsError::Dead)
-        } else {
-            Ok(())
+        match self.state.load(Ordering::Acquire) {
+            LIVE => Ok(()),
+            SHUT_DOWN => Err(ItsError::ShutDown),
+            _ => Err(ItsError::Dead),
         }
+    }
+
+    /// The last commands written to the command queue, oldest first (with their sequence
+    /// numbers and doublewords): what to print after an [`ItsError::Timeout`] or an
+    /// [`ItsError::Stalled`]. See [`CmdQueue::last_commands`] and [`CmdQueue::command`].
+    pub fn last_commands(&self) -> crate::Trace {
+        self.queue.last_commands()
     }
 
     /// Posts a batch of `n` commands (`command(i)`) plus the given syncs, and waits for it.
@@ -534,7 +609,8 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         let posted = match self.queue.post_skipping(n, command, syncs) {
             Ok(p) => p,
             Err(e @ (ItsError::QueueFull { .. } | ItsError::BadCreadr { .. })) => {
-                self.dead.store(true, Ordering::Release);
+                crate::logging::error!("its-cmdq: ITS given up after {}", e);
+                self.die();
                 return Err(e);
             }
             Err(e) => return Err(e),
@@ -548,7 +624,8 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
                     self.queue.recover(Recovery::Skip)?;
                 }
                 Err(e) => {
-                    self.dead.store(true, Ordering::Release);
+                    crate::logging::error!("its-cmdq: ITS given up after {}", e);
+                    self.die();
                     return Err(e);
                 }
             }
@@ -625,6 +702,8 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
         // Reserve the DeviceID first, so a concurrent map of the same ID is refused.
         {
             let mut m = self.mapped.lock();
+            // Again under the lock: a concurrent shutdown changes the state under it.
+            self.alive()?;
             if m.contains(id.get()) {
                 return Err(ItsError::DeviceMapped(id.get()));
             }
@@ -666,14 +745,17 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
                 release();
                 Err(out.error().unwrap_or(ItsError::Dead))
             }
-            Ok(_) => Ok(Device {
-                id,
-                size,
-                events: nr,
-                itt: Some(itt),
-                state: Some(state),
-                mapped: 0,
-            }),
+            Ok(_) => {
+                crate::logging::debug!("its-cmdq: device {:#x} mapped, {} events", id.get(), nr);
+                Ok(Device {
+                    id,
+                    size,
+                    events: nr,
+                    itt: Some(itt),
+                    state: Some(state),
+                    mapped: 0,
+                })
+            }
             Err(e) => {
                 release();
                 if self.is_dead() {
@@ -687,42 +769,34 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
     }
 
     /// Unmaps a device: DISCARDs its mapped events, then MAPD with V = 0, and frees its
-    /// memory. On failure the device is handed back, still owning its memory.
+    /// memory. The `Device` stays with the caller either way: on success it is empty
+    /// ([`Device::is_mapped`] is false, every call on it fails with
+    /// [`ItsError::DeviceNotMapped`]) and can be dropped or kept; on failure it still owns its
+    /// memory, and the events the ITS did discard are recorded as unmapped.
     ///
     /// # Errors
-    /// [`UnmapError`] with the device and the reason; [`ItsError::EventForwarded`] (before any
-    /// command) if an event is still forwarded to a vPE: unmap its vLPIs through the GICv4
-    /// layer first.
-    pub fn unmap_device(&self, mut dev: Device<P>) -> Result<(), UnmapError<P>> {
-        let fail = |dev, error| Err(UnmapError { device: dev, error });
-        if let Err(e) = self.alive() {
-            return fail(dev, e);
+    /// [`ItsError::EventForwarded`] (before any command) if an event is still forwarded to a
+    /// vPE: unmap its vLPIs through the GICv4 layer first. [`ItsError::DeviceNotMapped`] for a
+    /// device already unmapped. Queue errors.
+    pub fn unmap_device(&self, dev: &mut Device<P>) -> Result<(), ItsError> {
+        self.alive()?;
+        if !dev.is_mapped() {
+            return Err(ItsError::DeviceNotMapped(dev.id.get()));
         }
         for e in 0..dev.events {
-            match dev.event(e) {
-                Ok(s) if s.virt.is_some() => {
-                    let error = ItsError::EventForwarded {
-                        device: dev.id.get(),
-                        event: e,
-                    };
-                    return fail(dev, error);
-                }
-                Ok(_) => {}
-                Err(err) => return fail(dev, err),
+            if dev.event(e)?.virt.is_some() {
+                return Err(ItsError::EventForwarded {
+                    device: dev.id.get(),
+                    event: e,
+                });
             }
         }
         let mut events: heapless::Vec<u32, 256> = heapless::Vec::new();
         loop {
             events.clear();
             for e in 0..dev.events {
-                match dev.event(e) {
-                    Ok(s) if s.is_mapped() => {
-                        if events.push(e).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => return fail(dev, err),
+                if dev.event(e)?.is_mapped() && events.push(e).is_err() {
+                    break;
                 }
             }
             if events.is_empty() {
@@ -730,55 +804,40 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
             }
             let ev = &events;
             let id = dev.id;
-            match self.execute(
+            let out = self.execute(
                 ev.len(),
                 |i| Command::Discard {
                     device: id,
                     event: EventId::new(ev[i]),
                 },
                 &[],
-            ) {
-                Ok(out) => {
-                    for (i, &e) in ev.iter().enumerate() {
-                        if !out.was_skipped(i)
-                            && let Err(err) = dev.set_event(e, EventState::default())
-                        {
-                            return fail(dev, err);
-                        }
-                    }
-                    if let Some(err) = out.error() {
-                        return fail(dev, err);
-                    }
+            )?;
+            for (i, &e) in ev.iter().enumerate() {
+                if !out.was_skipped(i) {
+                    dev.set_event(e, EventState::default())?;
                 }
-                Err(err) => return fail(dev, err),
             }
+            out.into_result()?;
         }
-        let Some(itt) = dev.itt.as_ref() else {
-            return fail(dev, ItsError::Dead);
-        };
-        let itt_addr = match IttAddr::new(itt.pa()) {
-            Ok(a) => a,
-            Err(e) => return fail(dev, e.into()),
-        };
+        let itt = dev
+            .itt
+            .as_ref()
+            .ok_or(ItsError::DeviceNotMapped(dev.id.get()))?;
         let cmd = Command::Mapd {
             device: dev.id,
             size: dev.size,
-            itt: itt_addr,
+            itt: IttAddr::new(itt.pa())?,
             valid: false,
         };
-        match self.execute(1, |_| cmd, &[]) {
-            Ok(out) if out.was_skipped(0) => {
-                let e = out.error().unwrap_or(ItsError::Dead);
-                fail(dev, e)
-            }
-            Ok(_) => {
-                self.mapped.lock().remove(dev.id.get());
-                // The ITS no longer references the ITT: it may be freed.
-                drop(dev.itt.take());
-                Ok(())
-            }
-            Err(e) => fail(dev, e),
+        let out = self.execute(1, |_| cmd, &[])?;
+        if out.was_skipped(0) {
+            return Err(out.error().unwrap_or(ItsError::Dead));
         }
+        self.mapped.lock().remove(dev.id.get());
+        // The ITS no longer references the ITT: it may be freed, and so may the records.
+        dev.release();
+        crate::logging::debug!("its-cmdq: device {:#x} unmapped", dev.id.get());
+        Ok(())
     }
 
     /// Maps events to LPIs on CPUs' collections (MAPTI), as one batch followed by one SYNC per
@@ -1013,13 +1072,19 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
     /// should be unmapped first (a `Device` dropped while mapped keeps its ITT).
     ///
     /// Whether or not it succeeds, the driver takes no more work afterwards ([`ItsError::Dead`]):
-    /// an ITS whose GITS_CTLR.Enabled was cleared processes no more commands.
+    /// an ITS whose GITS_CTLR.Enabled was cleared processes no more commands. For an `Its` that
+    /// cannot be dropped (in a static), [`Its::shutdown`] also frees the memory.
     ///
     /// # Errors
     /// [`ItsError::RegisterTimeout`] when the ITS does not become quiescent (it stays marked
     /// enabled, and its memory is kept on drop; calling `disable` again waits again).
     pub fn disable(&self, timeout: Duration) -> Result<(), ItsError> {
-        self.dead.store(true, Ordering::Release);
+        self.die();
+        self.quiesce(timeout)
+    }
+
+    /// GITS_CTLR.Enabled = 0, then a bounded wait for Quiescent; records the ITS disabled.
+    fn quiesce(&self, timeout: Duration) -> Result<(), ItsError> {
         self.queue.with_regs(|r| {
             let c = r.ctlr();
             r.set_ctlr(c.with_enabled(false));
@@ -1033,10 +1098,97 @@ impl<R: ItsRegisters, P: Platform> Its<R, P> {
         self.enabled.store(false, Ordering::Release);
         Ok(())
     }
+
+    /// Shuts the ITS down through a shared reference, so an `Its` kept in a static can be
+    /// shut down in order:
+    ///
+    /// 1. checks that nothing is live: no device mapped, the doorbells' proxy device included
+    ///    (so the GICv4 layer and the doorbells are shut down first; their VMs destroyed
+    ///    before that). A refusal changes nothing. An ITS already given up after a timeout
+    ///    ([`ItsError::Dead`]) skips this check: its devices can no longer be unmapped, and
+    ///    their ITTs stay with their `Device`s, which keep them;
+    /// 2. marks the driver shut down: from then on every call that would issue a command, map
+    ///    or allocate fails with [`ItsError::ShutDown`] (the getters still answer);
+    /// 3. clears GITS_CTLR.Enabled and waits (bounded by `timeout`) for Quiescent;
+    /// 4. frees what the ITS no longer reads: the command queue, the device and collection
+    ///    tables, the vPE table on GICv4.0, and the driver's record of mapped devices. A
+    ///    GICv4.1 vPE table is kept (leaked): the redistributors' GICR_VPROPBASER still names
+    ///    it, and a sibling ITS may share it.
+    ///
+    /// Call it in process context (it takes the queue's lock and waits). The LPIs are not
+    /// touched: turn each redistributor's off with [`crate::Lpis::disable_redistributor`]
+    /// afterwards.
+    ///
+    /// # Errors
+    /// [`ItsError::InUse`] with the number of devices still mapped (nothing done);
+    /// [`ItsError::RegisterTimeout`] if the ITS does not become quiescent: it stays shut down
+    /// with its memory kept, and calling `shutdown` again waits again (and frees it then);
+    /// [`ItsError::ShutDown`] if it was shut down and freed already.
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), ItsError> {
+        let was = self.state.load(Ordering::Acquire);
+        if was == SHUT_DOWN && !self.enabled.load(Ordering::Acquire) {
+            return Err(ItsError::ShutDown);
+        }
+        {
+            // Under the device lock, so no map_device can slip in between the check and the
+            // state change (map_device reserves the DeviceID under it).
+            let mapped = self.mapped.lock();
+            if was == LIVE && mapped.len != 0 {
+                crate::logging::warning!(
+                    "its-cmdq: shut-down refused: {} devices still mapped",
+                    mapped.len
+                );
+                return Err(ItsError::InUse(mapped.len as u32));
+            }
+            self.state.store(SHUT_DOWN, Ordering::Release);
+        }
+        if let Err(e) = self.quiesce(timeout) {
+            crate::logging::error!("its-cmdq: ITS shut down but not quiescent: {}", e);
+            return Err(e);
+        }
+        // Quiescent and disabled: the ITS reads neither the queue nor the tables any more.
+        self.queue.release();
+        self.devices.release();
+        if let Some(t) = &self.collections {
+            t.release();
+        }
+        if self.caps.version != its_core::cmd::ItsVersion::V4_1
+            && let Some(t) = &self.vpes
+        {
+            t.release();
+        }
+        let ids = self.mapped.lock().ids.take();
+        drop(ids);
+        crate::logging::info!("its-cmdq: ITS shut down, queue and tables freed");
+        Ok(())
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for Its<R, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Its")
+            .field("version", &self.caps.version)
+            .field("cpus", &self.cpus.len())
+            .field("its_number", &self.its_number)
+            .field("state", &self.state.load(Ordering::Relaxed))
+            .field("enabled", &self.enabled.load(Ordering::Relaxed))
+            .field("devices", &self.devices)
+            .field("collections", &self.collections)
+            .field("vpes", &self.vpes)
+            .field("queue", &self.queue)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<R: ItsRegisters, P: Platform> Drop for Its<R, P> {
     fn drop(&mut self) {
+        if self.is_shut_down()
+            && self.caps.version == its_core::cmd::ItsVersion::V4_1
+            && let Some(t) = self.vpes.as_mut()
+        {
+            // Kept by shutdown: the redistributors' GICR_VPROPBASER still names it.
+            t.keep_memory();
+        }
         if self.enabled.load(Ordering::Acquire) {
             // Still enabled: the ITS may read these tables and the queue at any time, so their
             // memory must never be reused. Keep it.
@@ -1049,22 +1201,5 @@ impl<R: ItsRegisters, P: Platform> Drop for Its<R, P> {
                 t.keep_memory();
             }
         }
-    }
-}
-
-/// A device that could not be unmapped, handed back with the reason.
-pub struct UnmapError<P: Platform> {
-    /// The device, still owning its memory.
-    pub device: Device<P>,
-    /// Why.
-    pub error: ItsError,
-}
-
-impl<P: Platform> core::fmt::Debug for UnmapError<P> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("UnmapError")
-            .field("device", &self.device)
-            .field("error", &self.error)
-            .finish()
     }
 }

@@ -118,12 +118,31 @@
 //! Concurrency: an [`Its`] is shared by CPUs (`&self`); its queue is a spinlock, so mask
 //! IRQs around its calls if your interrupt handlers issue ITS commands too.
 //!
+//! # Interrupt context and lock order
+//! Every call that issues commands takes the ITS's device-set lock (map and unmap) and then
+//! the command queue's lock, and waits for the ITS, bounded by [`QueueConfig`]'s timeouts:
+//! process context, or IRQs masked if an interrupt handler of yours also issues ITS
+//! commands (it would spin for ever on a lock its own CPU holds). The queue lock is the
+//! innermost lock of every driver here: nothing else is taken while it is held, so the
+//! doorbells' interrupt path, which takes no lock, runs safely on a CPU that holds it. The
+//! getters ([`Its::caps`], [`Its::cpu`], [`Its::is_dead`]) and [`Lpis::configure`] take no
+//! lock. [`Its::shutdown`] takes `&self`: an `Its` in a static shuts down too.
+//!
+//! # Errors and logging
+//! [`ItsError`] is a small `Copy` value (40 bytes). The last commands written stay with the
+//! queue: [`Its::last_commands`] after a timeout or a stall, [`CmdQueue::command`] for the
+//! stalled one. With the `log` feature: bring-up (the ITS and its tables, the LPI property
+//! table) and shut-down at info; the queue, devices mapped and unmapped, redistributors'
+//! LPIs at debug; every batch posted at trace; a stall, its recovery and a refused shut-down
+//! at warn; a queue timeout (with the last commands), a full queue and an ITS given up at
+//! error.
+//!
 //! # Modules
 //! - [`ring`]: pure ring arithmetic with absolute completion tickets;
 //! - [`queue`]: [`CmdQueue`], the command queue: batches written contiguously with one
 //!   GITS_CWRITER write, the SYNC/VSYNC each batch needs, bounded waits, GITS_CREADR.Stalled
-//!   reported with the offending command and recovered by retry or skip, a trace of the last
-//!   commands in every timeout error, and safe use from several CPUs;
+//!   reported with the offending command and recovered by retry or skip, the last commands
+//!   kept by the queue and read on demand, and safe use from several CPUs;
 //! - [`tables`]: GITS_BASER tables, flat or two-level, with page-size probing;
 //! - [`lpi`]: the LPI property table, the INTID allocator and redistributor bring-up;
 //! - [`its`] and [`device`]: [`Its`], the ITS brought up with one collection per CPU, and
@@ -131,11 +150,7 @@
 //!
 //! [embedding guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 #![no_std]
-#![allow(
-    clippy::result_large_err,
-    clippy::large_enum_variant,
-    reason = "timeout errors carry the last commands posted by value: no allocation"
-)]
+#![deny(missing_debug_implementations)]
 
 #[cfg(any(test, loom))]
 extern crate std;
@@ -143,6 +158,7 @@ extern crate std;
 pub mod device;
 pub mod error;
 pub mod its;
+mod logging;
 pub mod lpi;
 pub mod queue;
 pub mod ring;
@@ -152,8 +168,7 @@ pub mod tables;
 pub use device::{Device, EventState, PhysMapping, VirtMapping};
 pub use error::{ItsError, Trace, TraceEntry};
 pub use its::{
-    CpuTarget, Its, ItsConfig, MAX_CPUS, MAX_DEVICES, Outcome, RedistInfo, UnmapError,
-    its_numbers_in_use,
+    CpuTarget, Its, ItsConfig, MAX_CPUS, MAX_DEVICES, Outcome, RedistInfo, its_numbers_in_use,
 };
 pub use lpi::{LpiAllocator, LpiRange, Lpis, PendingTable};
 pub use queue::{CmdQueue, Posted, QueueConfig, QueueStats, Recovery, SkippedCmd, SyncTarget};

@@ -61,6 +61,15 @@ pub struct LpiAllocator<P: Platform> {
     limit: u32,
 }
 
+impl<P: Platform> core::fmt::Debug for LpiAllocator<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LpiAllocator")
+            .field("limit", &self.limit)
+            .field("free", &self.free_count())
+            .finish()
+    }
+}
+
 impl<P: Platform> LpiAllocator<P> {
     /// An allocator of INTIDs 8192 up to 2^`id_bits` (at most 2^16).
     ///
@@ -248,6 +257,12 @@ impl<P: Platform + Clone> Lpis<P> {
         prop.fill(0, bytes, DEFAULT_PRIORITY | PROP_GROUP1)?;
         prop.clean_all();
         platform.dsb_sy();
+        crate::logging::info!(
+            "its-cmdq: LPI property table for {} INTID bits ({} KiB) at {:#x}",
+            id_bits,
+            bytes / 1024,
+            prop.pa().get()
+        );
         Ok(Self {
             prop,
             users: AtomicUsize::new(0),
@@ -256,6 +271,17 @@ impl<P: Platform + Clone> Lpis<P> {
             alloc: Mutex::new(LpiAllocator::new(platform.clone(), id_bits)?),
             platform,
         })
+    }
+}
+
+impl<P: Platform> core::fmt::Debug for Lpis<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Lpis")
+            .field("id_bits", &self.id_bits)
+            .field("table", &self.prop)
+            .field("redistributors", &self.users.load(Ordering::Relaxed))
+            .field("cleans_to_poc", &self.flush.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
     }
 }
 
@@ -454,6 +480,11 @@ impl<P: Platform> Lpis<P> {
             });
         }
         self.users.fetch_add(1, Ordering::AcqRel);
+        crate::logging::debug!(
+            "its-cmdq: LPIs on at redistributor of processor {}, pending table at {:#x}",
+            rd.typer().processor_number(),
+            pend.pa().get()
+        );
         Ok(PendingTable {
             buf: pend,
             released: false,
@@ -499,6 +530,10 @@ impl<P: Platform> Lpis<P> {
         table.released = true;
         drop(table);
         self.users.fetch_sub(1, Ordering::AcqRel);
+        crate::logging::debug!(
+            "its-cmdq: LPIs off at redistributor of processor {}",
+            rd.typer().processor_number()
+        );
         Ok(())
     }
 }

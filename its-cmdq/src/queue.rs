@@ -129,7 +129,8 @@ pub enum Recovery {
 struct Inner<R, P: Platform> {
     regs: R,
     version: ItsVersion,
-    buf: DmaBuf<P>,
+    /// The ring's memory; `None` once released ([`CmdQueue::release`]).
+    buf: Option<DmaBuf<P>>,
     ring: Ring,
     flush: bool,
     trace: Trace,
@@ -153,6 +154,13 @@ pub struct SkippedCmd {
 
 /// The command queue of one ITS. Usable from several CPUs at once (`&self` methods, an
 /// internal spin lock held while a batch is written).
+///
+/// # Interrupt context
+/// Every method takes the queue's spin lock, and [`CmdQueue::wait`] polls the ITS for up to
+/// [`QueueConfig::completion_timeout`]: call them in process context, or with IRQs masked if
+/// an interrupt handler of yours also posts commands (an interrupt that tried to post on a CPU
+/// already holding the lock would spin for ever). The lock is the innermost of the drivers':
+/// nothing else is taken while it is held (see the crate documentation's lock order).
 pub struct CmdQueue<R: ItsRegisters, P: Platform> {
     inner: Mutex<Inner<R, P>>,
     caps: ItsCaps,
@@ -222,11 +230,21 @@ impl<R: ItsRegisters, P: Platform + Clone> CmdQueue<R, P> {
         }
         flush |= got.attrs().needs_clean_to_poc();
         regs.set_cwriter(GitsCwriter::at(0));
+        crate::logging::debug!(
+            "its-cmdq: command queue of {} KiB at {:#x}, {}",
+            cfg.bytes / 1024,
+            buf.pa().get(),
+            if flush {
+                "cleaned to PoC (non-shareable)"
+            } else {
+                "shareable"
+            }
+        );
         Ok(Self {
             inner: Mutex::new(Inner {
                 regs,
                 version: caps.version,
-                buf,
+                buf: Some(buf),
                 ring: Ring::new(cfg.bytes),
                 flush,
                 trace: Trace::default(),
@@ -238,6 +256,20 @@ impl<R: ItsRegisters, P: Platform + Clone> CmdQueue<R, P> {
             cfg,
             noop,
         })
+    }
+}
+
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for CmdQueue<R, P> {
+    /// The configuration and the counters (the lock is taken briefly for them).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let inner = self.inner.lock();
+        f.debug_struct("CmdQueue")
+            .field("version", &inner.version)
+            .field("bytes", &self.cfg.bytes)
+            .field("cleans_to_poc", &inner.flush)
+            .field("released", &inner.buf.is_none())
+            .field("stats", &inner.stats)
+            .finish_non_exhaustive()
     }
 }
 
@@ -255,7 +287,23 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
 
     /// Makes dropping the queue keep the ring's memory (the ITS may still read it).
     pub fn keep_memory(&mut self) {
-        self.inner.get_mut().buf.leak_on_drop();
+        if let Some(b) = self.inner.get_mut().buf.as_mut() {
+            b.leak_on_drop();
+        }
+    }
+
+    /// Frees the ring's memory through a shared reference, for an ITS that no longer reads it
+    /// (disabled and quiescent: the caller's promise, which [`crate::Its::shutdown`] keeps).
+    /// Every later post fails with [`ItsError::ShutDown`]. Crate-private: freeing memory the
+    /// ITS may still read is not a call to offer safe code.
+    pub(crate) fn release(&self) {
+        let buf = self.inner.lock().buf.take();
+        drop(buf);
+    }
+
+    /// Whether the ring's memory was freed (by [`crate::Its::shutdown`]).
+    pub fn is_released(&self) -> bool {
+        self.inner.lock().buf.is_none()
     }
 
     /// The counters.
@@ -263,9 +311,41 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         self.inner.lock().stats
     }
 
-    /// The last commands posted.
-    pub fn trace(&self) -> Trace {
+    /// The last commands written to the ring, oldest first ([`Trace::LEN`] of them, with
+    /// their sequence numbers, offsets and doublewords): what to print after a
+    /// [`ItsError::Timeout`] or a [`ItsError::Stalled`].
+    pub fn last_commands(&self) -> Trace {
         self.inner.lock().trace
+    }
+
+    /// The command with sequence number `seq` (from [`ItsError::Stalled`] or
+    /// [`Posted::first`]), as written, if the queue still has it: a command dropped by
+    /// [`Recovery::Skip`] (the last 8), one still in the ring (a stalled command always is),
+    /// or one of the last [`Trace::LEN`] written.
+    pub fn command(&self, seq: u64) -> Option<TraceEntry> {
+        let inner = self.inner.lock();
+        if let Some(s) = inner.skipped.iter().rev().find(|s| s.seq == seq) {
+            return Some(TraceEntry {
+                seq: s.seq,
+                offset: s.offset,
+                raw: s.raw,
+            });
+        }
+        if let Some(offset) = inner.ring.in_flight_offset(seq)
+            && let Ok(c) = stalled_cmd(&inner, offset)
+        {
+            return Some(TraceEntry {
+                seq,
+                offset: c.offset,
+                raw: c.raw,
+            });
+        }
+        inner.trace.find(seq)
+    }
+
+    /// The version commands are decoded with.
+    pub fn version(&self) -> ItsVersion {
+        self.inner.lock().version
     }
 
     /// The commands of a posted batch that [`Recovery::Skip`] dropped (the most recent 8
@@ -338,7 +418,10 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         for index in 0..n {
             command(index)
                 .validate(&self.caps)
-                .map_err(|error| ItsError::InvalidCommand { index, error })?;
+                .map_err(|error| ItsError::InvalidCommand {
+                    index: index as u32,
+                    error,
+                })?;
         }
         let commands_len = n;
         let mut unique = heapless::Vec::<SyncTarget, MAX_SYNCS>::new();
@@ -346,7 +429,7 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             s.command()
                 .validate(&self.caps)
                 .map_err(|error| ItsError::InvalidCommand {
-                    index: commands_len + i,
+                    index: (commands_len + i) as u32,
                     error,
                 })?;
             if !unique.contains(s) && unique.push(*s).is_err() {
@@ -355,6 +438,9 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
         }
         let total = commands_len + unique.len();
         let mut inner = self.inner.lock();
+        if inner.buf.is_none() {
+            return Err(ItsError::ShutDown);
+        }
         let first = inner.ring.written();
         if total == 0 {
             return Ok(Posted {
@@ -384,6 +470,14 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             publish(&mut inner, [Some(a), b], false);
             inner.stats.commands += chunk as u64;
             left -= chunk;
+            crate::logging::trace!(
+                "its-cmdq: posted commands #{}..#{} ({} of a batch of {}), CWRITER {:#x}",
+                inner.ring.written() - chunk as u64,
+                inner.ring.written(),
+                chunk,
+                total,
+                inner.ring.write_offset()
+            );
         }
         Ok(Posted {
             first,
@@ -401,6 +495,9 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     #[cfg(feature = "test-hooks")]
     pub fn post_raw_unchecked(&self, raw: &[[u64; 4]]) -> Result<Ticket, ItsError> {
         let mut inner = self.inner.lock();
+        if inner.buf.is_none() {
+            return Err(ItsError::ShutDown);
+        }
         if raw.is_empty() || raw.len() > inner.ring.capacity() {
             return Err(ItsError::Config("raw batch must fit the ring"));
         }
@@ -447,13 +544,15 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             }
             let now = self.clock.now();
             if now.since(start) >= self.cfg.full_timeout {
-                return Err(ItsError::QueueFull {
-                    needed: n,
-                    free: inner.ring.free(),
+                let e = ItsError::QueueFull {
+                    needed: n as u32,
+                    free: inner.ring.free() as u32,
                     waited_ns: now.0.saturating_sub(start.0),
                     creadr: inner.regs.creadr().byte_offset() as u32,
                     cwriter: inner.ring.write_offset() as u32,
-                });
+                };
+                crate::logging::error!("its-cmdq: {}", e);
+                return Err(e);
             }
             self.clock.relax();
         }
@@ -463,7 +562,8 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
     ///
     /// # Errors
     /// [`ItsError::Stalled`] as soon as GITS_CREADR.Stalled is seen (see
-    /// [`CmdQueue::recover`]), [`ItsError::Timeout`] with the last commands posted,
+    /// [`CmdQueue::recover`]), [`ItsError::Timeout`] (the last commands written are then in
+    /// [`CmdQueue::last_commands`]),
     /// [`ItsError::BadCreadr`].
     pub fn wait(&self, ticket: Ticket) -> Result<(), ItsError> {
         self.inner.lock().stats.waits += 1;
@@ -481,12 +581,13 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
                 if observe_for(&mut inner, ticket)? {
                     return Ok(());
                 }
-                return Err(ItsError::Timeout {
+                let e = ItsError::Timeout {
                     waited_ns: now.0.saturating_sub(start.0),
                     creadr: inner.regs.creadr().byte_offset() as u32,
                     cwriter: inner.ring.write_offset() as u32,
-                    trace: inner.trace,
-                });
+                };
+                crate::logging::error!("its-cmdq: {}; last commands:{}", e, inner.trace);
+                return Err(e);
             }
             self.clock.relax();
         }
@@ -516,6 +617,11 @@ impl<R: ItsRegisters, P: Platform> CmdQueue<R, P> {
             return Ok(());
         }
         let at = creadr.byte_offset();
+        crate::logging::warning!(
+            "its-cmdq: stalled queue at offset {:#x} recovered by {:?}",
+            at,
+            how
+        );
         let span = if how == Recovery::Skip {
             let cmd = stalled_cmd(inner, at)?;
             if inner.skipped.is_full() {
@@ -542,10 +648,13 @@ fn write_slot<R: ItsRegisters, P: Platform>(
     offset: usize,
     raw: [u64; 4],
 ) -> Result<(), ItsError> {
+    let buf = inner.buf.as_mut().ok_or(ItsError::ShutDown)?;
     for (i, d) in raw.iter().enumerate() {
-        inner.buf.write_u64(offset + 8 * i, *d)?;
+        buf.write_u64(offset + 8 * i, *d)?;
     }
+    let seq = inner.ring.seq_at(offset).unwrap_or(u64::MAX);
     inner.trace.push(TraceEntry {
+        seq,
         offset: offset as u32,
         raw,
     });
@@ -559,13 +668,15 @@ fn publish<R: ItsRegisters, P: Platform>(
     spans: [Option<Span>; 2],
     retry: bool,
 ) {
-    if inner.flush {
-        for s in spans.into_iter().flatten() {
-            inner.buf.clean(s.offset, s.len);
+    if let Some(buf) = inner.buf.as_ref() {
+        if inner.flush {
+            for s in spans.into_iter().flatten() {
+                buf.clean(s.offset, s.len);
+            }
+            buf.platform().dsb_sy();
+        } else {
+            buf.platform().dsb_ishst();
         }
-        inner.buf.platform().dsb_sy();
-    } else {
-        inner.buf.platform().dsb_ishst();
     }
     let wr = inner.ring.write_offset();
     inner
@@ -587,12 +698,13 @@ fn observe<R: ItsRegisters, P: Platform>(inner: &mut Inner<R, P>) -> Result<(), 
     }
     if c.stalled() {
         let cmd = stalled_cmd(inner, offset)?;
-        return Err(ItsError::Stalled {
+        let e = ItsError::Stalled {
             offset: cmd.offset,
             seq: cmd.seq,
-            raw: cmd.raw,
-            command: cmd.command,
-        });
+            opcode: cmd.raw[0] as u8,
+        };
+        crate::logging::warning!("its-cmdq: {}: {:x?}", e, cmd.raw);
+        return Err(e);
     }
     Ok(())
 }
@@ -615,9 +727,10 @@ fn stalled_cmd<R: ItsRegisters, P: Platform>(
     inner: &Inner<R, P>,
     offset: usize,
 ) -> Result<SkippedCmd, ItsError> {
+    let buf = inner.buf.as_ref().ok_or(ItsError::ShutDown)?;
     let mut raw = [0u64; 4];
     for (i, d) in raw.iter_mut().enumerate() {
-        *d = inner.buf.read_u64(offset + 8 * i)?;
+        *d = buf.read_u64(offset + 8 * i)?;
     }
     Ok(SkippedCmd {
         seq: inner.ring.seq_at(offset).unwrap_or(u64::MAX),

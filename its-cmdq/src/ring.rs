@@ -135,8 +135,21 @@ impl Ring {
         (self.wr + self.size - back) % self.size
     }
 
+    /// The byte offset of the slot with absolute sequence number `seq`, if that slot is
+    /// written but not yet known to be consumed (still in the ring). The inverse of
+    /// [`Ring::seq_at`].
+    pub fn in_flight_offset(&self, seq: u64) -> Option<usize> {
+        if seq < self.consumed || seq >= self.written {
+            return None;
+        }
+        let slots = (self.size / SLOT) as u64;
+        let ahead = ((seq - self.consumed) % slots) as usize;
+        Some((self.last_rd + ahead * SLOT) % self.size)
+    }
+
     /// The absolute sequence number of the slot at byte offset `offset`, among the slots
-    /// written but not yet consumed. `None` if no such slot is in flight.
+    /// written but not yet consumed. `None` if no such slot is in flight. The inverse of
+    /// [`Ring::in_flight_offset`].
     pub fn seq_at(&self, offset: usize) -> Option<u64> {
         if offset >= self.size || !offset.is_multiple_of(SLOT) {
             return None;
@@ -151,6 +164,21 @@ impl Ring {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn offset_of_inverts_seq_at() {
+        let mut r = Ring::new(0x1000);
+        // Wrap once: 100 written and consumed, then 50 in flight across the end.
+        r.reserve(100).unwrap();
+        assert!(r.observe(100 * SLOT));
+        r.reserve(50).unwrap();
+        for seq in 100..150 {
+            let off = r.in_flight_offset(seq).unwrap();
+            assert_eq!(r.seq_at(off), Some(seq));
+        }
+        assert_eq!(r.in_flight_offset(99), None, "consumed");
+        assert_eq!(r.in_flight_offset(150), None, "not written");
+    }
 
     #[test]
     fn empty_ring() {

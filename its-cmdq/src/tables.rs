@@ -30,9 +30,10 @@ pub struct ItsTable<P: Platform> {
     flush: bool,
     ids: u64,
     baser: GitsBaser,
-    l1: Mutex<DmaBuf<P>>,
+    /// The (first-level) table; `None` once released ([`ItsTable::release`]).
+    l1: Mutex<Option<DmaBuf<P>>>,
     /// Second-level pages, one slot per first-level entry (empty for flat tables).
-    l2: Mutex<DmaSlots<P>>,
+    l2: Mutex<Option<DmaSlots<P>>>,
 }
 
 impl<P: Platform> core::fmt::Debug for ItsTable<P> {
@@ -169,8 +170,8 @@ impl<P: Platform + Clone> ItsTable<P> {
                     flush,
                     ids: covered.min(ids),
                     baser: got,
-                    l1: Mutex::new(l1),
-                    l2: Mutex::new(l2),
+                    l1: Mutex::new(Some(l1)),
+                    l2: Mutex::new(Some(l2)),
                 });
             }
         }
@@ -196,6 +197,7 @@ impl<P: Platform + Clone> ItsTable<P> {
         let per_page = self.page.bytes() as u64 / self.esz as u64;
         let l1_index = (id / per_page) as usize;
         let mut l2 = self.l2.lock();
+        let l2 = l2.as_mut().ok_or(ItsError::ShutDown)?;
         let (pa, new) = l2.alloc(l1_index).map_err(|e| match e {
             SlotError::OutOfRange(_) => ItsError::TableTooSmall {
                 table: name(self.kind),
@@ -210,6 +212,7 @@ impl<P: Platform + Clone> ItsTable<P> {
         // (`DmaAlloc::alloc_zeroed`): only the level-1 entry needs a clean.
         let entry = ItsL1Entry::pointing_at(Addr4K::new(pa)?);
         let mut l1 = self.l1.lock();
+        let l1 = l1.as_mut().ok_or(ItsError::ShutDown)?;
         l1.write_u64(l1_index * 8, entry.into())?;
         if self.flush {
             // Its own DSB SY, as Linux's its_alloc_table_entry: the queue's barrier before
@@ -225,14 +228,14 @@ impl<P: Platform + Clone> ItsTable<P> {
 }
 
 impl<P: Platform> ItsTable<P> {
-    /// The (first-level) table's physical address.
+    /// The (first-level) table's physical address (as programmed, also once released).
     pub fn base(&self) -> its_core::addr::PhysAddr {
-        self.l1.lock().pa()
+        self.baser.addr()
     }
 
-    /// Pages of the (first-level) table.
+    /// Pages of the (first-level) table (0 once released).
     pub fn pages(&self) -> usize {
-        self.l1.lock().len() / self.page.bytes()
+        self.l1.lock().as_ref().map_or(0, |b| b.len()) / self.page.bytes()
     }
 
     /// Bytes per entry.
@@ -242,8 +245,28 @@ impl<P: Platform> ItsTable<P> {
 
     /// Makes dropping the table keep its memory (the ITS may still use it).
     pub fn keep_memory(&mut self) {
-        self.l1.get_mut().leak_on_drop();
-        self.l2.get_mut().leak_on_drop();
+        if let Some(l1) = self.l1.get_mut() {
+            l1.leak_on_drop();
+        }
+        if let Some(l2) = self.l2.get_mut() {
+            l2.leak_on_drop();
+        }
+    }
+
+    /// Frees the table's memory through a shared reference, for an ITS that no longer reads
+    /// it (disabled and quiescent: the caller's promise, which [`crate::Its::shutdown`]
+    /// keeps). Entries can no longer be added ([`ItsError::ShutDown`]). Crate-private, as
+    /// [`crate::CmdQueue`]'s.
+    pub(crate) fn release(&self) {
+        let l2 = self.l2.lock().take();
+        drop(l2);
+        let l1 = self.l1.lock().take();
+        drop(l1);
+    }
+
+    /// Whether the memory was freed (by [`crate::Its::shutdown`]).
+    pub fn is_released(&self) -> bool {
+        self.l1.lock().is_none()
     }
 
     /// IDs the table covers.
@@ -278,11 +301,11 @@ impl<P: Platform> ItsTable<P> {
 
     /// Second-level pages allocated so far.
     pub fn l2_pages(&self) -> usize {
-        self.l2.lock().used()
+        self.l2.lock().as_ref().map_or(0, DmaSlots::used)
     }
 
-    /// Bytes of memory the table uses now.
+    /// Bytes of memory the table uses now (0 once released).
     pub fn bytes(&self) -> usize {
-        self.l1.lock().len() + self.l2.lock().used() * self.page.bytes()
+        self.l1.lock().as_ref().map_or(0, |b| b.len()) + self.l2_pages() * self.page.bytes()
     }
 }

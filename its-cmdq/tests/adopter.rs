@@ -5,10 +5,6 @@
 // The stand-in allocator hands out host memory, as a DMA allocator does; every block says
 // whose promise it relies on.
 #![allow(unsafe_code)]
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::alloc::Layout;
 use core::ptr::NonNull;
@@ -103,7 +99,7 @@ fn any_allocator_works_through_tracked_dma() {
     its.inv_event(&dev, 1).unwrap();
     its.int_event(&dev, 1).unwrap();
     assert_eq!(model.take_lpi(0), Some(lpi.get()));
-    its.unmap_device(dev).unwrap();
+    its.unmap_device(&mut dev).unwrap();
     its.disable(Duration::from_millis(5)).unwrap();
     model.assert_no_errors();
 }

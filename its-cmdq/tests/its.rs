@@ -1,11 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! ITS bring-up and physical LPIs against the host model.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
-
 use its_cmdq::{Its, ItsError};
 use its_core::addr::PageSize;
 use its_core::cmd::Command;
@@ -92,8 +87,9 @@ fn second_level_pages_are_allocated_on_first_use() {
         assert!(r.model.dte(0, d).is_some_and(|e| e.valid), "device {d}");
     }
     r.model.assert_no_errors();
-    for d in [a, b, c] {
-        r.its().unmap_device(d).unwrap();
+    for mut d in [a, b, c] {
+        r.its().unmap_device(&mut d).unwrap();
+        assert!(!d.is_mapped());
     }
     assert!(r.model.dte(0, 60000).is_some_and(|e| !e.valid));
 }
@@ -291,10 +287,10 @@ fn allocation_failure_at_each_step_leaks_nothing() {
                         its.map_event(&mut dev, 3, lpi(8200), 1)?;
                         let mut dev2 = its.map_device(DeviceId::new(40000), 2)?;
                         let mapped = its.map_event(&mut dev2, 0, lpi(8201), 0);
-                        its.unmap_device(dev2).map_err(|e| e.error)?;
+                        its.unmap_device(&mut dev2)?;
                         mapped
                     })();
-                    its.unmap_device(dev).map_err(|e| e.error)?;
+                    its.unmap_device(&mut dev)?;
                     rest
                 })();
                 its.disable(t)?;
@@ -333,16 +329,21 @@ fn stalled_map_leaves_the_event_unmapped() {
     let done = r.model.counters(0).0;
     r.model.stall_at(0, Some(done));
     let e = r.its().map_event(&mut dev, 0, lpi(8192), 0).unwrap_err();
+    let ItsError::Stalled { seq, opcode, .. } = e else {
+        panic!("{e:?}")
+    };
+    assert_eq!(seq, done, "{e:?}");
+    assert_eq!(opcode, its_core::cmd::opcode::MAPTI, "{e:?}");
+    // The queue remembers the command, doublewords and all.
+    let c = r.its().queue().command(seq).unwrap();
     assert!(
         matches!(
-            e,
-            ItsError::Stalled {
-                command: Some(Command::Mapti { .. }),
-                ..
-            }
+            c.command(r.its().caps().version),
+            Some(Command::Mapti { .. })
         ),
-        "{e:?}"
+        "{c:?}"
     );
+    assert!(e.to_string().contains("MAPTI"), "{e}");
     assert!(!dev.event(0).unwrap().is_mapped());
     assert!(r.model.ite(0, 2, 0).is_none(), "the ITS skipped it");
     // The queue goes on: the same mapping now works.
@@ -393,15 +394,21 @@ fn unmapping_a_device_frees_its_memory() {
     let mut dev = r.its().map_device(DeviceId::new(3), 32).unwrap();
     let items: Vec<(u32, Lpi, usize)> = (0..32).map(|e| (e, lpi(8192 + e), 0)).collect();
     r.its().map_events(&mut dev, &items).unwrap();
-    r.its().unmap_device(dev).unwrap();
+    r.its().unmap_device(&mut dev).unwrap();
     assert_eq!(
         r.plat.live_bytes(),
         live + r.its().device_table().l2_pages() * 0x1_0000
     );
     assert!(r.model.dte(0, 3).is_some_and(|d| !d.valid));
     // The DeviceID can be mapped again.
-    let d = r.its().map_device(DeviceId::new(3), 2).unwrap();
-    r.its().unmap_device(d).unwrap();
+    let mut d = r.its().map_device(DeviceId::new(3), 2).unwrap();
+    r.its().unmap_device(&mut d).unwrap();
+    // Unmapped: the device is empty, and a second unmap is refused.
+    assert_eq!(
+        r.its().unmap_device(&mut d),
+        Err(ItsError::DeviceNotMapped(3))
+    );
+    assert_eq!(d.event(0), Err(ItsError::DeviceNotMapped(3)));
     r.model.assert_no_errors();
 }
 
@@ -576,7 +583,7 @@ fn level_one_entry_clean_completes_before_cwriter() {
     assert!(!r.its().queue().cleans_to_poc());
     let l1 = r.its().device_table().base().get();
     r.plat.clear_events();
-    let dev = r.its().map_device(DeviceId::new(300), 2).unwrap();
+    let mut dev = r.its().map_device(DeviceId::new(300), 2).unwrap();
     let ev = r.plat.events();
     let clean = ev
         .iter()
@@ -600,6 +607,67 @@ fn level_one_entry_clean_completes_before_cwriter() {
         "no DSB SY between the clean and GITS_CWRITER: {:?}",
         &ev[clean..=cwriter]
     );
-    r.its().unmap_device(dev).unwrap();
+    r.its().unmap_device(&mut dev).unwrap();
     r.model.assert_no_errors();
+}
+
+/// `Its::shutdown` takes `&self`, as for an ITS kept in a static: refused while a device is
+/// mapped (nothing changes), then the ITS disabled and quiescent, its queue and tables freed,
+/// and every later call refused. On GICv4.1 the vPE table stays: the redistributors still
+/// name it.
+#[test]
+fn shutdown_through_a_shared_reference_frees_the_queue_and_tables() {
+    for cfg in [ModelConfig::qemu(2), ModelConfig::gicv41(2)] {
+        let mut r = Rig::lpis_only(cfg.clone(), Settings::default()).unwrap();
+        let base = r.plat.live_bytes();
+        let its = r.bring_up_its(0).unwrap();
+        r.its.push(its);
+        let its = r.its();
+        let t = core::time::Duration::from_millis(5);
+        let mut dev = its.map_device(DeviceId::new(40000), 4).unwrap();
+        let what = format!("{:?}", cfg.version);
+        assert_eq!(its.shutdown(t), Err(ItsError::InUse(1)), "{what}");
+        assert!(!its.is_dead() && r.model.its(0).ctlr().enabled(), "{what}");
+        its.unmap_device(&mut dev).unwrap();
+        let kept = if its.caps().version == its_core::cmd::ItsVersion::V4_1 {
+            its.vpe_table().map_or(0, |t| t.bytes())
+        } else {
+            0
+        };
+        r.model.clear_commands(0);
+        its.shutdown(t).unwrap();
+        assert!(
+            r.model.commands(0).is_empty(),
+            "{what}: no command at shutdown"
+        );
+        assert!(its.is_shut_down() && its.is_dead(), "{what}");
+        let ctlr = r.model.its(0).ctlr();
+        assert!(!ctlr.enabled() && ctlr.quiescent(), "{what}");
+        assert!(its.queue().is_released(), "{what}");
+        assert!(its.device_table().is_released(), "{what}");
+        assert_eq!(its.device_table().bytes(), 0, "{what}");
+        // Freed, but a GICv4.1 vPE table (with the small record of its second-level pages).
+        let left = r.plat.live_bytes() - base;
+        assert!(
+            left >= kept && left < kept + 0x1000,
+            "{what}: {left} bytes left"
+        );
+        if kept == 0 {
+            assert_eq!(left, 0, "{what}: everything freed");
+        } else {
+            assert!(!its.vpe_table().unwrap().is_released(), "{what}");
+        }
+        // Refused from now on; the getters still answer.
+        assert_eq!(
+            its.map_device(DeviceId::new(1), 2).err(),
+            Some(ItsError::ShutDown),
+            "{what}"
+        );
+        assert_eq!(its.invall(0), Err(ItsError::ShutDown), "{what}");
+        assert_eq!(its.shutdown(t), Err(ItsError::ShutDown), "{what}");
+        assert_eq!(its.cpu(1).map(|c| c.icid.get()), Ok(1), "{what}");
+        drop(r.its.pop());
+        assert_eq!(r.plat.live_bytes() - base, left, "{what}: dropped");
+        r.model.assert_no_errors();
+    }
 }

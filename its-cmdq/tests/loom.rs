@@ -19,10 +19,6 @@
 // The ITS thread reads the ring's memory as the ITS does, through its physical address; the
 // allocator hands out host memory. Every block says whose promise it relies on.
 #![allow(unsafe_code)]
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::alloc::Layout;
 use core::ptr::NonNull;

@@ -501,10 +501,18 @@ impl<'a> GicDescription<'a> {
             found.visit(node, parent)
         })?;
         let gic = found.gic.ok_or(DiscoverError::NoGic)?;
-        Ok(Self {
+        let gic = Self {
             pci_hosts: found.pci_hosts,
             ..gic
-        })
+        };
+        crate::logging::info!(
+            "its-core: GICv3 in the device tree: GICD at {}, {} redistributor regions, {} ITSs, {} PCI host bridges",
+            gic.distributor.base,
+            gic.redistributor_regions.len(),
+            gic.its.len(),
+            gic.pci_hosts.len()
+        );
+        Ok(gic)
     }
 
     /// The distributor's registers (GICD).

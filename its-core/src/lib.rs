@@ -77,11 +77,16 @@
 //! - `discover` (feature `fdt`): the GIC, its ITSs and the PCI `msi-map` from a device tree,
 //!   without allocation.
 //!
+//! # Logging
+//! With the `log` feature: the GIC found in a device tree at info; a bounded wait that gives
+//! up ([`platform::poll_until`]) and a refused DMA allocation at warn.
+//!
 //! References: Arm Generic Interrupt Controller Architecture Specification, GIC architecture
 //! version 3 and version 4 (Arm IHI 0069).
 //!
 //! [embedding guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 #![no_std]
+#![deny(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(any(test, feature = "std"))]
@@ -93,6 +98,7 @@ pub mod cmd;
 #[cfg(feature = "fdt")]
 pub mod discover;
 pub mod ids;
+mod logging;
 pub mod mmio;
 pub mod platform;
 pub mod regs;

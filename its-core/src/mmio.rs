@@ -33,6 +33,28 @@ use crate::regs::{
     GitsCwriter, GitsTyper,
 };
 
+/// `Debug` for register blocks: the name only. Formatting never reads a register (a read can
+/// have side effects, and the block is only ever reached through an MMIO pointer).
+macro_rules! register_block_debug {
+    ($($t:ident),* $(,)?) => {
+        $(impl core::fmt::Debug for $t {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                f.debug_struct(stringify!($t)).finish_non_exhaustive()
+            }
+        })*
+    };
+}
+
+register_block_debug!(
+    GitsRegs,
+    GitsTranslationRegs,
+    GicrRdRegs,
+    GicrSgiRegs,
+    GicrVlpiRegs,
+    GicrRegs,
+    GicdRegs,
+);
+
 /// The ITS control frame (ITS_base, 64 KiB).
 #[repr(C, align(8))]
 pub struct GitsRegs {

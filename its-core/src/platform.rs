@@ -199,9 +199,9 @@ pub fn poll_until<C: Clock + ?Sized>(
             return if done() {
                 Ok(())
             } else {
-                Err(Timeout {
-                    waited_ns: now.0.saturating_sub(start.0),
-                })
+                let waited_ns = now.0.saturating_sub(start.0);
+                crate::logging::warning!("its-core: bounded wait gave up after {} ns", waited_ns);
+                Err(Timeout { waited_ns })
             };
         }
         clock.relax();
@@ -267,7 +267,9 @@ impl<P: DmaAlloc> DmaBuf<P> {
                 align: layout.align(),
             });
         }
-        let DmaRegion { va, pa, layout } = platform.alloc_zeroed(layout)?;
+        let DmaRegion { va, pa, layout } = platform.alloc_zeroed(layout).inspect_err(|e| {
+            crate::logging::warning!("its-core: DMA allocation failed: {}", e);
+        })?;
         Ok(Self {
             platform,
             va,
@@ -589,6 +591,166 @@ impl<P: DmaAlloc> Drop for DmaBuf<P> {
     }
 }
 
+/// A vector of fixed capacity whose elements live in memory from the platform's
+/// [`DmaAlloc`], not inline: how a driver object keeps a per-item array (a VM's vPEs) out of
+/// the structure that owns it, so the structure stays small enough to move, return and keep
+/// in a static, and the array costs only what it holds. No `alloc`: the memory is one
+/// [`DmaBuf`], freed when the vector is dropped (after its elements).
+///
+/// The GIC never sees this memory; it only has to be ordinary RAM that atomics work on, as
+/// for the other records the drivers keep in DMA memory (the doorbells' state, the vPE ID
+/// bitmap).
+pub struct DmaVec<T, P: DmaAlloc> {
+    /// The memory; `None` once released ([`DmaVec::release`]).
+    buf: Option<DmaBuf<P>>,
+    cap: usize,
+    len: usize,
+    _owns: core::marker::PhantomData<T>,
+}
+
+// SAFETY: a DmaVec owns its elements like a `Vec<T>`: moving it to another thread moves them
+// (and the platform handle, which must be Send too).
+unsafe impl<T: Send, P: DmaAlloc + Send> Send for DmaVec<T, P> {}
+// SAFETY: through `&DmaVec` only `&T` is reachable (the slice), as for `Vec<T>`.
+unsafe impl<T: Sync, P: DmaAlloc + Sync> Sync for DmaVec<T, P> {}
+
+impl<T, P: DmaAlloc> DmaVec<T, P> {
+    /// An empty vector with room for `cap` elements (at least one), allocated from
+    /// `platform`.
+    ///
+    /// # Errors
+    /// [`AllocError`] from the platform, or when `cap` elements do not fit a layout.
+    pub fn with_capacity(platform: P, cap: usize) -> Result<Self, AllocError> {
+        let cap = cap.max(1);
+        let layout = Layout::array::<T>(cap)
+            .and_then(|l| l.align_to(8))
+            .map_err(|_| AllocError {
+                size: cap.saturating_mul(core::mem::size_of::<T>()),
+                align: core::mem::align_of::<T>(),
+            })?;
+        // Zero-sized elements still get one byte: DmaBuf refuses empty layouts.
+        let layout = if layout.size() == 0 {
+            Layout::from_size_align(8, layout.align()).map_err(|_| AllocError {
+                size: 8,
+                align: layout.align(),
+            })?
+        } else {
+            layout
+        };
+        Ok(Self {
+            buf: Some(DmaBuf::new(platform, layout)?),
+            cap,
+            len: 0,
+            _owns: core::marker::PhantomData,
+        })
+    }
+
+    /// Where the elements are (dangling, but aligned, once released: no element is there).
+    fn base(&self) -> *mut T {
+        self.buf.as_ref().map_or(NonNull::dangling().as_ptr(), |b| {
+            b.va().as_ptr().cast::<T>()
+        })
+    }
+
+    /// Drops every element and frees the memory: the vector is then empty, with no room.
+    pub fn release(&mut self) {
+        while self.pop().is_some() {}
+        self.cap = 0;
+        drop(self.buf.take());
+    }
+
+    /// Appends `value`; hands it back when the vector is full.
+    ///
+    /// # Errors
+    /// The value, when there is no room.
+    pub fn push(&mut self, value: T) -> Result<(), T> {
+        if self.len == self.cap {
+            return Err(value);
+        }
+        let slot = self.base().wrapping_add(self.len);
+        // SAFETY: `len < cap`, so `slot` lies inside the allocation of `cap` elements, which is
+        // aligned for `T` (the layout came from `Layout::array::<T>`) and exclusively ours
+        // through `&mut self`; it holds no live value, so nothing is overwritten.
+        unsafe { slot.write(value) };
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes and returns the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        self.len = self.len.checked_sub(1)?;
+        let slot = self.base().wrapping_add(self.len);
+        // SAFETY: `slot`, at the old `len - 1`, holds a value written by `push`; `len` was
+        // lowered first, so it is read out exactly once and never dropped in place.
+        Some(unsafe { slot.read() })
+    }
+
+    /// The elements.
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: the first `len` slots hold values written by `push`, in an allocation that
+        // lives as long as `self` and is aligned for `T`.
+        unsafe { core::slice::from_raw_parts(self.base(), self.len) }
+    }
+
+    /// The elements, mutably.
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        // SAFETY: as `as_slice`; `&mut self` makes the access exclusive.
+        unsafe { core::slice::from_raw_parts_mut(self.base(), self.len) }
+    }
+
+    /// Room, in elements.
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// The platform the memory came from, until it is released.
+    pub fn platform(&self) -> Option<&P> {
+        self.buf.as_ref().map(DmaBuf::platform)
+    }
+}
+
+impl<T, P: DmaAlloc> core::ops::Deref for DmaVec<T, P> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        self.as_slice()
+    }
+}
+
+impl<T, P: DmaAlloc> core::ops::DerefMut for DmaVec<T, P> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        self.as_mut_slice()
+    }
+}
+
+impl<'v, T, P: DmaAlloc> IntoIterator for &'v DmaVec<T, P> {
+    type Item = &'v T;
+    type IntoIter = core::slice::Iter<'v, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_slice().iter()
+    }
+}
+
+impl<'v, T, P: DmaAlloc> IntoIterator for &'v mut DmaVec<T, P> {
+    type Item = &'v mut T;
+    type IntoIter = core::slice::IterMut<'v, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.as_mut_slice().iter_mut()
+    }
+}
+
+impl<T: fmt::Debug, P: DmaAlloc> fmt::Debug for DmaVec<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+impl<T, P: DmaAlloc> Drop for DmaVec<T, P> {
+    fn drop(&mut self) {
+        while self.pop().is_some() {}
+        // The buffer frees the memory when it is dropped, after this.
+    }
+}
+
 /// Why a [`DmaSlots`] operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -703,6 +865,16 @@ impl<P: DmaAlloc> DmaSlots<P> {
     /// The layout of each allocation.
     pub fn layout(&self) -> Layout {
         self.layout
+    }
+}
+
+impl<P: DmaAlloc> fmt::Debug for DmaSlots<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DmaSlots")
+            .field("slots", &self.slots)
+            .field("used", &self.used)
+            .field("layout", &self.layout)
+            .finish()
     }
 }
 

@@ -57,9 +57,11 @@
 //! fail the test when the last handle to the model is dropped
 //! ([`ModelConfig::check_errors_on_drop`]).
 //!
-//! It is a host crate (it needs `std`), for tests only.
+//! It is a host crate (it needs `std`), for tests only. With the `log` feature, each error it
+//! records is logged at warn and each ITS command it runs at trace.
 //!
 //! [guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
+#![deny(missing_debug_implementations)]
 
 mod memory;
 mod model;

@@ -362,13 +362,12 @@ impl<'a> World<'a> {
                         let _ = self.g.unmap_vlpi(its, dev, e, vm, false);
                     }
                 }
-                let dev = self.devices.swap_remove(i);
-                if let Err(e) = its.unmap_device(dev) {
-                    let stalled = matches!(e.error, ItsError::Stalled { .. });
-                    self.devices.push(e.device);
-                    if stalled {
-                        self.stalls += 1;
+                match its.unmap_device(&mut self.devices[i]) {
+                    Ok(()) => {
+                        self.devices.swap_remove(i);
                     }
+                    Err(ItsError::Stalled { .. }) => self.stalls += 1,
+                    Err(_) => {}
                 }
             }
             Op::MapEvent {
@@ -477,12 +476,12 @@ impl<'a> World<'a> {
                     return;
                 }
                 let i = usize::from(slot) % self.vms.len();
-                let vm = self.vms.swap_remove(i);
-                if let Err(e) = self.g.destroy_vm(vm) {
-                    if matches!(e.error, VpeError::Its(ItsError::Stalled { .. })) {
-                        self.stalls += 1;
+                match self.g.destroy_vm(&mut self.vms[i]) {
+                    Ok(()) => {
+                        self.vms.swap_remove(i);
                     }
-                    self.vms.push(e.vm);
+                    Err(VpeError::Its(ItsError::Stalled { .. })) => self.stalls += 1,
+                    Err(_) => {}
                 }
             }
             Op::MapVlpi {
@@ -714,18 +713,18 @@ impl<'a> World<'a> {
             }
         }
         let dead = its.is_dead();
-        for vm in self.vms.drain(..) {
-            if let Err(e) = self.g.destroy_vm(vm)
+        for mut vm in self.vms.drain(..) {
+            if let Err(e) = self.g.destroy_vm(&mut vm)
                 && !dead
             {
-                fail(format!("destroy_vm at teardown: {}", e.error));
+                fail(format!("destroy_vm at teardown: {e}"));
             }
         }
-        for dev in self.devices.drain(..) {
-            if let Err(e) = its.unmap_device(dev)
+        for mut dev in self.devices.drain(..) {
+            if let Err(e) = its.unmap_device(&mut dev)
                 && !dead
             {
-                fail(format!("unmap_device at teardown: {}", e.error));
+                fail(format!("unmap_device at teardown: {e}"));
             }
         }
         if !dead {

@@ -705,8 +705,9 @@ pub fn run_steps(setup: Setup, steps: &[Step]) -> Summary {
         fail("teardown left physical devices mapped".into());
     }
     drop(w);
-    if let Err(e) = g.destroy_vm(vm) {
-        fail(format!("destroy_vm: {}", e.error));
+    let mut vm = vm;
+    if let Err(e) = g.destroy_vm(&mut vm) {
+        fail(format!("destroy_vm: {e}"));
     }
     rig.model.assert_no_errors();
     let expect = live0 + rig.l2_bytes() - l2_0;

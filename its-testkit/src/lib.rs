@@ -9,17 +9,16 @@
 //! - [`fuzz`]: the stateful fuzz harness over the whole stack, run by the cargo-fuzz target
 //!   `driver` and, on stable, by the replay of its committed corpus (`tests/fuzz_corpus.rs`);
 //! - [`fuzz_vits`]: the stateful fuzz harness of the guest-facing ITS (`vits`) over that
-//!   stack, run by the cargo-fuzz target `vits` and by the replay of its corpus (same test).
+//!   stack, run by the cargo-fuzz target `vits` and by the replay of its corpus (same test);
+//! - [`logcap`]: a test logger capturing the `log` records of the calling thread. The kit
+//!   turns on every library crate's `log` feature, so their tests see the events.
 //!
 //! Not published: it is how this workspace tests itself. A hypervisor's own tests want
 //! `its-model`, the model and platform fakes.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 pub mod fuzz;
 pub mod fuzz_vits;
+pub mod logcap;
 pub mod rig;
 pub mod sweep;
 

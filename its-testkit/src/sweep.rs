@@ -284,6 +284,7 @@ pub fn stalled_on<E: Debug>(
     res: Result<(), E>,
     its_error: fn(&E) -> Option<&ItsError>,
     cmd: Command,
+    seq: u64,
     heals: bool,
     what: &str,
 ) -> bool {
@@ -296,10 +297,12 @@ pub fn stalled_on<E: Debug>(
             false
         }
         Err(e) => match its_error(&e) {
-            Some(ItsError::Stalled { command, .. }) => {
+            Some(&ItsError::Stalled {
+                seq: got, opcode, ..
+            }) => {
                 assert_eq!(
-                    *command,
-                    Some(cmd),
+                    (got, opcode),
+                    (seq, cmd.opcode()),
                     "{what}: the error names another command"
                 );
                 true
@@ -318,7 +321,8 @@ pub fn stalls<S: Subject>(on: &On<S>) -> u64 {
             let rig = c.rig();
             let m = &rig.model;
             let mem = rig.memory();
-            m.stall_at(0, Some(m.counters(0).0 + i as u64));
+            let seq = m.counters(0).0 + i as u64;
+            m.stall_at(0, Some(seq));
             let res = c.call();
             m.stall_at(0, None);
             if !stall_was_injected(m) {
@@ -331,7 +335,7 @@ pub fn stalls<S: Subject>(on: &On<S>) -> u64 {
             let cmd = cmds[i];
             let what = format!("{name} (stall at {i}: {cmd})");
             assert!(!rig.its().is_dead(), "{what}: a stall is not a dead ITS");
-            if stalled_on(res, S::its_error, cmd, c.op.heals, &what) {
+            if stalled_on(res, S::its_error, cmd, seq, c.op.heals, &what) {
                 mem.assert_back(rig.memory(), 0, &what);
                 c.consistent(&what);
                 c.retry()

@@ -2,10 +2,6 @@
 //! The sweeps catch what they are for: a call that leaks on an allocation failure, one that
 //! hides a stall, a dead ITS that is still written to; and they pass a call that does none of
 //! that, counting the faults they injected.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::alloc::Layout;
 

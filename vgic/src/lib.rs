@@ -97,6 +97,11 @@
 //! kicker sets (then sends the physical SGI or wakes the vCPU) and the owner clears *before*
 //! its sync, so that no kick is lost; [`Vgic::needs_sync`] under the lock is the reference.
 //!
+//! # Logging
+//! With the `log` feature: the distributor made at info; vCPUs attached, SPIs forwarded or
+//! moving between vCPUs, a guest access to a RAZ/WI register at debug; every trapped access
+//! at trace; a vCPU's interrupt table refusing a change at warn.
+//!
 //! # Applying effects
 //! [`Vgic::read`], [`Vgic::write`], [`Vgic::emulate`], [`Vgic::sgi`], [`Vgic::attach`] and
 //! [`Vgic::forward_spi`] take an [`Effects`] buffer that must be empty (an error otherwise);
@@ -190,6 +195,7 @@
 //! # }
 //! ```
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 #[cfg(test)]
 extern crate std;
@@ -199,6 +205,7 @@ pub mod config;
 pub mod effects;
 pub mod error;
 pub mod ids;
+mod logging;
 mod mmio;
 pub mod regs;
 pub mod sgi;

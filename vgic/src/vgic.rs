@@ -194,6 +194,11 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         for spi in vgic.spis.iter_mut() {
             spi.target = target;
         }
+        crate::logging::info!(
+            "vgic: vGICv3 with {} vCPUs and {} SPIs",
+            vgic.cfg.nr_vcpus,
+            SPIS
+        );
         Ok(vgic)
     }
 
@@ -485,13 +490,20 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
                     .and_then(|()| cpu.set_line_level(v, irq.line))
                     .and_then(|()| cpu.set_active(v, irq.active))
             };
-            if table.is_err() {
+            if let Err(e) = table {
+                crate::logging::warning!(
+                    "vgic: vCPU {}'s interrupt table refused INTID {}: {}",
+                    me,
+                    intid,
+                    e
+                );
                 self.stats.table_errors += 1;
             }
             irq.mail = Mail::default();
             self.cpus[me].private[intid as usize] = irq;
         }
         self.cpus[me].attached = true;
+        crate::logging::debug!("vgic: vCPU {} attached", me);
         for i in 0..SPIS {
             let s = &self.spis[i];
             if s.holder.is_none() && s.target == Some(vcpu) {
@@ -625,6 +637,11 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             ok &= cpu.set_active(v, b).is_ok();
         }
         if !ok {
+            crate::logging::warning!(
+                "vgic: vCPU {}'s interrupt table refused a change of INTID {}",
+                vcpu.index(),
+                intid
+            );
             self.stats.table_errors += 1;
         }
         let after = cpu.needs_phys_active(v);
@@ -659,10 +676,17 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             return true;
         }
         let removed = cpu.remove(v);
-        if removed.is_err() {
+        if let Err(e) = removed {
+            crate::logging::warning!(
+                "vgic: vCPU {}'s interrupt table refused to give up SPI {}: {}",
+                vcpu.index(),
+                intid,
+                e
+            );
             self.stats.table_errors += 1;
         }
         self.stats.spi_moves += 1;
+        crate::logging::debug!("vgic: SPI {} left vCPU {}", intid, vcpu.index());
         let Some(irq) = self.irq_mut(vcpu, intid) else {
             return false;
         };
@@ -708,8 +732,14 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         .and_then(|()| cpu.set_pending_latch(v, irq.latch))
         .and_then(|()| cpu.set_line_level(v, irq.line))
         .and_then(|()| cpu.set_active(v, irq.active));
-        if added.is_err() {
+        if let Err(e) = added {
             // It stays with no holder; the guest sees it pending but it is not delivered.
+            crate::logging::warning!(
+                "vgic: vCPU {}'s interrupt table refused SPI {}, which is not delivered: {}",
+                vcpu.index(),
+                intid,
+                e
+            );
             self.stats.table_errors += 1;
             return;
         }
@@ -773,6 +803,14 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         self.sync_inner(vcpu, cpu, fx, WRITE_RESERVE)?;
         self.stats.reads += 1;
         let (value, outcome) = self.dispatch(vcpu, frame, offset, size, None, fx);
+        crate::logging::trace!(
+            "vgic: vCPU {} read {:?}+{:#x} ({:?}): {:#x}",
+            vcpu.index(),
+            frame,
+            offset,
+            size,
+            value & size.mask()
+        );
         self.count(outcome);
         Ok(Access {
             frame,
@@ -800,6 +838,14 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         let (frame, offset) = self.prologue(vcpu, ipa, fx)?;
         self.sync_inner(vcpu, cpu, fx, WRITE_RESERVE)?;
         self.stats.writes += 1;
+        crate::logging::trace!(
+            "vgic: vCPU {} wrote {:?}+{:#x} ({:?}): {:#x}",
+            vcpu.index(),
+            frame,
+            offset,
+            size,
+            value & size.mask()
+        );
         let (_, outcome) = self.dispatch(vcpu, frame, offset, size, Some(value & size.mask()), fx);
         self.count(outcome);
         self.sync_inner(vcpu, cpu, fx, 0)?;
@@ -847,6 +893,7 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
             Outcome::ReadOnly => self.stats.read_only_writes += 1,
             Outcome::WriteIgnored => self.stats.ignored_writes += 1,
             Outcome::RazWi(r) => {
+                crate::logging::debug!("vgic: guest access to a RAZ/WI register ({:?})", r);
                 if let Some(c) = self.stats.raz_wi.get_mut(r as usize) {
                     *c += 1;
                 }
@@ -942,6 +989,12 @@ impl<const VCPUS: usize, const SPIS: usize> Vgic<VCPUS, SPIS> {
         };
         irq.fwd = Some(fwd);
         irq.edge = trigger == Trigger::Edge;
+        crate::logging::debug!(
+            "vgic: SPI {} forwarded from pINTID {} ({:?})",
+            n,
+            fwd.pintid.get(),
+            trigger
+        );
         fx.push(Effect::SetPhysEnabled {
             pintid: fwd.pintid,
             enabled: irq.enabled,

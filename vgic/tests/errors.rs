@@ -162,3 +162,16 @@ fn call_refusals() {
         "the refused write did not happen"
     );
 }
+
+/// Every public error type is small enough to return by value (at most 64 bytes).
+#[test]
+fn errors_are_small() {
+    use core::mem::size_of;
+    for (name, size) in [
+        ("VgicError", size_of::<VgicError>()),
+        ("AbortError", size_of::<vgic::trap::AbortError>()),
+    ] {
+        println!("{name}: {size} bytes");
+        assert!(size <= 64, "{name} is {size} bytes");
+    }
+}

@@ -165,6 +165,13 @@
 //! next GITS_CREADR read, which it does to wait for them. The queue is a ring between CREADR
 //! and CWRITER, so a hostile guest cannot make a trap loop: it gets one budget per trap.
 //!
+//! # Logging
+//!
+//! With the `log` feature: the vITS made and torn down at info; a batch left for the next
+//! trap at debug; every guest command at trace; a guest's bad command (ignored or stalling)
+//! at warn, with its offset and opcode: a hostile guest can make many, so rate-limit in the
+//! logger.
+//!
 //! # Not done
 //!
 //! - The guest's LPI pending table (GICR_PENDBASER) is not used: the pending state of vLPIs
@@ -175,10 +182,12 @@
 //!   second-level page the guest did not provide is accepted).
 //! - GICv4.1 with DirectLPI: [`VpeSchedBackend`]'s `invall` has no redistributor to use.
 #![no_std]
+#![deny(missing_debug_implementations)]
 
 mod backend;
 mod config;
 mod error;
+mod logging;
 mod memory;
 mod recorder;
 pub mod regs;

@@ -225,6 +225,13 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
         if cfg.pool.first.get().checked_add(cfg.pool.count).is_none() {
             return Err(ConfigError::PoolOverlap(cfg.pool.first.get()));
         }
+        crate::logging::info!(
+            "vits: vITS for {} vCPUs, {} assigned devices, {} DeviceID bits, {} vINTID bits",
+            cfg.vcpus,
+            cfg.assigned.len(),
+            cfg.device_bits,
+            cfg.vintid_bits
+        );
         Ok(Self {
             backend,
             limits: Limits {
@@ -383,6 +390,7 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
         match r {
             Ok(()) => {
                 self.unsettled = false;
+                crate::logging::info!("vits: torn down, every device unmapped");
                 Ok(())
             }
             Err(e) => {
@@ -554,6 +562,15 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
         error: Fault<B::Error>,
         stalled: bool,
     ) {
+        // A guest's command errors are the guest's to fix; they are logged at warn so a
+        // hypervisor sees a misbehaving driver (rate-limit in the logger if guests are hostile).
+        crate::logging::warning!(
+            "vits: guest command error (queue offset {:?}, opcode {:#04x}): {}{}",
+            offset,
+            command[0] as u8,
+            error,
+            if stalled { ", queue stalled" } else { "" }
+        );
         if self.errors.is_full() {
             let _ = self.errors.pop_front();
         }
@@ -615,6 +632,12 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
             }
             self.ops = 0;
             let r = self.execute(mem, &raw);
+            crate::logging::trace!(
+                "vits: guest command {} at offset {:#x}: {}",
+                its_core::cmd::mnemonic_of(raw[0] as u8),
+                offset,
+                if r.is_ok() { "done" } else { "refused" }
+            );
             self.stats.commands += 1;
             work = work.saturating_add(1 + self.ops);
             if let Err(e) = r {
@@ -628,6 +651,10 @@ impl<B: Backend, const DEVICES: usize, const ITES: usize, const COLLECTIONS: usi
             self.frame.creadr = (offset + 32) % size;
         }
         if self.frame.creadr != self.frame.cwriter {
+            crate::logging::debug!(
+                "vits: work budget of {} spent, the rest of the guest's queue waits for the next trap",
+                self.limits.work_per_trap
+            );
             self.stats.deferred += 1;
         }
     }

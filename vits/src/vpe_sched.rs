@@ -9,11 +9,6 @@
 //! vPE `i`. Every vLPI carries its vPE's doorbell while enabled, so an MSI for a vCPU that is
 //! not running wakes the hypervisor.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "VpeError carries the ITS layer's command trace by value"
-)]
-
 use heapless::Vec;
 use its_cmdq::{Device, Its, ItsError};
 use its_core::ids::{DeviceId, VLpi};
@@ -99,12 +94,10 @@ impl<R: ItsRegisters, P: Platform + Clone, const DEVICES: usize> Backend
             .iter()
             .position(|d| d.id() == device)
             .ok_or(VpeError::Config("device not mapped by the vITS backend"))?;
-        let dev = self.devices.swap_remove(i);
-        self.its.unmap_device(dev).map_err(|e| {
-            // Still mapped: keep its record (there is room: it was just taken out).
-            let _ = self.devices.push(e.device);
-            VpeError::from(e.error)
-        })
+        // On failure the device stays mapped, and its record stays here.
+        self.its.unmap_device(&mut self.devices[i])?;
+        self.devices.swap_remove(i);
+        Ok(())
     }
 
     fn map_vlpi(

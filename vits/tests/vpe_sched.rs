@@ -244,7 +244,7 @@ fn teardown_leaves_nothing_behind() {
     let h = host(2);
     let live = h.plat.live_bytes();
     let l2 = h.l2_bytes();
-    let vm = vm(&h);
+    let mut vm = vm(&h);
     let assigned = [AssignedDevice::identity(dev(NVME))];
     let mut its = vits(&h, &vm, &assigned);
     let mut ram = Ram::new();
@@ -263,7 +263,7 @@ fn teardown_leaves_nothing_behind() {
     }
     assert!(vm.vpes().iter().all(|v| v.vlpis() == 0));
     drop(its);
-    h.g.destroy_vm(vm).unwrap();
+    h.g.destroy_vm(&mut vm).unwrap();
     // Everything the VM and its devices took is back, but new second-level table pages.
     assert_eq!(h.plat.live_bytes(), live + h.l2_bytes() - l2);
     h.model.assert_no_errors();

@@ -6,7 +6,9 @@ use its_cmdq::ItsError;
 
 use crate::residency::Transition;
 
-/// What went wrong.
+/// What went wrong. Small enough to return by value (at most 56 bytes, asserted by a test),
+/// although it can carry a doorbell or ITS error: the ITS's command trace stays with its
+/// queue (`its_cmdq::Its::last_commands`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum VpeError {
@@ -98,6 +100,12 @@ pub enum VpeError {
     /// The operation needs the redistributor's registers (DirectLPI invalidation).
     #[error("this operation needs the target redistributor's registers")]
     NeedRedistributor,
+    /// The VM was destroyed ([`crate::GicV4::destroy_vm`]).
+    #[error("the VM was destroyed")]
+    VmDestroyed,
+    /// The GICv4 layer was shut down ([`crate::GicV4::shutdown`]).
+    #[error("the GICv4 layer is shut down")]
+    ShutDown,
 }
 
 impl From<Transition> for VpeError {
@@ -127,5 +135,16 @@ impl From<its_core::platform::OutOfBounds> for VpeError {
 impl From<its_core::ids::IdError> for VpeError {
     fn from(e: its_core::ids::IdError) -> Self {
         Self::Its(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returned by value by every call of the layer (and wrapped by the vITS's errors).
+    #[test]
+    fn errors_are_small() {
+        assert!(size_of::<VpeError>() <= 56, "{}", size_of::<VpeError>());
     }
 }

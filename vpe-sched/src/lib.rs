@@ -20,6 +20,16 @@
 //!
 //! The entry points mirror Linux's `irq-gic-v4.c`: [`guide::linux_api`] maps each to ours.
 //!
+//! **Ownership**: [`GicV4`], the doorbells and the ITSs may live in statics: every shutdown
+//! takes `&self` ([`GicV4::shutdown`], then `Doorbells::shutdown`, then `Its::shutdown`).
+//! A [`Vm`] is a few words (its vPE records live in DMA memory) and stays in your own VM
+//! structure: [`GicV4::destroy_vm`] takes it by `&mut` and leaves it empty. Interrupt
+//! context and the lock order: see [`GicV4`].
+//!
+//! **Errors and logging**: [`VpeError`] is a small `Copy` value (48 bytes). With the `log`
+//! feature: the layer brought up and shut down, VMs created and destroyed at info; residency
+//! changes and VMOVP at debug; a Dirty that does not clear and a refused shut-down at warn.
+//!
 //! # Where to start
 //!
 //! **What you implement**: nothing more than for `its-cmdq`: `its_core::platform`'s traits,
@@ -81,7 +91,7 @@
 //! g.init_redistributor(&mut model.redist(0))?;
 //!
 //! // A VM with one vPE on CPU 0; event 0 of device 8 becomes its vINTID 8192.
-//! let vm = g.create_vm(VmConfig { vintid_bits: 16, vpes: &[0] })?;
+//! let mut vm = g.create_vm(VmConfig { vintid_bits: 16, vpes: &[0] })?;
 //! let mut dev = its[0].map_device(DeviceId::new(8), 4)?;
 //! let vlpi = VlpiConfig {
 //!     vintid: VLpi::new(8192)?,
@@ -106,31 +116,32 @@
 //! assert_eq!(dbs.handle(intid), Some(vm.vpe(0)?.id()));
 //! g.doorbell_rang(&vm, 0);
 //!
-//! // Teardown: the vLPI, the device, the VM.
+//! // Teardown: the vLPI, the device, the VM; then the layers, each through `&self` (they
+//! // may live in statics): the GICv4 layer, the doorbells, the ITS.
 //! g.unmap_vlpi(&its[0], &mut dev, 0, &vm, false)?;
-//! its[0].unmap_device(dev).map_err(|e| e.error)?;
-//! g.destroy_vm(vm).map_err(|e| e.error)?;
+//! its[0].unmap_device(&mut dev)?;
+//! g.destroy_vm(&mut vm)?;
+//! g.shutdown()?;
+//! dbs.shutdown()?;
+//! its[0].shutdown(Duration::from_secs(1))?;
 //! model.assert_no_errors();
 //! # Ok(())
 //! # }
 //! ```
 #![no_std]
-#![allow(
-    clippy::result_large_err,
-    clippy::large_enum_variant,
-    reason = "ItsError carries a command trace by value"
-)]
+#![deny(missing_debug_implementations)]
 
 #[cfg(test)]
 extern crate std;
 
 pub mod error;
 pub mod guide;
+mod logging;
 pub mod residency;
 mod vlpi;
 mod vm;
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
 use doorbell::Doorbells;
@@ -146,7 +157,7 @@ use spin::Mutex;
 pub use error::VpeError;
 pub use residency::Residency;
 pub use vlpi::{VlpiConfig, VlpiProp, VsgiConfig};
-pub use vm::{DestroyError, MAX_VPES, Vm, VmConfig, Vpe};
+pub use vm::{MAX_VPES, Vm, VmConfig, Vpe};
 
 /// Timeouts and choices of the GICv4 layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,30 +190,47 @@ pub struct Descheduled {
     pub dirty_timeout: bool,
 }
 
-/// The vPE ID allocator: a bitmap in platform memory (8 KiB for 16-bit IDs).
+/// The vPE ID allocator: a bitmap in platform memory (8 KiB for 16-bit IDs); `used` is
+/// `None` once released by [`GicV4::shutdown`].
 struct VpeIds<P: Platform> {
-    used: DmaBuf<P>,
+    used: Option<DmaBuf<P>>,
     limit: u32,
 }
 
 impl<P: Platform> VpeIds<P> {
     fn word(&self, i: u32) -> u64 {
         self.used
-            .read_u64((i / 64) as usize * 8)
+            .as_ref()
+            .and_then(|b| b.read_u64((i / 64) as usize * 8).ok())
             .unwrap_or(u64::MAX)
     }
 
     fn alloc(&mut self) -> Option<VpeId> {
         let i = (0..self.limit).find(|&i| self.word(i) & (1 << (i % 64)) == 0)?;
         let w = self.word(i) | 1 << (i % 64);
-        self.used.write_u64((i / 64) as usize * 8, w).ok()?;
+        self.used
+            .as_mut()?
+            .write_u64((i / 64) as usize * 8, w)
+            .ok()?;
         Some(VpeId::new(i as u16))
     }
 
     fn free(&mut self, id: VpeId) {
         let i = u32::from(id.get());
         let w = self.word(i) & !(1 << (i % 64));
-        let _ = self.used.write_u64((i / 64) as usize * 8, w);
+        if let Some(b) = self.used.as_mut() {
+            let _ = b.write_u64((i / 64) as usize * 8, w);
+        }
+    }
+
+    /// vPE IDs handed out.
+    fn in_use(&self) -> u32 {
+        match self.used.as_ref() {
+            None => 0,
+            Some(b) => (0..b.len() / 8)
+                .map(|w| b.read_u64(w * 8).map_or(0, u64::count_ones))
+                .sum(),
+        }
     }
 }
 
@@ -230,6 +258,30 @@ fn common_aff(aff: u32, level: u8) -> u32 {
 }
 
 /// The GICv4 layer of a system: its ITSs, LPIs, doorbells and vPE IDs.
+///
+/// # Living in a static
+/// `GicV4<'a>` borrows the ITSs, the LPIs and the doorbells, so in a hypervisor all four live
+/// as long as the system, typically in statics. [`GicV4::shutdown`] takes `&self`: once every
+/// VM is destroyed it frees the vPE ID allocator and leaves the layer dead (every call fails
+/// with [`VpeError::ShutDown`]), after which the doorbells and the ITSs can be shut down
+/// through their own `&self` calls, in that order.
+///
+/// # Interrupt context
+/// Nothing here is for interrupt handlers: residency changes, VM creation and destruction and
+/// vLPI mapping take a vPE's spin lock and the ITS command queue's, and wait for the GIC
+/// (bounded). Call them in process context, on the CPU whose redistributor they name, with
+/// IRQs masked if your interrupt handlers issue ITS commands (the queue lock). The doorbell
+/// interrupt itself goes to [`Doorbells::handle`], which takes no lock at all; the only call
+/// here meant to follow it is [`GicV4::doorbell_rang`], which takes the vPE's lock: make it
+/// from the vCPU's thread, not from the handler.
+///
+/// # Lock order
+/// A vPE's lock, then the VMOVP sequence lock, then the vPE ID allocator or the GICv4.1
+/// redistributor groups, then the doorbells' locks (see the `doorbell` crate), then the ITS's
+/// (its device set, its command queue: the innermost). Only the caller's own redistributor
+/// frame is touched under a vPE's lock, besides [`doorbell::Redistributors::with_redist`] for
+/// another CPU's in [`GicV4::make_resident`] (DirectLPI): an implementation that locks each
+/// redistributor must not hold one across that call.
 pub struct GicV4<'a, R: ItsRegisters, P: Platform> {
     its: &'a [Its<R, P>],
     lpis: &'a Lpis<P>,
@@ -243,6 +295,8 @@ pub struct GicV4<'a, R: ItsRegisters, P: Platform> {
     redist: RedistCaps,
     max_bits: u8,
     cfg: V4Config,
+    /// Set by [`GicV4::shutdown`].
+    dead: AtomicBool,
 }
 
 impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
@@ -318,7 +372,10 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             its,
             lpis,
             doorbells,
-            ids: Mutex::new(VpeIds { used, limit }),
+            ids: Mutex::new(VpeIds {
+                used: Some(used),
+                limit,
+            }),
             rd_groups: Mutex::new(heapless::Vec::new()),
             vmovp_seq: Mutex::new(0),
             resident: [const { AtomicU32::new(0) }; MAX_CPUS],
@@ -327,6 +384,21 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             redist,
             max_bits,
             cfg,
+            dead: AtomicBool::new(false),
+        })
+        .inspect(|g| {
+            crate::logging::info!(
+                "vpe-sched: GICv4 layer up: {:?}, {} GICv4 ITSs, {}, {} vPE IDs, vINTIDs up to {} bits",
+                g.version,
+                g.v4().count(),
+                if g.single_vmovp {
+                    "single VMOVP"
+                } else {
+                    "VMOVP with ITSList"
+                },
+                limit,
+                g.max_bits
+            );
         })
     }
 
@@ -338,6 +410,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// # Errors
     /// [`VpeError::NotV4`] when the redistributor has no VLPIS.
     pub fn init_redistributor<D: RedistRegisters>(&self, rd: &mut D) -> Result<(), VpeError> {
+        self.alive()?;
         if !rd.typer().vlpis() {
             return Err(VpeError::NotV4("GICR_TYPER.VLPIS = 0"));
         }
@@ -450,7 +523,59 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     }
 }
 
+impl<R: ItsRegisters, P: Platform> core::fmt::Debug for GicV4<'_, R, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GicV4")
+            .field("version", &self.version)
+            .field("its", &self.its.len())
+            .field("single_vmovp", &self.single_vmovp)
+            .field("max_vintid_bits", &self.max_bits)
+            .field("vpe_ids_in_use", &self.ids.lock().in_use())
+            .field("dead", &self.dead.load(Ordering::Relaxed))
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
+    /// Shuts the GICv4 layer down through a shared reference (it may live in a static):
+    /// checks that no VM is left (every VM destroyed with [`GicV4::destroy_vm`]; nothing
+    /// resident then either), frees the vPE ID allocator, and leaves the layer dead: every
+    /// call fails with [`VpeError::ShutDown`] from then on. Then shut down the doorbells
+    /// ([`Doorbells::shutdown`]) and the ITSs (`Its::shutdown`). The GICv4.1 vPE tables of
+    /// redistributor groups stay allocated: the redistributors' GICR_VPROPBASER still names
+    /// them.
+    ///
+    /// # Errors
+    /// [`VpeError::InUse`] while a VM exists (nothing done), [`VpeError::ShutDown`] if done
+    /// already.
+    pub fn shutdown(&self) -> Result<(), VpeError> {
+        let mut ids = self.ids.lock();
+        self.alive()?;
+        let n = ids.in_use();
+        if n != 0 || self.resident.iter().any(|r| r.load(Ordering::Acquire) != 0) {
+            crate::logging::warning!("vpe-sched: shut-down refused: {} vPEs still exist", n);
+            return Err(VpeError::InUse("VMs still exist (destroy them first)"));
+        }
+        self.dead.store(true, Ordering::Release);
+        drop(ids.used.take());
+        crate::logging::info!("vpe-sched: GICv4 layer shut down");
+        Ok(())
+    }
+
+    /// Whether [`GicV4::shutdown`] shut the layer down.
+    pub fn is_shut_down(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn alive(&self) -> Result<(), VpeError> {
+        if self.is_shut_down() {
+            Err(VpeError::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
     /// The GICv4 ITSs.
     fn v4(&self) -> impl Iterator<Item = &'a Its<R, P>> + 'a {
         self.its.iter().filter(|i| i.caps().is_v4())
@@ -578,6 +703,7 @@ impl<'a, R: ItsRegisters, P: Platform> GicV4<'a, R, P> {
                 Ok(())
             }
         };
+        crate::logging::debug!("vpe-sched: VMOVP of vPE {} to CPU {}", vpe.id.get(), cpu);
         if self.single_vmovp {
             let its = self.v4().next().ok_or(VpeError::NotV4("no ITS"))?;
             let c = cmd(its, 0, 0)?;

@@ -105,6 +105,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         vm: &Vm<P>,
         items: &[(u32, usize, VlpiConfig)],
     ) -> Result<(), VpeError> {
+        self.alive()?;
         let mut syncs: heapless::Vec<SyncTarget, 64> = heapless::Vec::new();
         let mut phys_syncs: heapless::Vec<SyncTarget, 64> = heapless::Vec::new();
         let mut nphys = 0;
@@ -322,6 +323,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         vm: &Vm<P>,
         restore: bool,
     ) -> Result<(), VpeError> {
+        self.alive()?;
         let (s, v, i) = self.forwarded(vm, dev, event)?;
         let id = dev.id();
         let out = Self::run(
@@ -361,6 +363,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         vm: &Vm<P>,
         to: usize,
     ) -> Result<(), VpeError> {
+        self.alive()?;
         let (s, v, from) = self.forwarded(vm, dev, event)?;
         let new = vm.vpe(to)?;
         let enabled = vm.property(v.vintid.get())? & 1 != 0;
@@ -415,6 +418,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         vm: &Vm<P>,
         prop: VlpiProp,
     ) -> Result<(), VpeError> {
+        self.alive()?;
         let VlpiProp {
             priority,
             enabled,
@@ -475,6 +479,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         i: usize,
         rd: Option<&mut D>,
     ) -> Result<(), VpeError> {
+        self.alive()?;
         let vpe = vm.vpe(i)?;
         if self.version == ItsVersion::V4_1 && self.redist.direct_lpi {
             let rd = rd.ok_or(VpeError::NeedRedistributor)?;
@@ -512,6 +517,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// # Errors
     /// [`VpeError::NeedsV41`], ITS errors.
     pub fn update_vsgi(&self, vm: &Vm<P>, i: usize, c: VsgiConfig) -> Result<(), VpeError> {
+        self.alive()?;
         let VsgiConfig {
             sgi,
             priority,
@@ -545,6 +551,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// # Errors
     /// [`VpeError::NeedsV41`], ITS errors.
     pub fn invdb(&self, vm: &Vm<P>, i: usize) -> Result<(), VpeError> {
+        self.alive()?;
         if self.version != ItsVersion::V4_1 {
             return Err(VpeError::NeedsV41("INVDB"));
         }

@@ -10,7 +10,7 @@ use its_core::addr::{Addr4K, VconfAddr, VptAddr};
 use its_core::cmd::{Command, IdBits, ItsVersion};
 use its_core::ids::{IntId, Lpi, RdBase, VpeId};
 use its_core::mmio::{ItsRegisters, RedistRegisters};
-use its_core::platform::{DmaBuf, Platform};
+use its_core::platform::{DmaBuf, DmaVec, Platform};
 use its_core::regs::{GicrVpendbaser, GicrVpendbaserV41, MemAttrs};
 use spin::Mutex;
 
@@ -33,6 +33,7 @@ pub struct VmConfig<'c> {
     pub vpes: &'c [usize],
 }
 
+#[derive(Debug)]
 pub(crate) struct VpeState {
     pub(crate) residency: Residency,
     pub(crate) affinity: usize,
@@ -53,6 +54,19 @@ pub struct Vpe<P: Platform> {
     /// what VMAPP's GICv4.1 Alloc is computed from (1 on the first mapping across the ITSs
     /// and on the last unmapping, as Linux counts them), and which ITSs an unmap must reach.
     pub(crate) mapped_on: AtomicU32,
+}
+
+impl<P: Platform> core::fmt::Debug for Vpe<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vpe")
+            .field("id", &self.id)
+            .field("doorbell", &self.doorbell)
+            .field("residency", &self.residency())
+            .field("affinity", &self.affinity())
+            .field("vlpis", &self.vlpis())
+            .field("vpt", &self.vpt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Platform> Vpe<P> {
@@ -95,10 +109,16 @@ impl<P: Platform> Vpe<P> {
 }
 
 /// A VM: its vLPI configuration table and its vPEs.
+///
+/// Small (under 200 bytes, whatever the number of vPEs): the per-vPE records live out of
+/// line, in memory from the platform's allocator, so a `Vm` is cheap to return, move and keep
+/// in a static or in the hypervisor's own VM structure. [`GicV4::destroy_vm`] takes it by
+/// `&mut` and leaves it empty ([`Vm::is_destroyed`]).
 pub struct Vm<P: Platform> {
-    pub(crate) prop: DmaBuf<P>,
+    /// The vLPI configuration table; `None` once destroyed.
+    pub(crate) prop: Option<DmaBuf<P>>,
     pub(crate) vintid_bits: u8,
-    pub(crate) vpes: heapless::Vec<Vpe<P>, MAX_VPES>,
+    pub(crate) vpes: DmaVec<Vpe<P>, P>,
     pub(crate) doorbells: DoorbellBlock,
     pub(crate) flush: bool,
     destroyed: bool,
@@ -109,6 +129,8 @@ impl<P: Platform> core::fmt::Debug for Vm<P> {
         f.debug_struct("Vm")
             .field("vintid_bits", &self.vintid_bits)
             .field("vpes", &self.vpes.len())
+            .field("doorbells", &self.doorbells)
+            .field("destroyed", &self.destroyed)
             .finish()
     }
 }
@@ -130,6 +152,16 @@ impl<P: Platform> Vm<P> {
     /// The vINTID width.
     pub fn vintid_bits(&self) -> u8 {
         self.vintid_bits
+    }
+
+    /// Whether [`GicV4::destroy_vm`] destroyed it (it then has no vPE and no table).
+    pub fn is_destroyed(&self) -> bool {
+        self.destroyed
+    }
+
+    /// The configuration table.
+    pub(crate) fn prop(&self) -> Result<&DmaBuf<P>, VpeError> {
+        self.prop.as_ref().ok_or(VpeError::VmDestroyed)
     }
 
     /// Whether vPE `id` belongs to this VM.
@@ -154,7 +186,7 @@ impl<P: Platform> Vm<P> {
     /// [`VpeError::VintidOutOfRange`].
     pub fn property(&self, v: u32) -> Result<u8, VpeError> {
         self.check_vintid(v)?;
-        Ok(self.prop.read_u8((v - 8192) as usize)?)
+        Ok(self.prop()?.read_u8((v - 8192) as usize)?)
     }
 
     /// Writes the property byte of vINTID `v` (priority bits \[7:2\], group 1, enable).
@@ -164,20 +196,21 @@ impl<P: Platform> Vm<P> {
     {
         self.check_vintid(v)?;
         let off = (v - 8192) as usize;
-        self.prop
-            .store_u8(off, (priority & 0xfc) | 1 << 1 | u8::from(enabled))?;
+        let prop = self.prop()?;
+        prop.store_u8(off, (priority & 0xfc) | 1 << 1 | u8::from(enabled))?;
         if self.flush {
-            self.prop.clean(off, 1);
-            self.prop.platform().dsb_sy();
+            prop.clean(off, 1);
+            prop.platform().dsb_sy();
         } else {
-            self.prop.platform().dsb_ishst();
+            prop.platform().dsb_ishst();
         }
         Ok(())
     }
 
     /// Memory the VM's tables use: the configuration table and every VPT.
     pub fn table_bytes(&self) -> usize {
-        self.prop.len() + self.vpes.iter().map(|v| v.vpt.len()).sum::<usize>()
+        self.prop.as_ref().map_or(0, DmaBuf::len)
+            + self.vpes.iter().map(|v| v.vpt.len()).sum::<usize>()
     }
 }
 
@@ -186,29 +219,13 @@ impl<P: Platform> Drop for Vm<P> {
         if !self.destroyed {
             // Still mapped in the ITSs (not given to destroy_vm): the GIC may still write the
             // VPTs and read the configuration table, so they must never be reused.
-            self.prop.leak_on_drop();
-            for v in &mut self.vpes {
+            if let Some(p) = self.prop.as_mut() {
+                p.leak_on_drop();
+            }
+            for v in self.vpes.iter_mut() {
                 v.vpt.leak_on_drop();
             }
         }
-    }
-}
-
-/// A VM that could not be destroyed, handed back with the reason.
-pub struct DestroyError<P: Platform> {
-    /// The VM, still owning its memory, its vPEs mapped and its doorbells allocated again
-    /// (unless the ITS died: then nothing more can be done with it).
-    pub vm: Vm<P>,
-    /// Why.
-    pub error: VpeError,
-}
-
-impl<P: Platform> core::fmt::Debug for DestroyError<P> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("DestroyError")
-            .field("vm", &self.vm)
-            .field("error", &self.error)
-            .finish()
     }
 }
 
@@ -221,6 +238,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// [`VpeError::Config`], [`VpeError::VpeIdsExhausted`], allocation, doorbell and ITS
     /// errors.
     pub fn create_vm(&self, cfg: VmConfig<'_>) -> Result<Vm<P>, VpeError> {
+        self.alive()?;
         let n = cfg.vpes.len();
         if n == 0 || n > MAX_VPES {
             return Err(VpeError::Config("a VM has 1 to 64 vPEs"));
@@ -253,11 +271,12 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         let vpt_bytes = (bytes / 8).max(0x1000);
         let vpt_layout =
             Layout::from_size_align(vpt_bytes, 0x1_0000).map_err(|_| VpeError::Config("layout"))?;
-        let mut vpes: heapless::Vec<Vpe<P>, MAX_VPES> = heapless::Vec::new();
+        // The vPE records, out of line (see `Vm`).
+        let mut vpes: DmaVec<Vpe<P>, P> = DmaVec::with_capacity(platform.clone(), n)?;
         // IDs and VPTs; undone on error by `release`.
-        let release = |vpes: &mut heapless::Vec<Vpe<P>, MAX_VPES>| {
+        let release = |vpes: &mut DmaVec<Vpe<P>, P>| {
             let mut ids = self.ids.lock();
-            for v in vpes.drain(..) {
+            while let Some(v) = vpes.pop() {
                 ids.free(v.id);
             }
         };
@@ -314,7 +333,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             v.doorbell = block.lpi(i as u32).unwrap_or(Lpi::MIN);
         }
         let mut vm = Vm {
-            prop,
+            prop: Some(prop),
             vintid_bits: cfg.vintid_bits,
             vpes,
             doorbells: block,
@@ -345,6 +364,13 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             vm.destroyed = true;
             return Err(e);
         }
+        crate::logging::info!(
+            "vpe-sched: VM created: {} vPEs (IDs {}..), {} vINTID bits, doorbells at LPI {}",
+            vm.vpes.len(),
+            vm.vpes.first().map_or(0, |v| v.id.get()),
+            vm.vintid_bits,
+            vm.doorbells.lpi(0).map_or(0, |l| l.get())
+        );
         Ok(vm)
     }
 
@@ -363,7 +389,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     ) -> Result<(), VpeError> {
         let v41 = its.caps().version == ItsVersion::V4_1;
         let size = IdBits::new(vm.vintid_bits)?;
-        let vconf = VconfAddr::new(vm.prop.pa())?;
+        let vconf = VconfAddr::new(vm.prop()?.pa())?;
         let bit = 1u32 << (k % 32);
         let todo: heapless::Vec<usize, MAX_VPES> = vm
             .vpes
@@ -471,20 +497,23 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     /// frees its doorbells, vPE IDs and tables. Every vPE must be non-resident and have no
     /// vLPI left.
     ///
+    /// The VM stays with the caller (in its own VM structure, or a static): on success it is
+    /// empty ([`Vm::is_destroyed`]: no vPE, no table; drop it or keep it), on failure it is
+    /// whole, its vPEs mapped and its doorbells allocated again (unless the ITS died: then
+    /// nothing more can be done with it, and dropping it keeps its memory).
+    ///
     /// # Errors
-    /// [`DestroyError`] with the VM, still whole, and the reason.
-    pub fn destroy_vm(&self, mut vm: Vm<P>) -> Result<(), DestroyError<P>> {
+    /// [`VpeError::InUse`] (nothing done), [`VpeError::VmDestroyed`], ITS and doorbell errors.
+    pub fn destroy_vm(&self, vm: &mut Vm<P>) -> Result<(), VpeError> {
+        self.alive()?;
+        if vm.destroyed {
+            return Err(VpeError::VmDestroyed);
+        }
         if vm.vpes.iter().any(|v| v.residency().is_resident()) {
-            return Err(DestroyError {
-                vm,
-                error: VpeError::InUse("a vPE is resident"),
-            });
+            return Err(VpeError::InUse("a vPE is resident"));
         }
         if vm.vpes.iter().any(|v| v.vlpis() != 0) {
-            return Err(DestroyError {
-                vm,
-                error: VpeError::InUse("vLPIs are still mapped"),
-            });
+            return Err(VpeError::InUse("vLPIs are still mapped"));
         }
         // On failure the vPEs are mapped again where they were unmapped (each vPE records
         // where it is mapped), so the VM comes back whole.
@@ -496,30 +525,36 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         for (k, its) in self.v4().enumerate() {
             // A batch where the ITS stalled on one vPE is sent again: only for the vPEs
             // still mapped there (the skipped command is the only one not done).
-            let mut r = self.vmapp_all(k, its, &vm, false);
+            let mut r = self.vmapp_all(k, its, vm, false);
             for _ in 0..2 {
                 if !matches!(r, Err(VpeError::Its(its_cmdq::ItsError::Stalled { .. }))) {
                     break;
                 }
-                r = self.vmapp_all(k, its, &vm, false);
+                r = self.vmapp_all(k, its, vm, false);
             }
             if let Err(error) = r {
-                remap(&vm);
-                return Err(DestroyError { vm, error });
+                crate::logging::warning!("vpe-sched: VM not destroyed: {}", error);
+                remap(vm);
+                return Err(error);
             }
         }
         if let Err(e) = self.doorbells.free_block(vm.doorbells) {
-            remap(&vm);
-            return Err(DestroyError {
-                vm,
-                error: e.into(),
-            });
+            crate::logging::warning!("vpe-sched: VM not destroyed: {}", e);
+            remap(vm);
+            return Err(e.into());
         }
-        let mut ids = self.ids.lock();
-        for v in vm.vpes.drain(..) {
-            ids.free(v.id);
+        let n = vm.vpes.len();
+        {
+            let mut ids = self.ids.lock();
+            while let Some(v) = vm.vpes.pop() {
+                ids.free(v.id);
+            }
         }
+        // The ITSs no longer reference the tables: the VPTs went with their vPEs.
+        vm.vpes.release();
+        drop(vm.prop.take());
         vm.destroyed = true;
+        crate::logging::info!("vpe-sched: VM destroyed: {} vPEs freed", n);
         Ok(())
     }
 
@@ -547,6 +582,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         cpu: usize,
         rd: &mut D,
     ) -> Result<(), VpeError> {
+        self.alive()?;
         let vpe = vm.vpe(i)?;
         let slot = self.resident.get(cpu).ok_or(VpeError::NoSuchCpu(cpu))?;
         self.check_frame(rd, cpu)?;
@@ -579,7 +615,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             rd.set_vpendbaser(v.into());
         } else {
             let s = st.residency.schedule_v40(
-                Addr4K::new(vm.prop.pa())?,
+                Addr4K::new(vm.prop()?.pa())?,
                 vm.vintid_bits,
                 VptAddr::new(vpe.vpt.pa())?,
                 attrs,
@@ -588,6 +624,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
             rd.set_vpendbaser(s.vpendbaser.into());
         }
         st.residency.scheduled(cpu)?;
+        crate::logging::debug!("vpe-sched: vPE {} resident on CPU {}", vpe.id.get(), cpu);
         slot.store(u32::from(vpe.id.get()) + 1, Ordering::Release);
         // Then, in one batch: the invalidation of a doorbell the interrupt path disabled, and
         // on GICv4.0 the clear of its pending state. A vLPI that found the vPE away after its
@@ -612,8 +649,14 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
     pub fn commit<D: RedistRegisters>(&self, rd: &mut D) -> Result<(), VpeError> {
         self.poll_dirty(rd, self.cfg.commit_timeout)
             .map(drop)
-            .map_err(|t| VpeError::DirtyTimeout {
-                waited_ns: t.waited_ns,
+            .map_err(|t| {
+                crate::logging::warning!(
+                    "vpe-sched: the redistributor still parses the VPT after {} ns (GICR_VPENDBASER.Dirty)",
+                    t.waited_ns
+                );
+                VpeError::DirtyTimeout {
+                    waited_ns: t.waited_ns,
+                }
             })
     }
 
@@ -632,6 +675,7 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         rd: &mut D,
         doorbell: bool,
     ) -> Result<Descheduled, VpeError> {
+        self.alive()?;
         let vpe = vm.vpe(i)?;
         let mut st = vpe.state.lock();
         let Residency::Resident { cpu } = st.residency else {
@@ -691,6 +735,21 @@ impl<'a, R: ItsRegisters, P: Platform + Clone> GicV4<'a, R, P> {
         };
         let pending_last = pending_last || dirty_timeout;
         st.residency.descheduled(pending_last, idai)?;
+        if dirty_timeout {
+            crate::logging::warning!(
+                "vpe-sched: vPE {} left CPU {} but GICR_VPENDBASER.Dirty did not clear within {:?}: PendingLast assumed",
+                vpe.id.get(),
+                cpu,
+                self.cfg.dirty_timeout
+            );
+        }
+        crate::logging::debug!(
+            "vpe-sched: vPE {} left CPU {} (doorbell {}, PendingLast {})",
+            vpe.id.get(),
+            cpu,
+            if doorbell { "on" } else { "off" },
+            pending_last
+        );
         if let Some(slot) = self.resident.get(cpu) {
             slot.store(0, Ordering::Release);
         }
@@ -717,5 +776,21 @@ impl<R: ItsRegisters, P: Platform> GicV4<'_, R, P> {
     /// The vPE's doorbell is rung by the ITS only while it is not resident: whether it is.
     pub fn is_resident(&self, vm: &Vm<P>, i: usize) -> bool {
         vm.vpe(i).is_ok_and(|v| v.residency().is_resident())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use its_model::FakePlatform;
+
+    /// The vPE records live out of line: a `Vm` is two buffers and a few words, whatever
+    /// its number of vPEs (it used to hold 64 vPE records inline, several KiB).
+    #[test]
+    fn vm_is_small() {
+        let vm = size_of::<Vm<FakePlatform>>();
+        let buf = size_of::<DmaBuf<FakePlatform>>();
+        assert!(vm <= 2 * buf + 32, "Vm is {vm} bytes");
     }
 }

@@ -16,10 +16,6 @@
 //! proxy events and enable bits, vLPI counts); and the driver still works: with the fault
 //! cleared, the call, or what it left undone, succeeds; after a timeout every later call that
 //! needs the ITS reports it dead.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::time::Duration;
 
@@ -356,16 +352,17 @@ fn update_vlpi_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
 }
 
 fn destroy_vm_call(r: &V4, st: &mut St) -> Result<(), VpeError> {
-    let vm = st.vms.pop().expect("a VM");
+    let mut vm = st.vms.pop().expect("a VM");
     let ids: Vec<u16> = vm.vpes().iter().map(|v| v.id().get()).collect();
-    match r.g.destroy_vm(vm) {
+    match r.g.destroy_vm(&mut vm) {
         Ok(()) => {
+            assert!(vm.is_destroyed() && vm.vpes().is_empty() && vm.table_bytes() == 0);
             st.gone.extend(ids);
             Ok(())
         }
         Err(e) => {
-            st.vms.push(e.vm);
-            Err(e.error)
+            st.vms.push(vm);
+            Err(e)
         }
     }
 }
@@ -735,14 +732,13 @@ fn all_dead(r: &V4, st: &mut St, what: &str) {
             assert!(e.as_ref().is_err_and(dead), "{what}: invall_vpe {e:?}");
         }
     }
-    if let Some(vm) = st.vms.pop() {
-        let e = r.g.destroy_vm(vm).unwrap_err();
+    if let Some(mut vm) = st.vms.pop() {
+        let e = r.g.destroy_vm(&mut vm).unwrap_err();
         assert!(
-            dead(&e.error) || matches!(e.error, VpeError::InUse(_)),
-            "{what}: destroy_vm {:?}",
-            e.error
+            dead(&e) || matches!(e, VpeError::InUse(_)),
+            "{what}: destroy_vm {e:?}"
         );
-        st.vms.push(e.vm);
+        st.vms.push(vm);
     }
 }
 
@@ -1015,7 +1011,7 @@ fn bad_inputs_to_gicv4_calls_are_refused_before_anything_is_sent() {
         let st = prepare_vlpis(r);
         let (vm, mut devs) = (&st.vms[0], st.devs);
         let dev = &mut devs[0];
-        let other =
+        let mut other =
             r.g.create_vm(VmConfig {
                 vintid_bits: 14,
                 vpes: &[1],
@@ -1159,20 +1155,20 @@ fn bad_inputs_to_gicv4_calls_are_refused_before_anything_is_sent() {
             Err(VpeError::RedistBusy { cpu: 0, vpe: busy })
         );
         // destroy_vm: refused while in use, and the VM comes back whole.
-        r.g.destroy_vm(other).unwrap();
+        r.g.destroy_vm(&mut other).unwrap();
         let st = St {
             vms: st.vms,
             devs,
             ..St::default()
         };
         let mut st = st;
-        let vm = st.vms.pop().unwrap();
-        let e = r.g.destroy_vm(vm).unwrap_err();
-        assert_eq!(e.error, VpeError::InUse("a vPE is resident"));
-        r.g.make_non_resident(&e.vm, 0, &mut rd0, false).unwrap();
-        let e = r.g.destroy_vm(e.vm).unwrap_err();
-        assert_eq!(e.error, VpeError::InUse("vLPIs are still mapped"));
-        st.vms.push(e.vm);
+        let mut vm = st.vms.pop().unwrap();
+        let e = r.g.destroy_vm(&mut vm).unwrap_err();
+        assert_eq!(e, VpeError::InUse("a vPE is resident"));
+        r.g.make_non_resident(&vm, 0, &mut rd0, false).unwrap();
+        let e = r.g.destroy_vm(&mut vm).unwrap_err();
+        assert_eq!(e, VpeError::InUse("vLPIs are still mapped"));
+        st.vms.push(vm);
         consistent(r, &st, "after the refusals");
         m.assert_no_errors();
     });
@@ -1255,7 +1251,7 @@ fn max_vintid_bits_is_validated() {
 #[test]
 fn map_vlpis_records_every_vmapti_when_a_restore_fails() {
     with_rig(&ModelConfig::qemu(2), |r| {
-        let vm =
+        let mut vm =
             r.g.create_vm(VmConfig {
                 vintid_bits: 16,
                 vpes: &[0],
@@ -1301,9 +1297,9 @@ fn map_vlpis_records_every_vmapti_when_a_restore_fails() {
         }
         assert_eq!(dev.event(1).unwrap().phys.map(|p| p.lpi), host.get(1));
         assert_eq!(vm.vpe(0).unwrap().vlpis(), 2, "both VMAPTIs counted");
-        let e = r.g.destroy_vm(vm).unwrap_err();
-        assert_eq!(e.error, VpeError::InUse("vLPIs are still mapped"));
+        let e = r.g.destroy_vm(&mut vm).unwrap_err();
+        assert_eq!(e, VpeError::InUse("vLPIs are still mapped"));
         m.clear_errors();
-        drop((e, dev));
+        drop((vm, dev));
     });
 }

@@ -1,10 +1,6 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 //! The GICv4 layer on the model as strict as the architecture (`ModelConfig::harden`): what
 //! QEMU lets pass and hardware does not.
-#![allow(
-    clippy::result_large_err,
-    reason = "ItsError carries a command trace by value"
-)]
 
 use core::time::Duration;
 
@@ -102,7 +98,7 @@ fn vmapp_alloc_only_on_first_map_and_last_unmap() {
         ..Strict::qemu()
     };
     let r = leak(cfg);
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0, 1],
@@ -126,7 +122,7 @@ fn vmapp_alloc_only_on_first_map_and_last_unmap() {
         [false, false],
         "ITS 1 finds them allocated"
     );
-    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
     assert_eq!(
         allocs(0, false),
@@ -145,13 +141,13 @@ fn vmapp_unmap_sets_no_res0_field() {
         ..Strict::qemu()
     };
     let r = leak(cfg);
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[1],
         })
         .unwrap();
-    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
     let unmap = commands(&r, 0)
         .into_iter()
@@ -180,7 +176,7 @@ fn redistributors_get_their_own_vpe_table_without_svpet() {
     assert_eq!(rd0, rd1, "one CommonLPIAff group, one table");
     assert_ne!((rd0 >> 12) & ((1 << 40) - 1), its_table >> 12);
     // And vPEs still run.
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[1],
@@ -190,7 +186,7 @@ fn redistributors_get_their_own_vpe_table_without_svpet() {
         .unwrap();
     r.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
         .unwrap();
-    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
 }
 
@@ -203,7 +199,7 @@ fn sibling_itses_share_one_vpe_table() {
     cfg.its_count = 2;
     let r = leak(cfg);
     r.model.assert_no_errors();
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0, 1],
@@ -227,7 +223,7 @@ fn sibling_itses_share_one_vpe_table() {
             .collect();
         assert_eq!(lists, [0b11, 0b11], "ITS {n}");
     }
-    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
 }
 
@@ -237,7 +233,7 @@ fn sibling_itses_share_one_vpe_table() {
 #[test]
 fn make_resident_refuses_another_cpus_redistributor() {
     let r = leak(ModelConfig::qemu(2));
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
@@ -272,7 +268,7 @@ fn make_resident_refuses_another_cpus_redistributor() {
     );
     r.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
         .unwrap();
-    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
 }
 
@@ -281,7 +277,7 @@ fn make_resident_refuses_another_cpus_redistributor() {
 #[test]
 fn a_vlpi_mapped_on_a_vpe_that_ran_before_is_delivered() {
     let r = leak(ModelConfig::hardware(1));
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
@@ -315,8 +311,8 @@ fn a_vlpi_mapped_on_a_vpe_that_ran_before_is_delivered() {
     r.g.make_non_resident(&vm, 0, &mut r.model.redist(0), false)
         .unwrap();
     r.g.unmap_vlpi(&r.its[0], &mut dev, 0, &vm, false).unwrap();
-    r.its[0].unmap_device(dev).unwrap();
-    r.g.destroy_vm(vm).unwrap();
+    r.its[0].unmap_device(&mut dev).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
 }
 
@@ -326,7 +322,7 @@ fn a_vlpi_mapped_on_a_vpe_that_ran_before_is_delivered() {
 #[test]
 fn gicv41_deschedule_without_doorbell_writes_pending_last() {
     let r = leak(ModelConfig::gicv41(1).harden());
-    let vm =
+    let mut vm =
         r.g.create_vm(VmConfig {
             vintid_bits: 16,
             vpes: &[0],
@@ -360,6 +356,6 @@ fn gicv41_deschedule_without_doorbell_writes_pending_last() {
     );
     assert_eq!(written[0] & 1 << 62, 0, "no doorbell requested");
     assert!(d.pending_last);
-    r.g.destroy_vm(vm).unwrap();
+    r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
 }

@@ -144,7 +144,7 @@ fn decode_semantic_problems_are_notes_not_failures() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("pintid"), "{}", r.stderr);
+    assert!(r.stderr.contains("LPI INTID 0x20"), "{}", r.stderr);
     assert_eq!(r.status, 0);
 }
 

@@ -452,9 +452,9 @@ fn every_reserved_bit_is_reported() {
                     let mut want = [0u64; 4];
                     want[dw] = 1 << bit;
                     match Command::decode(&raw, version) {
-                        Err(DecodeError::ReservedBits { bits, command }) => {
+                        Err(DecodeError::ReservedBits { bits, opcode }) => {
                             assert_eq!(bits, ReservedBits(want), "{} dw{dw}[{bit}]", l.mnemonic);
-                            assert_eq!(command.opcode(), l.opcode);
+                            assert_eq!(opcode, l.opcode);
                         }
                         other => panic!("{} dw{dw}[{bit}] {version:?}: {other:?}", l.mnemonic),
                     }

@@ -364,6 +364,12 @@ pub fn layout_for(opcode: u8, version: ItsVersion) -> Option<&'static Layout> {
         .find(|l| l.opcode == opcode)
 }
 
+/// The mnemonic of `opcode` (the same in every version that has it), `"?"` for an opcode no
+/// ITS command has.
+pub fn mnemonic_of(opcode: u8) -> &'static str {
+    layout_for(opcode, ItsVersion::V4_1).map_or("?", |l| l.mnemonic)
+}
+
 /// The layout with this mnemonic (case-insensitive) in `version`.
 pub fn layout_by_mnemonic(mnemonic: &str, version: ItsVersion) -> Option<&'static Layout> {
     let virt: &[&'static Layout] = match version {

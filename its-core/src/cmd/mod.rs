@@ -32,7 +32,8 @@ mod validate;
 use core::fmt;
 
 pub use layout::{
-    FieldError, FieldSpec, Layout, MAX_FIELDS, layout_by_mnemonic, layout_for, layouts, opcode,
+    FieldError, FieldSpec, Layout, MAX_FIELDS, layout_by_mnemonic, layout_for, layouts,
+    mnemonic_of, opcode,
 };
 pub use text::{ParseError, parse_line};
 pub use validate::CommandError;
@@ -386,11 +387,12 @@ pub enum DecodeError {
         /// DW0\[7:0\].
         opcode: u8,
     },
-    /// The opcode is known but reserved (RES0) bits are set.
-    #[error("{command}: reserved bits set: {bits}")]
+    /// The opcode is known but reserved (RES0) bits are set. [`Command::decode_lenient`]
+    /// gives the command with its fields.
+    #[error("{}: reserved bits set: {bits}", mnemonic_of(*opcode))]
     ReservedBits {
-        /// The command, with its fields.
-        command: Command,
+        /// DW0\[7:0\].
+        opcode: u8,
         /// The reserved bits that are set.
         bits: ReservedBits,
     },
@@ -904,7 +906,10 @@ impl Command {
         if bits.is_empty() {
             Ok(command)
         } else {
-            Err(DecodeError::ReservedBits { command, bits })
+            Err(DecodeError::ReservedBits {
+                opcode: command.opcode(),
+                bits,
+            })
         }
     }
 

@@ -124,7 +124,7 @@ fn decode_block(bytes: &[u8; CmdBlock::SIZE]) {
             assert_eq!(
                 strict,
                 Err(DecodeError::ReservedBits {
-                    command,
+                    opcode: command.opcode(),
                     bits: reserved
                 }),
                 "{}",

@@ -5,45 +5,63 @@
 //! `-d guest_errors`; hardware may stall or ignore it. So a driver checks every command with
 //! [`Command::validate`] before writing it to the queue.
 
-use super::{Command, ItsVersion};
+use super::{Command, ItsVersion, mnemonic_of};
 use crate::caps::ItsCaps;
 use crate::ids::{IdError, IdKind, IntId, LPI_BASE, RdBase};
 
 /// A command the ITS would reject or treat as UNPREDICTABLE.
+///
+/// Small enough to return by value (at most 32 bytes): the command is named by its opcode
+/// ([`CommandError::mnemonic`]), and the identifier's kind ([`IdError`]) names the field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum CommandError {
     /// The ITS does not implement this command (or this layout of it).
-    #[error("{mnemonic} needs a {needs:?} ITS; this one is {has:?}")]
+    #[error("{} needs a {needs:?} ITS; this one is {has:?}", mnemonic_of(*opcode))]
     Unsupported {
-        /// The command.
-        mnemonic: &'static str,
+        /// The command's opcode.
+        opcode: u8,
         /// The version it needs.
         needs: ItsVersion,
         /// The ITS's version.
         has: ItsVersion,
     },
     /// A field holds an ID beyond the capabilities or the architecture.
-    #[error("{mnemonic} field `{field}`: {error}")]
+    #[error("{}: {error}", mnemonic_of(*opcode))]
     Id {
-        /// The command.
-        mnemonic: &'static str,
-        /// The field's key.
-        field: &'static str,
-        /// What is wrong with it.
+        /// The command's opcode.
+        opcode: u8,
+        /// What is wrong with the field (its kind names it).
         error: IdError,
     },
     /// With GITS_TYPER.PTA = 0 an RDbase is a processor number, at most 16 bits.
-    #[error("{mnemonic} field `{field}`: RDbase {value:#x} is not a processor number (PTA = 0)")]
+    #[error(
+        "{}: RDbase {value:#x} is not a processor number (PTA = 0)",
+        mnemonic_of(*opcode)
+    )]
     RdBaseNotProcessor {
-        /// The command.
-        mnemonic: &'static str,
-        /// The field's key.
-        field: &'static str,
+        /// The command's opcode.
+        opcode: u8,
         /// The raw field value.
         value: u64,
     },
+}
+
+impl CommandError {
+    /// The opcode of the command refused.
+    pub const fn opcode(&self) -> u8 {
+        match *self {
+            Self::Unsupported { opcode, .. }
+            | Self::Id { opcode, .. }
+            | Self::RdBaseNotProcessor { opcode, .. } => opcode,
+        }
+    }
+
+    /// The mnemonic of the command refused (`MAPTI`, `VMAPP`, ...).
+    pub fn mnemonic(&self) -> &'static str {
+        mnemonic_of(self.opcode())
+    }
 }
 
 impl Command {
@@ -56,31 +74,28 @@ impl Command {
     /// # Errors
     /// The first [`CommandError`] found.
     pub fn validate(&self, caps: &ItsCaps) -> Result<(), CommandError> {
-        let mnemonic = self.mnemonic();
+        let opcode = self.opcode();
         if self.min_version() > caps.version
             || (caps.version == ItsVersion::V4_1
                 && matches!(self, Command::Vmapp { .. } | Command::Vmovp { .. }))
         {
             return Err(CommandError::Unsupported {
-                mnemonic,
+                opcode,
                 needs: self.min_version(),
                 has: caps.version,
             });
         }
-        let id = |field: &'static str, r: Result<(), IdError>| {
-            r.map_err(|error| CommandError::Id {
-                mnemonic,
-                field,
-                error,
-            })
+        // `field` names the field where a reader of this function needs it; the error names
+        // it by its identifier kind.
+        let id = |_field: &'static str, r: Result<(), IdError>| {
+            r.map_err(|error| CommandError::Id { opcode, error })
         };
-        let lpi = |field: &'static str, kind: IdKind, v: IntId| {
+        let lpi = |_field: &'static str, kind: IdKind, v: IntId| {
             if v.is_lpi() {
                 Ok(())
             } else {
                 Err(CommandError::Id {
-                    mnemonic,
-                    field,
+                    opcode,
                     error: IdError::TooSmall {
                         kind,
                         value: v.get().into(),
@@ -96,24 +111,22 @@ impl Command {
                 lpi(field, IdKind::Doorbell, v)
             }
         };
-        let check_rd = |field: &'static str, r: RdBase| {
+        let check_rd = |_field: &'static str, r: RdBase| {
             if caps.pta || r.processor().is_some() {
                 Ok(())
             } else {
                 Err(CommandError::RdBaseNotProcessor {
-                    mnemonic,
-                    field,
+                    opcode,
                     value: r.raw(),
                 })
             }
         };
-        let bits = |field: &'static str, kind: IdKind, bits: u8, max: u8| {
+        let bits = |_field: &'static str, kind: IdKind, bits: u8, max: u8| {
             if bits <= max {
                 Ok(())
             } else {
                 Err(CommandError::Id {
-                    mnemonic,
-                    field,
+                    opcode,
                     error: IdError::TooLarge {
                         kind,
                         value: bits.into(),
@@ -288,20 +301,32 @@ mod tests {
         assert!(matches!(
             mapti(8191, 0, 0).validate(&c),
             Err(CommandError::Id {
-                field: "pintid",
-                ..
+                opcode: 0x0a,
+                error: IdError::TooSmall {
+                    kind: IdKind::Lpi,
+                    ..
+                }
             })
         ));
         assert!(matches!(
             mapti(8192, 0x1_0000, 0).validate(&c),
             Err(CommandError::Id {
-                field: "device",
+                error: IdError::TooLarge {
+                    kind: IdKind::Device,
+                    ..
+                },
                 ..
             })
         ));
         assert!(matches!(
             mapti(8192, 0, 0x1_0000).validate(&c),
-            Err(CommandError::Id { field: "event", .. })
+            Err(CommandError::Id {
+                error: IdError::TooLarge {
+                    kind: IdKind::Event,
+                    ..
+                },
+                ..
+            })
         ));
     }
 
@@ -318,7 +343,13 @@ mod tests {
         assert!(vmovi(8200).validate(&qemu()).is_ok());
         assert!(matches!(
             vmovi(1022).validate(&qemu()),
-            Err(CommandError::Id { field: "db", .. })
+            Err(CommandError::Id {
+                error: IdError::TooSmall {
+                    kind: IdKind::Doorbell,
+                    ..
+                },
+                ..
+            })
         ));
     }
 
@@ -367,14 +398,17 @@ mod tests {
         assert!(matches!(
             vmapp(17, 1).validate(&qemu()),
             Err(CommandError::Id {
-                field: "vpt_size",
+                error: IdError::TooLarge {
+                    kind: IdKind::IdBits,
+                    ..
+                },
                 ..
             })
         ));
         assert!(matches!(
             vmapp(16, 0x1_0000).validate(&qemu()),
             Err(CommandError::RdBaseNotProcessor {
-                field: "rdbase",
+                value: 0x1_0000,
                 ..
             })
         ));

@@ -392,6 +392,8 @@ pub(crate) fn process(w: &mut World, n: usize) {
                     );
                 }
                 w.its[n].log.push((offset, cmd));
+                #[cfg(feature = "log")]
+                log::trace!("its-model: {name} runs {cmd} at {offset:#x}");
                 apply(w, n, &cmd).is_ok()
             }
         };

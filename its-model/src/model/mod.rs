@@ -371,10 +371,14 @@ pub(crate) struct Knobs {
 
 impl World {
     pub(crate) fn error(&mut self, source: impl Into<String>, message: impl Into<String>) {
-        self.errors.push(ModelError {
+        let e = ModelError {
             source: source.into(),
             message: message.into(),
-        });
+        };
+        // What QEMU would log with `-d guest_errors`: a warning.
+        #[cfg(feature = "log")]
+        log::warn!("its-model: {e}");
+        self.errors.push(e);
     }
 
     pub(crate) fn reg_event(&self, block: String, reg: &'static str, value: u64) {

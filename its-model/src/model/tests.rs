@@ -723,3 +723,10 @@ fn slow_register_knobs() {
     assert!(e[0].contains("without a collection table"));
     assert!(e[1..].iter().all(|e| e.contains("EnableLPIs set before")));
 }
+
+/// The model's error is returned by value: it stays small.
+#[test]
+fn error_is_small() {
+    let size = core::mem::size_of::<crate::ModelError>();
+    assert!(size <= 64, "ModelError is {size} bytes");
+}

@@ -107,10 +107,6 @@ pub struct Gic {
 
 /// Why bring-up failed.
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "ItsError carries a command trace by value; bring-up fails once, if ever"
-)]
 pub enum BringUpError {
     /// Another `Gic` owns the ITS.
     AlreadyUp,
@@ -143,20 +139,12 @@ impl From<ItsError> for BringUpError {
 
 impl Gic {
     /// Brings the GIC up with the default 64 KiB command queue.
-    #[allow(
-        clippy::result_large_err,
-        reason = "ItsError carries a command trace by value"
-    )]
     pub fn bring_up() -> Result<GicHandle, BringUpError> {
         Self::bring_up_with(QueueConfig::default())
     }
 
     /// Brings the GIC up with the given command queue (see the module documentation) and
     /// installs the LPI-counting IRQ hook.
-    #[allow(
-        clippy::result_large_err,
-        reason = "ItsError carries a command trace by value"
-    )]
     pub fn bring_up_with(queue: QueueConfig) -> Result<GicHandle, BringUpError> {
         if ITS_WEDGED.load(Ordering::Acquire) {
             return Err(BringUpError::AlreadyUp);
@@ -168,10 +156,6 @@ impl Gic {
     }
 
     #[inline(never)]
-    #[allow(
-        clippy::result_large_err,
-        reason = "ItsError carries a command trace by value"
-    )]
     fn bring_up_claimed(queue: QueueConfig, slot: &mut Option<Gic>) -> Result<(), BringUpError> {
         let hw = gic_hw::get();
         let ctlr = gic_hw::gicd_ctlr(hw);
@@ -281,10 +265,6 @@ impl Gic {
     /// Allocates one LPI, enables it at the default priority, and maps `event` of `dev` to it
     /// on CPU `cpu`'s collection (MAPTI + SYNC), then INV so the redistributor reads its
     /// configuration.
-    #[allow(
-        clippy::result_large_err,
-        reason = "ItsError carries a command trace by value"
-    )]
     pub fn map_new_lpi(&self, dev: &mut HwDevice, event: u32, cpu: usize) -> Result<Lpi, ItsError> {
         let range = self.lpis.alloc(1)?;
         let lpi = range.base;
@@ -303,10 +283,6 @@ impl Gic {
 }
 
 impl Drop for Gic {
-    #[allow(
-        clippy::result_large_err,
-        reason = "ItsError carries a command trace by value"
-    )]
     fn drop(&mut self) {
         exits::set_irq_hook(None);
         // The driver's shutdown: the ITS disabled and quiescent, then each redistributor's

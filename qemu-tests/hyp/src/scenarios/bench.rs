@@ -16,11 +16,6 @@
 //! register save). For (ii) the hyp reads it right before it makes the MSI, with the vCPU
 //! blocked. Each path runs [`REPS`] times; `@@M` lines give min, median and max.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "the driver errors carry the last ITS commands by value: no allocation"
-)]
-
 use core::cell::Cell;
 
 use common::hvc_abi::{HVC_BENCH_STEP, bench_order, bench_step, program};

@@ -194,9 +194,9 @@ fn physical_lpis() -> Option<GicHandle> {
         "LPI taken {taken} times"
     );
     edu.shut_down();
-    if let Err(e) = its.unmap_device(dev) {
-        check!(false, "unmap: {:?}", e.error);
-        core::mem::forget(e.device);
+    if let Err(e) = its.unmap_device(&mut dev) {
+        check!(false, "unmap: {:?}", e);
+        core::mem::forget(dev);
     }
     Some(gic)
 }

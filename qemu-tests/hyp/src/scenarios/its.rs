@@ -462,7 +462,7 @@ pub fn cmdq_wrap(_ctx: &mut Ctx) {
     gic::take_irqs(u64::from(EVENTS), LPI_TIMEOUT);
     check_each_taken(lpis, 1);
     check_total(u64::from(EVENTS));
-    require!(its.unmap_device(dev).is_ok(), "unmap_device");
+    require!(its.unmap_device(&mut dev).is_ok(), "unmap_device");
     check!(gic.lpis().free(lpis).is_ok());
 
     let s = queue_delta(s0, its.queue().stats());
@@ -560,7 +560,7 @@ pub fn cmdq_batch_many(_ctx: &mut Ctx) {
         "batched int: {batch:?}"
     );
 
-    require!(its.unmap_device(dev).is_ok(), "unmap_device");
+    require!(its.unmap_device(&mut dev).is_ok(), "unmap_device");
     check!(gic.lpis().free(lpis).is_ok());
     mark.check_no_leak(&gic);
 }
@@ -672,7 +672,7 @@ pub fn its_bad_command(_ctx: &mut Ctx) {
     check_taken(0, lpi, 1);
     check_total(1);
 
-    require!(its.unmap_device(dev).is_ok(), "unmap_device");
+    require!(its.unmap_device(&mut dev).is_ok(), "unmap_device");
     check!(
         gic.lpis()
             .free(LpiRange {

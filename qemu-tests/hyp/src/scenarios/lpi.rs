@@ -30,10 +30,10 @@ use crate::smp;
 const CPU1_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Unmaps `dev` (DISCARD of its events, MAPD V=0) and frees `lpis`, recording failures.
-fn tear_down(gic: &Gic, dev: HwDevice, lpis: &[LpiRange]) {
-    if let Err(e) = gic.its().unmap_device(dev) {
-        check!(false, "unmap_device: {:?}", e.error);
-        core::mem::forget(e.device);
+fn tear_down(gic: &Gic, mut dev: HwDevice, lpis: &[LpiRange]) {
+    if let Err(e) = gic.its().unmap_device(&mut dev) {
+        check!(false, "unmap_device: {:?}", e);
+        core::mem::forget(dev);
     }
     for &r in lpis {
         check!(gic.lpis().free(r).is_ok(), "LPIs {r:?} not freed");

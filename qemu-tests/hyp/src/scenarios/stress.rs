@@ -44,11 +44,6 @@
 //! (`doorbell/tests/doorbells.rs`, `concurrent_handle_and_move_lose_no_update`, checks it on
 //! the host). The scenario still reports the doorbell's state if a wake-up is ever lost.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "the driver errors carry the last ITS commands by value: no allocation"
-)]
-
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;

@@ -16,11 +16,6 @@
 //! exactly what the GIC sees (the VPT, the VM's property table, the ITS mappings). The hyp
 //! knows which vPE was resident when, and reads the guest's counters after each turn.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "the driver errors carry the last ITS commands by value: no allocation"
-)]
-
 use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;

@@ -23,11 +23,6 @@
 //! targets. [`with_v4`] publishes the `Doorbells` it built in [`DISPATCH`] for exactly as long as
 //! they live, and withdraws them (waiting for any CPU still inside the hook) before they go.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "the driver errors carry the last ITS commands by value: no allocation"
-)]
-
 pub mod cpus;
 pub mod guest;
 
@@ -78,10 +73,6 @@ pub struct V4<'g> {
 
 /// Why the GICv4 layer did not come up.
 #[derive(Debug)]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "the driver errors carry a command trace by value; bring-up fails once, if ever"
-)]
 pub enum V4Error {
     /// `Doorbells::new`.
     Doorbells(DoorbellError),

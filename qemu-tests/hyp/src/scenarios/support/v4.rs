@@ -4,11 +4,6 @@
 //! and devices unmapped with failures recorded, the vLPI guest started, ordered and stopped,
 //! "no exit" and "received exactly" checks, and CPU1 playing the outside world ([`Events`]).
 
-#![allow(
-    clippy::result_large_err,
-    reason = "the driver errors carry the last ITS commands by value: no allocation"
-)]
-
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
@@ -83,17 +78,17 @@ pub fn create_vm(v: &V4<'_>, vpes: &[usize]) -> Option<HwVm> {
 }
 
 /// Destroys a VM (VMAPP V = 0, doorbells, IDs and tables freed).
-pub fn destroy_vm(v: &V4<'_>, vm: HwVm) {
-    if let Err(e) = v.g4.destroy_vm(vm) {
-        check!(false, "destroy_vm: {}", e.error);
+pub fn destroy_vm(v: &V4<'_>, mut vm: HwVm) {
+    if let Err(e) = v.g4.destroy_vm(&mut vm) {
+        check!(false, "destroy_vm: {}", e);
     }
 }
 
 /// DISCARD of its mapped events, MAPD V = 0, ITT freed.
-pub fn unmap_device(gic: &Gic, dev: HwDevice) {
-    if let Err(e) = gic.its().unmap_device(dev) {
-        check!(false, "unmap_device: {:?}", e.error);
-        core::mem::forget(e.device);
+pub fn unmap_device(gic: &Gic, mut dev: HwDevice) {
+    if let Err(e) = gic.its().unmap_device(&mut dev) {
+        check!(false, "unmap_device: {:?}", e);
+        core::mem::forget(dev);
     }
 }
 
