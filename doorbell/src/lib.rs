@@ -151,7 +151,7 @@
 #[cfg(test)]
 extern crate std;
 
-mod logging;
+use its_core::log_events as logging;
 #[cfg(loom)]
 pub mod protocol;
 #[cfg(not(loom))]

@@ -121,7 +121,7 @@ pub mod error;
 pub mod host_irq;
 pub mod hw;
 pub mod ids;
-mod logging;
+use its_core::log_events as logging;
 pub mod mmio;
 pub mod regs;
 pub mod timer;

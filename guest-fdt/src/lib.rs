@@ -65,7 +65,7 @@ extern crate alloc;
 
 mod derive;
 mod error;
-mod logging;
+use its_core::log_events as logging;
 mod policy;
 mod refs;
 

@@ -158,7 +158,7 @@ extern crate std;
 pub mod device;
 pub mod error;
 pub mod its;
-mod logging;
+use its_core::log_events as logging;
 pub mod lpi;
 pub mod queue;
 pub mod ring;

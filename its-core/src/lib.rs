@@ -98,7 +98,9 @@ pub mod cmd;
 #[cfg(feature = "fdt")]
 pub mod discover;
 pub mod ids;
-mod logging;
+#[doc(hidden)]
+pub mod log_events;
+use log_events as logging;
 pub mod mmio;
 pub mod platform;
 pub mod regs;

@@ -205,7 +205,7 @@ pub mod config;
 pub mod effects;
 pub mod error;
 pub mod ids;
-mod logging;
+use its_core::log_events as logging;
 mod mmio;
 pub mod regs;
 pub mod sgi;

@@ -187,7 +187,7 @@
 mod backend;
 mod config;
 mod error;
-mod logging;
+use its_core::log_events as logging;
 mod memory;
 mod recorder;
 pub mod regs;

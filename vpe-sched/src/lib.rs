@@ -136,7 +136,7 @@ extern crate std;
 
 pub mod error;
 pub mod guide;
-mod logging;
+use its_core::log_events as logging;
 pub mod residency;
 mod vlpi;
 mod vm;
