@@ -5,6 +5,7 @@
 mod fold;
 mod host_irq;
 mod load;
+mod lpi;
 mod overflow;
 mod populate;
 mod props;
