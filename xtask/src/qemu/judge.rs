@@ -348,7 +348,8 @@ fn all_cpus(smp: u32) -> String {
 /// scenario; one run on demand (any kernel) needs nothing more. The others need `/init`'s
 /// verdict for their mode ([`InitReport::verdict`]), every CPU online, and for NVMe at least
 /// as many PCIe INTx interrupts taken at EL2 (`@@M el2_intx`) as the guest counted on the
-/// disk's line.
+/// disk's line, or, when the guest has its own ITS ([`LinuxGuest::msi`]), NVMe vectors
+/// labelled `ITS-MSI` and no INTx at EL2.
 pub fn judge_linux(scenario: &Scenario, guest: &LinuxGuest, serial: &str) -> Vec<String> {
     let mut reasons = Vec::new();
     let lines = clean_lines(serial);
@@ -374,7 +375,42 @@ pub fn judge_linux(scenario: &Scenario, guest: &LinuxGuest, serial: &str) -> Vec
             report.cpus_online
         ));
     }
-    if guest.nvme {
+    if guest.nvme && guest.msi {
+        // The guest's own ITS: its NVMe vectors are ITS MSIs, and no INTx reached EL2.
+        let nvme = report.irq_lines("after", "nvme0q");
+        if nvme.is_empty() || !nvme.iter().all(|l| l.desc.contains("ITS-MSI")) {
+            reasons.push(format!(
+                "NVMe interrupts are not ITS MSIs: {:?}",
+                nvme.iter().map(|l| &l.desc).collect::<Vec<_>>()
+            ));
+        }
+        let figures = metrics::parse(&lines.join("\n"));
+        let num = |k: &str| figures.iter().find_map(|m| m.num(k)).map(|v| v as u64);
+        let el2 = num("el2_intx");
+        if el2.is_some_and(|n| n != 0) {
+            reasons.push(format!("NVMe with MSIs, yet EL2 took {el2:?} PCIe INTx"));
+        }
+        // Software injection (host LPIs routed): every interrupt the guest took during the
+        // reads was a host LPI taken at EL2 first, at an exit or while its vCPU was blocked.
+        if num("window_lpis_injected").is_some_and(|n| n > 0) {
+            let io = |when| -> u64 {
+                report
+                    .irq_lines(when, "nvme0q")
+                    .iter()
+                    .map(|l| l.total)
+                    .sum()
+            };
+            let guest = io("after").saturating_sub(io("before"));
+            let taken =
+                num("window_disk_exits").unwrap_or(0) + num("window_lpi_wakeups").unwrap_or(0);
+            if taken < guest.saturating_sub(2) || guest == 0 {
+                reasons.push(format!(
+                    "software injection: the guest took {guest} NVMe interrupts during the \
+                     reads, EL2 took {taken} host LPIs"
+                ));
+            }
+        }
+    } else if guest.nvme {
         let guest_irqs: u64 = report
             .irq_lines("after", "nvme0q")
             .iter()
@@ -439,6 +475,65 @@ mod tests {
             let v = linux(name, log);
             assert!(v.passed, "{name}: {:?}", v.reasons);
         }
+    }
+
+    const LINUX_VLPI_PASS: &str = include_str!("fixtures/linux_nvme_vlpi.pass.log");
+    const LINUX_AFFINITY_PASS: &str = include_str!("fixtures/linux_irq_affinity.pass.log");
+    const LINUX_SOFT_PASS: &str = include_str!("fixtures/linux_nvme_soft.pass.log");
+
+    #[test]
+    fn recorded_guest_its_runs_pass() {
+        for (name, log) in [
+            ("linux_nvme_vlpi", LINUX_VLPI_PASS),
+            ("linux_irq_affinity", LINUX_AFFINITY_PASS),
+            ("linux_nvme_soft", LINUX_SOFT_PASS),
+        ] {
+            let v = linux(name, log);
+            assert!(v.passed, "{name}: {:?}", v.reasons);
+        }
+    }
+
+    #[test]
+    fn guest_its_nvme_vectors_must_be_its_msis_and_no_intx_at_el2() {
+        let log = LINUX_VLPI_PASS.replace("ITS-MSI 16386 Edge", "GICv3  36 Level");
+        let v = linux("linux_nvme_vlpi", &log);
+        assert_fails_with(&v, "NVMe interrupts are not ITS MSIs");
+        let log = LINUX_VLPI_PASS.replace("@@M vits_commands", "@@M el2_intx=5\n@@M vits_commands");
+        assert_fails_with(
+            &linux("linux_nvme_vlpi", &log),
+            "EL2 took Some(5) PCIe INTx",
+        );
+    }
+
+    #[test]
+    fn affinity_fails_when_the_interrupts_stay_behind() {
+        // The second batch's interrupts came on CPU 1, where the first batch sent them.
+        let log = LINUX_AFFINITY_PASS.replace(
+            "cpu=0 before=10,1024 after=1034,1024",
+            "cpu=0 before=10,1024 after=10,2047",
+        );
+        assert_ne!(
+            log, LINUX_AFFINITY_PASS,
+            "the fixture has the line this edits"
+        );
+        assert_fails_with(
+            &linux("linux_irq_affinity", &log),
+            "did not follow to CPU 0",
+        );
+        // A batch missing.
+        let log =
+            LINUX_AFFINITY_PASS.replace("@@L affinity irq=16 cpu=1", "@@L other irq=16 cpu=1");
+        assert_fails_with(&linux("linux_irq_affinity", &log), "batches on CPUs [0]");
+    }
+
+    #[test]
+    fn software_injection_needs_a_host_lpi_per_guest_interrupt() {
+        let log = LINUX_SOFT_PASS.replace("window_disk_exits=2048", "window_disk_exits=1000");
+        assert_ne!(
+            log, LINUX_SOFT_PASS,
+            "the fixture has the figure this edits"
+        );
+        assert_fails_with(&linux("linux_nvme_soft", &log), "EL2 took 1000 host LPIs");
     }
 
     #[test]

@@ -276,6 +276,7 @@ pub fn linux_args(
         initrd: Some(tg.initramfs.clone()),
         bootargs: guest.bootargs(),
         nvme_disk: guest.nvme.then(|| tg.disk.clone()),
+        nvme_vectors: guest.single_vector.then_some(1),
         work_dir: logdir.join("linux"),
     };
     let mut args = boot.prepare()?;

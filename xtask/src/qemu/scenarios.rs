@@ -49,6 +49,13 @@ pub struct LinuxGuest {
     pub mode: &'static str,
     /// An NVMe device backed by the test disk image (and `vgt.reads=` on the command line).
     pub nvme: bool,
+    /// The guest has its own ITS (the hypervisor's `vits`): its NVMe interrupts are MSIs
+    /// (`ITS-MSI` in `/proc/interrupts`), not PCIe INTx.
+    pub msi: bool,
+    /// The NVMe device has one MSI-X vector (`msix_qsize=1`): Linux then shares it between
+    /// its admin and I/O queues and does not manage its affinity, so `/proc/irq/N/smp_affinity`
+    /// can move it.
+    pub single_vector: bool,
     /// More kernel command line.
     pub append: &'static str,
 }
@@ -59,6 +66,8 @@ impl LinuxGuest {
         Self {
             mode,
             nvme: false,
+            msi: false,
+            single_vector: false,
             append: "",
         }
     }
@@ -66,6 +75,18 @@ impl LinuxGuest {
     /// With the NVMe disk.
     pub const fn nvme(mut self) -> Self {
         self.nvme = true;
+        self
+    }
+
+    /// With the guest's own ITS (see [`LinuxGuest::msi`]).
+    pub const fn msi(mut self) -> Self {
+        self.msi = true;
+        self
+    }
+
+    /// With one MSI-X vector on the NVMe device (see [`LinuxGuest::single_vector`]).
+    pub const fn single_vector(mut self) -> Self {
+        self.single_vector = true;
         self
     }
 
@@ -249,8 +270,30 @@ mod tests {
                 "linux_smp",
                 "linux_nvme_intx",
                 "linux_isolation",
+                "linux_nvme_vlpi",
+                "linux_nvme_doorbell",
+                "linux_vcpu_migrate",
+                "linux_irq_affinity",
+                "linux_nvme_soft",
             ]
         );
+    }
+
+    #[test]
+    fn the_guest_its_scenarios_have_msis_and_the_affinity_one_a_single_vector() {
+        for name in [
+            "linux_nvme_vlpi",
+            "linux_nvme_doorbell",
+            "linux_vcpu_migrate",
+            "linux_irq_affinity",
+            "linux_nvme_soft",
+        ] {
+            let g = by_name(name).and_then(|s| s.linux).unwrap();
+            assert!(g.nvme && g.msi, "{name}");
+            assert_eq!(g.single_vector, name == "linux_irq_affinity", "{name}");
+            assert!(by_name(name).is_some_and(|s| s.smp == 2), "{name}");
+        }
+        assert!(by_name("linux_nvme_intx").is_some_and(|s| !s.linux.unwrap().msi));
     }
 
     #[test]
@@ -288,7 +331,7 @@ mod tests {
     #[test]
     fn the_linux_scenarios_boot_the_guest_their_names_say() {
         let linux: Vec<_> = SCENARIOS.iter().filter(|s| s.linux.is_some()).collect();
-        assert_eq!(linux.len(), 5);
+        assert_eq!(linux.len(), 10);
         for s in &linux {
             let g = s.linux.unwrap();
             assert!(
@@ -313,7 +356,12 @@ mod tests {
                 "linux_boot",
                 "linux_smp",
                 "linux_nvme_intx",
-                "linux_isolation"
+                "linux_isolation",
+                "linux_nvme_vlpi",
+                "linux_nvme_doorbell",
+                "linux_vcpu_migrate",
+                "linux_irq_affinity",
+                "linux_nvme_soft",
             ]
         );
         let any: Vec<_> = select(Some("linux_any")).iter().map(|s| s.name).collect();

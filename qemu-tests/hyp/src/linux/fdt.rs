@@ -9,7 +9,8 @@
 //! - CPUs: one per vCPU;
 //! - `/chosen`: the kernel command line and the initramfs from the boot parameters;
 //! - GIC: one redistributor region sized for the vCPUs (the virtual GICv3 has two frames per
-//!   redistributor), no maintenance interrupt (the guest is not a hypervisor), no ITS (PCIe
+//!   redistributor), no maintenance interrupt (the guest is not a hypervisor); the ITS and
+//!   PCIe's `msi-map` kept when the guest has an ITS (`linux::its`), removed otherwise (PCIe
 //!   falls back to INTx, forwarded SPIs);
 //! - PSCI: kept, conduit SMC (trapped by HCR_EL2.TSC);
 //! - removed: what stage 2 does not map: the platform bus, fw-cfg, flash, the virtio-mmio
@@ -62,17 +63,18 @@ pub fn guest_memory(host: &[u8]) -> Result<Vec<MemRegion>, LinuxError> {
     guest_fdt::guest_memory(host, &[HYP_RESERVED]).map_err(LinuxError::Fdt)
 }
 
-/// The guest's device tree for `vcpus` vCPUs and the boot parameters `params` (see the module
-/// documentation).
+/// The guest's device tree for `vcpus` vCPUs and the boot parameters `params`, with the ITS
+/// or without (see the module documentation).
 pub fn guest_dtb(
     host: &[u8],
     memory: &[MemRegion],
     vcpus: usize,
     params: &BootParams,
+    its: bool,
 ) -> Result<Vec<u8>, LinuxError> {
     let mut policy = GuestPolicy::new(memory, vcpus)
         .with_bootargs(params.bootargs())
-        .with_its(false)
+        .with_its(its)
         .with_remove(&REMOVED);
     if let Some(initrd) = params.initrd {
         policy = policy.with_initrd(MemRegion::new(initrd.addr, initrd.size));

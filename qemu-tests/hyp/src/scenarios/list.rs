@@ -74,6 +74,20 @@ scenario_list! {
     linux_nvme_intx: linux::linux_nvme_intx, smp(2).linux(LinuxGuest::mode("nvme").nvme());
     linux_isolation: linux::linux_isolation,
         smp(1).linux(LinuxGuest::mode("isolation").append("vgt.target=0x40200000"));
+    // The guest drives its own ITS (hyp::linux::its, on vits): its NVMe's MSIs are vLPIs
+    // (GICv4). Resident vPEs (no exit per disk interrupt); WFI trapped, vCPUs woken by
+    // doorbells; vCPUs 0 and 1 swapping CPUs under I/O (VMOVP); the guest moving its NVMe
+    // interrupt between vCPUs (MOVI -> VMOVI; one MSI-X vector, so not a managed interrupt).
+    linux_nvme_vlpi: linux::linux_nvme_vlpi, smp(2).linux(LinuxGuest::mode("nvme").nvme().msi());
+    linux_nvme_doorbell: linux::linux_nvme_doorbell,
+        smp(2).linux(LinuxGuest::mode("nvme").nvme().msi());
+    linux_vcpu_migrate: linux::linux_vcpu_migrate,
+        smp(2).linux(LinuxGuest::mode("nvme").nvme().msi());
+    linux_irq_affinity: linux::linux_irq_affinity,
+        smp(2).linux(LinuxGuest::mode("affinity").nvme().msi().single_vector());
+    // The same guest ITS without GICv4 (vits' SoftBackend): host LPIs injected through list
+    // registers, one exit per disk interrupt at least.
+    linux_nvme_soft: linux::linux_nvme_soft, smp(2).linux(LinuxGuest::mode("nvme").nvme().msi());
     // `cargo xtask linux`: any kernel, initramfs and command line.
     linux_any: linux::linux_any, smp(1).linux(LinuxGuest::mode("boot")).on_demand();
 
