@@ -17,7 +17,8 @@
 //!    only there, and any other guest error (UART, PCI, ...) or access to something QEMU does
 //!    not implement is a bug in our images too. Lines
 //!    that mention the GIC or ITS are labelled as such in the reason. [`UNRELATED_GUEST_ERRORS`]
-//!    lists the exceptions (none so far);
+//!    lists the exceptions (none so far); a scenario that traces the ITS's commands
+//!    ([`Scenario::its_trace`]) shares that log with the trace, whose lines are not errors;
 //! 7. every declared expected guest-error substring appears in that log;
 //! 8. for a Linux scenario ([`Scenario::linux`], rules in [`judge_linux`]): no guest kernel
 //!    panic, Oops, `WARNING:`, `BUG:` or RCU stall on the console, no `@@L FAIL` line, and
@@ -310,7 +311,9 @@ pub fn judge(
             .iter()
             .any(|e| contains_ci(line, e));
         let unrelated = UNRELATED_GUEST_ERRORS.iter().any(|e| contains_ci(line, e));
-        if expected || unrelated {
+        // The ITS command trace a scenario asked for shares the log; it is not an error.
+        let traced = scenario.its_trace && crate::qemu::launch::is_its_trace(line);
+        if expected || unrelated || traced {
             continue;
         }
         if is_gic_its_line(line) {

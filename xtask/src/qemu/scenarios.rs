@@ -40,6 +40,10 @@ pub struct Scenario {
     /// provisions the kernel, initramfs and disk, loads them with the boot parameter block,
     /// and judges the guest's console as well.
     pub linux: Option<LinuxGuest>,
+    /// Trace the physical ITS's commands (`-d trace:gicv3_its_process_command`, into the
+    /// `-D` log): every command any software issued, counted by QEMU itself. The trace lines
+    /// are not guest errors; the benchmarks count them ([`crate::qemu::launch::its_trace`]).
+    pub its_trace: bool,
 }
 
 /// A Linux guest: what its `/init` does (`vgt.mode`) and what the machine has.
@@ -131,6 +135,7 @@ impl Scenario {
             bench: false,
             on_demand: false,
             linux: None,
+            its_trace: false,
         }
     }
 
@@ -174,6 +179,12 @@ impl Scenario {
     /// Boots the Linux guest `guest` (see [`Scenario::linux`]).
     pub const fn linux(mut self, guest: LinuxGuest) -> Self {
         self.linux = Some(guest);
+        self
+    }
+
+    /// With the physical ITS's commands traced (see [`Scenario::its_trace`]).
+    pub const fn its_trace(mut self) -> Self {
+        self.its_trace = true;
         self
     }
 

@@ -405,6 +405,18 @@ pub struct ItsReport {
     pub routed: Option<usize>,
 }
 
+/// The physical ITS commands the hypervisor issued so far and the commands the guest issued
+/// to its ITS, if it has one.
+pub fn command_counts(vm: &super::Vm) -> Option<(u64, u64)> {
+    let gic = match vm.host {
+        Host::None => return None,
+        Host::Direct(h) => h.gic,
+        Host::Soft(h) => h.gic,
+    };
+    let guest = vm.its.lock().as_ref()?.stats().commands;
+    Some((gic.its().queue().stats().commands, guest))
+}
+
 /// The report of `vm`'s ITS, if it has one.
 pub fn report(vm: &super::Vm) -> Option<ItsReport> {
     let guard = vm.its.lock();

@@ -306,6 +306,9 @@ pub struct Report {
     pub its: Option<its::ItsReport>,
     /// vCPU swaps done.
     pub swaps: u32,
+    /// ITS commands between phases 1 and 2: (physical, issued by the hypervisor; the
+    /// guest's to its ITS).
+    pub window_its: Option<(u64, u64)>,
 }
 
 /// A data access the guest was refused.
@@ -336,6 +339,9 @@ pub struct Vm {
     phase: AtomicU32,
     /// Each vCPU's exit counts at the start of each phase: (vCPU, phase, counts).
     phase_stats: SpinLock<Vec<(usize, u32, ExitStats)>>,
+    /// At the start of each phase: (physical ITS commands the hypervisor issued, commands
+    /// the guest issued to its ITS).
+    phase_its: SpinLock<[Option<(u64, u64)>; 3]>,
     /// Swaps done, and the swap in progress (see [`migrate`]).
     pub swap: migrate::SwapState,
     /// The guest's GIC; every call holds this lock.
@@ -449,6 +455,7 @@ impl Vm {
             cpu_of: core::array::from_fn(AtomicUsize::new),
             phase: AtomicU32::new(0),
             phase_stats: SpinLock::new(Vec::new()),
+            phase_its: SpinLock::new([None; 3]),
             swap: migrate::SwapState::new(),
             vgic: SpinLock::new(vgic),
             psci: SpinLock::new(psci),
@@ -516,12 +523,18 @@ impl Vm {
     }
 
     /// The guest marked phase `p` (1 or 2; anything else is ignored). Returns whether the
-    /// phase changed.
+    /// phase changed (then the ITS command counts are recorded for it).
     pub fn mark_phase(&self, p: u32) -> bool {
         if !(1..=2).contains(&p) {
             return false;
         }
-        self.phase.fetch_max(p, Ordering::AcqRel) < p
+        let changed = self.phase.fetch_max(p, Ordering::AcqRel) < p;
+        if changed && let Some(counts) = its::command_counts(self) {
+            if let Some(slot) = self.phase_its.lock().get_mut(p as usize) {
+                *slot = Some(counts);
+            }
+        }
+        changed
     }
 
     /// Records vCPU `vcpu`'s counts at the start of phase `p`.
@@ -696,6 +709,7 @@ pub fn boot(vcpus: usize, opts: Options, before_entry: impl FnOnce(&BootParams))
         window: None,
         its: None,
         swaps: 0,
+        window_its: None,
     };
     let result = (|| -> Result<&'static Vm, LinuxError> {
         if vcpus == 0 || vcpus > MAX_CPUS || vcpus > gic_hw::get().cpus() {
@@ -748,6 +762,10 @@ pub fn boot(vcpus: usize, opts: Options, before_entry: impl FnOnce(&BootParams))
     report.window = window(vm);
     report.its = its::report(vm);
     report.swaps = vm.swap.done();
+    report.window_its = {
+        let p = vm.phase_its.lock();
+        p[1].zip(p[2]).map(|(a, b)| (b.0 - a.0, b.1 - a.1))
+    };
     let started = vm.started_ticks.load(Ordering::Acquire);
     report.run_us = common::timer::ticks_to_ns(stopped_ticks.saturating_sub(started)) / 1000;
     crate::fwd::pe_teardown();

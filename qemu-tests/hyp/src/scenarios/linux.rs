@@ -90,6 +90,12 @@ fn print_report(r: &Report) {
     if let Some(w) = &r.window {
         w.report("window_");
     }
+    if let Some((phys, guest)) = r.window_its {
+        metrics(&[
+            ("window_its_commands", phys),
+            ("window_vits_commands", guest),
+        ]);
+    }
     if let Some(i) = &r.its {
         metrics(&[
             ("vits_commands", i.vits.commands),
@@ -530,4 +536,41 @@ pub fn linux_nvme_soft(ctx: &mut Ctx) {
         .and_then(|i| i.doorbells)
         .map_or(0, |d| d.rings);
     check!(rings == 0, "{rings} doorbells without GICv4");
+}
+
+/// A benchmark of the guest's ITS: the `nvme` workload (2048 direct 4 KiB reads between the
+/// phase marks) under `-icount shift=0`, with `opts` and the instructions counted per phase
+/// (`Options::pmu`). Checks what the suite's scenarios check; `cargo xtask bench` reads the
+/// window's figures (`@@M window_*`), the guest's interrupt count (its `/proc/interrupts`) and
+/// QEMU's trace of the ITS's commands.
+fn bench_linux(ctx: &mut Ctx, opts: Options) {
+    let (_, r) = boot_with(ctx, Options { pmu: true, ..opts }, |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    check!(
+        w.inst_guest > 0 && w.inst_hyp > 0,
+        "no instruction counted (guest {}, hypervisor {}): -icount and the PMU",
+        w.inst_guest,
+        w.inst_hyp
+    );
+}
+
+/// `bench_linux_vlpi`: GICv4, vPEs resident (WFI not trapped).
+pub fn bench_linux_vlpi(ctx: &mut Ctx) {
+    bench_linux(ctx, Options::with_msi(Msi::Direct));
+}
+
+/// `bench_linux_doorbell`: GICv4, WFI trapped: idle vCPUs blocked, woken by doorbells.
+pub fn bench_linux_doorbell(ctx: &mut Ctx) {
+    bench_linux(
+        ctx,
+        Options {
+            trap_wfi: true,
+            ..Options::with_msi(Msi::Direct)
+        },
+    );
+}
+
+/// `bench_linux_soft`: no GICv4: host LPIs injected through list registers.
+pub fn bench_linux_soft(ctx: &mut Ctx) {
+    bench_linux(ctx, Options::with_msi(Msi::Soft));
 }
