@@ -21,6 +21,81 @@
 //!   [`Waiter`]s. The invalidation that makes the disable take effect on GICs that cache LPI
 //!   configuration is issued later, outside the interrupt, by [`Doorbells::settle`].
 //!
+//! # Where to start
+//!
+//! With the GICv4 layer, `vpe-sched` makes every call here but two: your EL2 interrupt
+//! handler gives each LPI it acknowledges to [`Doorbells::handle`], and a vCPU that blocks
+//! sleeps on its [`Waiter`]. Without it, the calls are: [`Doorbells::new`] once, after the
+//! ITS and LPIs are up; [`Doorbells::alloc_block`] per VM; per vCPU a [`Waiter`],
+//! [`Doorbells::attach`], then around each block [`Doorbells::arm`],
+//! [`Doorbells::set_enabled`] and [`Doorbells::is_woken`]. The embedding guide's section on
+//! the doorbell interrupt ([`vpe_sched::guide::embedding`][guide]) shows the hypervisor's
+//! side.
+//!
+//! This runs on the host against `its-model` (a dev-dependency), as QEMU's GICv4.0 (no
+//! DirectLPI, so a proxy device invalidates the doorbells):
+//!
+//! ```
+//! # use core::time::Duration;
+//! use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
+//! use its_core::ids::{DeviceId, VpeId};
+//! # use its_cmdq::{Its, ItsConfig, Lpis, RedistInfo};
+//! # use its_core::addr::PhysAddr;
+//! # use its_core::caps::DistCaps;
+//! # use its_core::mmio::RedistRegisters;
+//! # use its_core::regs::GicdTyper;
+//! use its_model::{FakePlatform, GicModel, ModelConfig};
+//!
+//! /// The hypervisor's vCPU: the waiter lives in it.
+//! struct Vcpu {
+//!     waiter: Waiter,
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let plat = FakePlatform::new();
+//! let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
+//! // `its` and `lpis`: the ITS and LPIs brought up by its-cmdq, as on its front page.
+//! # let cfg = model.config();
+//! # let bits = cfg.dist_id_bits - 1;
+//! # let typer = GicdTyper::new().with_lpis(true).with_dvis(true).with_id_bits(bits);
+//! # let dist = DistCaps::from_typer(typer, None);
+//! # let lpis = Lpis::new(&dist, plat.clone())?;
+//! # let _pending = lpis.init_redistributor(&mut model.redist(0), Duration::from_secs(1))?;
+//! # let rd_base = PhysAddr::new(cfg.rd_base(0));
+//! # let rd = [RedistInfo { rd_base, typer: model.redist(0).typer() }];
+//! # let its = Its::new(model.its(0), plat.clone(), &rd, ItsConfig::new(dist))?;
+//!
+//! // Bring-up, once (QEMU: no DirectLPI, so a proxy device with the last DeviceID).
+//! let db_cfg = DoorbellConfig::proxy(DeviceId::new(0xffff), 64);
+//! let dbs = Doorbells::new(&its, &lpis, db_cfg)?;
+//! // A VM of one vPE on CPU 0 (the GICv4 layer's `create_vm` does this).
+//! let block = dbs.alloc_block(&[(VpeId::new(0), 0)])?;
+//! let db = block.lpi(0).ok_or(DoorbellError::Exhausted(1))?;
+//! // The vCPU is created after the VM: its waiter is attached then.
+//! let vcpu = Vcpu { waiter: Waiter::new() };
+//! dbs.attach(&vcpu.waiter, db)?;
+//! // The vCPU blocks (WFI): arm its waiter, then enable the doorbell (the GICv4 layer's
+//! // `make_non_resident(.., true)`), then sleep until `is_woken`.
+//! dbs.arm(&vcpu.waiter)?;
+//! dbs.set_enabled(db, true, None)?;
+//! assert!(!dbs.is_woken(&vcpu.waiter));
+//! // A vLPI for the vPE finds it away: the ITS rings the doorbell, a physical LPI.
+//! model.set_lpi_pending(0, db.get());
+//! // The EL2 interrupt handler, on whichever CPU took it, acknowledges it (ICC_IAR1_EL1)
+//! // and hands it over: the doorbell is disabled, the vPE's waiters are woken.
+//! let intid = model.take_lpi(0).ok_or("no LPI")?;
+//! assert_eq!(dbs.handle(intid), Some(VpeId::new(0)));
+//! assert!(dbs.is_woken(&vcpu.waiter));
+//! // Back in process context, before the vPE runs again (`make_resident`).
+//! dbs.settle_and_clear(db, true, None)?;
+//! // Teardown (`destroy_vm`), then shut down: `&self`, so the doorbells may be a static.
+//! dbs.free_block(block)?;
+//! dbs.shutdown()?;
+//! model.assert_no_errors();
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What the hypervisor provides
 //! - The ITS and the LPI property table, brought up by `its-cmdq` ([`Its`], [`Lpis`]) on
 //!   its `Platform` (DMA memory, cache maintenance, a clock).
@@ -57,44 +132,7 @@
 //! [`Doorbells::handle`] of that doorbell on any CPU. The state protocol that makes that
 //! safe, and the argument for it, are in `src/protocol.rs`; `tests/loom.rs` model-checks it.
 //!
-//! ```no_run
-//! # use its_cmdq::{Its, Lpis};
-//! # use its_core::mmio::ItsRegisters;
-//! # use its_core::platform::Platform;
-//! use doorbell::{DoorbellConfig, DoorbellError, Doorbells, Waiter};
-//! use its_core::ids::{DeviceId, VpeId};
-//!
-//! /// The hypervisor's vCPU: the waiter lives in it.
-//! struct Vcpu {
-//!     waiter: Waiter,
-//! }
-//!
-//! # fn f<R: ItsRegisters, P: Platform + Clone>(its: &Its<R, P>, lpis: &Lpis<P>) -> Result<(), DoorbellError> {
-//! // Bring-up, once (QEMU: no DirectLPI, so a proxy device with the last DeviceID).
-//! let dbs = Doorbells::new(its, lpis, DoorbellConfig::proxy(DeviceId::new(0xffff), 64))?;
-//! // A VM of one vPE on CPU 0 (the GICv4 layer's `create_vm` does this).
-//! let block = dbs.alloc_block(&[(VpeId::new(0), 0)])?;
-//! let db = block.lpi(0).ok_or(DoorbellError::Exhausted(1))?;
-//! // The vCPU is created after the VM: its waiter is attached then.
-//! let vcpu = Vcpu { waiter: Waiter::new() };
-//! dbs.attach(&vcpu.waiter, db)?;
-//! // The vCPU blocks (WFI): arm its waiter, then enable the doorbell (the GICv4 layer's
-//! // `make_non_resident(.., true)`), then sleep until `is_woken`.
-//! dbs.arm(&vcpu.waiter)?;
-//! dbs.set_enabled(db, true, None)?;
-//! // In the EL2 interrupt handler, on whichever CPU took the LPI:
-//! if let Some(vpe) = dbs.handle(db.get()) {
-//!     // Disabled in the property table, waiters woken: schedule `vpe`'s vCPU.
-//!     let _ = vpe;
-//! }
-//! assert!(dbs.is_woken(&vcpu.waiter));
-//! // Back in process context, before the vPE runs again (`make_resident`):
-//! dbs.settle_and_clear(db, true, None)?;
-//! // Teardown (`destroy_vm`), then shut down: `&self`, so the doorbells may be a static.
-//! dbs.free_block(block)?;
-//! dbs.shutdown()?;
-//! # Ok(()) }
-//! ```
+//! [guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 #![no_std]
 #![allow(
     clippy::result_large_err,

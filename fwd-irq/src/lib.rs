@@ -21,6 +21,20 @@
 //! - [`host_irq`]: the physical-IRQ path (acknowledge, priority drop, forward);
 //! - `fake` (feature `fakes`): host fakes of all traits; the ICH fake plays the guest.
 //!
+//! # Where to start
+//!
+//! **What you implement**: nothing for the GIC. The [`hw`] traits are implemented for the
+//! system registers at EL2 (`arch::aarch64`: `IchSysRegs`, `IccSysRegs`, `VtimerSysRegs`,
+//! `HypTimer`, built for aarch64 targets only; docs.rs documents this crate for
+//! `aarch64-unknown-none`) and for the distributor and redistributor frames
+//! ([`mmio::GicIrqState`]). Your part is the EL2 set-up (HCR_EL2.IMO/FMO, TWI, the PPIs
+//! enabled) and one call at each point of your vCPU loop: the table under "How an EL2
+//! hypervisor calls it", then the example on the system registers. For host tests, the
+//! feature `fakes` (it needs `std`, so it is not on docs.rs) gives a fake of every trait,
+//! the ICH fake playing the guest: the front page of the crate `vgic` runs one. The
+//! project's QEMU test hypervisor drives this crate in six scenarios, described with their
+//! measurements in its `docs/fwd-irq-qemu.md`.
+//!
 //! References: Arm Generic Interrupt Controller Architecture Specification, GIC architecture
 //! version 3 and version 4 (Arm IHI 0069): "Virtual interrupt handling and prioritization",
 //! "Maintenance interrupts", "GIC System register descriptions" (ICH_* and ICC_CTLR_EL1);

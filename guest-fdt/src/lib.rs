@@ -33,6 +33,11 @@
 //! panics on malformed blobs) and the guest's is written with rust-vmm's `vm-fdt`; nothing
 //! here panics on any input.
 //!
+//! Where to start: [`guest_memory`] turns the host's memory minus the hypervisor's into the
+//! guest's ranges, [`GuestPolicy::new`] takes them and the number of vCPUs (its `with_*`
+//! methods add the rest), and [`derive()`] writes the guest's blob, here from the tree QEMU's
+//! `virt` board gives (a file of the project's repository). Nothing to implement.
+//!
 //! ```
 //! use guest_fdt::{derive, guest_memory, GuestPolicy, MemRegion};
 //!

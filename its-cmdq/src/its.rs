@@ -208,11 +208,11 @@ impl<R: ItsRegisters, P: Platform + Clone> Its<R, P> {
     /// redistributors; CPU `i` gets collection `i`.
     ///
     /// # Several ITSs
-    /// This disables and clears the GITS_BASER<n> of this ITS only. Another ITS left
-    /// enabled by firmware keeps reading the tables its GITS_BASER<n> name, which may be
+    /// This disables and clears the `GITS_BASER<n>` of this ITS only. Another ITS left
+    /// enabled by firmware keeps reading the tables its `GITS_BASER<n>` name, which may be
     /// memory this bring-up hands out: disable every ITS (GITS_CTLR.Enabled = 0, then
-    /// Quiescent) and clear its GITS_BASER<n> before bringing any up, as Linux's
-    /// `its_reset_one` does for all of them first. GITS_BASER<n> may only be written while
+    /// Quiescent) and clear its `GITS_BASER<n>` before bringing any up, as Linux's
+    /// `its_reset_one` does for all of them first. `GITS_BASER<n>` may only be written while
     /// the ITS is disabled and quiescent. With GITS_TYPER.VMOVP = 0, give each ITS the
     /// numbers of those before it ([`ItsConfig::its_numbers_taken`]).
     ///

@@ -38,6 +38,13 @@
 //! assert_eq!(plat.live_bytes(), 0);
 //! ```
 //!
+//! Where to start: put `its-model` under `[dev-dependencies]`; [`FakePlatform::new`], then
+//! [`GicModel::new`] with a [`ModelConfig`]; give [`GicModel::its`] and [`GicModel::redist`]
+//! to your code as its ITS and redistributor registers and the platform as its
+//! `its_core::platform::Platform`, as the front pages of `its-cmdq`, `vpe-sched` and
+//! `doorbell` do; end with [`GicModel::assert_no_errors`]. The embedding guide of `vpe-sched`
+//! ([`guide::embedding`][guide], section 10) shows a hypervisor's host tests on it.
+//!
 //! # Presets
 //! [`ModelConfig::qemu`] behaves as QEMU's model; [`ModelConfig::hardware`] (or
 //! [`ModelConfig::harden`] on any shape) is as strict as the architecture where hardware is
@@ -51,6 +58,8 @@
 //! ([`ModelConfig::check_errors_on_drop`]).
 //!
 //! It is a host crate (it needs `std`), for tests only.
+//!
+//! [guide]: https://docs.rs/vpe-sched/latest/vpe_sched/guide/embedding/index.html
 
 mod memory;
 mod model;

@@ -11,6 +11,23 @@
 //! and no other CPU: what the hypervisor must do (kick a vCPU, enable, route or activate a
 //! physical interrupt) comes back as [`Effects`].
 //!
+//! # Where to start
+//!
+//! **What you implement**: the traps and what the effects ask. Leave the guest's GICD and
+//! GICR frames unmapped at stage 2 and give each trapped access, decoded with
+//! [`trap::DataAbort::decode`], to [`Vgic::emulate`]; give trapped ICC_SGI*R_EL1 writes to
+//! [`Vgic::sgi`]; hold the VM's `Vgic` under one lock; apply the [`Effects`] each call
+//! returns (kick a vCPU with your IPI, write the physical distributor for forwarded SPIs).
+//! Each vCPU has a [`fwd_irq::VgicCpu`] for its list registers.
+//!
+//! **The first calls**: [`Vgic::new`] with a [`VgicConfig`] at VM creation and
+//! [`Vgic::forward_spi`] per device interrupt; [`Vgic::attach`] per vCPU on its PE; then
+//! [`Vgic::sync`] before each entry. The sections below say where each call goes ("How a
+//! hypervisor calls it"), how to lock ("Locking"), how to apply effects, and what is not
+//! emulated; the example at the end runs on the host with `fwd-irq`'s fakes. The project's
+//! hypervisor for Linux guests (`qemu-tests/hyp/src/linux` in its repository) is the worked
+//! example.
+//!
 //! - [`Vgic`]: the distributor (SPIs, GICD_CTLR, routing) and one redistributor per vCPU
 //!   (SGIs, PPIs, GICR_WAKER, the LPI registers), [`Vgic::sync`] and where state lives;
 //! - [`trap`]: decoders of trapped data aborts and MSR/MRS, not tied to the GIC;

@@ -12,6 +12,13 @@
 //! memory ([`GuestMemory`]) and turns each command into operations of a [`Backend`]:
 //! [`VpeSchedBackend`] over the workspace's GICv4 driver, or [`Recorder`] in tests.
 //!
+//! # What the hypervisor implements
+//!
+//! [`GuestMemory`]: reads of the VM's RAM at guest-physical addresses (the guest's command
+//! queue and LPI configuration table live there). The [`Backend`] is [`VpeSchedBackend`] over
+//! `vpe-sched`'s GICv4 layer (see its `guide::embedding`), or your own; [`Recorder`] records
+//! the operations, for tests such as the example below.
+//!
 //! # What the hypervisor calls
 //!
 //! | When | Call |

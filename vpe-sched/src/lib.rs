@@ -18,8 +18,102 @@
 //!   VSGI, GICR_INVALLR with DirectLPI), chosen from the capabilities. QEMU models only
 //!   GICv4.0: the GICv4.1 paths are tested against the host model of `its-model`.
 //!
-//! The entry points mirror Linux's `irq-gic-v4.c`; the table is in the project's
-//! `docs/gicv4-api.md`.
+//! The entry points mirror Linux's `irq-gic-v4.c`: [`guide::linux_api`] maps each to ours.
+//!
+//! # Where to start
+//!
+//! **What you implement**: nothing more than for `its-cmdq`: `its_core::platform`'s traits,
+//! the GIC's frames mapped, and on your side of the world switch the EL2 pieces the drivers
+//! do not touch (HCR_EL2.IMO, ICH_HCR_EL2.En, the vCPU's ICH_VMCR_EL2, an EL2 IRQ handler that
+//! gives LPIs to `Doorbells::handle`). [`guide::embedding`] is the walk-through: bring-up
+//! order, a device's MSI as a vLPI, the vCPU run loop, the doorbell interrupt, teardown,
+//! concurrency rules, host tests.
+//!
+//! **The first calls**: the physical layer (`its_cmdq::Lpis`, `its_cmdq::Its`), then
+//! [`doorbell::Doorbells::new`], [`GicV4::new`] and [`GicV4::init_redistributor`] per CPU.
+//! Then per VM [`GicV4::create_vm`] and [`GicV4::map_vlpi`]; per vCPU load
+//! [`GicV4::make_resident`] and [`GicV4::commit`], per vCPU put or block
+//! [`GicV4::make_non_resident`].
+//!
+//! This runs on the host against `its-model` (a dev-dependency), which behaves as QEMU's
+//! GICv4.0: a vLPI reaches the resident vPE directly, and rings the doorbell once the vPE
+//! is away.
+//!
+//! ```
+//! use core::time::Duration;
+//! use doorbell::{DoorbellConfig, Doorbells};
+//! use its_cmdq::{Its, ItsConfig, Lpis, RedistInfo};
+//! use its_core::addr::PhysAddr;
+//! use its_core::caps::{DistCaps, RedistCaps};
+//! use its_core::ids::{DeviceId, VLpi};
+//! use its_core::mmio::RedistRegisters;
+//! use its_core::regs::GicdTyper;
+//! use its_model::{FakePlatform, GicModel, ModelConfig};
+//! use vpe_sched::{GicV4, V4Config, VlpiConfig, VmConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The host model of one CPU's redistributor and an ITS, on a fake DMA platform.
+//! let plat = FakePlatform::new();
+//! let model = GicModel::new(ModelConfig::qemu(1), plat.clone());
+//! let cfg = model.config();
+//!
+//! // The physical layer (its-cmdq). GICD_TYPER as the model's configuration describes it:
+//! // on hardware, read it from the distributor.
+//! let typer = GicdTyper::new()
+//!     .with_lpis(true)
+//!     .with_dvis(true)
+//!     .with_id_bits(cfg.dist_id_bits - 1);
+//! let dist = DistCaps::from_typer(typer, None);
+//! let lpis = Lpis::new(&dist, plat.clone())?;
+//! let _pending = lpis.init_redistributor(&mut model.redist(0), Duration::from_secs(1))?;
+//! let redists = [RedistInfo {
+//!     rd_base: PhysAddr::new(cfg.rd_base(0)),
+//!     typer: model.redist(0).typer(),
+//! }];
+//! let its = [Its::new(model.its(0), plat.clone(), &redists, ItsConfig::new(dist))?];
+//!
+//! // The GICv4 layer: doorbells (QEMU has no DirectLPI: a proxy device invalidates them),
+//! // then the vPE side of every redistributor.
+//! let db_cfg = DoorbellConfig::proxy(DeviceId::new(0xffff), 64);
+//! let dbs = Doorbells::new(&its[0], &lpis, db_cfg)?;
+//! let redist_caps = RedistCaps::from_typer(redists[0].typer);
+//! let g = GicV4::new(&its, &lpis, &dbs, redist_caps, V4Config::default())?;
+//! g.init_redistributor(&mut model.redist(0))?;
+//!
+//! // A VM with one vPE on CPU 0; event 0 of device 8 becomes its vINTID 8192.
+//! let vm = g.create_vm(VmConfig { vintid_bits: 16, vpes: &[0] })?;
+//! let mut dev = its[0].map_device(DeviceId::new(8), 4)?;
+//! let vlpi = VlpiConfig {
+//!     vintid: VLpi::new(8192)?,
+//!     priority: 0xa0,
+//!     enabled: true,
+//!     doorbell: true,
+//! };
+//! g.map_vlpi(&its[0], &mut dev, 0, &vm, 0, vlpi)?;
+//!
+//! // vCPU load: the vPE becomes resident, and the device's MSI goes straight to it.
+//! g.make_resident(&vm, 0, 0, &mut model.redist(0))?;
+//! g.commit(&mut model.redist(0))?;
+//! its[0].int_event(&dev, 0)?;
+//! assert_eq!(model.take_vlpi(0), Some(8192));
+//!
+//! // The vCPU blocks (WFI): non-resident with its doorbell enabled. The next MSI rings the
+//! // doorbell, a physical LPI, which the EL2 IRQ handler hands to the doorbells.
+//! let away = g.make_non_resident(&vm, 0, &mut model.redist(0), true)?;
+//! assert!(!away.pending_last);
+//! its[0].int_event(&dev, 0)?;
+//! let intid = model.take_lpi(0).ok_or("no doorbell")?;
+//! assert_eq!(dbs.handle(intid), Some(vm.vpe(0)?.id()));
+//! g.doorbell_rang(&vm, 0);
+//!
+//! // Teardown: the vLPI, the device, the VM.
+//! g.unmap_vlpi(&its[0], &mut dev, 0, &vm, false)?;
+//! its[0].unmap_device(dev).map_err(|e| e.error)?;
+//! g.destroy_vm(vm).map_err(|e| e.error)?;
+//! model.assert_no_errors();
+//! # Ok(())
+//! # }
+//! ```
 #![no_std]
 #![allow(
     clippy::result_large_err,
@@ -31,6 +125,7 @@
 extern crate std;
 
 pub mod error;
+pub mod guide;
 pub mod residency;
 mod vlpi;
 mod vm;

@@ -24,12 +24,27 @@
 //!    harnesses are the test kit's, plus driver's scripted sequences and vits's seeds). It
 //!    checks from their output that every corpus was actually replayed (a stage that passes
 //!    because nothing ran is a failure);
-//! 8. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
+//! 8. `publish`: what crates.io and docs.rs will do with the published crates (the library
+//!    crates and `its-model`): each package must hold its README and both licence texts
+//!    (`cargo package --list`); `cargo publish --workspace --dry-run` must pass (every
+//!    dependency with a version, each crate packaged and built from its package, in
+//!    dependency order; crates with `publish = false` are skipped); and each crate's API docs
+//!    must build without a rustdoc warning as docs.rs will build them, for the
+//!    `default-target` and with the `features` of its `[package.metadata.docs.rs]`
+//!    (`aarch64-unknown-none` for the `no_std` crates). The dry run reads crates.io's index,
+//!    so it needs the network; when the index cannot be reached it says so and runs `cargo
+//!    package --offline` on the published crates instead, the same packaging and build from
+//!    the packages without the registry (the dependencies come from cargo's cache, filled by
+//!    the stages before);
+//! 9. `qemu`: the QEMU suite (`cargo xtask qemu-test`).
 //!
 //! Then a summary, one `stage NAME ... ok|FAILED` line per stage, and a closing line
 //! `N passed, N failed` that counts stages (not individual tests: each stage prints its own
 //! test counts above). The exit status is 0 only when every stage passed. Everything it needs
 //! is built by cargo, so it works on a fresh clone.
+//!
+//! `XTASK_TEST_STAGES=publish,host cargo xtask test` runs only the stages named (in the
+//! order above; a name that is no stage is reported as a failed stage), for working on one.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -38,16 +53,18 @@ use std::process::{Command, ExitCode, Stdio};
 use crate::toolchain::TARGET;
 use crate::workspace::{CargoEnv, cargo, workspace_root};
 
-/// Everything: fmt, clippy, no_std builds, host tests, loom, fuzz-corpus replay, the QEMU suite
+/// Everything: fmt, clippy, no_std builds, host tests, loom, fuzz-corpus replay, publish checks, the QEMU suite
 ///
 /// Runs, in order: cargo fmt --check on every workspace; clippy with warnings denied (host,
 /// and the qemu-tests images for aarch64-unknown-none); a no_std build of each library
 /// crate; host tests (cargo test --workspace); the loom model checks (its-cmdq, doorbell);
 /// its-core with all features and the API docs; the fuzz-corpus replays (its-core and the
-/// test kit); the QEMU suite.
+/// test kit); the publish checks (README and licences packaged, a publish dry run of the
+/// workspace, the docs.rs builds); the QEMU suite.
 ///
 /// Prints `stage NAME ... ok|FAILED` per stage and ends with `N passed, N failed` (N counts
-/// stages). Exits non-zero if any stage failed.
+/// stages). Exits non-zero if any stage failed. XTASK_TEST_STAGES=NAME,... runs only those
+/// stages.
 #[derive(Debug, Default, clap::Args)]
 #[command(verbatim_doc_comment)]
 pub struct Args {}
@@ -58,7 +75,7 @@ struct Stage {
     run: fn() -> Result<(), String>,
 }
 
-const STAGES: [Stage; 8] = [
+const STAGES: [Stage; 9] = [
     Stage {
         name: "fmt",
         run: fmt,
@@ -88,20 +105,54 @@ const STAGES: [Stage; 8] = [
         run: fuzz_corpus,
     },
     Stage {
+        name: "publish",
+        run: publish,
+    },
+    Stage {
         name: "qemu",
         run: qemu,
     },
 ];
 
+/// The environment variable that names the stages to run (comma-separated; all when unset).
+const STAGES_ENV: &str = "XTASK_TEST_STAGES";
+
+/// The stages `only` names, in [`STAGES`] order, and the names in it that are no stage; every
+/// stage when `only` is `None`.
+fn select_stages(only: Option<&str>) -> (Vec<&'static Stage>, Vec<String>) {
+    let Some(only) = only else {
+        return (STAGES.iter().collect(), Vec::new());
+    };
+    let names: Vec<&str> = only
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    let stages = STAGES.iter().filter(|s| names.contains(&s.name)).collect();
+    let unknown = names
+        .iter()
+        .filter(|n| !STAGES.iter().any(|s| s.name == **n))
+        .map(|n| n.to_string())
+        .collect();
+    (stages, unknown)
+}
+
 /// `cargo xtask test`.
 pub fn run(_: &Args) -> ExitCode {
+    let only = std::env::var(STAGES_ENV).ok();
+    let (stages, unknown) = select_stages(only.as_deref());
     if let Err(e) = crate::toolchain::ensure_target() {
         eprintln!("test: {e}");
-        println!("0 passed, {} failed", STAGES.len());
+        println!("0 passed, {} failed", stages.len() + unknown.len());
         return ExitCode::FAILURE;
     }
     let mut results = Vec::new();
-    for stage in &STAGES {
+    for name in &unknown {
+        let known: Vec<_> = STAGES.iter().map(|s| s.name).collect();
+        println!("stage {name} failed: no such stage in {STAGES_ENV} (the stages: {known:?})");
+        results.push((name.as_str(), false));
+    }
+    for stage in stages {
         println!("\n=== stage {} ===", stage.name);
         let result = (stage.run)();
         if let Err(e) = &result {
@@ -161,6 +212,24 @@ const LIBRARY_CRATES: &[&str] = &[
     "guest-fdt",
     "vits",
 ];
+
+/// Published library crates that are host-only on purpose, so not in [`LIBRARY_CRATES`] and
+/// not built `no_std`: the host model of the ITS and redistributors (`its-model`), a test
+/// double that needs `std`.
+const HOST_ONLY_LIBRARIES: [&str; 1] = ["its-model"];
+
+/// Every crate `cargo publish --workspace` uploads: the library crates and the host-only
+/// ones. The others have `publish = false`.
+fn published_crates() -> Vec<&'static str> {
+    LIBRARY_CRATES
+        .iter()
+        .copied()
+        .chain(HOST_ONLY_LIBRARIES)
+        .collect()
+}
+
+/// The files every published crate's package holds besides its manifest and sources.
+const PACKAGE_FILES: [&str; 3] = ["README.md", "LICENSE-MIT", "LICENSE-APACHE"];
 
 /// The `qemu-tests` images, checked one at a time as they are built.
 const IMAGES: [&str; 2] = ["hyp", "guest"];
@@ -338,6 +407,212 @@ fn check_replayed(lines: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+fn publish() -> Result<(), String> {
+    let root = workspace_root();
+    let crates = published_crates();
+    let mut failed = Vec::new();
+    for krate in &crates {
+        if let Err(e) = package_files(&root, krate) {
+            failed.push(e);
+        }
+    }
+    if let Err(e) = publish_check(&root, &crates) {
+        failed.push(e);
+    }
+    for krate in &crates {
+        if let Err(e) = docs_rs_check(&root, krate) {
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}
+
+/// Checks that `cargo package --list` of `krate` (in the workspace at `dir`) names every one
+/// of [`PACKAGE_FILES`].
+fn package_files(dir: &Path, krate: &str) -> Result<(), String> {
+    let lines = run_cargo(cargo(None, CargoEnv::Host).current_dir(dir).args([
+        "package",
+        "--list",
+        "--allow-dirty",
+        "-p",
+        krate,
+    ]))
+    .map_err(|e| format!("cargo package --list -p {krate}: {e}"))?;
+    let missing: Vec<_> = PACKAGE_FILES
+        .iter()
+        .filter(|f| !lines.iter().any(|l| l == *f))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the package of {krate} lacks {missing:?}"))
+    }
+}
+
+/// Runs `cmd`, echoing the command line and its output, stderr included; on failure returns
+/// what it wrote on stderr.
+fn run_cargo_stderr(cmd: &mut Command) -> Result<(), String> {
+    let shown: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+    println!("+ cargo {}", shown.join(" "));
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let mut stderr = String::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            stderr.push_str(&line);
+            stderr.push('\n');
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(stderr)
+    }
+}
+
+/// Whether cargo's error output says a registry could not be reached (no network, or cargo
+/// told to stay offline), rather than that something is wrong with a package.
+fn unreachable_registry(stderr: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "--offline was specified",
+        "net.offline",
+        "resolve host",
+        "failed to query replaced source registry",
+        "failed to get successful HTTP response",
+        "spurious network error",
+        "network failure",
+        "Connection refused",
+        "Timeout was reached",
+    ];
+    SIGNS.iter().any(|s| stderr.contains(s))
+}
+
+/// cargo's error in `stderr`: the `error:` line and the cause under it (a few lines).
+fn cargo_error(stderr: &str) -> String {
+    let from_error = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("error"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(6)
+        .collect::<Vec<_>>();
+    if from_error.is_empty() {
+        "cargo failed".into()
+    } else {
+        from_error.join(" ")
+    }
+}
+
+/// `cargo publish --workspace --dry-run` in the workspace at `dir`, whose published crates
+/// are `crates`: every crate packaged and built from its package, in dependency order, with
+/// nothing uploaded. It reads crates.io's index; when that cannot be reached, `cargo package
+/// --offline` of `crates` checks the same without the registry, and says so.
+fn publish_check(dir: &Path, crates: &[&str]) -> Result<(), String> {
+    let dry_run = run_cargo_stderr(cargo(None, CargoEnv::Host).current_dir(dir).args([
+        "publish",
+        "--workspace",
+        "--dry-run",
+        "--allow-dirty",
+    ]));
+    let stderr = match dry_run {
+        Ok(()) => return Ok(()),
+        Err(stderr) if unreachable_registry(&stderr) => stderr,
+        Err(stderr) => {
+            return Err(format!(
+                "cargo publish --workspace --dry-run: {}",
+                cargo_error(&stderr)
+            ));
+        }
+    };
+    println!(
+        "publish: crates.io's index cannot be reached ({}); checking the packages with \
+         `cargo package --offline` instead (no registry check)",
+        cargo_error(&stderr)
+    );
+    let mut cmd = cargo(None, CargoEnv::Host);
+    cmd.current_dir(dir)
+        .args(["package", "--offline", "--allow-dirty"]);
+    for krate in crates {
+        cmd.args(["-p", krate]);
+    }
+    run_cargo_stderr(&mut cmd)
+        .map_err(|stderr| format!("cargo package --offline: {}", cargo_error(&stderr)))
+}
+
+/// What a crate's `[package.metadata.docs.rs]` asks docs.rs for.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct DocsRs {
+    /// `default-target`.
+    default_target: String,
+    /// `targets`.
+    targets: Vec<String>,
+    /// `features`.
+    features: Vec<String>,
+}
+
+/// The `[package.metadata.docs.rs]` table of `manifest`, if it has one: its `default-target`,
+/// `targets` and `features`, each on one line (as this workspace writes them).
+fn docs_rs_metadata(manifest: &str) -> Option<DocsRs> {
+    let (_, table) = manifest.split_once("[package.metadata.docs.rs]\n")?;
+    let table = table.split("\n[").next().unwrap_or(table);
+    let value = |key: &str| {
+        table.lines().find_map(|l| {
+            let rest = l.strip_prefix(key)?.trim_start().strip_prefix('=')?;
+            Some(rest.trim().to_string())
+        })
+    };
+    let strings = |v: Option<String>| -> Vec<String> {
+        v.map(|v| {
+            v.trim_start_matches('[')
+                .trim_end_matches(']')
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    Some(DocsRs {
+        default_target: value("default-target")?.trim_matches('"').to_string(),
+        targets: strings(value("targets")),
+        features: strings(value("features")),
+    })
+}
+
+/// The API docs of `krate` as docs.rs builds them: for its `default-target` (the host for a
+/// host crate, whose target is a tier-1 host's) with the `features` of its
+/// `[package.metadata.docs.rs]`, rustdoc warnings denied.
+fn docs_rs_check(root: &Path, krate: &str) -> Result<(), String> {
+    let manifest = std::fs::read_to_string(root.join(krate).join("Cargo.toml"))
+        .map_err(|e| format!("{krate}/Cargo.toml: {e}"))?;
+    let meta = docs_rs_metadata(&manifest)
+        .ok_or_else(|| format!("{krate}: no [package.metadata.docs.rs] with a default-target"))?;
+    let mut cmd = cargo(None, CargoEnv::Host);
+    cmd.args(["doc", "--no-deps", "-p", krate]);
+    if meta.default_target == TARGET {
+        cmd.args(["--target", TARGET]);
+    }
+    if !meta.features.is_empty() {
+        cmd.args(["--features", &meta.features.join(",")]);
+    }
+    run_cargo(cmd.env("RUSTDOCFLAGS", "-D warnings"))
+        .map(drop)
+        .map_err(|e| {
+            format!(
+                "{krate}: the docs.rs build ({}, features {:?}) has warnings or fails: {e}",
+                meta.default_target, meta.features
+            )
+        })
+}
+
 fn qemu() -> Result<(), String> {
     if crate::qemu::qemu_test(&Default::default()) == ExitCode::SUCCESS {
         Ok(())
@@ -349,11 +624,6 @@ fn qemu() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Published library crates that are host-only on purpose, so not in [`LIBRARY_CRATES`]
-    /// and not built `no_std`: the host model of the ITS and redistributors (`its-model`), a
-    /// test double that needs `std`.
-    const HOST_ONLY_LIBRARIES: [&str; 1] = ["its-model"];
 
     /// Every workspace member with a library and no `publish = false` is a library crate,
     /// checked `no_std` by its stage, unless it is one of the [`HOST_ONLY_LIBRARIES`].
@@ -451,6 +721,227 @@ mod tests {
         let e = clippy_check(&bad, CargoEnv::Clean, &[]).unwrap_err();
         assert!(e.contains("clippy"), "{e}");
         let _ = (std::fs::remove_dir_all(good), std::fs::remove_dir_all(bad));
+    }
+
+    /// The crates.io category slugs the published crates use (the list is at
+    /// <https://crates.io/category_slugs>: check a new one there before adding it here).
+    const CATEGORIES: [&str; 7] = [
+        "development-tools::testing",
+        "embedded",
+        "hardware-support",
+        "no-std",
+        "no-std::no-alloc",
+        "simulation",
+        "virtualization",
+    ];
+
+    /// The strings of the one-line array `key = [..]` of `manifest`.
+    fn array(manifest: &str, key: &str) -> Vec<String> {
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = [")))
+            .unwrap_or_else(|| panic!("no `{key} = [..]`"));
+        line.split_once('[')
+            .and_then(|(_, v)| v.strip_suffix(']'))
+            .unwrap_or_else(|| panic!("`{key}` on one line"))
+            .split(',')
+            .map(|s| s.trim().trim_matches('"').to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// Every published crate carries what crates.io and docs.rs need: a README and both
+    /// licence texts (the root's), a description, a docs.rs link, at most five well-formed
+    /// keywords, known category slugs, no placeholder repository, and docs.rs metadata that
+    /// builds the `no_std` crates for the bare-metal target.
+    #[test]
+    fn every_published_crate_is_ready_to_publish() {
+        let root = workspace_root();
+        let licence = |dir: &std::path::Path, f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        for krate in published_crates() {
+            let dir = root.join(krate);
+            let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+            assert!(
+                manifest.contains("\nreadme = \"README.md\"\n"),
+                "{krate}: readme"
+            );
+            let readme = std::fs::read_to_string(dir.join("README.md")).expect(krate);
+            assert!(
+                readme.contains(&format!("# {krate}")),
+                "{krate}: README title"
+            );
+            for f in ["LICENSE-MIT", "LICENSE-APACHE"] {
+                assert!(licence(&dir, f).is_some(), "{krate}: {f}");
+                assert_eq!(
+                    licence(&dir, f),
+                    licence(&root, f),
+                    "{krate}: {f} is the root's"
+                );
+            }
+            assert!(
+                manifest.contains("\ndescription = \""),
+                "{krate}: description"
+            );
+            let docs = format!("\ndocumentation = \"https://docs.rs/{krate}\"\n");
+            assert!(manifest.contains(&docs), "{krate}: documentation");
+            assert!(
+                !manifest.contains("example.invalid"),
+                "{krate}: placeholder URL"
+            );
+            let keywords = array(&manifest, "keywords");
+            assert!(
+                (1..=5).contains(&keywords.len()),
+                "{krate}: 1 to 5 keywords"
+            );
+            for k in &keywords {
+                assert!(
+                    k.len() <= 20
+                        && k.starts_with(|c: char| c.is_ascii_alphabetic())
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_+".contains(c)),
+                    "{krate}: keyword {k:?}"
+                );
+            }
+            let categories = array(&manifest, "categories");
+            assert!(
+                (1..=5).contains(&categories.len()),
+                "{krate}: 1 to 5 categories"
+            );
+            for c in &categories {
+                assert!(CATEGORIES.contains(&c.as_str()), "{krate}: category {c:?}");
+            }
+            let meta = docs_rs_metadata(&manifest).expect(krate);
+            assert_eq!(
+                meta.targets,
+                std::slice::from_ref(&meta.default_target),
+                "{krate}: one target"
+            );
+            if LIBRARY_CRATES.contains(&krate) {
+                assert_eq!(meta.default_target, TARGET, "{krate}: docs.rs target");
+            }
+        }
+        let root_manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        assert!(
+            !root_manifest.contains("example.invalid"),
+            "placeholder URL"
+        );
+    }
+
+    #[test]
+    fn docs_rs_metadata_is_read() {
+        let manifest = "[package]\nname = \"x\"\n\n# Why.\n[package.metadata.docs.rs]\n\
+                        default-target = \"aarch64-unknown-none\"\n\
+                        targets = [\"aarch64-unknown-none\"]\nfeatures = [\"fdt\", \"defmt\"]\n\n\
+                        [features]\nfdt = []\n";
+        assert_eq!(
+            docs_rs_metadata(manifest),
+            Some(DocsRs {
+                default_target: "aarch64-unknown-none".into(),
+                targets: vec!["aarch64-unknown-none".into()],
+                features: vec!["fdt".into(), "defmt".into()],
+            })
+        );
+        let no_features = manifest.replace("features = [\"fdt\", \"defmt\"]\n", "");
+        assert_eq!(
+            docs_rs_metadata(&no_features).unwrap().features,
+            Vec::<String>::new()
+        );
+        // `features` of the [features] table below is not the docs.rs table's.
+        assert!(
+            docs_rs_metadata(
+                &no_features.replace("[features]\n", "[features]\nfeatures = [\"a\"]\n")
+            )
+            .unwrap()
+            .features
+            .is_empty()
+        );
+        assert_eq!(docs_rs_metadata("[package]\nname = \"x\"\n"), None);
+    }
+
+    #[test]
+    fn stages_are_selected_by_name_in_order() {
+        let names =
+            |(s, u): (Vec<&Stage>, Vec<String>)| (s.iter().map(|s| s.name).collect::<Vec<_>>(), u);
+        assert_eq!(names(select_stages(None)).0.len(), STAGES.len());
+        assert_eq!(
+            names(select_stages(Some("qemu, publish,host"))),
+            (vec!["host", "publish", "qemu"], vec![])
+        );
+        assert_eq!(
+            names(select_stages(Some("publish,bogus"))),
+            (vec!["publish"], vec!["bogus".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_registry_out_of_reach_is_told_from_a_package_error() {
+        let offline = "error: failed to get `x` as a dependency\n\nCaused by:\n  \
+                       attempting to make an HTTP request, but --offline was specified\n";
+        assert!(unreachable_registry(offline));
+        let dns = "warning: spurious network error (3 tries remaining): [6] Couldn't resolve \
+                   host name (Could not resolve host: index.crates.io)\n";
+        assert!(unreachable_registry(dns));
+        let version = "error: failed to verify manifest at `b/Cargo.toml`\n\nCaused by:\n  \
+                       all dependencies must have a version requirement specified when \
+                       publishing.\n  dependency `a` does not specify a version\n";
+        assert!(!unreachable_registry(version));
+        let e = cargo_error(version);
+        assert!(e.starts_with("error: failed to verify manifest"), "{e}");
+        assert!(
+            e.contains("dependency `a` does not specify a version"),
+            "{e}"
+        );
+    }
+
+    /// A scratch workspace in a temporary directory: a library crate `lib` and a crate `user`
+    /// that depends on it through `dep` (a dependency specification such as
+    /// `{ path = "../lib" }`).
+    fn scratch_workspace(tag: &str, dep: &str) -> (std::path::PathBuf, [String; 2]) {
+        let dir = std::env::temp_dir().join(format!("xtask-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        // Names no crate on crates.io has: the dry run may look them up there.
+        let lib = format!("xtask-scratch-{tag}-lib");
+        let user = format!("xtask-scratch-{tag}-user");
+        let package = |name: &str| {
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
+                 license = \"MIT\"\ndescription = \"A scratch crate of xtask's tests.\"\n"
+            )
+        };
+        for (sub, name, extra) in [
+            ("lib", &lib, String::new()),
+            ("user", &user, format!("\n[dependencies]\n{lib} = {dep}\n")),
+        ] {
+            std::fs::create_dir_all(dir.join(sub).join("src")).unwrap();
+            std::fs::write(
+                dir.join(sub).join("Cargo.toml"),
+                format!("{}{extra}", package(name)),
+            )
+            .unwrap();
+            std::fs::write(dir.join(sub).join("src").join("lib.rs"), "//! Scratch.\n").unwrap();
+        }
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            "[workspace]\nresolver = \"3\"\nmembers = [\"lib\", \"user\"]\n",
+        )
+        .unwrap();
+        (dir, [lib, user])
+    }
+
+    /// The publish check fails on a path dependency without a version, as crates.io would,
+    /// and passes once the dependency has one (online through the dry run, offline through
+    /// `cargo package --offline`).
+    #[test]
+    fn the_publish_stage_fails_on_a_path_dependency_without_version() {
+        let (bad, names) = scratch_workspace("publish-bad", "{ path = \"../lib\" }");
+        let crates = [names[0].as_str(), names[1].as_str()];
+        let e = publish_check(&bad, &crates).unwrap_err();
+        assert!(e.contains("does not specify a version"), "{e}");
+        let (good, names) =
+            scratch_workspace("publish-good", "{ path = \"../lib\", version = \"0.0.0\" }");
+        let crates = [names[0].as_str(), names[1].as_str()];
+        assert_eq!(publish_check(&good, &crates), Ok(()));
+        let _ = (std::fs::remove_dir_all(bad), std::fs::remove_dir_all(good));
     }
 
     #[test]

@@ -145,7 +145,7 @@ pub struct ModelConfig {
     pub indirect: bool,
     /// Every base register (CBASER, BASER, PROPBASER, PENDBASER) reads back non-shareable.
     pub non_shareable: bool,
-    /// Only the GITS_BASER<n> tables read back non-shareable (the command queue and the
+    /// Only the `GITS_BASER<n>` tables read back non-shareable (the command queue and the
     /// redistributors' tables stay shareable).
     pub non_shareable_tables: bool,
     /// GICR_TYPER.DirectLPI: GICR_INVLPIR, GICR_INVALLR and GICR_SYNCR exist.
