@@ -57,7 +57,7 @@ pub struct QemuArg {
 /// Build the QEMU images and run the scenarios
 ///
 /// Builds the qemu-tests images (hyp, guest) and boots each scenario on QEMU's GICv4
-/// model, as many at a time as there are CPUs, each judged from its output.
+/// model, as many at a time as there are CPUs (or --jobs), each judged from its output.
 ///
 /// Logs: target/qemu-test/SCENARIO.log (serial, then QEMU's stderr) and
 /// SCENARIO.qemu.log (-d guest_errors,unimp), for every scenario run.
@@ -77,6 +77,9 @@ pub struct QemuTestArgs {
     /// Keep the logs of earlier runs (by default a run deletes them first)
     #[arg(long)]
     pub keep_logs: bool,
+    /// How many scenarios run at once (default: as many as there are CPUs)
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<std::num::NonZeroUsize>,
 }
 
 /// Boot the demo hypervisor on QEMU and narrate each step
@@ -236,7 +239,9 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
         remove_old_logs(&logdir);
     }
 
-    let workers = thread::available_parallelism()
+    let workers = opts
+        .jobs
+        .or_else(|| thread::available_parallelism().ok())
         .map_or(1, |n| n.get())
         .min(selected.len());
     println!(
