@@ -372,7 +372,8 @@ impl Vm {
         if !memory.iter().any(|m| m.contains(&want)) {
             return Err(LinuxError::NoGuestRam);
         }
-        let blob = fdt::guest_dtb(host, &memory, vcpus, &params, opts.msi != Msi::Intx)?;
+        let its = opts.msi != Msi::Intx;
+        let blob = fdt::guest_dtb(host, &memory, vcpus, &params, its, !opts.pmu)?;
         let dtb = Blob {
             addr: GUEST_RAM_BASE + GUEST_DTB_OFFSET,
             size: blob.len() as u64,

@@ -11,11 +11,16 @@
 //! | N - 2 | P = 0, U = 0, NSH = 0 | the guest's instructions, EL1 and EL0 |
 //! | N - 1 | P = 1, U = 1, NSH = 1 | the hypervisor's instructions, EL2 |
 //!
-//! QEMU implements INST_RETIRED only under `-icount`, where it counts exactly. With
-//! PMUv3p5 the two counters are 64 bits wide (MDCR_EL2.HLP); otherwise 32. The guest
-//! sees N - 2 counters (PMCR_EL0.N reads HPMN at EL1) and never touches these two. Each CPU
-//! counts what runs on it; the run loop reads its CPU's counters when it records a phase.
-//! PMSELR_EL0 is the guest's: it is saved and restored around each read.
+//! QEMU implements INST_RETIRED only under `-icount`, where it counts exactly, but machine
+//! wide: a counter advances by the instructions of every CPU while its own CPU is at a level
+//! its filter counts, so the counts are per CPU only on a one-CPU machine (the Linux
+//! benchmarks run one vCPU). With PMUv3p5 the two counters are 64 bits wide (MDCR_EL2.HLP);
+//! otherwise 32. The run loop reads its CPU's counters when it records a phase.
+//!
+//! The guest gets no PMU while the hypervisor counts: its device tree has no PMU node
+//! (`super::fdt`), so Linux's PMU driver does not probe. When it does, it resets and disables
+//! the counters, and on QEMU (7.2 and 10.0) the two reserved for EL2 then read 0 for the
+//! whole run. PMSELR_EL0 is saved and restored around each read all the same.
 
 use common::{read_sysreg, write_sysreg};
 
