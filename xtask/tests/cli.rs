@@ -390,7 +390,7 @@ const COMMANDS: [(&str, &[&str]); 8] = [
     ("test", &[]),
     (
         "qemu-test",
-        &["--filter <S>", "--qemu <PATH>", "--keep-logs"],
+        &["--filter <S>", "--qemu <PATH>", "--keep-logs", "--jobs <N>"],
     ),
     ("decode", &["--v41", "--bin", "[FILE]"]),
     ("encode", &["--v41", "[FILE]"]),

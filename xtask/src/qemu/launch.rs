@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::images::Images;
 use super::scenarios::{LinuxGuest, Scenario};
+use super::trace;
 use crate::linux::guest::HypBoot;
 
 /// The QEMU binary name.
@@ -212,6 +213,18 @@ fn install_qemu() -> Result<PathBuf, String> {
     which(QEMU).ok_or_else(|| format!("{QEMU} still not on PATH after installing qemu-system-arm"))
 }
 
+/// What QEMU logs into the `-D` file (`-d`): guest_errors, misuse the model reports (a bad
+/// ITS command does not stall); unimp, an access to a device or register QEMU does not
+/// implement; and with [`Scenario::its_trace`] the trace of every ITS command ([`trace`]).
+fn log_items(scenario: &Scenario) -> String {
+    let mut items = String::from("guest_errors,unimp");
+    if scenario.its_trace {
+        items.push_str(",trace:");
+        items.push_str(trace::EVENT);
+    }
+    items
+}
+
 /// The QEMU arguments for one scenario.
 pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -228,10 +241,8 @@ pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<S
         "none",
         "-semihosting-config",
         &format!("enable=on,target=native,arg=hyp,arg={}", scenario.name),
-        // guest_errors: misuse the model reports (a bad ITS command does not stall); unimp: an
-        // access to a device or register QEMU does not implement.
         "-d",
-        "guest_errors,unimp",
+        &log_items(scenario),
         "-D",
         &qemu_log.display().to_string(),
     ]
@@ -283,71 +294,13 @@ pub fn linux_args(
     if scenario.icount {
         args.extend(["-icount".into(), "shift=0".into()]);
     }
-    let mut log = String::from("guest_errors,unimp");
-    if scenario.its_trace {
-        log.push_str(",trace:");
-        log.push_str(ITS_TRACE_EVENT);
-    }
-    args.extend(["-d".into(), log, "-D".into(), qemu_log.display().to_string()]);
+    args.extend([
+        "-d".into(),
+        log_items(scenario),
+        "-D".into(),
+        qemu_log.display().to_string(),
+    ]);
     Ok(args)
-}
-
-/// The QEMU trace event of each command the ITS processes (QEMU 7.2 and 10.0): `<event>
-/// GICv3 ITS: processing command at offset 0x<slot>: 0x<opcode>`.
-pub const ITS_TRACE_EVENT: &str = "gicv3_its_process_command";
-
-/// Whether `line` of the `-D` log is one of [`ITS_TRACE_EVENT`]'s.
-pub fn is_its_trace(line: &str) -> bool {
-    line.trim_start().starts_with(ITS_TRACE_EVENT)
-}
-
-/// The ITS commands in a `-D` log traced with [`ITS_TRACE_EVENT`], counted by opcode
-/// (`opcode -> count`, opcodes as their command names where known).
-pub fn its_trace(qemu_log: &str) -> std::collections::BTreeMap<String, u64> {
-    let mut out = std::collections::BTreeMap::new();
-    for line in qemu_log.lines().filter(|l| is_its_trace(l)) {
-        let opcode = line
-            .rsplit(": ")
-            .next()
-            .and_then(|v| u8::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok());
-        let name = match opcode {
-            Some(op) => opcode_name(op),
-            None => "unparsed".to_owned(),
-        };
-        *out.entry(name).or_insert(0) += 1;
-    }
-    out
-}
-
-/// A command's name from its opcode (Arm IHI 0069), lower case.
-fn opcode_name(op: u8) -> String {
-    let known = match op {
-        0x01 => "movi",
-        0x03 => "int",
-        0x04 => "clear",
-        0x05 => "sync",
-        0x08 => "mapd",
-        0x09 => "mapc",
-        0x0a => "mapti",
-        0x0b => "mapi",
-        0x0c => "inv",
-        0x0d => "invall",
-        0x0e => "movall",
-        0x0f => "discard",
-        0x21 => "vmovi",
-        0x22 => "vmovp",
-        0x25 => "vsync",
-        0x29 => "vmapp",
-        0x2a => "vmapti",
-        0x2b => "vmapi",
-        0x2d => "vinvall",
-        _ => "",
-    };
-    if known.is_empty() {
-        format!("op{op:#04x}")
-    } else {
-        known.to_owned()
-    }
 }
 
 /// Quotes a command line for display.

@@ -3,7 +3,7 @@
 //! QEMU's GICv4 model.
 //!
 //! ```text
-//! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
+//! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs] [--jobs N]
 //! cargo xtask demo [--qemu PATH]
 //! ```
 //!
@@ -16,6 +16,7 @@
 //!   [`verdict_of`].
 //! - [`scenarios`]: the table of scenarios (CPUs, devices, deadline, expected guest errors).
 //! - [`judge`](mod@judge): the verdict, a pure function of the run's outputs (rules in its docs).
+//! - [`trace`]: the ITS commands QEMU processed, from its own trace (scenarios that ask for it).
 //!
 //! Logs: `target/qemu-test/<scenario>.log` (serial, then QEMU's stderr) and
 //! `<scenario>.qemu.log` (`-d guest_errors,unimp`), for every scenario run, passing or failing. At
@@ -27,6 +28,7 @@ pub(crate) mod images;
 mod judge;
 pub(crate) mod launch;
 pub(crate) mod scenarios;
+pub(crate) mod trace;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

@@ -41,9 +41,14 @@ pub struct Scenario {
     /// and judges the guest's console as well.
     pub linux: Option<LinuxGuest>,
     /// Trace the physical ITS's commands (`-d trace:gicv3_its_process_command`, into the
-    /// `-D` log): every command any software issued, counted by QEMU itself. The trace lines
-    /// are not guest errors; the benchmarks count them ([`crate::qemu::launch::its_trace`]).
+    /// `-D` log): every command any software issued, counted by QEMU itself
+    /// ([`crate::qemu::trace`]). The trace lines are not guest errors; the judge checks their
+    /// count against the hypervisor's own (`@@M its_commands=N`) and against
+    /// [`Scenario::its_window_at_least`]; the benchmarks report them.
     pub its_trace: bool,
+    /// Commands QEMU's ITS must have processed at least during the guest's I/O window
+    /// (lower-case mnemonic, count), from the trace; implies [`Scenario::its_trace`].
+    pub its_window_at_least: &'static [(&'static str, u64)],
 }
 
 /// A Linux guest: what its `/init` does (`vgt.mode`) and what the machine has.
@@ -136,6 +141,7 @@ impl Scenario {
             on_demand: false,
             linux: None,
             its_trace: false,
+            its_window_at_least: &[],
         }
     }
 
@@ -185,6 +191,17 @@ impl Scenario {
     /// With the physical ITS's commands traced (see [`Scenario::its_trace`]).
     pub const fn its_trace(mut self) -> Self {
         self.its_trace = true;
+        self
+    }
+
+    /// With the physical ITS's commands traced, and at least these processed during the
+    /// guest's I/O window (see [`Scenario::its_window_at_least`]).
+    pub const fn expects_its_commands_in_window(
+        mut self,
+        at_least: &'static [(&'static str, u64)],
+    ) -> Self {
+        self.its_trace = true;
+        self.its_window_at_least = at_least;
         self
     }
 
@@ -303,8 +320,29 @@ mod tests {
             assert!(g.nvme && g.msi, "{name}");
             assert_eq!(g.single_vector, name == "linux_irq_affinity", "{name}");
             assert!(by_name(name).is_some_and(|s| s.smp == 2), "{name}");
+            // QEMU's trace of the ITS's commands is checked against the hyp's count.
+            assert!(by_name(name).is_some_and(|s| s.its_trace), "{name}");
         }
         assert!(by_name("linux_nvme_intx").is_some_and(|s| !s.linux.unwrap().msi));
+        let window = |name| by_name(name).map(|s| s.its_window_at_least);
+        assert_eq!(window("linux_vcpu_migrate"), Some(&[("vmovp", 8)][..]));
+        assert_eq!(window("linux_irq_affinity"), Some(&[("vmovi", 2)][..]));
+        assert_eq!(window("linux_nvme_vlpi"), Some(&[][..]));
+    }
+
+    #[test]
+    fn the_linux_benchmarks_run_the_same_reads_on_one_cpu_in_three_modes() {
+        for name in [
+            "bench_linux_vlpi",
+            "bench_linux_doorbell",
+            "bench_linux_soft",
+        ] {
+            let s = by_name(name).unwrap();
+            let g = s.linux.unwrap();
+            assert_eq!((g.mode, g.nvme, g.msi), ("nvme", true, true), "{name}");
+            // One CPU: QEMU's instruction event counts the whole machine.
+            assert!(s.smp == 1 && s.bench && s.icount && s.its_trace, "{name}");
+        }
     }
 
     #[test]
@@ -342,7 +380,7 @@ mod tests {
     #[test]
     fn the_linux_scenarios_boot_the_guest_their_names_say() {
         let linux: Vec<_> = SCENARIOS.iter().filter(|s| s.linux.is_some()).collect();
-        assert_eq!(linux.len(), 10);
+        assert_eq!(linux.len(), 13);
         for s in &linux {
             let g = s.linux.unwrap();
             assert!(

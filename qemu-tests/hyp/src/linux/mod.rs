@@ -306,9 +306,21 @@ pub struct Report {
     pub its: Option<its::ItsReport>,
     /// vCPU swaps done.
     pub swaps: u32,
-    /// ITS commands between phases 1 and 2: (physical, issued by the hypervisor; the
-    /// guest's to its ITS).
-    pub window_its: Option<(u64, u64)>,
+    /// ITS commands between phases 1 and 2; `None` without the guest's ITS or both marks.
+    pub window_its: Option<WindowIts>,
+}
+
+/// The ITS commands of the I/O window (between phases 1 and 2).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct WindowIts {
+    /// Physical commands the hypervisor wrote before the window: the sequence number of the
+    /// window's first (QEMU processes them in order, so its trace of the window starts at
+    /// this line).
+    pub first: u64,
+    /// Physical commands the hypervisor wrote in the window.
+    pub physical: u64,
+    /// Commands the guest issued to its ITS in the window.
+    pub guest: u64,
 }
 
 /// A data access the guest was refused.
@@ -530,10 +542,11 @@ impl Vm {
             return false;
         }
         let changed = self.phase.fetch_max(p, Ordering::AcqRel) < p;
-        if changed && let Some(counts) = its::command_counts(self) {
-            if let Some(slot) = self.phase_its.lock().get_mut(p as usize) {
-                *slot = Some(counts);
-            }
+        if changed
+            && let Some(counts) = its::command_counts(self)
+            && let Some(slot) = self.phase_its.lock().get_mut(p as usize)
+        {
+            *slot = Some(counts);
         }
         changed
     }
@@ -765,7 +778,11 @@ pub fn boot(vcpus: usize, opts: Options, before_entry: impl FnOnce(&BootParams))
     report.swaps = vm.swap.done();
     report.window_its = {
         let p = vm.phase_its.lock();
-        p[1].zip(p[2]).map(|(a, b)| (b.0 - a.0, b.1 - a.1))
+        p[1].zip(p[2]).map(|(a, b)| WindowIts {
+            first: a.0,
+            physical: b.0.saturating_sub(a.0),
+            guest: b.1.saturating_sub(a.1),
+        })
     };
     let started = vm.started_ticks.load(Ordering::Acquire);
     report.run_us = common::timer::ticks_to_ns(stopped_ticks.saturating_sub(started)) / 1000;

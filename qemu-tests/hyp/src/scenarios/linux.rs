@@ -90,10 +90,11 @@ fn print_report(r: &Report) {
     if let Some(w) = &r.window {
         w.report("window_");
     }
-    if let Some((phys, guest)) = r.window_its {
+    if let Some(w) = r.window_its {
         metrics(&[
-            ("window_its_commands", phys),
-            ("window_vits_commands", guest),
+            ("window_its_first", w.first),
+            ("window_its_commands", w.physical),
+            ("window_vits_commands", w.guest),
         ]);
     }
     if let Some(i) = &r.its {
@@ -439,6 +440,11 @@ pub fn linux_nvme_vlpi(ctx: &mut Ctx) {
         .map_or(0, |d| d.rings);
     check!(rings == 0, "{rings} doorbells rang for resident vPEs");
     check!(w.wfx == 0, "{} WFI exits with WFI not trapped", w.wfx);
+    let cmds = r.window_its.map(|c| c.physical);
+    check!(
+        cmds == Some(0),
+        "physical ITS commands while the guest read from resident vPEs: {cmds:?}"
+    );
 }
 
 /// `linux_nvme_doorbell`: as `linux_nvme_vlpi` with WFI trapped: an idle vCPU blocks at EL2
@@ -473,7 +479,9 @@ const SWAPS: u32 = 4;
 /// (`hyp::linux::migrate`): each swap puts both vCPUs (vPE non-resident, timer and virtual
 /// CPU interface saved, EL1 state saved), exchanges them, and loads each on the other CPU,
 /// where its vPE becomes resident after a VMOVP. Nothing is lost: every read completes (the
-/// runner checks them) and the interrupts keep coming (the guest counts them).
+/// runner checks them) and the interrupts keep coming (the guest counts them); no doorbell
+/// rings (a vLPI that finds its vPE between two CPUs waits in the pending table), and the
+/// runner checks QEMU's ITS processed the VMOVPs during the reads.
 pub fn linux_vcpu_migrate(ctx: &mut Ctx) {
     let opts = Options {
         swaps: SWAPS,
@@ -488,14 +496,20 @@ pub fn linux_vcpu_migrate(ctx: &mut Ctx) {
         w.swaps,
         2 * SWAPS
     );
+    check!(
+        w.disk_exits() == 0 && w.doorbell_wakeups == 0,
+        "{} exits caused by the disk, {} doorbell wake-ups, with WFI not trapped",
+        w.disk_exits(),
+        w.doorbell_wakeups
+    );
 }
 
 /// `linux_irq_affinity`: the guest moves its NVMe interrupt (one MSI-X vector for admin and
 /// I/O, `msix_qsize=1`, so not a managed interrupt) to CPU 1 and back with
 /// `/proc/irq/N/smp_affinity` between read batches: each move is a MOVI to the guest's ITS,
 /// which becomes a VMOVI of the vLPI to the other vCPU's vPE. The runner checks that the
-/// interrupts followed (the per-CPU counts of each batch); here, that the moves reached the
-/// physical ITS.
+/// interrupts followed (the per-CPU counts of each batch) and that QEMU's ITS processed the
+/// VMOVIs during the reads; here, that the guest's MOVIs became moves of the vLPI.
 pub fn linux_irq_affinity(ctx: &mut Ctx) {
     let (_, r) = boot_with(ctx, Options::with_msi(Msi::Direct), |_| {});
     let Some(w) = check_its_run(&r) else { return };
@@ -536,6 +550,11 @@ pub fn linux_nvme_soft(ctx: &mut Ctx) {
         .and_then(|i| i.doorbells)
         .map_or(0, |d| d.rings);
     check!(rings == 0, "{rings} doorbells without GICv4");
+    let cmds = r.window_its.map(|c| c.physical);
+    check!(
+        cmds == Some(0),
+        "physical ITS commands while the guest read (software injection needs none): {cmds:?}"
+    );
 }
 
 /// A benchmark of the guest's ITS: the `nvme` workload (2048 direct 4 KiB reads between the
