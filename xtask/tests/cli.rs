@@ -477,7 +477,8 @@ fn bench_list_names_every_section_and_runs_nothing() {
             "table-memory",
             "qemu-latency",
             "qemu-vpe",
-            "qemu-exits"
+            "qemu-exits",
+            "qemu-linux"
         ]
     );
 }

@@ -25,7 +25,7 @@
 //! Exit status: 0 all passed, 1 a scenario failed, 2 usage or set-up error.
 
 pub(crate) mod images;
-mod judge;
+pub(crate) mod judge;
 pub(crate) mod launch;
 pub(crate) mod scenarios;
 pub(crate) mod trace;
