@@ -80,4 +80,10 @@ pub enum FwdError {
         /// The vINTID.
         vintid: u32,
     } = 11,
+    /// Not an LPI INTID (8192 and above).
+    #[error("vINTID {raw} is not an LPI (8192 and above)")]
+    NotAnLpi {
+        /// The rejected value.
+        raw: u32,
+    } = 12,
 }

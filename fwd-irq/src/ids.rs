@@ -15,6 +15,9 @@ pub const MAX_SPI: u32 = 1019;
 pub const FIRST_PPI: u32 = 16;
 /// The first SPI INTID.
 pub const FIRST_SPI: u32 = 32;
+/// The first LPI INTID (LPIs are injected by software through [`crate::VgicCpu::inject_lpi`],
+/// never forwarded).
+pub const FIRST_LPI: u32 = 8192;
 /// The INTID an interrupt acknowledge returns when nothing is pending.
 pub const SPURIOUS: u32 = 1023;
 /// The architecture allows at most 16 list registers (ICH_VTR_EL2.ListRegs is at most 15).

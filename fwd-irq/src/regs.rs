@@ -135,6 +135,17 @@ impl IchLr {
         }
     }
 
+    /// A list register for a pending virtual LPI (`vintid` 8192 and above; HW = 0, no EOI
+    /// maintenance: an LPI has no active state, so the guest's acknowledge leaves the list
+    /// register invalid).
+    pub const fn virtual_lpi(vintid: u32, priority: u8, group1: bool) -> Self {
+        Self::new()
+            .with_vintid(vintid)
+            .with_priority(priority)
+            .with_group(group1)
+            .with_state(LrState::Pending)
+    }
+
     /// A list register for a forwarded physical interrupt (HW = 1, pINTID set).
     ///
     /// `state` should be [`LrState::Pending`] or [`LrState::Active`]: the architecture leaves

@@ -71,6 +71,17 @@
 //! [`VgicCpu::populate_lrs`] writes it back with En = 1 after the list registers. Populate
 //! writes En = 1 even with nothing to list: GICv4 direct vLPI delivery needs it too.
 //!
+//! # Virtual LPIs injected by software
+//! A hypervisor without GICv4 direct injection (or that does not use it) takes a device's MSI
+//! as a physical LPI and hands the guest the LPI it stands for: [`VgicCpu::inject_lpi`]. An
+//! LPI is edge-like and has no active state, so it is only ever listed pending (HW = 0, no
+//! EOI maintenance); the guest's acknowledge leaves the list register invalid and its EOI only
+//! drops the running priority. Up to [`MAX_PENDING_LPIS`] distinct LPIs wait in software; a
+//! second injection of one already waiting merges with it, as a second MSI would. They compete
+//! for list registers with the other interrupts by priority (active ones first, as always),
+//! and a pending LPI that did not fit, or that the guest had not acknowledged by the exit,
+//! waits for the next populate.
+//!
 //! # EOIcount
 //! Active interrupts are always listed again, so the guest never deactivates an interrupt
 //! that has no list register and ICH_HCR_EL2.EOIcount stays 0 (directly injected vLPIs do
@@ -82,7 +93,7 @@ use heapless::Vec;
 
 use crate::error::FwdError;
 use crate::hw::{IchRegs, PhysIrqState};
-use crate::ids::{ApIndex, LrIndex, MAX_APRS, MAX_LRS, PIntId, VIntId};
+use crate::ids::{ApIndex, FIRST_LPI, LrIndex, MAX_APRS, MAX_LRS, PIntId, VIntId};
 use crate::regs::{IchApr, IchHcr, IchLr, IchMisr, IchVmcr, IchVtr, LrState};
 
 /// How the interrupt's input behaves.
@@ -253,10 +264,31 @@ impl Virq {
     }
 }
 
+/// Distinct virtual LPIs a vCPU holds pending in software at most.
+pub const MAX_PENDING_LPIS: usize = 16;
+
+/// A virtual LPI waiting for a list register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingLpi {
+    /// Its INTID (8192 and above).
+    pub vintid: u32,
+    /// Its priority (lower is more urgent).
+    pub priority: u8,
+}
+
+/// What a list register holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Listed {
+    /// An SGI, PPI or SPI of the table.
+    Irq(VIntId),
+    /// A virtual LPI.
+    Lpi(PendingLpi),
+}
+
 /// What populate wrote to one list register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct LrSlot {
-    vintid: VIntId,
+    what: Listed,
     written: IchLr,
     consumed_latch: bool,
 }
@@ -358,10 +390,12 @@ struct Candidate {
     index: usize,
 }
 
-/// One vCPU's virtual interrupts (up to `N`) and its list-register bookkeeping.
+/// One vCPU's virtual interrupts (up to `N`, plus [`MAX_PENDING_LPIS`] pending virtual
+/// LPIs) and its list-register bookkeeping.
 #[derive(Clone, Debug)]
 pub struct VgicCpu<const N: usize> {
     irqs: Vec<Virq, N>,
+    lpis: Vec<PendingLpi, MAX_PENDING_LPIS>,
     nr_lrs: u8,
     nr_aprs: u8,
     slots: [Option<LrSlot>; MAX_LRS],
@@ -391,6 +425,7 @@ impl<const N: usize> VgicCpu<N> {
         }
         Ok(Self {
             irqs: Vec::new(),
+            lpis: Vec::new(),
             nr_lrs: nr_lrs as u8,
             nr_aprs: 1,
             slots: [None; MAX_LRS],
@@ -636,9 +671,48 @@ impl<const N: usize> VgicCpu<N> {
             .is_some_and(|v| v.active || v.is_pending())
     }
 
-    /// Whether any enabled interrupt is pending (a vCPU in WFI should not block).
+    /// Whether any enabled interrupt (or a virtual LPI) is pending (a vCPU in WFI should not
+    /// block).
     pub fn has_pending(&self) -> bool {
-        self.irqs.iter().any(|v| v.cfg.enabled && v.is_pending())
+        !self.lpis.is_empty() || self.irqs.iter().any(|v| v.cfg.enabled && v.is_pending())
+    }
+
+    /// Makes virtual LPI `vintid` pending at `priority` (see "Virtual LPIs injected by
+    /// software"). If it is pending already the two merge (its priority becomes `priority`).
+    ///
+    /// # Errors
+    /// [`FwdError::NotAnLpi`] below 8192; [`FwdError::TableFull`] when
+    /// [`MAX_PENDING_LPIS`] other LPIs are pending.
+    pub fn inject_lpi(&mut self, vintid: u32, priority: u8) -> Result<(), FwdError> {
+        if vintid < FIRST_LPI {
+            return Err(FwdError::NotAnLpi { raw: vintid });
+        }
+        if let Some(l) = self.lpis.iter_mut().find(|l| l.vintid == vintid) {
+            l.priority = priority;
+            return Ok(());
+        }
+        self.lpis
+            .push(PendingLpi { vintid, priority })
+            .map_err(|_| FwdError::TableFull {
+                capacity: MAX_PENDING_LPIS as u32,
+            })
+    }
+
+    /// Withdraws virtual LPI `vintid` if it waits in software (not once listed: call it
+    /// between fold and populate). Returns whether it was pending.
+    pub fn clear_lpi(&mut self, vintid: u32) -> bool {
+        match self.lpis.iter().position(|l| l.vintid == vintid) {
+            Some(i) => {
+                self.lpis.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The virtual LPIs waiting in software.
+    pub fn pending_lpis(&self) -> &[PendingLpi] {
+        &self.lpis
     }
 
     /// Computes the list registers for the next guest entry and consumes, in software, the
@@ -666,9 +740,12 @@ impl<const N: usize> VgicCpu<N> {
             }
         }
         cands.sort_unstable_by_key(|c| (c.pending_only, c.priority, c.vintid));
+        let mut lpis = self.lpis.clone();
+        lpis.sort_unstable_by_key(|l| (l.priority, l.vintid));
 
         let nr = usize::from(self.nr_lrs);
-        let count = cands.len().min(nr);
+        let total = cands.len() + lpis.len();
+        let count = total.min(nr);
         if cands.iter().filter(|c| !c.pending_only).count() > nr {
             self.stats.active_overflows += 1;
             crate::logging::warning!(
@@ -678,20 +755,47 @@ impl<const N: usize> VgicCpu<N> {
         }
         let mut lrs = [IchLr::new(); MAX_LRS];
         self.slots = [None; MAX_LRS];
-        for (k, c) in cands.iter().take(count).enumerate() {
-            if let Some(irq) = self.irqs.get_mut(c.index) {
-                let (lr, consumed_latch) = irq.place();
+        // Merge the two sorted lists: active interrupts first, then pending ones (interrupts
+        // and LPIs alike) by priority; an LPI loses a tie to an SGI, PPI or SPI.
+        let (mut ci, mut li) = (0, 0);
+        #[allow(
+            clippy::needless_range_loop,
+            reason = "k indexes both lrs and self.slots while the body borrows self's tables"
+        )]
+        for k in 0..count {
+            let lpi = match (cands.get(ci), lpis.get(li)) {
+                (Some(c), Some(l)) if c.pending_only && l.priority < c.priority => Some(*l),
+                (None, Some(l)) => Some(*l),
+                _ => None,
+            };
+            if let Some(l) = lpi {
+                li += 1;
+                let lr = IchLr::virtual_lpi(l.vintid, l.priority, true);
                 lrs[k] = lr;
                 self.slots[k] = Some(LrSlot {
-                    vintid: irq.vintid,
+                    what: Listed::Lpi(l),
                     written: lr,
-                    consumed_latch,
+                    consumed_latch: true,
                 });
+                if let Some(i) = self.lpis.iter().position(|p| p.vintid == l.vintid) {
+                    self.lpis.swap_remove(i);
+                }
+            } else if let Some(c) = cands.get(ci) {
+                ci += 1;
+                if let Some(irq) = self.irqs.get_mut(c.index) {
+                    let (lr, consumed_latch) = irq.place();
+                    lrs[k] = lr;
+                    self.slots[k] = Some(LrSlot {
+                        what: Listed::Irq(irq.vintid),
+                        written: lr,
+                        consumed_latch,
+                    });
+                }
             }
         }
 
         let mut hcr = self.hcr_base.with_en(true);
-        let overflowed = cands.len() > count;
+        let overflowed = total > count;
         if overflowed {
             self.stats.overflows += 1;
             if nr >= 2 {
@@ -743,7 +847,15 @@ impl<const N: usize> VgicCpu<N> {
             let Some(slot) = self.slots[k].take() else {
                 continue;
             };
-            let Ok(i) = self.find(slot.vintid) else {
+            let vintid = match slot.what {
+                Listed::Irq(v) => v,
+                Listed::Lpi(l) => {
+                    // Listed pending, never seen by the guest: it waits again.
+                    self.requeue_lpi(l);
+                    continue;
+                }
+            };
+            let Ok(i) = self.find(vintid) else {
                 continue;
             };
             let Some(irq) = self.irqs.get_mut(i) else {
@@ -809,6 +921,14 @@ impl<const N: usize> VgicCpu<N> {
         report
     }
 
+    /// Puts a listed LPI back among the pending ones (it was pending first, so there is
+    /// room unless another injection took it meanwhile; then it merges or is dropped).
+    fn requeue_lpi(&mut self, l: PendingLpi) {
+        if !self.lpis.iter().any(|p| p.vintid == l.vintid) {
+            let _ = self.lpis.push(l);
+        }
+    }
+
     fn fold_one(
         &mut self,
         slot: LrSlot,
@@ -816,7 +936,21 @@ impl<const N: usize> VgicCpu<N> {
         phys: &mut impl PhysIrqState,
         report: &mut FoldReport,
     ) {
-        let Ok(i) = self.find(slot.vintid) else {
+        let vintid = match slot.what {
+            Listed::Irq(v) => v,
+            Listed::Lpi(l) => {
+                if state.is_pending() {
+                    report.still_pending += 1;
+                    self.requeue_lpi(l);
+                } else {
+                    // Acknowledged: an LPI has no active state, so it is done.
+                    report.acknowledged += 1;
+                    report.completed += 1;
+                }
+                return;
+            }
+        };
+        let Ok(i) = self.find(vintid) else {
             return;
         };
         let Some(irq) = self.irqs.get_mut(i) else {

@@ -191,6 +191,7 @@ use its_core::log_events as logging;
 mod memory;
 mod recorder;
 pub mod regs;
+mod soft;
 mod vits;
 mod vpe_sched;
 
@@ -199,5 +200,6 @@ pub use config::{AssignedDevice, ConfigError, DevicePool, LpiConfigTable, VcpuId
 pub use error::{AccessError, CommandError, ErrorRecord};
 pub use memory::{GuestMemory, GuestMemoryError};
 pub use recorder::{Mapped, Op, Recorder, RecorderError};
+pub use soft::{HOST_PRIORITY, Route, SoftBackend, SoftError, SoftRoutes};
 pub use vits::{DeviceView, ERROR_LOG, EventView, Stats, Vits};
 pub use vpe_sched::VpeSchedBackend;

@@ -4,7 +4,7 @@
 
 use core::mem::size_of;
 
-use vits::{AccessError, CommandError, ConfigError, GuestMemoryError, RecorderError};
+use vits::{AccessError, CommandError, ConfigError, GuestMemoryError, RecorderError, SoftError};
 
 #[test]
 fn errors_are_small() {
@@ -18,7 +18,12 @@ fn errors_are_small() {
             "CommandError<RecorderError>",
             size_of::<CommandError<RecorderError>>(),
         ),
+        (
+            "CommandError<SoftError>",
+            size_of::<CommandError<SoftError>>(),
+        ),
         ("ConfigError", size_of::<ConfigError>()),
+        ("SoftError", size_of::<SoftError>()),
         ("RecorderError", size_of::<RecorderError>()),
         ("GuestMemoryError", size_of::<GuestMemoryError>()),
     ] {

@@ -10,13 +10,16 @@
 //! QEMU found and the images built once per bench run ([`qemu::prepare`]), one boot per
 //! scenario ([`run_scenario`], which also writes `target/qemu-test/<scenario>.log`), the
 //! suite's verdict ([`qemu::verdict_of`]: a scenario that does not pass fails the section), and
-//! the `@@M` lines of its serial output. The benchmark scenarios boot with `-icount shift=0`.
+//! the `@@M` lines of its serial output (a Linux guest's, with its console and QEMU's trace of the
+//! ITS's commands, in one record per scenario: [`guest_io`]). The benchmark scenarios boot with
+//! `-icount shift=0`.
 //!
 //! Every section's output goes to the terminal. Then the report ([`report`]) is written to
 //! `target/bench/report.md`, its plots ([`svg`]) next to it as `target/bench/*.svg`. With
 //! `--publish` (all sections must run) the same report is also written as
 //! `docs/benchmarks.md`, linking to its plots in `docs/bench/`.
 
+mod guest_io;
 mod linux;
 pub(crate) mod metrics;
 mod report;
@@ -97,6 +100,18 @@ const SECTIONS: &[Section] = &[
             "vlpi_many",
             "fwd_vtimer",
             "fwd_vtimer_wfi",
+        ]),
+    },
+    Section {
+        name: "qemu-linux",
+        about: "Debian's Linux reading its NVMe disk through its own ITS: EL2 exits per disk \
+                interrupt by cause, instructions per 4 KiB read, ITS commands (QEMU's trace) \
+                vs the guest's; GICv4 resident, GICv4 with doorbells, software injection \
+                (QEMU, -icount shift=0)",
+        kind: Kind::Qemu(&[
+            "bench_linux_vlpi",
+            "bench_linux_doorbell",
+            "bench_linux_soft",
         ]),
     },
 ];
@@ -192,6 +207,7 @@ fn qemu_bench(setup: &QemuSetup, names: &[&str]) -> Result<Vec<Metric>, String> 
         let verdict = qemu::verdict_of(scenario, &out);
         let passed = verdict.passed;
         let serial = out.serial.clone();
+        let qemu_log = out.qemu_log.clone();
         println!("{}", qemu::format_result(scenario, &Ok((out, verdict))));
         if !passed {
             return Err(format!("scenario {name} failed"));
@@ -199,9 +215,33 @@ fn qemu_bench(setup: &QemuSetup, names: &[&str]) -> Result<Vec<Metric>, String> 
         for line in serial.lines().filter(|l| l.contains("@@M")) {
             println!("  {name}: {}", line.trim_end());
         }
-        figures.extend(metrics::parse(&serial));
+        if scenario.linux.is_some() {
+            // The Linux guest's figures, from its console and QEMU's trace, in one record
+            // per scenario (their `@@M` lines carry no name to tell the scenarios apart).
+            let r = guest_io::record(name, &serial, &qemu_log);
+            println!("  {name}: {}", format_metric(&r));
+            figures.push(r);
+        } else {
+            figures.extend(metrics::parse(&serial));
+        }
     }
     Ok(figures)
+}
+
+/// Whether section `s` boots the Linux guest.
+fn boots_linux(s: &Section) -> bool {
+    match s.kind {
+        Kind::Qemu(names) => names
+            .iter()
+            .any(|n| scenarios::by_name(n).is_some_and(|sc| sc.linux.is_some())),
+        Kind::Host(_) => false,
+    }
+}
+
+/// `m` as an `@@M` line's text (without the marker).
+fn format_metric(m: &Metric) -> String {
+    let pairs: Vec<String> = m.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{} {}", m.name, pairs.join(" "))
 }
 
 /// `cargo xtask bench`.
@@ -222,7 +262,15 @@ pub fn run(opts: &Args) -> ExitCode {
     let start = Instant::now();
     // QEMU and the images, once for all the QEMU sections (none chosen: not looked for).
     let setup: QemuSetup = if chosen.iter().any(|s| matches!(s.kind, Kind::Qemu(_))) {
-        qemu::prepare(None, &workspace_root())
+        qemu::prepare(None, &workspace_root()).and_then(|(q, mut images, logdir)| {
+            // The Linux guest (kernel, initramfs, disk) when a section boots it.
+            if chosen.iter().any(|s| boots_linux(s)) {
+                let guest = crate::linux::provision(&workspace_root())
+                    .map_err(|e| format!("provisioning the Linux guest: {e}"))?;
+                images.linux = Some(guest);
+            }
+            Ok((q, images, logdir))
+        })
     } else {
         Err("no QEMU section chosen".to_owned())
     };

@@ -390,7 +390,7 @@ const COMMANDS: [(&str, &[&str]); 8] = [
     ("test", &[]),
     (
         "qemu-test",
-        &["--filter <S>", "--qemu <PATH>", "--keep-logs"],
+        &["--filter <S>", "--qemu <PATH>", "--keep-logs", "--jobs <N>"],
     ),
     ("decode", &["--v41", "--bin", "[FILE]"]),
     ("encode", &["--v41", "[FILE]"]),
@@ -477,7 +477,8 @@ fn bench_list_names_every_section_and_runs_nothing() {
             "table-memory",
             "qemu-latency",
             "qemu-vpe",
-            "qemu-exits"
+            "qemu-exits",
+            "qemu-linux"
         ]
     );
 }

@@ -6,6 +6,7 @@ mod fold;
 mod host_irq;
 mod load;
 mod logging;
+mod lpi;
 mod overflow;
 mod populate;
 mod props;

@@ -95,7 +95,7 @@ pub fn print_fmt(args: fmt::Arguments<'_>) {
             .compare_exchange_weak(0, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            core::hint::spin_loop();
+            crate::sync::relax();
         }
     }
     let _ = Console.write_fmt(args);

@@ -98,4 +98,8 @@ impl Clock for HwPlatform {
     fn now(&self) -> Instant {
         Instant(crate::timer::ticks_to_ns(crate::timer::ticks()))
     }
+
+    fn relax(&self) {
+        crate::sync::relax();
+    }
 }

@@ -90,16 +90,21 @@ pub fn narrate(text: &str) {
 
 /// Prints `@@M key=value ...`.
 pub fn metrics(pairs: &[(&str, u64)]) {
-    struct Pairs<'a>(&'a [(&'a str, u64)]);
+    metrics_prefixed("", pairs);
+}
+
+/// Prints `@@M <prefix>key=value ...`: [`metrics`] with `prefix` in front of every key.
+pub fn metrics_prefixed(prefix: &str, pairs: &[(&str, u64)]) {
+    struct Pairs<'a>(&'a str, &'a [(&'a str, u64)]);
     impl fmt::Display for Pairs<'_> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            for (k, v) in self.0 {
-                write!(f, " {k}={v}")?;
+            for (k, v) in self.1 {
+                write!(f, " {}{k}={v}", self.0)?;
             }
             Ok(())
         }
     }
-    println!("@@M{}", Pairs(pairs));
+    println!("@@M{}", Pairs(prefix, pairs));
 }
 
 /// Prints `@@T done passed=N failed=M` and exits: status 0 if nothing failed (and something

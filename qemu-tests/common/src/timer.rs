@@ -57,7 +57,7 @@ impl Deadline {
 pub fn delay(d: Duration) {
     let deadline = Deadline::after(d);
     while !deadline.expired() {
-        core::hint::spin_loop();
+        crate::sync::relax();
     }
 }
 
@@ -71,6 +71,6 @@ pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         if deadline.expired() {
             return done();
         }
-        core::hint::spin_loop();
+        crate::sync::relax();
     }
 }

@@ -33,6 +33,7 @@ use core::time::Duration;
 
 use common::gic_platform::HwPlatform;
 use common::platform::MAX_CPUS;
+use common::sync::{SpinLock, SpinLockGuard};
 use common::timer;
 use its_cmdq::{Its, ItsConfig, ItsError, Lpis, PendingTable, QueueConfig, RedistInfo};
 use its_core::addr::PhysAddr;
@@ -40,7 +41,6 @@ use its_core::caps::DistCaps;
 use its_core::ids::{LPI_BASE, Lpi};
 use its_core::platform::CacheMaint;
 use its_core::regs::{GicdCtlr, GicrTyper};
-use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 use crate::exits;
 use crate::gic_hw::{self, Gicr, ItsFrame};
@@ -64,11 +64,11 @@ static ITS_WEDGED: AtomicBool = AtomicBool::new(false);
 /// The driver holds its state inline (no heap): a `Gic` is about 25 KiB, and every `Result` /
 /// `Option` it travels through costs another copy in the caller's frame. Built here, in place,
 /// the scenarios' frames stay small.
-static SLOT: SpinMutex<Option<Gic>> = SpinMutex::new(None);
+static SLOT: SpinLock<Option<Gic>> = SpinLock::new(None);
 
 /// The brought-up GIC, held by one scenario. Dereferences to [`Gic`]; dropping it shuts the GIC
 /// down (see [`Gic`]'s `Drop`) and frees its memory.
-pub struct GicHandle(SpinMutexGuard<'static, Option<Gic>>);
+pub struct GicHandle(SpinLockGuard<'static, Option<Gic>>);
 
 impl Deref for GicHandle {
     type Target = Gic;

@@ -37,6 +37,7 @@ use core::time::Duration;
 use common::platform::{
     GICD_BASE, GICR_BASE, GICR_REGION_SIZE, GICR_STRIDE, GITS_BASE, GITS_TRANSLATER, MAX_CPUS,
 };
+use common::sync::{SpinLock, SpinLockGuard};
 use common::timer::poll_until;
 use common::{read_sysreg, write_sysreg};
 use fwd_irq::PIntId;
@@ -52,7 +53,6 @@ use its_core::regs::{
 };
 use safe_mmio::{UniqueMmioPointer, field, field_shared};
 use spin::Once;
-use spin::mutex::{SpinMutex, SpinMutexGuard};
 
 /// How long a register write may stay pending (RWP) or a redistributor take to wake.
 const REG_TIMEOUT: Duration = Duration::from_millis(100);
@@ -84,17 +84,17 @@ pub type Gicr = UniqueMmioPointer<'static, GicrRegs>;
 /// A redistributor and what GICR_TYPER said about it at boot.
 struct Redist {
     info: RedistInfo,
-    regs: SpinMutex<Gicr>,
+    regs: SpinLock<Gicr>,
 }
 
 /// The GIC's MMIO blocks, each behind its lock. See the module documentation.
 pub struct GicHw {
-    gicd: SpinMutex<Gicd>,
+    gicd: SpinLock<Gicd>,
     redists: [Option<Redist>; MAX_CPUS],
     /// CPUs `0..cpus` all have a redistributor (collection `i` on CPU `i` needs no gap).
     cpus: usize,
-    its: SpinMutex<UniqueMmioPointer<'static, GitsRegs>>,
-    translation: SpinMutex<UniqueMmioPointer<'static, GitsTranslationRegs>>,
+    its: SpinLock<UniqueMmioPointer<'static, GitsRegs>>,
+    translation: SpinLock<UniqueMmioPointer<'static, GitsTranslationRegs>>,
 }
 
 static GIC_HW: Once<GicHw> = Once::new();
@@ -149,7 +149,7 @@ impl GicHw {
                         rd_base: PhysAddr::new(base as u64),
                         typer,
                     },
-                    regs: SpinMutex::new(regs),
+                    regs: SpinLock::new(regs),
                 });
             }
             if last {
@@ -164,23 +164,23 @@ impl GicHw {
         // here for the first and only time (our caller's promise).
         unsafe {
             Self {
-                gicd: SpinMutex::new(block(GICD_BASE)),
+                gicd: SpinLock::new(block(GICD_BASE)),
                 redists,
                 cpus,
-                its: SpinMutex::new(block(GITS_BASE)),
-                translation: SpinMutex::new(block(translation_base)),
+                its: SpinLock::new(block(GITS_BASE)),
+                translation: SpinLock::new(block(translation_base)),
             }
         }
     }
 
     /// The distributor's registers, locked until the guard drops.
-    pub fn distributor(&self) -> SpinMutexGuard<'_, Gicd> {
+    pub fn distributor(&self) -> SpinLockGuard<'_, Gicd> {
         self.gicd.lock()
     }
 
     /// CPU `cpu`'s redistributor registers, locked until the guard drops; `None` if the CPU
     /// has no redistributor.
-    pub fn redistributor(&self, cpu: usize) -> Option<SpinMutexGuard<'_, Gicr>> {
+    pub fn redistributor(&self, cpu: usize) -> Option<SpinLockGuard<'_, Gicr>> {
         Some(self.redists.get(cpu)?.as_ref()?.regs.lock())
     }
 
@@ -423,8 +423,8 @@ pub fn gicd_typer(hw: &GicHw) -> GicdTyper {
 pub struct IrqState<'a> {
     // Declared first, so dropped before the guards that make it sound.
     state: GicIrqState<'a>,
-    _gicd: SpinMutexGuard<'a, Gicd>,
-    _gicr: SpinMutexGuard<'a, Gicr>,
+    _gicd: SpinLockGuard<'a, Gicd>,
+    _gicr: SpinLockGuard<'a, Gicr>,
 }
 
 impl PhysIrqState for IrqState<'_> {
@@ -442,7 +442,7 @@ impl PhysIrqState for IrqState<'_> {
 /// The ITS control frame, lent to the ITS driver: holds [`GicHw`]'s lock on it until dropped
 /// (with the driver). Implements the driver's register trait, and dereferences to the block
 /// for registers the trait does not name (GITS_PIDR2).
-pub struct ItsFrame(SpinMutexGuard<'static, UniqueMmioPointer<'static, GitsRegs>>);
+pub struct ItsFrame(SpinLockGuard<'static, UniqueMmioPointer<'static, GitsRegs>>);
 
 impl Deref for ItsFrame {
     type Target = UniqueMmioPointer<'static, GitsRegs>;

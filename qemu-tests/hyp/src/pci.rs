@@ -95,6 +95,24 @@ pub fn find(vendor: u16, device: u16) -> Option<Bdf> {
         .find(|b| PciHeader::new(b.address()).id(Ecam) == (vendor, device))
 }
 
+/// The functions on bus 0 that are not bridges (class 0x06), function 0 of each device: the
+/// endpoints a hypervisor can assign to a guest (the Linux guest's ITS gives each its
+/// requester ID as DeviceID).
+pub fn endpoints() -> impl Iterator<Item = Bdf> {
+    (0..32)
+        .map(|dev| Bdf {
+            bus: 0,
+            dev,
+            func: 0,
+        })
+        .filter(|b| {
+            let h = PciHeader::new(b.address());
+            let (vendor, _) = h.id(Ecam);
+            let (_, class, _, _) = h.revision_and_class(Ecam);
+            vendor != 0xffff && class != 0x06
+        })
+}
+
 /// What went wrong setting `edu` up.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum PciError {

@@ -24,8 +24,10 @@
 //!   either.
 //! - **QEMU's device tree** ([`qemu_dtb`]): the blob QEMU wrote at the start of RAM before
 //!   boot, read-only for the hyp's life.
-//! - **The Linux guest's RAM** ([`copy_to_guest`]): the guest's device tree is written there
-//!   before the guest runs.
+//! - **The Linux guest's RAM** ([`copy_to_guest`], [`read_from_guest`]): the guest's device
+//!   tree is written there before the guest runs; its ITS command queue and LPI
+//!   configuration table are read there while it runs (the guest writes them, the hyp only
+//!   reads, byte by byte: a torn command is the guest's own race, as on hardware).
 
 use common::platform::{GUEST_BASE, GUEST_SIZE, HYP_BASE};
 
@@ -186,5 +188,23 @@ pub fn copy_to_guest(addr: u64, bytes: &[u8]) -> bool {
         unsafe { core::ptr::write_volatile((addr as usize + i) as *mut u8, *b) };
     }
     common::cache::clean_to_poc(addr as usize, bytes.len());
+    true
+}
+
+/// Copies `buf.len()` bytes of the Linux guest's RAM at `addr` (a guest physical address,
+/// equal to the physical one) into `buf`. Returns false, copying nothing, unless the whole
+/// range is guest RAM.
+pub fn read_from_guest(addr: u64, buf: &mut [u8]) -> bool {
+    let end = addr.checked_add(buf.len() as u64);
+    if addr < GUEST_RAM_BASE || end.is_none_or(|e| e > GUEST_RAM_BASE + GUEST_RAM_SIZE) {
+        return false;
+    }
+    for (i, b) in buf.iter_mut().enumerate() {
+        // SAFETY: checked above: inside guest RAM, identity mapped Normal cacheable memory at
+        // EL2 (the guest maps it the same way, so the caches are coherent), which holds no
+        // Rust object of the hyp's. The guest may write it meanwhile: a volatile byte load sees
+        // one of its values.
+        *b = unsafe { core::ptr::read_volatile((addr as usize + i) as *const u8) };
+    }
     true
 }

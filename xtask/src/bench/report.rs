@@ -12,9 +12,9 @@
 
 use std::collections::BTreeMap;
 
-use super::linux;
 use super::metrics::{Metric, all, find};
 use super::svg::{self, BarChart, LineChart, Scale, Series};
+use super::{guest_io, linux};
 use template::Template;
 
 mod template;
@@ -157,6 +157,7 @@ pub fn build(
         figs.get("qemu-exits").map(Vec::as_slice),
         figs.get("qemu-vpe").map(Vec::as_slice),
     );
+    guest_io(&mut o, figs.get("qemu-linux").map(Vec::as_slice));
     Report {
         markdown: o.md,
         plots: o.plots,
@@ -819,6 +820,217 @@ fn exits(o: &mut Out<'_>, ms: Option<&[Metric]>, vpe: Option<&[Metric]>) {
         &rows,
     );
     o.block("qemu-exits:measured", &[("table", &t)]);
+}
+
+/// The three modes of section 2d: scenario, column heading, plot label.
+const LINUX_MODES: [(&str, &str, &str); 3] = [
+    ("bench_linux_vlpi", "GICv4, vPE resident", "GICv4 resident"),
+    (
+        "bench_linux_doorbell",
+        "GICv4, WFI trapped (doorbells)",
+        "GICv4 + doorbells",
+    ),
+    ("bench_linux_soft", "software injection", "software"),
+];
+
+/// `count (count / per)` for a table: a count over the reads and its rate per interrupt or
+/// per read.
+fn per(count: Option<f64>, per: Option<f64>) -> String {
+    match (count, per) {
+        (Some(c), Some(p)) if p > 0.0 => format!("{} ({:.3})", n(Some(c)), c / p),
+        (c, _) => n(c),
+    }
+}
+
+fn guest_io(o: &mut Out<'_>, ms: Option<&[Metric]>) {
+    o.block("qemu-linux", &[]);
+    let runs: Vec<Option<&Metric>> = LINUX_MODES
+        .iter()
+        .map(|(sc, _, _)| ms.and_then(|ms| find(ms, guest_io::RECORD, &[("scenario", sc)])))
+        .collect();
+    if runs.iter().all(Option::is_none) {
+        o.not_run("qemu-linux");
+        return;
+    }
+    let num = |m: Option<&Metric>, k: &str| m.and_then(|m| m.num(k));
+    let sum = |m: Option<&Metric>, ks: &[&str]| -> Option<f64> {
+        ks.iter().map(|k| num(m, k)).sum::<Option<f64>>()
+    };
+    // Window exits no cause below accounts for.
+    let rest = |m: Option<&Metric>| -> Option<f64> {
+        let named = sum(
+            m,
+            &[
+                "window_irq_lpi",
+                "window_irq_doorbell",
+                "window_wfx",
+                "window_irq_vtimer",
+                "window_irq_kick",
+                "window_sysreg_sgi",
+            ],
+        )?;
+        Some(num(m, "window_exits")? - named)
+    };
+    // (label, value of a run, per interrupt (true) or per read (false)).
+    type Row<'a> = (&'a str, Box<dyn Fn(Option<&Metric>) -> Option<f64> + 'a>);
+    let exit_rows: Vec<Row<'_>> = vec![
+        ("all EL2 exits", Box::new(move |m| num(m, "window_exits"))),
+        (
+            "caused by the disk: host LPI (IRQ exit)",
+            Box::new(move |m| num(m, "window_irq_lpi")),
+        ),
+        (
+            "caused by the disk: doorbell (IRQ exit)",
+            Box::new(move |m| num(m, "window_irq_doorbell")),
+        ),
+        ("WFI trapped", Box::new(move |m| num(m, "window_wfx"))),
+        (
+            "virtual timer",
+            Box::new(move |m| num(m, "window_irq_vtimer")),
+        ),
+        (
+            "IPIs and kicks",
+            Box::new(move |m| sum(m, &["window_sysreg_sgi", "window_irq_kick"])),
+        ),
+        ("other", Box::new(rest)),
+    ];
+    let mut rows = vec![{
+        let mut r = vec!["disk interrupts (the guest's count)".to_owned()];
+        r.extend(runs.iter().map(|m| n(num(*m, "disk_irqs"))));
+        r
+    }];
+    for (label, f) in &exit_rows {
+        let mut r = vec![(*label).to_owned()];
+        r.extend(runs.iter().map(|m| per(f(*m), num(*m, "disk_irqs"))));
+        rows.push(r);
+    }
+    for (label, key) in [
+        (
+            "not exits: doorbells taken while blocked",
+            "window_doorbell_wakeups",
+        ),
+        ("not exits: vCPU blocks in WFI", "window_wfi_blocks"),
+    ] {
+        let mut r = vec![label.to_owned()];
+        r.extend(runs.iter().map(|m| per(num(*m, key), num(*m, "disk_irqs"))));
+        rows.push(r);
+    }
+    let mut head = vec!["over the reads: count (per disk interrupt)"];
+    head.extend(LINUX_MODES.iter().map(|m| m.1));
+    let exits_table = table(&head, &rows);
+
+    // Instructions and ITS commands.
+    let trace_mix = |m: Option<&Metric>, prefix: &str| -> String {
+        let Some(m) = m.filter(|m| m.get(&format!("{prefix}total")).is_some()) else {
+            return "—".to_owned();
+        };
+        let ops: Vec<String> = m
+            .fields
+            .iter()
+            .filter_map(|(k, v)| {
+                let op = k.strip_prefix(prefix)?;
+                (op != "total").then(|| format!("{v} {}", op.to_uppercase()))
+            })
+            .collect();
+        if ops.is_empty() {
+            "none".to_owned()
+        } else {
+            ops.join(", ")
+        }
+    };
+    let mut rows2 = Vec::new();
+    for (label, key) in [
+        (
+            "guest instructions (EL1 + EL0) per read",
+            "window_inst_guest",
+        ),
+        ("hypervisor instructions (EL2) per read", "window_inst_hyp"),
+    ] {
+        let mut r = vec![label.to_owned()];
+        r.extend(runs.iter().map(|m| match (num(*m, key), num(*m, "reads")) {
+            (Some(i), Some(reads)) if reads > 0.0 => format!("{:.0}", i / reads),
+            _ => "—".to_owned(),
+        }));
+        rows2.push(r);
+    }
+    let mut push_row = |label: &str, f: &dyn Fn(Option<&Metric>) -> String| {
+        let mut r = vec![label.to_owned()];
+        r.extend(runs.iter().map(|m| f(*m)));
+        rows2.push(r);
+    };
+    push_row("physical ITS commands, whole run (QEMU's trace)", &|m| {
+        n(num(m, "trace_total"))
+    });
+    push_row("the same, counted by the hypervisor", &|m| {
+        n(num(m, "its_commands"))
+    });
+    push_row("the guest's commands to its ITS, whole run", &|m| {
+        n(num(m, "vits_commands"))
+    });
+    push_row(
+        "physical ITS commands over the reads (QEMU's trace)",
+        &|m| n(num(m, "window_trace_total")),
+    );
+    push_row("their kinds", &|m| trace_mix(m, "window_trace_"));
+    push_row("the guest's commands to its ITS over the reads", &|m| {
+        n(num(m, "window_vits_commands"))
+    });
+    let mut head2 = vec!["measure"];
+    head2.extend(LINUX_MODES.iter().map(|m| m.1));
+    let cost_table = table(&head2, &rows2);
+    let whole_mix: Vec<String> = LINUX_MODES
+        .iter()
+        .zip(&runs)
+        .map(|((_, col, _), m)| format!("*{col}:* {}", trace_mix(*m, "trace_")))
+        .collect();
+
+    // The targets: no exit caused by the disk with resident vPEs; at least one per interrupt
+    // with software injection.
+    let disk_per_irq = |m: Option<&Metric>| -> Option<f64> {
+        let irqs = num(m, "disk_irqs").filter(|i| *i > 0.0)?;
+        Some(sum(m, &["window_irq_lpi", "window_irq_doorbell"])? / irqs)
+    };
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "missed",
+        None => "not measured",
+    };
+    let resident = disk_per_irq(runs[0]);
+    let software = disk_per_irq(runs[2]);
+    let resident_verdict = verdict(resident.map(|v| v == 0.0));
+    let software_verdict = verdict(software.map(|v| v >= 1.0));
+
+    let reads = n(num(runs.iter().flatten().next().copied(), "reads"));
+    let chart = BarChart {
+        title: format!("EL2 exits per disk interrupt by cause, over {reads} reads"),
+        y_label: "exits per disk interrupt".into(),
+        y_scale: Scale::Linear,
+        groups: LINUX_MODES.iter().map(|m| m.2.to_owned()).collect(),
+        series: exit_rows[1..].iter().map(|r| r.0.to_owned()).collect(),
+        values: exit_rows[1..]
+            .iter()
+            .map(|(_, f)| {
+                runs.iter()
+                    .map(|m| Some(f(*m)? / num(*m, "disk_irqs").filter(|i| *i > 0.0)?))
+                    .collect()
+            })
+            .collect(),
+    };
+    let plot = o.plot("linux_exits.svg", svg::bar_chart(&chart));
+    o.block(
+        "qemu-linux:measured",
+        &[
+            ("reads", &reads),
+            ("exits", &exits_table),
+            ("costs", &cost_table),
+            ("whole_mix", &whole_mix.join("; ")),
+            ("resident", &n(resident)),
+            ("resident_verdict", resident_verdict),
+            ("software", &n(software)),
+            ("software_verdict", software_verdict),
+            ("plot", &plot),
+        ],
+    );
 }
 
 #[cfg(test)]

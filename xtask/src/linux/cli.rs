@@ -108,6 +108,7 @@ fn boot_on_hyp(a: &LinuxArgs) -> Result<bool, String> {
         initrd,
         bootargs: bootargs(a.append.as_deref(), a.kernel.is_some()),
         nvme_disk: a.disk.clone(),
+        nvme_vectors: None,
         work_dir: dir.clone(),
     };
     println!("linux: {}: {header}", short(&root, &boot.kernel));

@@ -114,6 +114,8 @@ pub struct HypBoot {
     pub bootargs: String,
     /// The raw image behind an NVMe device, if any.
     pub nvme_disk: Option<PathBuf>,
+    /// The NVMe device's MSI-X vectors, when not QEMU's default.
+    pub nvme_vectors: Option<u16>,
     /// Where the boot parameter block is written.
     pub work_dir: PathBuf,
 }
@@ -126,6 +128,7 @@ impl HypBoot {
         m.memory_mib = QEMU_RAM_MIB as u32;
         if let Some(d) = &self.nvme_disk {
             m = m.with_nvme(d);
+            m.nvme_vectors = self.nvme_vectors;
         }
         m
     }

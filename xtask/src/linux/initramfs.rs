@@ -30,7 +30,10 @@ pub const POWEROFF: &str = "@@L poweroff";
 /// Starts a line that reports a failure (the rest says what).
 pub const FAIL: &str = "@@L FAIL";
 /// The workloads `/init` knows (`vgt.mode=`).
-pub const MODES: &[&str] = &["boot", "nvme", "smp", "isolation"];
+pub const MODES: &[&str] = &["boot", "nvme", "smp", "isolation", "affinity"];
+/// Printed by `affinity` mode after each batch (followed by ` irq=N cpu=C before=A,B
+/// after=A,B`: the interrupt's per-CPU counts before and after the batch).
+pub const AFFINITY: &str = "@@L affinity";
 /// The default number of direct 4 KiB reads in `nvme` mode (`vgt.reads=`).
 pub const DEFAULT_READS: u32 = 2048;
 
@@ -44,9 +47,15 @@ pub const APPLETS: &[&str] = &[
 /// `/init`. Modes:
 /// - `boot`: mount proc, sys and devtmpfs, print the online CPUs and `/proc/interrupts`;
 /// - `nvme`: the same mounts, then wait (at most 10 s) for `/dev/nvme0n1`, print
-///   `/proc/interrupts`, make `vgt.reads` (default 2048) direct 4 KiB reads, print
+///   `/proc/interrupts`, make `vgt.reads` (default 2048) direct 4 KiB reads between the two
+///   phase marks (`devmem` writes 1 and 2 to the hypervisor's phase marker,
+///   `layout::PHASE_MARKER`: the hypervisor counts its exits between them), print
 ///   `/proc/interrupts` again, then read back the last block's tag (see
 ///   [`super::disk::block_tag`]) so a runner can check the data came from the disk;
+/// - `affinity`: as `nvme`, but the reads go in two batches, and before each the NVMe
+///   interrupt (the one that serves `nvme0q1`) is moved with `/proc/irq/N/smp_affinity`, to
+///   CPU 1 and then back to CPU 0; after each batch `@@L affinity irq=N cpu=C before=A,B
+///   after=A,B` gives its per-CPU counts ([`AFFINITY`]);
 /// - `smp`: the same mounts, then takes the last CPU offline and back online and prints
 ///   `@@L hotplug cpuN off=<online CPUs while off> on=<online CPUs after>`;
 /// - `isolation`: the same mounts, then reads and writes 32 bits at `vgt.target=` (an
@@ -59,8 +68,9 @@ pub const APPLETS: &[&str] = &[
 /// end`. Every mode ends with [`POWEROFF`] and `poweroff -f`.
 pub const INIT_SCRIPT: &str = r#"#!/bin/sh
 # /init of the project's test initramfs, written by cargo xtask (xtask/src/linux/initramfs.rs).
-# The workload comes from the kernel command line: vgt.mode=boot|nvme|smp|isolation,
-# vgt.reads=N, vgt.target=ADDRESS.
+# The workload comes from the kernel command line: vgt.mode=boot|nvme|smp|isolation|affinity,
+# vgt.reads=N, vgt.target=ADDRESS. The measured I/O is framed by writes of 1 and 2 to the
+# hypervisor's phase marker.
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -85,8 +95,14 @@ interrupts() {
     echo "@@L interrupts end"
 }
 
-nvme() {
-    disk=/dev/nvme0n1
+marker=0x0a000000
+disk=/dev/nvme0n1
+
+phase() {
+    devmem "$marker" 32 "$1" || echo "@@L FAIL phase $1: devmem exited with $?"
+}
+
+wait_disk() {
     n=0
     while [ ! -b "$disk" ] && [ "$n" -lt 100 ]; do
         sleep 0.1
@@ -94,20 +110,71 @@ nvme() {
     done
     if [ ! -b "$disk" ]; then
         echo "@@L FAIL no $disk after 10 s"
-        return
+        return 1
     fi
+}
+
+last_block() {
+    last=$((reads - 1))
+    tag=$(dd if="$disk" bs=4096 skip="$last" count=1 iflag=direct 2>/dev/null | head -c 23)
+    echo "@@L block $last tag=$tag"
+}
+
+nvme() {
+    wait_disk || return
     interrupts before
+    phase 1
     read -r t0 _ </proc/uptime
     if dd if="$disk" of=/dev/null bs=4096 count="$reads" iflag=direct; then
         read -r t1 _ </proc/uptime
+        phase 2
         echo "@@L reads done count=$reads from=$t0 to=$t1"
     else
         echo "@@L FAIL reads: dd exited with $?"
     fi
     interrupts after
-    last=$((reads - 1))
-    tag=$(dd if="$disk" bs=4096 skip="$last" count=1 iflag=direct 2>/dev/null | head -c 23)
-    echo "@@L block $last tag=$tag"
+    last_block
+}
+
+# The per-CPU counts of interrupt $1 (two CPUs), as A,B.
+counts() {
+    set -- $(grep "^ *$1:" /proc/interrupts)
+    echo "$2,$3"
+}
+
+affinity() {
+    wait_disk || return
+    interrupts before
+    set -- $(grep -m 1 nvme0q1 /proc/interrupts)
+    irq=${1%:}
+    if [ -z "$irq" ] || [ ! -e "/proc/irq/$irq/smp_affinity" ]; then
+        echo "@@L FAIL affinity: no interrupt for nvme0q1"
+        return
+    fi
+    half=$((reads / 2))
+    phase 1
+    read -r t0 _ </proc/uptime
+    skip=0
+    for cpu in 1 0; do
+        if ! echo $((1 << cpu)) >"/proc/irq/$irq/smp_affinity"; then
+            echo "@@L FAIL affinity: irq $irq cannot move to cpu$cpu"
+            return
+        fi
+        before=$(counts "$irq")
+        if ! dd if="$disk" of=/dev/null bs=4096 count="$half" skip="$skip" iflag=direct; then
+            echo "@@L FAIL reads: dd exited with $?"
+            return
+        fi
+        after=$(counts "$irq")
+        echo "@@L affinity irq=$irq cpu=$cpu before=$before after=$after \
+effective=$(cat "/proc/irq/$irq/effective_affinity_list")"
+        skip=$((skip + half))
+    done
+    read -r t1 _ </proc/uptime
+    phase 2
+    echo "@@L reads done count=$((2 * half)) from=$t0 to=$t1"
+    interrupts after
+    last_block
 }
 
 smp() {
@@ -148,6 +215,7 @@ isolation() {
 case "$mode" in
 boot) interrupts boot ;;
 nvme) nvme ;;
+affinity) affinity ;;
 smp) smp ;;
 isolation) isolation ;;
 *) echo "@@L FAIL unknown vgt.mode=$mode" ;;
@@ -435,8 +503,17 @@ mod tests {
         assert!(INIT_SCRIPT.contains(&format!("echo \"{POWEROFF}\"\npoweroff -f\n")));
         assert!(INIT_SCRIPT.contains(&format!("echo \"{READS_DONE} count=$reads from=")));
         // Every command the script runs is a linked applet or a shell builtin.
-        for cmd in ["mount", "cat", "sleep", "dd", "head", "poweroff", "devmem"] {
+        for cmd in [
+            "mount", "cat", "sleep", "dd", "head", "poweroff", "devmem", "grep",
+        ] {
             assert!(APPLETS.contains(&cmd), "{cmd}");
         }
+        // The phase marker is the hypervisor's.
+        let marker = format!(
+            "\nmarker={:#010x}\n",
+            super::super::guest::layout::PHASE_MARKER
+        );
+        assert!(INIT_SCRIPT.contains(&marker), "{marker}");
+        assert!(INIT_SCRIPT.contains(&format!("echo \"{AFFINITY} irq=$irq cpu=$cpu before=")));
     }
 }

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::disk::block_tag;
-use super::initramfs::{FAIL, MARK, POWEROFF, READS_DONE};
+use super::initramfs::{AFFINITY, FAIL, MARK, POWEROFF, READS_DONE};
 use super::run::{run_ok, seconds};
 
 /// The CPU model: `max` with the implementation-defined pointer authentication, which QEMU 7.2
@@ -36,8 +36,11 @@ pub struct Machine {
     pub memory_mib: u32,
     /// `-cpu`.
     pub cpu: String,
-    /// The raw image behind an NVMe device, if one is attached.
+    /// The raw image behind an NVMe device, if one is attached (read-only: the test
+    /// workloads only read, and scenarios running at once share it).
     pub nvme_disk: Option<PathBuf>,
+    /// The NVMe device's MSI-X vectors (`msix_qsize`), when not QEMU's default.
+    pub nvme_vectors: Option<u16>,
 }
 
 impl Machine {
@@ -49,6 +52,7 @@ impl Machine {
             memory_mib: MEMORY_MIB,
             cpu: CPU.to_owned(),
             nvme_disk: None,
+            nvme_vectors: None,
         }
     }
 
@@ -90,11 +94,15 @@ impl Machine {
         ]
         .into();
         if let Some(disk) = &self.nvme_disk {
+            let mut dev = "nvme,serial=x,drive=d".to_owned();
+            if let Some(n) = self.nvme_vectors {
+                dev.push_str(&format!(",msix_qsize={n}"));
+            }
             args.extend([
                 "-device".into(),
-                "nvme,serial=x,drive=d".into(),
+                dev,
                 "-drive".into(),
-                format!("if=none,id=d,file={},format=raw", plain(disk)?),
+                format!("if=none,id=d,file={},format=raw,readonly=on", plain(disk)?),
             ]);
         }
         Ok(args)
@@ -380,6 +388,30 @@ pub fn parse_irq_line(line: &str, cpus: usize) -> Option<IrqLine> {
     })
 }
 
+/// One batch of `affinity` mode: the interrupt, the CPU it was moved to, and its per-CPU
+/// counts (CPU 0, CPU 1) before and after the batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AffinityBatch {
+    /// The Linux interrupt number.
+    pub irq: String,
+    /// The CPU it was moved to.
+    pub cpu: usize,
+    /// Counts before the batch.
+    pub before: (u64, u64),
+    /// Counts after.
+    pub after: (u64, u64),
+}
+
+impl AffinityBatch {
+    /// The interrupts the batch brought on (CPU 0, CPU 1).
+    pub fn delta(&self) -> (u64, u64) {
+        (
+            self.after.0.saturating_sub(self.before.0),
+            self.after.1.saturating_sub(self.before.1),
+        )
+    }
+}
+
 /// What `/init` reported on the serial console.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct InitReport {
@@ -402,6 +434,8 @@ pub struct InitReport {
     pub hotplug: Option<(String, String, String)>,
     /// `isolation` mode: what the read and the write at the target came to (`sigbus`, ...).
     pub isolation: Option<(String, String)>,
+    /// `affinity` mode: each batch of reads, in order.
+    pub affinity: Vec<AffinityBatch>,
     /// Every failure line, without the prefix.
     pub failures: Vec<String>,
     /// The poweroff line was printed.
@@ -467,6 +501,23 @@ impl InitReport {
                         .to_owned()
                 };
                 r.isolation = Some((field("read="), field("write=")));
+            } else if let Some(a) = line.strip_prefix(AFFINITY) {
+                let field = |key: &str| {
+                    a.split_whitespace()
+                        .find_map(|w| w.strip_prefix(key))
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let pair = |v: String| -> (u64, u64) {
+                    let (x, y) = v.split_once(',').unwrap_or(("", ""));
+                    (x.parse().unwrap_or(0), y.parse().unwrap_or(0))
+                };
+                r.affinity.push(AffinityBatch {
+                    irq: field("irq="),
+                    cpu: field("cpu=").parse().unwrap_or(usize::MAX),
+                    before: pair(field("before=")),
+                    after: pair(field("after=")),
+                });
             } else if let Some(b) = rest.strip_prefix("block ") {
                 let (n, tag) = b.split_once(" tag=").unwrap_or((b, ""));
                 if let Ok(n) = n.parse() {
@@ -499,9 +550,11 @@ impl InitReport {
     }
 
     /// Checks the report against what `mode` must show: `/init` ran that mode, no failure,
-    /// the poweroff line; for `nvme`, the reads done, the last block's tag right and the NVMe
-    /// I/O queue interrupts counted up across the reads; for `smp`, a CPU went offline and
-    /// came back; for `isolation`, both accesses died of SIGBUS.
+    /// the poweroff line; for `nvme` and `affinity`, the reads done, the last block's tag
+    /// right and the NVMe I/O queue interrupts counted up across the reads; for `affinity`
+    /// also two batches, on CPU 1 then CPU 0, whose interrupts came on that CPU (at most 1%,
+    /// or 8, elsewhere); for `smp`, a CPU went offline and came back; for `isolation`, both
+    /// accesses died of SIGBUS.
     pub fn verdict(&self, mode: &str) -> Result<(), String> {
         if self.mode.as_deref() != Some(mode) {
             return Err(format!(
@@ -512,7 +565,7 @@ impl InitReport {
         if let Some(f) = self.failures.first() {
             return Err(format!("/init reported a failure: {f}"));
         }
-        if mode == "nvme" {
+        if mode == "nvme" || mode == "affinity" {
             if !self.reads_done {
                 return Err("no `reads done` line".into());
             }
@@ -532,6 +585,23 @@ impl InitReport {
                 return Err(format!(
                     "NVMe I/O queue interrupts did not count up ({before} -> {after})"
                 ));
+            }
+        }
+        if mode == "affinity" {
+            let cpus: Vec<usize> = self.affinity.iter().map(|b| b.cpu).collect();
+            if cpus != [1, 0] {
+                return Err(format!("affinity: batches on CPUs {cpus:?}, not [1, 0]"));
+            }
+            for b in &self.affinity {
+                let (d0, d1) = b.delta();
+                let (on, off) = if b.cpu == 1 { (d1, d0) } else { (d0, d1) };
+                // One interrupt may already be on its way to the old CPU at the move.
+                if on == 0 || off > 8.max((on + off) / 100) {
+                    return Err(format!(
+                        "affinity: the interrupts did not follow to CPU {}: {b:?}",
+                        b.cpu
+                    ));
+                }
             }
         }
         if mode == "smp" {
@@ -570,7 +640,15 @@ mod tests {
             line,
             "-M virt,gic-version=4,virtualization=on -cpu max,pauth-impdef=on -smp 2 -m 512M \
              -nographic -nic none -device nvme,serial=x,drive=d \
-             -drive if=none,id=d,file=/t/disk.img,format=raw"
+             -drive if=none,id=d,file=/t/disk.img,format=raw,readonly=on"
+        );
+        // One MSI-X vector on request.
+        let mut one = m.clone();
+        one.nvme_vectors = Some(1);
+        assert!(
+            one.args(None)
+                .unwrap()
+                .contains(&"nvme,serial=x,drive=d,msix_qsize=1".to_owned())
         );
         let dump = Machine::new(3, 4)
             .args(Some(Path::new("/t/x.dtb")))

@@ -17,9 +17,13 @@
 //!    only there, and any other guest error (UART, PCI, ...) or access to something QEMU does
 //!    not implement is a bug in our images too. Lines
 //!    that mention the GIC or ITS are labelled as such in the reason. [`UNRELATED_GUEST_ERRORS`]
-//!    lists the exceptions (none so far);
+//!    lists the exceptions (none so far); a scenario that traces the ITS's commands
+//!    ([`Scenario::its_trace`]) shares that log with the trace, whose lines are not errors;
 //! 7. every declared expected guest-error substring appears in that log;
-//! 8. for a Linux scenario ([`Scenario::linux`], rules in [`judge_linux`]): no guest kernel
+//! 8. for a scenario that traces the ITS's commands (rules in [`judge_its_trace`]): QEMU
+//!    processed as many as the hypervisor says it wrote, and during the guest's I/O window at
+//!    least the scenario's expected number of each kind it names;
+//! 9. for a Linux scenario ([`Scenario::linux`], rules in [`judge_linux`]): no guest kernel
 //!    panic, Oops, `WARNING:`, `BUG:` or RCU stall on the console, no `@@L FAIL` line, and
 //!    `/init` reported what its mode must show.
 //!
@@ -28,6 +32,7 @@
 //! / `@@T exception` / `@@T fail` lines.
 
 use super::scenarios::{LinuxGuest, Scenario};
+use super::trace;
 use crate::bench::metrics;
 use crate::linux::machine::InitReport;
 
@@ -310,7 +315,9 @@ pub fn judge(
             .iter()
             .any(|e| contains_ci(line, e));
         let unrelated = UNRELATED_GUEST_ERRORS.iter().any(|e| contains_ci(line, e));
-        if expected || unrelated {
+        // The ITS command trace a scenario asked for shares the log; it is not an error.
+        let traced = scenario.its_trace && trace::is_trace_line(line);
+        if expected || unrelated || traced {
             continue;
         }
         if is_gic_its_line(line) {
@@ -324,6 +331,9 @@ pub fn judge(
             reasons.push(format!("expected guest error not seen: {e:?}"));
         }
     }
+    if scenario.its_trace {
+        reasons.extend(judge_its_trace(scenario, serial, qemu_log));
+    }
     if let Some(guest) = &scenario.linux {
         reasons.extend(judge_linux(scenario, guest, serial));
     }
@@ -333,6 +343,47 @@ pub fn judge(
         reasons,
         report,
     }
+}
+
+/// The ITS trace rules ([`Scenario::its_trace`]): QEMU's ITS processed exactly the commands
+/// the hypervisor says it wrote (`@@M its_commands=N`, which it must print), and during the
+/// guest's I/O window (`@@M window_its_first=F window_its_commands=W`: the trace's commands F
+/// to F + W - 1, since the ITS processes them in the order they are written) at least
+/// [`Scenario::its_window_at_least`] of each kind named there.
+pub fn judge_its_trace(scenario: &Scenario, serial: &str, qemu_log: &str) -> Vec<String> {
+    let mut reasons = Vec::new();
+    let traced = trace::total(&trace::count(qemu_log));
+    let figures = metrics::parse(&clean_lines(serial).join("\n"));
+    let num = |k: &str| figures.iter().find_map(|m| m.num(k)).map(|v| v as u64);
+    match num("its_commands") {
+        Some(n) if n == traced => {}
+        Some(n) => reasons.push(format!(
+            "ITS trace: QEMU processed {traced} commands, the hypervisor counted {n} written"
+        )),
+        None => reasons.push(
+            "ITS trace: no `@@M its_commands=N` from the hypervisor to check the trace against"
+                .to_owned(),
+        ),
+    }
+    if scenario.its_window_at_least.is_empty() {
+        return reasons;
+    }
+    let (Some(first), Some(len)) = (num("window_its_first"), num("window_its_commands")) else {
+        reasons.push("ITS trace: no `@@M window_its_first/window_its_commands`".to_owned());
+        return reasons;
+    };
+    let window = trace::count_range(qemu_log, first, len);
+    for &(op, at_least) in scenario.its_window_at_least {
+        let n = window.get(op).copied().unwrap_or(0);
+        if n < at_least {
+            reasons.push(format!(
+                "ITS trace: QEMU processed {n} {} during the I/O window, at least {at_least} \
+                 expected",
+                op.to_uppercase()
+            ));
+        }
+    }
+    reasons
 }
 
 /// The online CPUs `/init` must see on `smp` CPUs: `0`, or `0-N`.
@@ -348,7 +399,8 @@ fn all_cpus(smp: u32) -> String {
 /// scenario; one run on demand (any kernel) needs nothing more. The others need `/init`'s
 /// verdict for their mode ([`InitReport::verdict`]), every CPU online, and for NVMe at least
 /// as many PCIe INTx interrupts taken at EL2 (`@@M el2_intx`) as the guest counted on the
-/// disk's line.
+/// disk's line, or, when the guest has its own ITS ([`LinuxGuest::msi`]), NVMe vectors
+/// labelled `ITS-MSI` and no INTx at EL2.
 pub fn judge_linux(scenario: &Scenario, guest: &LinuxGuest, serial: &str) -> Vec<String> {
     let mut reasons = Vec::new();
     let lines = clean_lines(serial);
@@ -374,7 +426,42 @@ pub fn judge_linux(scenario: &Scenario, guest: &LinuxGuest, serial: &str) -> Vec
             report.cpus_online
         ));
     }
-    if guest.nvme {
+    if guest.nvme && guest.msi {
+        // The guest's own ITS: its NVMe vectors are ITS MSIs, and no INTx reached EL2.
+        let nvme = report.irq_lines("after", "nvme0q");
+        if nvme.is_empty() || !nvme.iter().all(|l| l.desc.contains("ITS-MSI")) {
+            reasons.push(format!(
+                "NVMe interrupts are not ITS MSIs: {:?}",
+                nvme.iter().map(|l| &l.desc).collect::<Vec<_>>()
+            ));
+        }
+        let figures = metrics::parse(&lines.join("\n"));
+        let num = |k: &str| figures.iter().find_map(|m| m.num(k)).map(|v| v as u64);
+        let el2 = num("el2_intx");
+        if el2.is_some_and(|n| n != 0) {
+            reasons.push(format!("NVMe with MSIs, yet EL2 took {el2:?} PCIe INTx"));
+        }
+        // Software injection (host LPIs routed): every interrupt the guest took during the
+        // reads was a host LPI taken at EL2 first, at an exit or while its vCPU was blocked.
+        if num("window_lpis_injected").is_some_and(|n| n > 0) {
+            let io = |when| -> u64 {
+                report
+                    .irq_lines(when, "nvme0q")
+                    .iter()
+                    .map(|l| l.total)
+                    .sum()
+            };
+            let guest = io("after").saturating_sub(io("before"));
+            let taken =
+                num("window_disk_exits").unwrap_or(0) + num("window_lpi_wakeups").unwrap_or(0);
+            if taken < guest.saturating_sub(2) || guest == 0 {
+                reasons.push(format!(
+                    "software injection: the guest took {guest} NVMe interrupts during the \
+                     reads, EL2 took {taken} host LPIs"
+                ));
+            }
+        }
+    } else if guest.nvme {
         let guest_irqs: u64 = report
             .irq_lines("after", "nvme0q")
             .iter()
@@ -439,6 +526,170 @@ mod tests {
             let v = linux(name, log);
             assert!(v.passed, "{name}: {:?}", v.reasons);
         }
+    }
+
+    const LINUX_VLPI_PASS: &str = include_str!("fixtures/linux_nvme_vlpi.pass.log");
+    const LINUX_AFFINITY_PASS: &str = include_str!("fixtures/linux_irq_affinity.pass.log");
+    const LINUX_SOFT_PASS: &str = include_str!("fixtures/linux_nvme_soft.pass.log");
+    const LINUX_MIGRATE_PASS: &str = include_str!("fixtures/linux_vcpu_migrate.pass.log");
+    /// Their `-D` logs: QEMU's trace of the ITS's commands.
+    const LINUX_VLPI_TRACE: &str = include_str!("fixtures/linux_nvme_vlpi.pass.qemu.log");
+    const LINUX_AFFINITY_TRACE: &str = include_str!("fixtures/linux_irq_affinity.pass.qemu.log");
+    const LINUX_SOFT_TRACE: &str = include_str!("fixtures/linux_nvme_soft.pass.qemu.log");
+    const LINUX_MIGRATE_TRACE: &str = include_str!("fixtures/linux_vcpu_migrate.pass.qemu.log");
+
+    /// The guest-ITS scenarios' recorded runs: (name, serial, `-D` log).
+    const GUEST_ITS_RUNS: [(&str, &str, &str); 4] = [
+        ("linux_nvme_vlpi", LINUX_VLPI_PASS, LINUX_VLPI_TRACE),
+        (
+            "linux_irq_affinity",
+            LINUX_AFFINITY_PASS,
+            LINUX_AFFINITY_TRACE,
+        ),
+        ("linux_nvme_soft", LINUX_SOFT_PASS, LINUX_SOFT_TRACE),
+        (
+            "linux_vcpu_migrate",
+            LINUX_MIGRATE_PASS,
+            LINUX_MIGRATE_TRACE,
+        ),
+    ];
+
+    /// Judges a guest-ITS scenario's run: the serial output and QEMU's trace.
+    fn traced(name: &str, serial: &str, qemu_log: &str) -> Verdict {
+        judge(by_name(name).unwrap(), serial, qemu_log, Some(0), false)
+    }
+
+    /// Judges a recorded guest-ITS run with its serial output edited by `edit`.
+    fn guest_its(name: &str, edit: impl Fn(&str) -> String) -> Verdict {
+        let (_, serial, trace) = GUEST_ITS_RUNS
+            .iter()
+            .find(|r| r.0 == name)
+            .expect("a recorded run");
+        let edited = edit(serial);
+        assert_ne!(
+            &edited, serial,
+            "{name}: the fixture has what the edit changes"
+        );
+        traced(name, &edited, trace)
+    }
+
+    #[test]
+    fn recorded_guest_its_runs_pass() {
+        for (name, serial, trace) in GUEST_ITS_RUNS {
+            let v = traced(name, serial, trace);
+            assert!(v.passed, "{name}: {:?}", v.reasons);
+            // Without the trace they asked for, they fail.
+            let v = traced(name, serial, "");
+            assert_fails_with(&v, "ITS trace: QEMU processed 0 commands");
+        }
+    }
+
+    #[test]
+    fn the_trace_must_hold_every_command_the_hypervisor_wrote() {
+        // One command fewer in QEMU's trace than the hypervisor counted.
+        let trace: Vec<&str> = LINUX_VLPI_TRACE.lines().skip(1).collect();
+        let v = traced("linux_nvme_vlpi", LINUX_VLPI_PASS, &trace.join("\n"));
+        assert_fails_with(&v, "QEMU processed 64 commands, the hypervisor counted 65");
+        // No count from the hypervisor.
+        let v = guest_its("linux_nvme_soft", |s| {
+            s.replace("@@M its_commands=", "@@M its_cmds=")
+        });
+        assert_fails_with(&v, "no `@@M its_commands=N`");
+        // The trace's lines are no guest errors; any other line still is.
+        let v = traced(
+            "linux_nvme_soft",
+            LINUX_SOFT_PASS,
+            &format!("{LINUX_SOFT_TRACE}gicv3_its_process_mapti: invalid interrupt ID 0x5\n"),
+        );
+        assert_fails_with(
+            &v,
+            "unexpected GIC/ITS guest error: gicv3_its_process_mapti",
+        );
+    }
+
+    #[test]
+    fn the_moves_must_reach_the_its_during_the_reads() {
+        // The window put where the recorded VMOVPs and VMOVIs are not.
+        let v = guest_its("linux_vcpu_migrate", |s| {
+            s.replace("window_its_first=49 ", "window_its_first=0 ")
+        });
+        fails_only_with(&v, "VMOVP during the I/O window, at least 8 expected");
+        let v = guest_its("linux_irq_affinity", |s| {
+            s.replace("window_its_commands=6 ", "window_its_commands=1 ")
+        });
+        fails_only_with(
+            &v,
+            "QEMU processed 1 VMOVI during the I/O window, at least 2 expected",
+        );
+        let v = guest_its("linux_irq_affinity", |s| {
+            s.replace("@@M window_its_first=", "@@M window_first=")
+        });
+        fails_only_with(&v, "no `@@M window_its_first/window_its_commands`");
+    }
+
+    #[test]
+    fn kernel_trouble_fails_the_guest_its_runs_too() {
+        for (name, _, _) in GUEST_ITS_RUNS {
+            for line in [
+                "[    3.000000] WARNING: CPU: 1 PID: 0 at drivers/irqchip/x.c:1 y+0x1/0x2",
+                "[    3.000000] Internal error: Oops: 0000000096000004 [#1] SMP",
+                "[    3.000000] Kernel panic - not syncing: Fatal exception in interrupt",
+            ] {
+                let v = guest_its(name, |s| {
+                    s.replace("@@L poweroff", &format!("{line}\r\n@@L poweroff"))
+                });
+                assert!(
+                    v.reasons
+                        .iter()
+                        .any(|r| r == &format!("guest kernel: {line}")),
+                    "{name}: {line}: {:?}",
+                    v.reasons
+                );
+            }
+        }
+    }
+
+    /// `v` failed for `needle` and nothing else.
+    fn fails_only_with(v: &Verdict, needle: &str) {
+        assert_fails_with(v, needle);
+        assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+    }
+
+    #[test]
+    fn guest_its_nvme_vectors_must_be_its_msis_and_no_intx_at_el2() {
+        let v = guest_its("linux_nvme_vlpi", |s| {
+            s.replace("ITS-MSI 16386 Edge", "GICv3  36 Level")
+        });
+        fails_only_with(&v, "NVMe interrupts are not ITS MSIs");
+        let v = guest_its("linux_nvme_vlpi", |s| {
+            s.replace("@@M vits_commands", "@@M el2_intx=5\n@@M vits_commands")
+        });
+        fails_only_with(&v, "EL2 took Some(5) PCIe INTx");
+    }
+
+    #[test]
+    fn affinity_fails_when_the_interrupts_stay_behind() {
+        // The second batch's interrupts came on CPU 1, where the first batch sent them.
+        let v = guest_its("linux_irq_affinity", |s| {
+            s.replace(
+                "cpu=0 before=11,1024 after=1035,1024",
+                "cpu=0 before=11,1024 after=11,2047",
+            )
+        });
+        fails_only_with(&v, "did not follow to CPU 0");
+        // A batch missing.
+        let v = guest_its("linux_irq_affinity", |s| {
+            s.replace("@@L affinity irq=16 cpu=1", "@@L other irq=16 cpu=1")
+        });
+        fails_only_with(&v, "batches on CPUs [0]");
+    }
+
+    #[test]
+    fn software_injection_needs_a_host_lpi_per_guest_interrupt() {
+        let v = guest_its("linux_nvme_soft", |s| {
+            s.replace("window_disk_exits=2048", "window_disk_exits=1000")
+        });
+        fails_only_with(&v, "EL2 took 1000 host LPIs");
     }
 
     #[test]

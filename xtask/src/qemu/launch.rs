@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::images::Images;
 use super::scenarios::{LinuxGuest, Scenario};
+use super::trace;
 use crate::linux::guest::HypBoot;
 
 /// The QEMU binary name.
@@ -212,6 +213,18 @@ fn install_qemu() -> Result<PathBuf, String> {
     which(QEMU).ok_or_else(|| format!("{QEMU} still not on PATH after installing qemu-system-arm"))
 }
 
+/// What QEMU logs into the `-D` file (`-d`): guest_errors, misuse the model reports (a bad
+/// ITS command does not stall); unimp, an access to a device or register QEMU does not
+/// implement; and with [`Scenario::its_trace`] the trace of every ITS command ([`trace`]).
+fn log_items(scenario: &Scenario) -> String {
+    let mut items = String::from("guest_errors,unimp");
+    if scenario.its_trace {
+        items.push_str(",trace:");
+        items.push_str(trace::EVENT);
+    }
+    items
+}
+
 /// The QEMU arguments for one scenario.
 pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<String> {
     let mut args: Vec<String> = [
@@ -228,10 +241,8 @@ pub fn qemu_args(scenario: &Scenario, images: &Images, qemu_log: &Path) -> Vec<S
         "none",
         "-semihosting-config",
         &format!("enable=on,target=native,arg=hyp,arg={}", scenario.name),
-        // guest_errors: misuse the model reports (a bad ITS command does not stall); unimp: an
-        // access to a device or register QEMU does not implement.
         "-d",
-        "guest_errors,unimp",
+        &log_items(scenario),
         "-D",
         &qemu_log.display().to_string(),
     ]
@@ -276,12 +287,16 @@ pub fn linux_args(
         initrd: Some(tg.initramfs.clone()),
         bootargs: guest.bootargs(),
         nvme_disk: guest.nvme.then(|| tg.disk.clone()),
+        nvme_vectors: guest.single_vector.then_some(1),
         work_dir: logdir.join("linux"),
     };
     let mut args = boot.prepare()?;
+    if scenario.icount {
+        args.extend(["-icount".into(), "shift=0".into()]);
+    }
     args.extend([
         "-d".into(),
-        "guest_errors,unimp".into(),
+        log_items(scenario),
         "-D".into(),
         qemu_log.display().to_string(),
     ]);

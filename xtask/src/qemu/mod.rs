@@ -3,7 +3,7 @@
 //! QEMU's GICv4 model.
 //!
 //! ```text
-//! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs]
+//! cargo xtask qemu-test [--filter S] [--qemu PATH] [--keep-logs] [--jobs N]
 //! cargo xtask demo [--qemu PATH]
 //! ```
 //!
@@ -16,6 +16,7 @@
 //!   [`verdict_of`].
 //! - [`scenarios`]: the table of scenarios (CPUs, devices, deadline, expected guest errors).
 //! - [`judge`](mod@judge): the verdict, a pure function of the run's outputs (rules in its docs).
+//! - [`trace`]: the ITS commands QEMU processed, from its own trace (scenarios that ask for it).
 //!
 //! Logs: `target/qemu-test/<scenario>.log` (serial, then QEMU's stderr) and
 //! `<scenario>.qemu.log` (`-d guest_errors,unimp`), for every scenario run, passing or failing. At
@@ -24,9 +25,10 @@
 //! Exit status: 0 all passed, 1 a scenario failed, 2 usage or set-up error.
 
 pub(crate) mod images;
-mod judge;
+pub(crate) mod judge;
 pub(crate) mod launch;
 pub(crate) mod scenarios;
+pub(crate) mod trace;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -57,7 +59,7 @@ pub struct QemuArg {
 /// Build the QEMU images and run the scenarios
 ///
 /// Builds the qemu-tests images (hyp, guest) and boots each scenario on QEMU's GICv4
-/// model, as many at a time as there are CPUs, each judged from its output.
+/// model, as many at a time as there are CPUs (or --jobs), each judged from its output.
 ///
 /// Logs: target/qemu-test/SCENARIO.log (serial, then QEMU's stderr) and
 /// SCENARIO.qemu.log (-d guest_errors,unimp), for every scenario run.
@@ -77,6 +79,9 @@ pub struct QemuTestArgs {
     /// Keep the logs of earlier runs (by default a run deletes them first)
     #[arg(long)]
     pub keep_logs: bool,
+    /// How many scenarios run at once (default: as many as there are CPUs)
+    #[arg(long, short, value_name = "N")]
+    pub jobs: Option<std::num::NonZeroUsize>,
 }
 
 /// Boot the demo hypervisor on QEMU and narrate each step
@@ -236,7 +241,9 @@ pub fn qemu_test(opts: &QemuTestArgs) -> ExitCode {
         remove_old_logs(&logdir);
     }
 
-    let workers = thread::available_parallelism()
+    let workers = opts
+        .jobs
+        .or_else(|| thread::available_parallelism().ok())
         .map_or(1, |n| n.get())
         .min(selected.len());
     println!(

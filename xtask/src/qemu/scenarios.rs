@@ -40,6 +40,15 @@ pub struct Scenario {
     /// provisions the kernel, initramfs and disk, loads them with the boot parameter block,
     /// and judges the guest's console as well.
     pub linux: Option<LinuxGuest>,
+    /// Trace the physical ITS's commands (`-d trace:gicv3_its_process_command`, into the
+    /// `-D` log): every command any software issued, counted by QEMU itself
+    /// ([`crate::qemu::trace`]). The trace lines are not guest errors; the judge checks their
+    /// count against the hypervisor's own (`@@M its_commands=N`) and against
+    /// [`Scenario::its_window_at_least`]; the benchmarks report them.
+    pub its_trace: bool,
+    /// Commands QEMU's ITS must have processed at least during the guest's I/O window
+    /// (lower-case mnemonic, count), from the trace; implies [`Scenario::its_trace`].
+    pub its_window_at_least: &'static [(&'static str, u64)],
 }
 
 /// A Linux guest: what its `/init` does (`vgt.mode`) and what the machine has.
@@ -49,6 +58,13 @@ pub struct LinuxGuest {
     pub mode: &'static str,
     /// An NVMe device backed by the test disk image (and `vgt.reads=` on the command line).
     pub nvme: bool,
+    /// The guest has its own ITS (the hypervisor's `vits`): its NVMe interrupts are MSIs
+    /// (`ITS-MSI` in `/proc/interrupts`), not PCIe INTx.
+    pub msi: bool,
+    /// The NVMe device has one MSI-X vector (`msix_qsize=1`): Linux then shares it between
+    /// its admin and I/O queues and does not manage its affinity, so `/proc/irq/N/smp_affinity`
+    /// can move it.
+    pub single_vector: bool,
     /// More kernel command line.
     pub append: &'static str,
 }
@@ -59,6 +75,8 @@ impl LinuxGuest {
         Self {
             mode,
             nvme: false,
+            msi: false,
+            single_vector: false,
             append: "",
         }
     }
@@ -66,6 +84,18 @@ impl LinuxGuest {
     /// With the NVMe disk.
     pub const fn nvme(mut self) -> Self {
         self.nvme = true;
+        self
+    }
+
+    /// With the guest's own ITS (see [`LinuxGuest::msi`]).
+    pub const fn msi(mut self) -> Self {
+        self.msi = true;
+        self
+    }
+
+    /// With one MSI-X vector on the NVMe device (see [`LinuxGuest::single_vector`]).
+    pub const fn single_vector(mut self) -> Self {
+        self.single_vector = true;
         self
     }
 
@@ -110,6 +140,8 @@ impl Scenario {
             bench: false,
             on_demand: false,
             linux: None,
+            its_trace: false,
+            its_window_at_least: &[],
         }
     }
 
@@ -153,6 +185,23 @@ impl Scenario {
     /// Boots the Linux guest `guest` (see [`Scenario::linux`]).
     pub const fn linux(mut self, guest: LinuxGuest) -> Self {
         self.linux = Some(guest);
+        self
+    }
+
+    /// With the physical ITS's commands traced (see [`Scenario::its_trace`]).
+    pub const fn its_trace(mut self) -> Self {
+        self.its_trace = true;
+        self
+    }
+
+    /// With the physical ITS's commands traced, and at least these processed during the
+    /// guest's I/O window (see [`Scenario::its_window_at_least`]).
+    pub const fn expects_its_commands_in_window(
+        mut self,
+        at_least: &'static [(&'static str, u64)],
+    ) -> Self {
+        self.its_trace = true;
+        self.its_window_at_least = at_least;
         self
     }
 
@@ -249,8 +298,51 @@ mod tests {
                 "linux_smp",
                 "linux_nvme_intx",
                 "linux_isolation",
+                "linux_nvme_vlpi",
+                "linux_nvme_doorbell",
+                "linux_vcpu_migrate",
+                "linux_irq_affinity",
+                "linux_nvme_soft",
             ]
         );
+    }
+
+    #[test]
+    fn the_guest_its_scenarios_have_msis_and_the_affinity_one_a_single_vector() {
+        for name in [
+            "linux_nvme_vlpi",
+            "linux_nvme_doorbell",
+            "linux_vcpu_migrate",
+            "linux_irq_affinity",
+            "linux_nvme_soft",
+        ] {
+            let g = by_name(name).and_then(|s| s.linux).unwrap();
+            assert!(g.nvme && g.msi, "{name}");
+            assert_eq!(g.single_vector, name == "linux_irq_affinity", "{name}");
+            assert!(by_name(name).is_some_and(|s| s.smp == 2), "{name}");
+            // QEMU's trace of the ITS's commands is checked against the hyp's count.
+            assert!(by_name(name).is_some_and(|s| s.its_trace), "{name}");
+        }
+        assert!(by_name("linux_nvme_intx").is_some_and(|s| !s.linux.unwrap().msi));
+        let window = |name| by_name(name).map(|s| s.its_window_at_least);
+        assert_eq!(window("linux_vcpu_migrate"), Some(&[("vmovp", 8)][..]));
+        assert_eq!(window("linux_irq_affinity"), Some(&[("vmovi", 2)][..]));
+        assert_eq!(window("linux_nvme_vlpi"), Some(&[][..]));
+    }
+
+    #[test]
+    fn the_linux_benchmarks_run_the_same_reads_on_one_cpu_in_three_modes() {
+        for name in [
+            "bench_linux_vlpi",
+            "bench_linux_doorbell",
+            "bench_linux_soft",
+        ] {
+            let s = by_name(name).unwrap();
+            let g = s.linux.unwrap();
+            assert_eq!((g.mode, g.nvme, g.msi), ("nvme", true, true), "{name}");
+            // One CPU: QEMU's instruction event counts the whole machine.
+            assert!(s.smp == 1 && s.bench && s.icount && s.its_trace, "{name}");
+        }
     }
 
     #[test]
@@ -288,7 +380,7 @@ mod tests {
     #[test]
     fn the_linux_scenarios_boot_the_guest_their_names_say() {
         let linux: Vec<_> = SCENARIOS.iter().filter(|s| s.linux.is_some()).collect();
-        assert_eq!(linux.len(), 5);
+        assert_eq!(linux.len(), 13);
         for s in &linux {
             let g = s.linux.unwrap();
             assert!(
@@ -313,7 +405,12 @@ mod tests {
                 "linux_boot",
                 "linux_smp",
                 "linux_nvme_intx",
-                "linux_isolation"
+                "linux_isolation",
+                "linux_nvme_vlpi",
+                "linux_nvme_doorbell",
+                "linux_vcpu_migrate",
+                "linux_irq_affinity",
+                "linux_nvme_soft",
             ]
         );
         let any: Vec<_> = select(Some("linux_any")).iter().map(|s| s.name).collect();

@@ -9,12 +9,15 @@
 //! - CPUs: one per vCPU;
 //! - `/chosen`: the kernel command line and the initramfs from the boot parameters;
 //! - GIC: one redistributor region sized for the vCPUs (the virtual GICv3 has two frames per
-//!   redistributor), no maintenance interrupt (the guest is not a hypervisor), no ITS (PCIe
+//!   redistributor), no maintenance interrupt (the guest is not a hypervisor); the ITS and
+//!   PCIe's `msi-map` kept when the guest has an ITS (`linux::its`), removed otherwise (PCIe
 //!   falls back to INTx, forwarded SPIs);
 //! - PSCI: kept, conduit SMC (trapped by HCR_EL2.TSC);
 //! - removed: what stage 2 does not map: the platform bus, fw-cfg, flash, the virtio-mmio
 //!   transports (`guest-fdt`'s defaults), the PL031 RTC and the PL061 GPIO with its power
-//!   button ([`REMOVED`]).
+//!   button ([`REMOVED`]); and the PMU when the hypervisor keeps it to count instructions
+//!   (`Options::pmu`, [`REMOVED_WITH_PMU`]): Linux's PMU driver resets and disables the
+//!   counters when it probes, and on QEMU that stops the ones reserved for EL2 too.
 //!
 //! The same tree tells where QEMU's GIC is (`its_core::discover`): the virtual GIC's frames go
 //! at the same guest physical addresses.
@@ -42,6 +45,14 @@ pub const REMOVED: [NodeMatch<'static>; 3] = [
     NodeMatch::Compatible("gpio-keys"),
 ];
 
+/// [`REMOVED`] and the PMU: the guest's tree when the hypervisor counts instructions.
+pub const REMOVED_WITH_PMU: [NodeMatch<'static>; 4] = [
+    REMOVED[0],
+    REMOVED[1],
+    REMOVED[2],
+    NodeMatch::Compatible("arm,armv8-pmuv3"),
+];
+
 /// QEMU's device tree.
 pub fn host_dtb() -> Result<&'static [u8], LinuxError> {
     crate::rawmem::qemu_dtb().ok_or(LinuxError::NoHostDtb)
@@ -62,18 +73,21 @@ pub fn guest_memory(host: &[u8]) -> Result<Vec<MemRegion>, LinuxError> {
     guest_fdt::guest_memory(host, &[HYP_RESERVED]).map_err(LinuxError::Fdt)
 }
 
-/// The guest's device tree for `vcpus` vCPUs and the boot parameters `params` (see the module
-/// documentation).
+/// The guest's device tree for `vcpus` vCPUs and the boot parameters `params`, with the ITS
+/// or without, with the PMU or without (see the module documentation).
 pub fn guest_dtb(
     host: &[u8],
     memory: &[MemRegion],
     vcpus: usize,
     params: &BootParams,
+    its: bool,
+    pmu: bool,
 ) -> Result<Vec<u8>, LinuxError> {
+    let remove: &[NodeMatch<'static>] = if pmu { &REMOVED } else { &REMOVED_WITH_PMU };
     let mut policy = GuestPolicy::new(memory, vcpus)
         .with_bootargs(params.bootargs())
-        .with_its(false)
-        .with_remove(&REMOVED);
+        .with_its(its)
+        .with_remove(remove);
     if let Some(initrd) = params.initrd {
         policy = policy.with_initrd(MemRegion::new(initrd.addr, initrd.size));
     }

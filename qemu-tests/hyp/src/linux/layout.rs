@@ -33,3 +33,8 @@ pub const GUEST_DTB_MAX: u64 = 2 << 20;
 pub const BOOT_PARAMS: usize = 0x4800_0000;
 /// Largest boot parameter block, in bytes.
 pub const BOOT_PARAMS_SIZE: usize = 16 << 10;
+/// The phase marker: a guest physical address stage 2 leaves unmapped (QEMU's first
+/// virtio-mmio transport, which the guest's device tree does not list). The test `/init`
+/// writes a phase number there with `devmem` (1 before its measured I/O, 2 after); the
+/// hypervisor records its exit counts at each phase and reads of it return the phase.
+pub const PHASE_MARKER: u64 = 0x0a00_0000;

@@ -34,12 +34,29 @@
 //! physical SGI [`KICK_SGI`]; the guest there exits, and its loop syncs with the `Vgic`
 //! before re-entering.
 //!
+//! # The guest's ITS ([`its`], [`Options::msi`])
+//! With [`Msi::Direct`] or [`Msi::Soft`] the guest also gets QEMU's ITS (emulated by `vits`,
+//! the translation frame mapped through) and LPIs in its GIC; its PCIe devices then use MSIs.
+//! With [`Msi::Direct`] they are vLPIs: each vCPU's vPE is resident on its CPU while the vCPU
+//! is loaded there, and with [`Options::trap_wfi`] a vCPU that waits in WFI is blocked at EL2
+//! until its vPE's doorbell (or any of its interrupts) wakes it. With [`Options::swaps`] the
+//! first two vCPUs trade CPUs a few times while the guest does I/O ([`migrate`]).
+//!
+//! # Phases
+//! The test `/init` writes 1 and then 2 to [`layout::PHASE_MARKER`] around the I/O it
+//! measures; each vCPU records its exit counts when it first sees each phase (at its next
+//! exit: counts cannot change without one), so the report has the counts of that window
+//! alone ([`Report::window`]).
+//!
 //! # Limits
 //! - No SMMU: the PCIe devices the guest drives (NVMe) do DMA to physical addresses
 //!   untranslated, so a guest that programs one maliciously reaches memory stage 2 keeps from
 //!   its CPUs. Stage 2 confines the guest's CPU accesses only.
-//! - No ITS for the guest, so no vLPIs yet: PCIe uses INTx.
-//! - One vCPU per CPU, pinned; nothing is scheduled. WFI and WFE do not trap.
+//! - The ITS translation frame is mapped through: the guest's CPUs can write
+//!   GITS_TRANSLATER themselves, with whatever requester ID QEMU gives a CPU store, and so
+//!   raise that DeviceID's events if it is mapped.
+//! - One vCPU per CPU; vCPUs move only in the swaps of [`Options::swaps`]. WFI and WFE do not
+//!   trap unless [`Options::trap_wfi`].
 //! - SYSTEM_RESET ends the run like SYSTEM_OFF (no reboot); CPU_SUSPEND is not offered; SME
 //!   traps (CPTR_EL2.TSM) and, like any exit nobody handles, gets UNDEFINED.
 //! - The PL011 is shared: the hypervisor prints nothing while the guest runs.
@@ -47,28 +64,34 @@
 mod el2;
 mod fdt;
 mod inject;
+pub mod its;
 #[allow(
     dead_code,
     reason = "shared with xtask, which places the files it names"
 )]
 pub mod layout;
+pub mod migrate;
 pub mod params;
+mod pmu;
 pub mod psci;
 mod stage2;
 pub mod stats;
-mod vcpu;
+pub mod vcpu;
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use core::time::Duration;
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use common::platform::{MAX_CPUS, PCIE_ECAM_BASE, PCIE_MMIO_BASE, UART_BASE, cpu_index};
+use common::platform::{GITS_BASE, MAX_CPUS, PCIE_ECAM_BASE, PCIE_MMIO_BASE, UART_BASE, cpu_index};
 use common::sync::SpinLock;
 use fwd_irq::{Forward, FwdMode, PIntId, Trigger, VIntId};
 use spin::Once;
 use vgic::{Effect, Effects, Vgic, VgicConfig, VgicError};
 
+pub use self::its::Msi;
+use self::its::{GuestIts, Host};
 use self::layout::{GUEST_DTB_MAX, GUEST_DTB_OFFSET, GUEST_RAM_BASE, GUEST_RAM_SIZE};
 use self::params::{Blob, BootParams, ParamsError};
 use self::psci::{Psci, PsciCounts};
@@ -136,6 +159,47 @@ const DEVICE_REGIONS: [Region; 5] = [
     },
 ];
 
+/// The ITS control frame the guest's ITS is trapped at (QEMU's: 64 KiB).
+pub const ITS_CONTROL_SIZE: u64 = 0x1_0000;
+/// The ITS translation frame, mapped through (64 KiB above the control frame).
+const ITS_TRANSLATION: Region = Region {
+    name: "ITS translation frame",
+    base: GITS_BASE as u64 + ITS_CONTROL_SIZE,
+    size: 0x1_0000,
+    kind: Kind::Device,
+};
+
+/// What the hypervisor gives the guest beyond the plain boot.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Options {
+    /// How device MSIs reach the guest (no ITS: INTx).
+    pub msi: Msi,
+    /// Trap WFI (HCR_EL2.TWI): a waiting vCPU blocks at EL2 until an interrupt of its own
+    /// (with [`Msi::Direct`]: its vPE's doorbell) wakes it.
+    pub trap_wfi: bool,
+    /// How many times vCPUs 0 and 1 trade CPUs while the guest is in phase 1 (see the
+    /// module documentation); 0: never.
+    pub swaps: u32,
+    /// Count instructions per phase with the PMU (EL0 + EL1 and EL2, counters kept from the
+    /// guest), for the benchmarks (QEMU counts INST_RETIRED only under `-icount`).
+    pub pmu: bool,
+}
+
+impl Options {
+    /// No ITS, WFI not trapped, no swaps, no PMU counting.
+    pub const INTX: Self = Self {
+        msi: Msi::Intx,
+        trap_wfi: false,
+        swaps: 0,
+        pmu: false,
+    };
+
+    /// The guest's ITS over `msi`, the rest as [`Options::INTX`].
+    pub const fn with_msi(msi: Msi) -> Self {
+        Self { msi, ..Self::INTX }
+    }
+}
+
 /// Why the guest could not be booted or run.
 #[derive(Clone, Debug)]
 pub enum LinuxError {
@@ -166,6 +230,10 @@ pub enum LinuxError {
     TooManyVcpus(usize),
     /// A CPU did not leave its run loop after the VM stopped.
     StuckCpu(usize),
+    /// The guest's ITS or the physical GICv4 layer under it.
+    Its(alloc::string::String),
+    /// Two vCPUs could not trade CPUs.
+    Migrate(&'static str),
 }
 
 impl core::fmt::Display for LinuxError {
@@ -189,6 +257,8 @@ impl core::fmt::Display for LinuxError {
             Self::Smp(cpu, e) => write!(f, "cpu{cpu}: {e:?}"),
             Self::TooManyVcpus(n) => write!(f, "{n} vCPUs: more than CPUs (or {MAX_CPUS})"),
             Self::StuckCpu(cpu) => write!(f, "cpu{cpu} did not leave its run loop"),
+            Self::Its(e) => write!(f, "the guest's ITS: {e}"),
+            Self::Migrate(e) => write!(f, "vCPU swap: {e}"),
         }
     }
 }
@@ -229,6 +299,28 @@ pub struct Report {
     pub first_unexpected: Option<(u64, u64)>,
     /// Time from the first guest entry to the stop, in microseconds.
     pub run_us: u64,
+    /// Exits by cause between phases 1 and 2 (see the module documentation), all vCPUs;
+    /// `None` if the guest never marked both.
+    pub window: Option<ExitStats>,
+    /// The guest's ITS, if it had one.
+    pub its: Option<its::ItsReport>,
+    /// vCPU swaps done.
+    pub swaps: u32,
+    /// ITS commands between phases 1 and 2; `None` without the guest's ITS or both marks.
+    pub window_its: Option<WindowIts>,
+}
+
+/// The ITS commands of the I/O window (between phases 1 and 2).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct WindowIts {
+    /// Physical commands the hypervisor wrote before the window: the sequence number of the
+    /// window's first (QEMU processes them in order, so its trace of the window starts at
+    /// this line).
+    pub first: u64,
+    /// Physical commands the hypervisor wrote in the window.
+    pub physical: u64,
+    /// Commands the guest issued to its ITS in the window.
+    pub guest: u64,
 }
 
 /// A data access the guest was refused.
@@ -247,7 +339,23 @@ pub struct Refused {
 /// The VM: what every CPU shares.
 pub struct Vm {
     vcpus: usize,
+    opts: Options,
     stage2: Stage2,
+    /// The physical side of the guest's ITS.
+    pub host: Host,
+    /// The guest's ITS (`None` with [`Msi::Intx`]); every trap holds this lock.
+    pub its: SpinLock<Option<GuestIts>>,
+    /// The CPU each vCPU runs on (vCPU `n` starts on CPU `n`; swaps change it).
+    cpu_of: [AtomicUsize; MAX_CPUS],
+    /// The phase the guest last marked (0 before the first mark).
+    phase: AtomicU32,
+    /// Each vCPU's exit counts at the start of each phase: (vCPU, phase, counts).
+    phase_stats: SpinLock<Vec<(usize, u32, ExitStats)>>,
+    /// At the start of each phase: (physical ITS commands the hypervisor issued, commands
+    /// the guest issued to its ITS).
+    phase_its: SpinLock<[Option<(u64, u64)>; 3]>,
+    /// Swaps done, and the swap in progress (see [`migrate`]).
+    pub swap: migrate::SwapState,
     /// The guest's GIC; every call holds this lock.
     pub vgic: SpinLock<Vgic<MAX_CPUS, SPIS>>,
     /// The vCPUs' power states.
@@ -267,7 +375,7 @@ pub struct Vm {
 static VM: Once<Vm> = Once::new();
 
 impl Vm {
-    fn new(vcpus: usize, params: BootParams) -> Result<Self, LinuxError> {
+    fn new(vcpus: usize, opts: Options, params: BootParams) -> Result<Self, LinuxError> {
         // The machine, from QEMU's device tree: guest RAM, the GIC, the guest's own tree.
         let host = fdt::host_dtb()?;
         let (gicd, gicr) = fdt::gic_frames(host)?;
@@ -276,7 +384,8 @@ impl Vm {
         if !memory.iter().any(|m| m.contains(&want)) {
             return Err(LinuxError::NoGuestRam);
         }
-        let blob = fdt::guest_dtb(host, &memory, vcpus, &params)?;
+        let its = opts.msi != Msi::Intx;
+        let blob = fdt::guest_dtb(host, &memory, vcpus, &params, its, !opts.pmu)?;
         let dtb = Blob {
             addr: GUEST_RAM_BASE + GUEST_DTB_OFFSET,
             size: blob.len() as u64,
@@ -298,12 +407,18 @@ impl Vm {
             })
             .collect();
         regions.extend(DEVICE_REGIONS);
+        if opts.msi != Msi::Intx {
+            regions.push(ITS_TRANSLATION);
+        }
         let stage2 = Stage2::build(&regions).map_err(LinuxError::Stage2)?;
         drop(regions);
         drop(memory);
 
         let prio_bits = fwd_irq::hw::IchRegs::vtr(&crate::fwd::ich()).pribits() + 1;
-        let cfg = VgicConfig::new(gicd, gicr, vcpus).with_priority_bits(prio_bits);
+        let mut cfg = VgicConfig::new(gicd, gicr, vcpus).with_priority_bits(prio_bits);
+        if opts.msi != Msi::Intx {
+            cfg = cfg.with_lpis(its::VINTID_BITS);
+        }
         let mut vgic = Vgic::new(cfg).map_err(LinuxError::Vgic)?;
         let hw = gic_hw::get();
         let mut fx = Effects::new();
@@ -331,11 +446,30 @@ impl Vm {
             }
             fx.clear();
         }
+        let (host, guest_its) = match opts.msi {
+            Msi::Intx => (Host::None, None),
+            Msi::Direct => {
+                let (h, i) = its::direct(vcpus)?;
+                (h, Some(i))
+            }
+            Msi::Soft => {
+                let (h, i) = its::soft(vcpus)?;
+                (h, Some(i))
+            }
+        };
         let mut psci = Psci::new(vcpus);
         psci.boot(0, params.kernel.addr, dtb.addr);
         Ok(Self {
             vcpus,
+            opts,
             stage2,
+            host,
+            its: SpinLock::new(guest_its),
+            cpu_of: core::array::from_fn(AtomicUsize::new),
+            phase: AtomicU32::new(0),
+            phase_stats: SpinLock::new(Vec::new()),
+            phase_its: SpinLock::new([None; 3]),
+            swap: migrate::SwapState::new(),
             vgic: SpinLock::new(vgic),
             psci: SpinLock::new(psci),
             kicked: [const { AtomicBool::new(false) }; MAX_CPUS],
@@ -362,9 +496,9 @@ impl Vm {
             .stop
             .compare_exchange(0, why as u8, Ordering::AcqRel, Ordering::Acquire);
         let me = cpu_index();
-        for cpu in 0..self.vcpus {
-            if cpu != me {
-                self.kick(cpu);
+        for vcpu in 0..self.vcpus {
+            if self.cpu_of(vcpu) != me {
+                self.kick(vcpu);
             }
         }
     }
@@ -380,7 +514,69 @@ impl Vm {
     pub fn kick(&self, vcpu: usize) {
         if let Some(k) = self.kicked.get(vcpu) {
             k.store(true, Ordering::Release);
-            gic_hw::send_sgi(KICK_SGI, vcpu);
+            gic_hw::send_sgi(KICK_SGI, self.cpu_of(vcpu));
+        }
+    }
+
+    /// The CPU vCPU `vcpu` runs on.
+    pub fn cpu_of(&self, vcpu: usize) -> usize {
+        self.cpu_of
+            .get(vcpu)
+            .map_or(vcpu, |c| c.load(Ordering::Acquire))
+    }
+
+    /// The options the VM runs with.
+    pub fn opts(&self) -> Options {
+        self.opts
+    }
+
+    /// The phase the guest last marked.
+    pub fn phase(&self) -> u32 {
+        self.phase.load(Ordering::Acquire)
+    }
+
+    /// The guest marked phase `p` (1 or 2; anything else is ignored). Returns whether the
+    /// phase changed (then the ITS command counts are recorded for it).
+    pub fn mark_phase(&self, p: u32) -> bool {
+        if !(1..=2).contains(&p) {
+            return false;
+        }
+        let changed = self.phase.fetch_max(p, Ordering::AcqRel) < p;
+        if changed
+            && let Some(counts) = its::command_counts(self)
+            && let Some(slot) = self.phase_its.lock().get_mut(p as usize)
+        {
+            *slot = Some(counts);
+        }
+        changed
+    }
+
+    /// Records vCPU `vcpu`'s counts at the start of phase `p`.
+    pub fn record_phase(&self, vcpu: usize, p: u32, stats: &ExitStats) {
+        let mut all = self.phase_stats.lock();
+        if !all.iter().any(|(v, q, _)| *v == vcpu && *q == p) {
+            all.push((vcpu, p, *stats));
+        }
+    }
+
+    /// Whether vCPU `vcpu` has been kicked and has not synced since (the flag stays).
+    pub fn is_kicked(&self, vcpu: usize) -> bool {
+        self.kicked
+            .get(vcpu)
+            .is_some_and(|k| k.load(Ordering::Acquire))
+    }
+
+    /// Sets vCPU `vcpu`'s kick flag without interrupting anyone (it runs on this CPU).
+    pub fn kick_self(&self, vcpu: usize) {
+        if let Some(k) = self.kicked.get(vcpu) {
+            k.store(true, Ordering::Release);
+        }
+    }
+
+    /// Records that vCPU `vcpu` runs on CPU `cpu` now.
+    pub fn set_cpu_of(&self, vcpu: usize, cpu: usize) {
+        if let Some(c) = self.cpu_of.get(vcpu) {
+            c.store(cpu, Ordering::Release);
         }
     }
 
@@ -417,6 +613,9 @@ pub fn read_params() -> Result<BootParams, LinuxError> {
 /// (EOImode = 1; the timer, maintenance and kick interrupts enabled).
 fn setup_cpu(vm: &Vm, cpu: usize) -> Result<(), LinuxError> {
     el2::setup_cpu();
+    if vm.opts.pmu {
+        pmu::setup();
+    }
     vm.stage2.load();
     pe_setup(cpu).map_err(LinuxError::Gic)?;
     gic_hw::get()
@@ -428,20 +627,20 @@ fn setup_cpu(vm: &Vm, cpu: usize) -> Result<(), LinuxError> {
 /// stops. Runs on CPU `cpu`.
 fn cpu_main(vm: &Vm, cpu: usize) {
     let mut v = match setup_cpu(vm, cpu).and_then(|()| LinuxVcpu::new(vm, cpu)) {
-        Ok(v) => v,
+        Ok(v) => Box::new(v),
         Err(e) => {
             vm.fail(e);
             vm.finished[cpu].store(true, Ordering::Release);
             return;
         }
     };
-    loop {
+    'life: loop {
         // Off: wait for a CPU_ON (or the end), which kicks this CPU. Bounded by the VM's life.
         let start = loop {
             if vm.stopped() {
                 break None;
             }
-            if let Some(s) = vm.psci.lock().take_start(cpu) {
+            if let Some(s) = vm.psci.lock().take_start(v.index()) {
                 break Some(s);
             }
             wait_for_kick();
@@ -453,13 +652,30 @@ fn cpu_main(vm: &Vm, cpu: usize) {
             vm.started_ticks
                 .store(common::timer::ticks(), Ordering::Release);
         }
-        match v.run_from(vm, entry, context) {
-            End::CpuOff => vm.psci.lock().set_off(cpu),
-            End::VmStopped => break,
+        let mut end = v.run_from(vm, entry, context);
+        loop {
+            match end {
+                End::CpuOff => {
+                    vm.psci.lock().set_off(v.index());
+                    break;
+                }
+                End::VmStopped => break 'life,
+                End::Swap => match migrate::exchange(vm, v) {
+                    Some(other) => {
+                        v = other;
+                        v.load_after_swap(vm);
+                        end = v.run(vm);
+                    }
+                    None => {
+                        vm.finished[cpu].store(true, Ordering::Release);
+                        return;
+                    }
+                },
+            }
         }
     }
-    v.finish();
-    *vm.stats[cpu].lock() = v.stats;
+    v.finish(vm);
+    *vm.stats[v.index()].lock() = v.stats;
     vm.finished[cpu].store(true, Ordering::Release);
 }
 
@@ -492,7 +708,7 @@ fn secondary_main(cpu: usize) -> u64 {
 ///
 /// `before_entry` runs once the VM is built, before the first guest instruction (a scenario
 /// takes its snapshots there).
-pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
+pub fn boot(vcpus: usize, opts: Options, before_entry: impl FnOnce(&BootParams)) -> Report {
     let mut report = Report {
         stop: None,
         error: None,
@@ -504,6 +720,10 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
         first_refused: None,
         first_unexpected: None,
         run_us: 0,
+        window: None,
+        its: None,
+        swaps: 0,
+        window_its: None,
     };
     let result = (|| -> Result<&'static Vm, LinuxError> {
         if vcpus == 0 || vcpus > MAX_CPUS || vcpus > gic_hw::get().cpus() {
@@ -511,7 +731,7 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
         }
         let params = read_params()?;
         report.params = Some(params);
-        let vm = VM.try_call_once(|| Vm::new(vcpus, params))?;
+        let vm = VM.try_call_once(|| Vm::new(vcpus, opts, params))?;
         for cpu in 1..vcpus {
             smp::start(cpu, CPU_START_TIMEOUT).map_err(|e| LinuxError::Smp(cpu, e))?;
         }
@@ -553,26 +773,64 @@ pub fn boot(vcpus: usize, before_entry: impl FnOnce(&BootParams)) -> Report {
     report.vgic = vm.vgic.lock().stats();
     report.first_refused = *vm.first_refused.lock();
     report.first_unexpected = *vm.first_unexpected.lock();
+    report.window = window(vm);
+    report.its = its::report(vm);
+    report.swaps = vm.swap.done();
+    report.window_its = {
+        let p = vm.phase_its.lock();
+        p[1].zip(p[2]).map(|(a, b)| WindowIts {
+            first: a.0,
+            physical: b.0.saturating_sub(a.0),
+            guest: b.1.saturating_sub(a.1),
+        })
+    };
     let started = vm.started_ticks.load(Ordering::Acquire);
     report.run_us = common::timer::ticks_to_ns(stopped_ticks.saturating_sub(started)) / 1000;
     crate::fwd::pe_teardown();
     report
 }
 
+/// The counts between phases 1 and 2, all vCPUs: `None` unless every vCPU recorded both.
+fn window(vm: &Vm) -> Option<ExitStats> {
+    let all = vm.phase_stats.lock();
+    let at = |vcpu: usize, p: u32| {
+        all.iter()
+            .find(|(v, q, _)| *v == vcpu && *q == p)
+            .map(|(_, _, s)| s)
+    };
+    let mut sum = ExitStats::zero();
+    for vcpu in 0..vm.vcpus {
+        sum.add(&at(vcpu, 2)?.since(at(vcpu, 1)?));
+    }
+    Some(sum)
+}
+
 /// Says what was set up (`@@N` lines for `cargo xtask demo --linux`), before the guest owns
 /// the console.
 fn narrate(vm: &Vm) {
+    let its = vm.opts.msi != Msi::Intx;
     common::narrate!(
-        "device tree: QEMU's, less the hypervisor's RAM, the ITS, the maintenance interrupt and \
-         the devices stage 2 does not map: {} bytes at {:#x}",
+        "device tree: QEMU's, less the hypervisor's RAM, {}the maintenance interrupt and the \
+         devices stage 2 does not map: {} bytes at {:#x}",
+        if its { "" } else { "the ITS, " },
         vm.dtb.size,
         vm.dtb.addr
     );
     common::narrate!(
-        "stage 2: identity map of guest RAM {:#x}+{} MiB, the PL011 and the PCIe windows only; \
-         the hypervisor's RAM, GICD/GICR and the ITS fault to EL2",
+        "stage 2: identity map of guest RAM {:#x}+{} MiB, the PL011 and the PCIe windows{}; \
+         the hypervisor's RAM, GICD/GICR and the ITS{} fault to EL2",
         GUEST_RAM_BASE,
-        GUEST_RAM_SIZE >> 20
+        GUEST_RAM_SIZE >> 20,
+        if its {
+            " and the ITS translation frame"
+        } else {
+            " only"
+        },
+        if its {
+            " control frame (the guest's ITS, vits)"
+        } else {
+            ""
+        },
     );
     let cfg = *vm.vgic.lock().config();
     common::narrate!(

@@ -695,8 +695,9 @@ fn map_costs(v: &V4<'_>) {
             linux.cwriter_writes,
             linux.waits
         );
+        // N VMAPTI, the vPE's VINVALL and its VSYNC, in one batch.
         check!(
-            ours.commands == u64::from(n) + 1 && ours.cwriter_writes == 1 && ours.waits == 1,
+            ours.commands == u64::from(n) + 2 && ours.cwriter_writes == 1 && ours.waits == 1,
             "map_vlpis({n}): {ours:?}"
         );
         check!(

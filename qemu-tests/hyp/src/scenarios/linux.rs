@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
-//! Linux scenarios: Debian's arm64 kernel boots on `hyp::linux` and powers off.
+//! Linux scenarios: Debian's arm64 kernel boots on `hyp::linux` and powers off; with the
+//! guest's own ITS, its NVMe's MSIs arrive as vLPIs (GICv4) or as LPIs the hypervisor
+//! injects.
 //!
 //! The runner provisions the kernel, the initramfs (its `/init` prints `@@L` lines), the NVMe
 //! disk and the boot parameter block, and judges the guest's console (`@@L` markers, no
@@ -19,20 +21,40 @@ use super::Ctx;
 use crate::gic_hw;
 use crate::linux::params::BootParams;
 use crate::linux::psci::Action;
-use crate::linux::{self, Report, Stop};
+use crate::linux::{self, Msi, Options, Report, Stop};
 
 /// The PCIe INTx SPIs (INTA-INTD): the NVMe device's interrupt is one of them.
 const PCIE_INTX: [u32; 4] = [35, 36, 37, 38];
 
 /// Boots the guest on every CPU QEMU has and returns the report, printed.
 fn boot(ctx: &mut Ctx, before_entry: impl FnOnce(&BootParams)) -> (usize, Report) {
+    boot_with(ctx, Options::INTX, before_entry)
+}
+
+/// [`boot`] with `opts`.
+fn boot_with(
+    ctx: &mut Ctx,
+    opts: Options,
+    before_entry: impl FnOnce(&BootParams),
+) -> (usize, Report) {
     let vcpus = gic_hw::get().cpus();
+    let msis = match opts.msi {
+        Msi::Intx => "the timer, UART and PCIe INTx are forwarded",
+        Msi::Direct => {
+            "the timer and UART are forwarded; the guest drives its own ITS (vits) and its \
+             NVMe's MSIs are vLPIs (GICv4)"
+        }
+        Msi::Soft => {
+            "the timer and UART are forwarded; the guest drives its own ITS (vits) and its \
+             NVMe's MSIs are host LPIs injected through list registers"
+        }
+    };
     common::narrate!(
         "{}: booting Linux on {vcpus} vCPU(s): stage 2 maps guest RAM, the UART and PCIe; \
-         GICD/GICR are emulated by vgic; the timer, UART and PCIe INTx are forwarded",
+         GICD/GICR are emulated by vgic; {msis}",
         ctx.name
     );
-    let report = linux::boot(vcpus, before_entry);
+    let report = linux::boot(vcpus, opts, before_entry);
     common::narrate!(
         "the guest stopped ({:?}) after {} ms at EL1: {} EL2 exits",
         report.stop,
@@ -64,7 +86,55 @@ fn print_report(r: &Report) {
             common::exceptions::ec_name((esr >> 26) & 0x3f)
         );
     }
-    r.exits.report();
+    r.exits.report("");
+    if let Some(w) = &r.window {
+        w.report("window_");
+    }
+    if let Some(w) = r.window_its {
+        metrics(&[
+            ("window_its_first", w.first),
+            ("window_its_commands", w.physical),
+            ("window_vits_commands", w.guest),
+        ]);
+    }
+    if let Some(i) = &r.its {
+        metrics(&[
+            ("vits_commands", i.vits.commands),
+            ("vits_ignored", i.vits.ignored),
+            ("vits_stalls", i.vits.stalls),
+            ("vits_backend_ops", i.vits.backend_ops),
+            ("vits_deferred", i.vits.deferred),
+            ("vits_events", i.events.len() as u64),
+        ]);
+        metrics(&[
+            ("op_map_device", i.ops.map_device),
+            ("op_unmap_device", i.ops.unmap_device),
+            ("op_map", i.ops.map),
+            ("op_unmap", i.ops.unmap),
+            ("op_move", i.ops.moves),
+            ("op_update", i.ops.update),
+            ("op_invall", i.ops.invall),
+            ("op_int", i.ops.int),
+            ("op_clear", i.ops.clear),
+        ]);
+        metrics(&[
+            ("its_commands", i.queue.commands),
+            ("its_cwriter_writes", i.queue.cwriter_writes),
+            ("doorbell_rings", i.doorbells.map_or(0, |d| d.rings)),
+            ("doorbell_late", i.doorbells.map_or(0, |d| d.late)),
+            ("soft_routes", i.routed.map_or(0, |n| n as u64)),
+            ("swaps", u64::from(r.swaps)),
+        ]);
+        for (dev, ev, vintid, vcpu) in &i.events {
+            common::println!(
+                "linux: guest event: DeviceID {dev:#x} EventID {ev} -> vINTID {vintid} on vCPU \
+                 {vcpu:?}"
+            );
+        }
+        if let Some(e) = &i.last_error {
+            common::println!("linux: the guest's ITS: last error: {e}");
+        }
+    }
     let p = &r.psci;
     metrics(&[
         ("psci_version", p.version),
@@ -309,4 +379,217 @@ impl core::fmt::Display for Failure<'_> {
 /// The checksum of the 4 KiB page of the hypervisor's image holding `addr`.
 fn page_checksum(addr: usize) -> Option<u64> {
     crate::rawmem::image_checksum(addr & !0xfff, 4096)
+}
+
+/// What every scenario with the guest's ITS requires: the run's checks, the guest's ITS took
+/// its commands without an error or a stall, the NVMe's vectors were mapped (and those left
+/// at the end are live), and the guest marked its I/O window.
+fn check_its_run(r: &Report) -> Option<linux::stats::ExitStats> {
+    check_run(r, false);
+    let Some(i) = &r.its else {
+        check!(false, "no report of the guest's ITS");
+        return None;
+    };
+    check!(
+        i.vits.commands > 0 && i.ops.map_device > 0 && i.ops.map > 0,
+        "the guest's ITS saw {} commands, {:?}",
+        i.vits.commands,
+        i.ops
+    );
+    check!(
+        i.vits.ignored == 0 && i.vits.stalls == 0 && !i.stalled,
+        "the guest's ITS: {} commands ignored, {} stalls (last error: {:?})",
+        i.vits.ignored,
+        i.vits.stalls,
+        i.last_error
+    );
+    // Linux maps the NVMe's first vector, unmaps it, maps one per queue, and unmaps them all
+    // when it shuts the device down at power-off.
+    check!(
+        i.ops.map >= 2 && i.ops.unmap <= i.ops.map && i.events.iter().all(|e| e.3.is_some()),
+        "the guest's vectors: {:?}, events left {:?}",
+        i.ops,
+        i.events
+    );
+    let w = r.window;
+    check!(
+        w.is_some(),
+        "the guest did not mark its I/O window (phases 1 and 2)"
+    );
+    w
+}
+
+/// `linux_nvme_vlpi`: the guest's ITS over GICv4, WFI not trapped. 2048 direct reads; every
+/// NVMe completion is a vLPI delivered by the GIC into the vCPU its vector targets, resident
+/// on its CPU all along: no EL2 exit caused by the disk (no doorbell, no host LPI) in the
+/// window, no doorbell at all. The runner checks the guest's side: `ITS-MSI` vectors for the
+/// NVMe in `/proc/interrupts`, counting up across the reads.
+pub fn linux_nvme_vlpi(ctx: &mut Ctx) {
+    let (_, r) = boot_with(ctx, Options::with_msi(Msi::Direct), |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    check!(
+        w.disk_exits() == 0 && w.irq_doorbell == 0,
+        "{} exits caused by disk interrupts in the window ({} doorbells)",
+        w.disk_exits(),
+        w.irq_doorbell
+    );
+    let rings = r
+        .its
+        .as_ref()
+        .and_then(|i| i.doorbells)
+        .map_or(0, |d| d.rings);
+    check!(rings == 0, "{rings} doorbells rang for resident vPEs");
+    check!(w.wfx == 0, "{} WFI exits with WFI not trapped", w.wfx);
+    let cmds = r.window_its.map(|c| c.physical);
+    check!(
+        cmds == Some(0),
+        "physical ITS commands while the guest read from resident vPEs: {cmds:?}"
+    );
+}
+
+/// `linux_nvme_doorbell`: as `linux_nvme_vlpi` with WFI trapped: an idle vCPU blocks at EL2
+/// with its vPE non-resident and its doorbell enabled, and the disk's vLPI wakes it through
+/// the doorbell (taken at EL2 while blocked: no exit of its own). Every read completes (the
+/// runner checks the reads and the block read back).
+pub fn linux_nvme_doorbell(ctx: &mut Ctx) {
+    let opts = Options {
+        trap_wfi: true,
+        ..Options::with_msi(Msi::Direct)
+    };
+    let (_, r) = boot_with(ctx, opts, |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    check!(w.wfi_blocks > 0, "no vCPU blocked in WFI during the reads");
+    check!(
+        w.doorbell_wakeups > 0,
+        "no blocked vCPU was woken by its doorbell during the reads ({} blocks)",
+        w.wfi_blocks
+    );
+    let rings = r
+        .its
+        .as_ref()
+        .and_then(|i| i.doorbells)
+        .map_or(0, |d| d.rings);
+    check!(rings > 0, "no doorbell rang");
+}
+
+/// Swaps in `linux_vcpu_migrate`.
+const SWAPS: u32 = 4;
+
+/// `linux_vcpu_migrate`: vCPUs 0 and 1 trade CPUs four times while the guest reads its disk
+/// (`hyp::linux::migrate`): each swap puts both vCPUs (vPE non-resident, timer and virtual
+/// CPU interface saved, EL1 state saved), exchanges them, and loads each on the other CPU,
+/// where its vPE becomes resident after a VMOVP. Nothing is lost: every read completes (the
+/// runner checks them) and the interrupts keep coming (the guest counts them); no doorbell
+/// rings (a vLPI that finds its vPE between two CPUs waits in the pending table), and the
+/// runner checks QEMU's ITS processed the VMOVPs during the reads.
+pub fn linux_vcpu_migrate(ctx: &mut Ctx) {
+    let opts = Options {
+        swaps: SWAPS,
+        ..Options::with_msi(Msi::Direct)
+    };
+    let (_, r) = boot_with(ctx, opts, |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    check!(r.swaps == SWAPS, "{} swaps done, {SWAPS} asked", r.swaps);
+    check!(
+        w.swaps == 2 * u64::from(SWAPS),
+        "{} vCPU moves in the window, expected {}",
+        w.swaps,
+        2 * SWAPS
+    );
+    check!(
+        w.disk_exits() == 0 && w.doorbell_wakeups == 0,
+        "{} exits caused by the disk, {} doorbell wake-ups, with WFI not trapped",
+        w.disk_exits(),
+        w.doorbell_wakeups
+    );
+}
+
+/// `linux_irq_affinity`: the guest moves its NVMe interrupt (one MSI-X vector for admin and
+/// I/O, `msix_qsize=1`, so not a managed interrupt) to CPU 1 and back with
+/// `/proc/irq/N/smp_affinity` between read batches: each move is a MOVI to the guest's ITS,
+/// which becomes a VMOVI of the vLPI to the other vCPU's vPE. The runner checks that the
+/// interrupts followed (the per-CPU counts of each batch) and that QEMU's ITS processed the
+/// VMOVIs during the reads; here, that the guest's MOVIs became moves of the vLPI.
+pub fn linux_irq_affinity(ctx: &mut Ctx) {
+    let (_, r) = boot_with(ctx, Options::with_msi(Msi::Direct), |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    let moves = r.its.as_ref().map_or(0, |i| i.ops.moves);
+    check!(
+        moves >= 2,
+        "{moves} vLPI moves (VMOVI) for two affinity changes"
+    );
+    check!(
+        w.disk_exits() == 0,
+        "{} exits caused by the disk",
+        w.disk_exits()
+    );
+}
+
+/// `linux_nvme_soft`: the same guest ITS over the software backend (no GICv4): each NVMe
+/// completion is a host LPI taken at EL2 (an IRQ exit while the vCPU runs), looked up in the
+/// backend's routes and listed for the guest through a list register. At least one exit per
+/// disk interrupt is the price; the runner checks the exits against the guest's count.
+pub fn linux_nvme_soft(ctx: &mut Ctx) {
+    let (_, r) = boot_with(ctx, Options::with_msi(Msi::Soft), |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    check!(
+        w.lpis_injected > 0 && w.disk_exits() > 0,
+        "no host LPI taken in the window: {} injected, {} exits",
+        w.lpis_injected,
+        w.disk_exits()
+    );
+    check!(
+        w.lpis_injected <= w.disk_exits() + w.lpi_wakeups,
+        "{} LPIs injected for {} host LPIs taken",
+        w.lpis_injected,
+        w.disk_exits() + w.lpi_wakeups
+    );
+    let rings = r
+        .its
+        .as_ref()
+        .and_then(|i| i.doorbells)
+        .map_or(0, |d| d.rings);
+    check!(rings == 0, "{rings} doorbells without GICv4");
+    let cmds = r.window_its.map(|c| c.physical);
+    check!(
+        cmds == Some(0),
+        "physical ITS commands while the guest read (software injection needs none): {cmds:?}"
+    );
+}
+
+/// A benchmark of the guest's ITS: the `nvme` workload (2048 direct 4 KiB reads between the
+/// phase marks) under `-icount shift=0`, with `opts` and the instructions counted per phase
+/// (`Options::pmu`). Checks what the suite's scenarios check; `cargo xtask bench` reads the
+/// window's figures (`@@M window_*`), the guest's interrupt count (its `/proc/interrupts`) and
+/// QEMU's trace of the ITS's commands.
+fn bench_linux(ctx: &mut Ctx, opts: Options) {
+    let (_, r) = boot_with(ctx, Options { pmu: true, ..opts }, |_| {});
+    let Some(w) = check_its_run(&r) else { return };
+    check!(
+        w.inst_guest > 0 && w.inst_hyp > 0,
+        "no instruction counted (guest {}, hypervisor {}): -icount and the PMU",
+        w.inst_guest,
+        w.inst_hyp
+    );
+}
+
+/// `bench_linux_vlpi`: GICv4, vPEs resident (WFI not trapped).
+pub fn bench_linux_vlpi(ctx: &mut Ctx) {
+    bench_linux(ctx, Options::with_msi(Msi::Direct));
+}
+
+/// `bench_linux_doorbell`: GICv4, WFI trapped: idle vCPUs blocked, woken by doorbells.
+pub fn bench_linux_doorbell(ctx: &mut Ctx) {
+    bench_linux(
+        ctx,
+        Options {
+            trap_wfi: true,
+            ..Options::with_msi(Msi::Direct)
+        },
+    );
+}
+
+/// `bench_linux_soft`: no GICv4: host LPIs injected through list registers.
+pub fn bench_linux_soft(ctx: &mut Ctx) {
+    bench_linux(ctx, Options::with_msi(Msi::Soft));
 }

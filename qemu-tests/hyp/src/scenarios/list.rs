@@ -16,8 +16,10 @@
 // `bench()` (a benchmark: `-icount`, run by exact name only), `hidden()` (a runner self-check
 // that must FAIL, run by exact name only), `linux(g)` (boots the Linux guest `g` describes:
 // the runner provisions the kernel, initramfs and disk, and judges the guest's console too),
-// `on_demand()` (run by exact name only, and must pass). Names must be unique (a runner test
-// checks).
+// `on_demand()` (run by exact name only, and must pass), `its_trace()` (QEMU traces its ITS's
+// commands; the runner checks their number against the hyp's `@@M its_commands`),
+// `expects_its_commands_in_window(&[(mnemonic, n)])` (traced, and at least n of each while
+// the guest does its I/O). Names must be unique (a runner test checks).
 scenario_list! {
     boot_smoke: infra::boot_smoke, smp(1);
     smp_smoke: infra::smp_smoke, smp(2);
@@ -74,12 +76,44 @@ scenario_list! {
     linux_nvme_intx: linux::linux_nvme_intx, smp(2).linux(LinuxGuest::mode("nvme").nvme());
     linux_isolation: linux::linux_isolation,
         smp(1).linux(LinuxGuest::mode("isolation").append("vgt.target=0x40200000"));
+    // The guest drives its own ITS (hyp::linux::its, on vits): its NVMe's MSIs are vLPIs
+    // (GICv4). Resident vPEs (no exit per disk interrupt); WFI trapped, vCPUs woken by
+    // doorbells; vCPUs 0 and 1 swapping CPUs under I/O (VMOVP); the guest moving its NVMe
+    // interrupt between vCPUs (MOVI -> VMOVI; one MSI-X vector, so not a managed interrupt).
+    // QEMU traces its ITS's commands: as many as the hyp counted, and during the reads the
+    // VMOVPs of 4 swaps of 2 vPEs, the VMOVIs of 2 moves.
+    linux_nvme_vlpi: linux::linux_nvme_vlpi,
+        smp(2).linux(LinuxGuest::mode("nvme").nvme().msi()).its_trace();
+    linux_nvme_doorbell: linux::linux_nvme_doorbell,
+        smp(2).linux(LinuxGuest::mode("nvme").nvme().msi()).its_trace();
+    linux_vcpu_migrate: linux::linux_vcpu_migrate,
+        smp(2)
+            .linux(LinuxGuest::mode("nvme").nvme().msi())
+            .expects_its_commands_in_window(&[("vmovp", 8)]);
+    linux_irq_affinity: linux::linux_irq_affinity,
+        smp(2)
+            .linux(LinuxGuest::mode("affinity").nvme().msi().single_vector())
+            .expects_its_commands_in_window(&[("vmovi", 2)]);
+    // The same guest ITS without GICv4 (vits' SoftBackend): host LPIs injected through list
+    // registers, one exit per disk interrupt at least.
+    linux_nvme_soft: linux::linux_nvme_soft,
+        smp(2).linux(LinuxGuest::mode("nvme").nvme().msi()).its_trace();
     // `cargo xtask linux`: any kernel, initramfs and command line.
     linux_any: linux::linux_any, smp(1).linux(LinuxGuest::mode("boot")).on_demand();
 
     // Benchmarks for `cargo xtask bench`, under -icount shift=0 (scenarios/bench.rs).
     bench_vlpi_latency: bench::bench_vlpi_latency, smp(1).bench();
     bench_vpe_counts: bench::bench_vpe_counts, smp(1).bench();
+    // The Linux guest's NVMe reads with its own ITS (scenarios/linux.rs) in three modes:
+    // GICv4 with resident vPEs, GICv4 with WFI trapped and doorbells, software injection. One
+    // vCPU: under -icount QEMU's instruction event counts the whole machine. The physical
+    // ITS's commands are traced by QEMU.
+    bench_linux_vlpi: linux::bench_linux_vlpi,
+        smp(1).linux(LinuxGuest::mode("nvme").nvme().msi()).bench().its_trace();
+    bench_linux_doorbell: linux::bench_linux_doorbell,
+        smp(1).linux(LinuxGuest::mode("nvme").nvme().msi()).bench().its_trace();
+    bench_linux_soft: linux::bench_linux_soft,
+        smp(1).linux(LinuxGuest::mode("nvme").nvme().msi()).bench().its_trace();
 
     // Runner self-checks: each must be reported FAILED (scenarios/selfcheck.rs).
     panic_check: selfcheck::panic_check, smp(1).deadline(SELF_CHECK_DEADLINE).hidden();
