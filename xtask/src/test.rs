@@ -516,12 +516,20 @@ fn cargo_error(stderr: &str) -> String {
 /// nothing uploaded. It reads crates.io's index; when that cannot be reached, `cargo package
 /// --offline` of `crates` checks the same without the registry, and says so.
 fn publish_check(dir: &Path, crates: &[&str]) -> Result<(), String> {
-    let dry_run = run_cargo_stderr(cargo(None, CargoEnv::Host).current_dir(dir).args([
-        "publish",
-        "--workspace",
-        "--dry-run",
-        "--allow-dirty",
-    ]));
+    if let Some(home) = cargo_home() {
+        forget_unpacked_packages(&home.join("registry").join("src"), crates);
+    }
+    // A target directory of its own, where the builds of our packages can be forgotten too:
+    // cargo takes a registry package's sources as immutable and would reuse its first build.
+    let target = dir.join("target").join("publish");
+    forget_builds(&target.join("debug").join(".fingerprint"), crates);
+    let dry_run = run_cargo_stderr(
+        cargo(None, CargoEnv::Host)
+            .current_dir(dir)
+            .args(["publish", "--workspace", "--dry-run", "--allow-dirty"])
+            .arg("--target-dir")
+            .arg(&target),
+    );
     let stderr = match dry_run {
         Ok(()) => return Ok(()),
         Err(stderr) if unreachable_registry(&stderr) => stderr,
@@ -545,6 +553,65 @@ fn publish_check(dir: &Path, crates: &[&str]) -> Result<(), String> {
     }
     run_cargo_stderr(&mut cmd)
         .map_err(|stderr| format!("cargo package --offline: {}", cargo_error(&stderr)))
+}
+
+/// `CARGO_HOME`, or `~/.cargo`.
+fn cargo_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("CARGO_HOME")
+        .map(Into::into)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+}
+
+/// Removes what an earlier dry run unpacked of `crates` from the temporary registry cargo
+/// builds under `target/package`: the dry run verifies each crate against the packages of
+/// the crates it depends on, and cargo unpacks a registry package only once per version, so
+/// without this a later run would build against the sources of the first (a false failure,
+/// or a false pass). `src` is `$CARGO_HOME/registry/src`; the temporary registry has no name,
+/// so its directory there starts with `-` (crates.io's is `index.crates.io-...`). Nothing
+/// else is touched.
+fn forget_unpacked_packages(src: &Path, crates: &[&str]) {
+    let Ok(registries) = std::fs::read_dir(src) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(packages) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for package in packages.flatten() {
+            let name = package.file_name().to_string_lossy().into_owned();
+            let ours = crates.iter().any(|k| {
+                name.strip_prefix(k)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(package.path());
+            }
+        }
+    }
+}
+
+/// Removes the fingerprints of `crates` from `fingerprints` (a target directory's
+/// `debug/.fingerprint`, whose entries are `<package>-<16 hex digits>`), so that cargo builds
+/// them again: it never checks a registry package's sources for changes.
+fn forget_builds(fingerprints: &Path, crates: &[&str]) {
+    let Ok(entries) = std::fs::read_dir(fingerprints) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = crates.iter().any(|k| {
+            name.strip_prefix(k)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|hash| hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()))
+        });
+        if ours {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// What a crate's `[package.metadata.docs.rs]` asks docs.rs for.
@@ -688,6 +755,48 @@ mod tests {
         .unwrap();
         std::fs::write(dir.join("src").join("lib.rs"), lib).unwrap();
         dir
+    }
+
+    #[test]
+    fn only_our_packages_unpacked_from_the_temporary_registry_are_forgotten() {
+        let src = std::env::temp_dir().join(format!("xtask-unpacked-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&src);
+        let dirs = [
+            "-1234abcd/its-core-0.1.0",
+            "-1234abcd/its-core-extra-0.1.0",
+            "-1234abcd/log-0.4.28",
+            "index.crates.io-1949cf8c6b5b557f/its-core-0.1.0",
+        ];
+        for d in dirs {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+        }
+        forget_unpacked_packages(&src, &["its-core", "vits"]);
+        let left: Vec<_> = dirs.iter().filter(|d| src.join(d).is_dir()).collect();
+        assert_eq!(
+            left,
+            [&dirs[1], &dirs[2], &dirs[3]],
+            "only the temporary registry's its-core is gone"
+        );
+        let _ = std::fs::remove_dir_all(&src);
+    }
+
+    #[test]
+    fn only_our_packages_builds_are_forgotten() {
+        let dir = std::env::temp_dir().join(format!("xtask-fingerprints-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let dirs = [
+            "its-core-8beeddb3d5195b1b",
+            "its-core-extra-8beeddb3d5195b1b",
+            "its-core-build",
+            "log-8beeddb3d5195b1b",
+        ];
+        for d in dirs {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        forget_builds(&dir, &["its-core"]);
+        let left: Vec<_> = dirs.iter().filter(|d| dir.join(d).is_dir()).collect();
+        assert_eq!(left, [&dirs[1], &dirs[2], &dirs[3]]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
