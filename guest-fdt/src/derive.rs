@@ -69,37 +69,10 @@ struct Plan<'a, 'p> {
     chosen: Option<usize>,
 }
 
-/// Checks `dtb` (cut to its header's `totalsize`) is a flattened device tree.
+/// Checks `dtb` (cut to its header's `totalsize`) is a flattened device tree, as the GIC's
+/// discovery does.
 pub(crate) fn open(dtb: &[u8]) -> Result<Fdt<'_>, Error> {
-    let total = refs::cell(dtb, 1).ok_or(Error::InvalidBlob {
-        reason: "shorter than a header",
-    })?;
-    let blob = usize::try_from(total)
-        .ok()
-        .and_then(|total| dtb.get(..total))
-        .ok_or(Error::InvalidBlob {
-            reason: "shorter than its totalsize",
-        })?;
-    Fdt::new(blob).map_err(|e| Error::InvalidBlob {
-        reason: blob_error(&e.kind),
-    })
-}
-
-fn blob_error(kind: &dtoolkit::error::FdtErrorKind) -> &'static str {
-    use dtoolkit::error::FdtErrorKind as K;
-    match kind {
-        K::InvalidMagic => "bad magic",
-        K::UnsupportedVersion(_) => "unsupported version",
-        K::InvalidLength => "bad length",
-        K::InvalidHeader(why) => why,
-        K::BadToken(_) => "bad structure token",
-        K::InvalidOffset => "offset out of bounds",
-        K::InvalidString => "bad string",
-        K::InvalidNodeName => "bad node name",
-        K::InvalidPropertyName => "bad property name",
-        K::MemReserveNotTerminated | K::MemReserveInvalid => "bad memory reservation block",
-        _ => "rejected by the parser",
-    }
+    its_core::discover::open_blob(dtb).map_err(|reason| Error::InvalidBlob { reason })
 }
 
 /// A property's value, borrowed from the blob.

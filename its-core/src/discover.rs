@@ -706,18 +706,20 @@ where
 
 /// Validates `dtb` (cut to the header's `totalsize`) as a flattened device tree.
 fn open(dtb: &[u8]) -> Result<Fdt<'_>, DiscoverError> {
-    let total = be32(dtb, 1).ok_or(DiscoverError::InvalidBlob {
-        reason: "shorter than a header",
-    })?;
+    open_blob(dtb).map_err(|reason| DiscoverError::InvalidBlob { reason })
+}
+
+/// Opens `dtb`, cut to its header's `totalsize`, with the parser's checks of the whole
+/// blob; what is wrong with it otherwise. Shared with `guest-fdt`, which reads host trees
+/// the same way; not part of the public API.
+#[doc(hidden)]
+pub fn open_blob(dtb: &[u8]) -> Result<Fdt<'_>, &'static str> {
+    let total = be32(dtb, 1).ok_or("shorter than a header")?;
     let blob = usize::try_from(total)
         .ok()
         .and_then(|total| dtb.get(..total))
-        .ok_or(DiscoverError::InvalidBlob {
-            reason: "shorter than its totalsize",
-        })?;
-    Fdt::new(blob).map_err(|e| DiscoverError::InvalidBlob {
-        reason: blob_error(&e.kind),
-    })
+        .ok_or("shorter than its totalsize")?;
+    Fdt::new(blob).map_err(|e| blob_error(&e.kind))
 }
 
 /// A fixed description of the parser's error.
