@@ -34,9 +34,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
 use core::time::Duration;
 
-use common::platform::{
-    GICD_BASE, GICR_BASE, GICR_REGION_SIZE, GICR_STRIDE, GITS_BASE, GITS_TRANSLATER, MAX_CPUS,
-};
+use common::platform::{MAX_CPUS, RAM_BASE};
 use common::sync::{SpinLock, SpinLockGuard};
 use common::timer::poll_until;
 use common::{read_sysreg, write_sysreg};
@@ -45,11 +43,13 @@ use fwd_irq::hw::PhysIrqState;
 use fwd_irq::mmio::{GicIrqState, IrqStateRegs};
 use its_cmdq::RedistInfo;
 use its_core::addr::PhysAddr;
+use its_core::discover::{GicDescription, MmioRegion};
 use its_core::mmio::{
     GicdRegs, GicrRegs, GitsRegs, GitsTranslationRegs, ItsRegisters, RedistRegisters,
 };
 use its_core::regs::{
-    GicdCtlr, GicdTyper, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter, GitsTyper,
+    GicdCtlr, GicdTyper, GicrTyper, GitsBaser, GitsCbaser, GitsCreadr, GitsCtlr, GitsCwriter,
+    GitsTyper,
 };
 use safe_mmio::{UniqueMmioPointer, field, field_shared};
 use spin::Once;
@@ -95,19 +95,63 @@ pub struct GicHw {
     cpus: usize,
     its: SpinLock<UniqueMmioPointer<'static, GitsRegs>>,
     translation: SpinLock<UniqueMmioPointer<'static, GitsTranslationRegs>>,
+    /// The ITS's control frame's physical address.
+    its_base: u64,
 }
 
 static GIC_HW: Once<GicHw> = Once::new();
 
 /// Makes the GIC's owner, once; later calls return the same one.
 ///
-/// Claims the MMIO of QEMU `virt`'s GIC (addresses from `common::platform`) and finds the
+/// Claims the MMIO of the GIC QEMU's device tree describes (its distributor, first
+/// redistributor region and first ITS, found by `its_core::discover`) and finds the
 /// redistributors. Touches no register but GICR_TYPER.
+///
+/// # Panics
+/// If QEMU's device tree is missing or names no usable GIC, or a frame lies outside the
+/// Device-memory window the image maps ([`MMIO_WINDOW`]): nothing could run without it.
 pub fn claim() -> &'static GicHw {
-    // SAFETY: `Once` runs this at most once in the image's life, so the pointers made inside
-    // are the only ones to these frames (nothing else in the hyp makes GIC pointers); the
-    // frames are QEMU `virt`'s GIC, identity mapped as Device memory for the image's life.
-    GIC_HW.call_once(|| unsafe { GicHw::new() })
+    GIC_HW.call_once(|| {
+        let frames = Frames::from_qemu_dtb().expect("QEMU's device tree describes the GIC");
+        // SAFETY: `Once` runs this at most once in the image's life, so the pointers made
+        // inside are the only ones to these frames (nothing else in the hyp makes GIC
+        // pointers); `Frames` checked they lie in the identity-mapped Device window.
+        unsafe { GicHw::new(&frames) }
+    })
+}
+
+/// Where the image maps Device memory, identity: the first GiB, below RAM
+/// (`common::mmu::init_tables`).
+pub const MMIO_WINDOW: core::ops::Range<u64> = 0..RAM_BASE as u64;
+
+/// The GIC's frames, from the device tree.
+#[derive(Clone, Copy, Debug)]
+struct Frames {
+    gicd: MmioRegion,
+    gicr: MmioRegion,
+    /// The distance between redistributors when the tree says (`redistributor-stride`).
+    gicr_stride: Option<u64>,
+    its: MmioRegion,
+}
+
+impl Frames {
+    /// The frames QEMU's device tree names, if it has one describing a GIC with an ITS whose
+    /// frames all lie in [`MMIO_WINDOW`].
+    fn from_qemu_dtb() -> Option<Self> {
+        let desc = GicDescription::from_fdt(crate::rawmem::qemu_dtb()?).ok()?;
+        let frames = Self {
+            gicd: desc.distributor(),
+            gicr: *desc.redistributor_regions().first()?,
+            gicr_stride: desc.redistributor_stride(),
+            its: desc.its().first()?.region,
+        };
+        let mapped =
+            |r: MmioRegion| MMIO_WINDOW.contains(&r.base().get()) && r.end() <= MMIO_WINDOW.end;
+        // The ITS's two 64 KiB frames, control and translation.
+        let its_frames = frames.its.size() >= 0x2_0000;
+        (mapped(frames.gicd) && mapped(frames.gicr) && mapped(frames.its) && its_frames)
+            .then_some(frames)
+    }
 }
 
 /// The GIC's owner.
@@ -132,11 +176,19 @@ unsafe fn block<T>(base: usize) -> UniqueMmioPointer<'static, T> {
 
 impl GicHw {
     /// # Safety
-    /// Called once in the image's life (see [`claim`]).
-    unsafe fn new() -> Self {
+    /// Called once in the image's life (see [`claim`]), with frames the image maps as Device
+    /// memory.
+    unsafe fn new(frames: &Frames) -> Self {
         let mut redists = [const { None }; MAX_CPUS];
-        let mut base = GICR_BASE;
-        while base < GICR_BASE + GICR_REGION_SIZE {
+        let gicr_end = frames.gicr.end() as usize;
+        let mut base = frames.gicr.base().get() as usize;
+        // A redistributor's frames: RD and SGI, then VLPI and reserved with GICv4 (GICR_TYPER.VLPIS).
+        let stride = |typer: GicrTyper| match frames.gicr_stride {
+            Some(s) => s as usize,
+            None if typer.vlpis() => 0x4_0000,
+            None => 0x2_0000,
+        };
+        while base + 0x2_0000 <= gicr_end {
             // SAFETY: a redistributor frame of the GICR region, claimed here for the first and
             // only time (our caller's promise); frames of no CPU of ours are dropped unused.
             let regs: Gicr = unsafe { block(base) };
@@ -155,20 +207,21 @@ impl GicHw {
             if last {
                 break;
             }
-            base += GICR_STRIDE;
+            base += stride(typer);
         }
         let cpus = redists.iter().take_while(|r| r.is_some()).count();
-        let translation_base =
-            GITS_TRANSLATER - core::mem::offset_of!(GitsTranslationRegs, translater);
+        let its_base = frames.its.base().get() as usize;
+        let translation_base = its_base + 0x1_0000;
         // SAFETY: the distributor, the ITS control frame and its translation frame, claimed
         // here for the first and only time (our caller's promise).
         unsafe {
             Self {
-                gicd: SpinLock::new(block(GICD_BASE)),
+                gicd: SpinLock::new(block(frames.gicd.base().get() as usize)),
                 redists,
                 cpus,
-                its: SpinLock::new(block(GITS_BASE)),
+                its: SpinLock::new(block(its_base)),
                 translation: SpinLock::new(block(translation_base)),
+                its_base: its_base as u64,
             }
         }
     }
@@ -187,6 +240,17 @@ impl GicHw {
     /// Where CPU `cpu`'s redistributor is and its GICR_TYPER at boot.
     pub fn redist_info(&self, cpu: usize) -> Option<RedistInfo> {
         Some(self.redists.get(cpu)?.as_ref()?.info)
+    }
+
+    /// The physical address of the ITS's control frame (its translation frame follows, 64 KiB
+    /// on), as the device tree gave it.
+    pub fn its_base(&self) -> u64 {
+        self.its_base
+    }
+
+    /// The physical address of GITS_TRANSLATER, where MSIs are written.
+    pub fn translater_addr(&self) -> u64 {
+        self.its_base + 0x1_0000 + core::mem::offset_of!(GitsTranslationRegs, translater) as u64
     }
 
     /// Number of CPUs `0..n` that all have a redistributor.

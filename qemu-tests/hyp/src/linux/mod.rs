@@ -729,6 +729,14 @@ pub fn boot(vcpus: usize, opts: Options, before_entry: impl FnOnce(&BootParams))
         if vcpus == 0 || vcpus > MAX_CPUS || vcpus > gic_hw::get().cpus() {
             return Err(LinuxError::TooManyVcpus(vcpus));
         }
+        // The guest's layout (stage 2, its device tree) is the board's: its ITS frames are
+        // where the GIC's owner found the physical ITS.
+        if gic_hw::get().its_base() != GITS_BASE as u64 {
+            return Err(LinuxError::Its(alloc::format!(
+                "the ITS is at {:#x}, not where the guest's layout puts it ({GITS_BASE:#x})",
+                gic_hw::get().its_base()
+            )));
+        }
         let params = read_params()?;
         report.params = Some(params);
         let vm = VM.try_call_once(|| Vm::new(vcpus, opts, params))?;

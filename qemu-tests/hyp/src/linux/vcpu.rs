@@ -58,7 +58,7 @@
 use alloc::format;
 use core::time::Duration;
 
-use common::platform::{GITS_BASE, cpu_index};
+use common::platform::cpu_index;
 use doorbell::Waiter;
 use fwd_irq::host_irq::handle_acked_irq;
 use fwd_irq::hw::{HostCpuIf, HostTimer};
@@ -705,7 +705,7 @@ impl LinuxVcpu {
             }
         };
         let ipa = abort.ipa();
-        let its_base = GITS_BASE as u64;
+        let its_base = crate::gic_hw::get().its_base();
         if (its_base..its_base + ITS_CONTROL_SIZE).contains(&ipa) && vm.its.lock().is_some() {
             self.its_access(vm, &abort, ipa - its_base, esr, far);
             return;

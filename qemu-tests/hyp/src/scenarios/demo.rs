@@ -167,7 +167,7 @@ fn physical_lpis() -> Option<GicHandle> {
             return Some(gic);
         }
     };
-    edu.enable_msi(common::platform::GITS_TRANSLATER as u64, 0);
+    edu.enable_msi(crate::gic_hw::get().translater_addr(), 0);
     narrate!(
         "edu PCI device at {:02x}:{:02x}.{}: MAPD DeviceID {rid:#x}, MAPTI event 0 -> LPI {} on \
          cpu0; its MSI points at GITS_TRANSLATER",
@@ -250,7 +250,7 @@ fn direct_injection(v: &V4<'_>) {
         v.g4.map_vlpi(its, &mut edu_dev, 0, &vm, 0, cfg(8193, true))
             .is_ok()
     );
-    edu.enable_msi(common::platform::GITS_TRANSLATER as u64, 0);
+    edu.enable_msi(crate::gic_hw::get().translater_addr(), 0);
     narrate!(
         "vLPIs mapped (VMAPTI + VSYNC): DeviceID 0x60 event 0 -> vINTID 8192, edu's MSI \
          (DeviceID {rid:#x}) -> vINTID 8193, both with doorbell {}",

@@ -11,7 +11,6 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use core::time::Duration;
 
-use common::platform::GITS_TRANSLATER;
 use common::{check, println, report, require};
 use its_cmdq::{ItsError, LpiRange};
 use its_core::ids::Lpi;
@@ -268,10 +267,10 @@ pub fn lpi_edu_msi(_ctx: &mut Ctx) {
         return;
     };
 
-    edu.enable_msi(GITS_TRANSLATER as u64, 2);
+    edu.enable_msi(crate::gic_hw::get().translater_addr(), 2);
     let msi = edu.msi();
     check!(
-        msi == (GITS_TRANSLATER as u64, 2, true),
+        msi == (crate::gic_hw::get().translater_addr(), 2, true),
         "MSI capability reads {msi:x?}"
     );
 
@@ -299,7 +298,7 @@ pub fn lpi_edu_msi(_ctx: &mut Ctx) {
     edu.ack(0x100);
 
     // MSI data 3: EventID 3, the other LPI.
-    edu.enable_msi(GITS_TRANSLATER as u64, 3);
+    edu.enable_msi(crate::gic_hw::get().translater_addr(), 3);
     edu.raise(0x4);
     gic::take_irqs(3, LPI_TIMEOUT);
     check_taken(0, l3, 1);

@@ -20,7 +20,6 @@ use core::cell::Cell;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use core::time::Duration;
 
-use common::platform::GITS_TRANSLATER;
 use common::sync::SpinLock;
 use common::{check, println, require, timer};
 use doorbell::Waiter;
@@ -306,7 +305,7 @@ pub fn vlpi_doorbell_wake(_ctx: &mut Ctx) {
             v.g4.map_vlpi(its, &mut edu_dev, 0, &vm, 0, cfg(8193, true))
                 .is_ok()
         );
-        edu.enable_msi(GITS_TRANSLATER as u64, 0);
+        edu.enable_msi(crate::gic_hw::get().translater_addr(), 0);
         let vpe = need!(vm.vpe(0).ok(), "vPE 0 of the VM");
         let (id, db) = (vpe.id(), vpe.doorbell());
         // The vCPU's waiter: a plain value, attached to its vPE's doorbell once the VM
@@ -877,7 +876,7 @@ pub fn vlpi_edu_passthrough(_ctx: &mut Ctx) {
             v.g4.map_vlpi(its, &mut dev, 1, &vm, 0, cfg(8200, true))
                 .is_ok()
         );
-        edu.enable_msi(GITS_TRANSLATER as u64, 1);
+        edu.enable_msi(crate::gic_hw::get().translater_addr(), 1);
         println!(
             "vlpi_edu_passthrough: edu at BAR0 {:#x}, MSI (DeviceID {rid:#x}, EventID 1) -> \
              vINTID 8200",
