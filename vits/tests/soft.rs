@@ -35,34 +35,9 @@ fn vits<'a>(rig: &'a Rig, routes: &'a SoftRoutes<N>, assigned: &[AssignedDevice]
     Vits::new(cfg, backend).unwrap()
 }
 
-/// Linux's boot: probe, LPIs on, a collection per vCPU, NVMe with 3 vectors over both vCPUs,
-/// unmasked.
+/// Linux's boot on the vITS ([`linux_boot`]) with the NVMe.
 fn boot(its: &mut V<'_>, ram: &mut Ram) -> GuestDriver {
-    let mut g = linux_probe(its, ram);
-    for intid in 8192..8192 + 64 {
-        ram.set_prop(intid, PROP_OFF);
-    }
-    its.set_lpi_config(
-        ram,
-        Some(LpiConfigTable {
-            base: PROP,
-            id_bits: 16,
-        }),
-    )
-    .unwrap();
-    for cpu in 0..2u16 {
-        g.send(its, ram, &[mapc(cpu, cpu.into(), true), sync(cpu.into())]);
-        g.send(its, ram, &[invall(cpu), sync(cpu.into())]);
-    }
-    g.send(its, ram, &[mapd(NVME, 2, true)]);
-    for (e, cpu) in [(0u32, 0u16), (1, 0), (2, 1)] {
-        g.send(its, ram, &[mapti(NVME, e, 8193 + e, cpu), sync(cpu.into())]);
-        ram.set_prop(8193 + e, PROP_ON);
-        g.send(its, ram, &[inv(NVME, e), sync(cpu.into())]);
-    }
-    assert!(!its.is_stalled(), "{:?}", its.errors().last());
-    assert_eq!(its.stats().ignored, 0);
-    g
+    linux_boot(its, ram, NVME)
 }
 
 /// The host LPI of event `e` of the NVMe.

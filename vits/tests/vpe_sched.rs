@@ -12,7 +12,7 @@ use common::*;
 use its_core::cmd::Command;
 use its_model::{ItsHandle, ModelConfig};
 use its_testkit::{P, PROXY_DEVICE as PROXY, Rig, V4};
-use vits::{AssignedDevice, DevicePool, LpiConfigTable, Vits, VitsConfig, VpeSchedBackend};
+use vits::{AssignedDevice, DevicePool, Vits, VitsConfig, VpeSchedBackend};
 use vpe_sched::{V4Config, Vm, VmConfig};
 
 type B<'a> = VpeSchedBackend<'a, 'static, ItsHandle, P, 8>;
@@ -86,34 +86,9 @@ fn check_ites(h: &Host, vm: &Vm<P>, its: &V<'_>) {
     }
 }
 
-/// Linux's boot on the vITS: probe, LPIs on, a collection per vCPU, NVMe with 3 vectors
-/// spread over both vCPUs and unmasked.
+/// Linux's boot on the vITS ([`linux_boot`]) with the NVMe.
 fn boot(its: &mut V<'_>, ram: &mut Ram) -> GuestDriver {
-    let mut g = linux_probe(its, ram);
-    for intid in 8192..8192 + 64 {
-        ram.set_prop(intid, PROP_OFF);
-    }
-    its.set_lpi_config(
-        ram,
-        Some(LpiConfigTable {
-            base: PROP,
-            id_bits: 16,
-        }),
-    )
-    .unwrap();
-    for cpu in 0..2u16 {
-        g.send(its, ram, &[mapc(cpu, cpu.into(), true), sync(cpu.into())]);
-        g.send(its, ram, &[invall(cpu), sync(cpu.into())]);
-    }
-    g.send(its, ram, &[mapd(NVME, 2, true)]);
-    for (e, cpu) in [(0u32, 0u16), (1, 0), (2, 1)] {
-        g.send(its, ram, &[mapti(NVME, e, 8193 + e, cpu), sync(cpu.into())]);
-        ram.set_prop(8193 + e, PROP_ON);
-        g.send(its, ram, &[inv(NVME, e), sync(cpu.into())]);
-    }
-    assert!(!its.is_stalled(), "{:?}", its.errors().last());
-    assert_eq!(its.stats().ignored, 0);
-    g
+    linux_boot(its, ram, NVME)
 }
 
 #[test]

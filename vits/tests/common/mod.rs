@@ -5,7 +5,7 @@
 
 use its_core::cmd::Command;
 use its_core::ids::{CollectionId, DeviceId, EventId, IntId, RdBase};
-use vits::{Backend, GuestMemory, GuestMemoryError, Vits};
+use vits::{Backend, GuestMemory, GuestMemoryError, LpiConfigTable, Vits};
 
 /// Guest RAM: `bytes` at guest-physical `base`; anything else is not the VM's.
 pub struct Ram {
@@ -293,4 +293,39 @@ pub fn linux_probe<B: Backend, const D: usize, const E: usize, const C: usize>(
     let ctlr = its.read(ram, CTLR, 4).unwrap();
     its.write(ram, CTLR, 4, ctlr | 1).unwrap();
     GuestDriver::new(QUEUE, QUEUE_BYTES)
+}
+
+/// Linux's boot on the vITS: [`linux_probe`], LPIs on (64 property bytes from 8192 off), a
+/// collection per vCPU, device `nvme` with 3 vectors spread over both vCPUs (vINTIDs 8193 to
+/// 8195) and unmasked. Panics (test failure) on a stall or an ignored command.
+pub fn linux_boot<B: Backend, const D: usize, const E: usize, const C: usize>(
+    its: &mut Vits<B, D, E, C>,
+    ram: &mut Ram,
+    nvme: u32,
+) -> GuestDriver {
+    let mut g = linux_probe(its, ram);
+    for intid in 8192..8192 + 64 {
+        ram.set_prop(intid, PROP_OFF);
+    }
+    its.set_lpi_config(
+        ram,
+        Some(LpiConfigTable {
+            base: PROP,
+            id_bits: 16,
+        }),
+    )
+    .unwrap();
+    for cpu in 0..2u16 {
+        g.send(its, ram, &[mapc(cpu, cpu.into(), true), sync(cpu.into())]);
+        g.send(its, ram, &[invall(cpu), sync(cpu.into())]);
+    }
+    g.send(its, ram, &[mapd(nvme, 2, true)]);
+    for (e, cpu) in [(0u32, 0u16), (1, 0), (2, 1)] {
+        g.send(its, ram, &[mapti(nvme, e, 8193 + e, cpu), sync(cpu.into())]);
+        ram.set_prop(8193 + e, PROP_ON);
+        g.send(its, ram, &[inv(nvme, e), sync(cpu.into())]);
+    }
+    assert!(!its.is_stalled(), "{:?}", its.errors().last());
+    assert_eq!(its.stats().ignored, 0);
+    g
 }
