@@ -20,13 +20,13 @@ use doorbell::{DoorbellConfig, Doorbells};
 use its_cmdq::{Its, Lpis};
 use its_core::addr::PhysAddr;
 use its_core::cmd::Command;
-use its_core::ids::{DeviceId, VpeId};
+use its_core::ids::{DeviceId, VLpi, VpeId};
 use its_core::mmio::RedistRegisters;
 use its_core::platform::{AllocError, CacheMaint, Clock, DmaAlloc, DmaRegion, Instant};
 use its_model::{FakePlatform, GicModel, ModelConfig};
 use its_testkit::rig::{dist_caps, its_config, redists};
 use its_testkit::{Rig, Settings, with_v4};
-use vpe_sched::{V4Config, VmConfig};
+use vpe_sched::{V4Config, VlpiConfig, VmConfig};
 
 /// A pause in one thread's next 4-byte write to driver memory (a word of the doorbells'
 /// state, not a byte of the LPI property table): the thread stops there, says so, and goes
@@ -234,6 +234,67 @@ fn gicv41_doorbells_are_invalidated_with_invdb() {
         invdb_then_vsync("the settle of the interrupt path's disable");
         v.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
             .unwrap();
+        v.g.destroy_vm(&mut vm).unwrap();
+    });
+    r.model.assert_no_errors();
+}
+
+/// Finding 5, by delivery: on the hardware-like GICv4.1 model every redistributor holds the
+/// default doorbell's property byte as of the last INVDB for its vPE. A blocked vPE's
+/// doorbell (`make_non_resident(.., true)`, then a vLPI) must ring, on the CPU it blocked on
+/// first and again after it moved to the other CPU, which an invalidation of one
+/// redistributor (GICR_INVLPIR, proxy INV) would not reach.
+#[test]
+fn gicv41_blocked_vpe_doorbell_rings_on_hardware() {
+    let r = Rig::new(ModelConfig::gicv41(2).harden());
+    with_v4(&r, r.doorbell_config(8), V4Config::default(), |v| {
+        let mut vm =
+            v.g.create_vm(VmConfig {
+                vintid_bits: 16,
+                vpes: &[0],
+            })
+            .unwrap();
+        let vpe = vm.vpe(0).unwrap();
+        let (id, db) = (vpe.id(), vpe.doorbell());
+        let mut dev = r.its[0].map_device(DeviceId::new(3), 2).unwrap();
+        let vlpi = VlpiConfig {
+            vintid: VLpi::new(8200).unwrap(),
+            priority: 0xa0,
+            enabled: true,
+            doorbell: true,
+        };
+        v.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, vlpi).unwrap();
+        for cpu in [0, 1] {
+            v.g.make_resident(&vm, 0, cpu, &mut r.model.redist(cpu))
+                .unwrap();
+            if cpu == 1 {
+                // The vLPI that rang the doorbell on CPU 0, delivered by the residency
+                // (left pending, it would make the next deschedule report PendingLast and
+                // arm no doorbell).
+                assert_eq!(r.model.take_vlpi(1), Some(8200));
+            }
+            v.g.make_non_resident(&vm, 0, &mut r.model.redist(cpu), true)
+                .unwrap();
+            r.its[0].int_event(&dev, 0).unwrap();
+            assert_eq!(
+                r.model.take_lpi(cpu),
+                Some(db.get()),
+                "CPU {cpu}: the blocked vPE's doorbell did not ring (pending: {:?})",
+                r.model.pending_lpis(cpu)
+            );
+            assert_eq!(v.dbs.handle(db.get()), Some(id));
+        }
+        v.g.make_resident(&vm, 0, 1, &mut r.model.redist(1))
+            .unwrap();
+        assert_eq!(
+            r.model.take_vlpi(1),
+            Some(8200),
+            "the vLPI behind the doorbell"
+        );
+        v.g.make_non_resident(&vm, 0, &mut r.model.redist(1), false)
+            .unwrap();
+        v.g.unmap_vlpi(&r.its[0], &mut dev, 0, &vm, false).unwrap();
+        r.its[0].unmap_device(&mut dev).unwrap();
         v.g.destroy_vm(&mut vm).unwrap();
     });
     r.model.assert_no_errors();

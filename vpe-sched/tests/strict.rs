@@ -9,6 +9,7 @@ use its_cmdq::{Its, ItsConfig};
 use its_core::cmd::Command;
 use its_core::ids::{DeviceId, VLpi};
 use its_core::mmio::RedistRegisters;
+use its_core::regs::GicrVpendbaserV41;
 use its_model::{ModelConfig, Strict};
 use its_testkit::rig::{dist_caps, redists};
 use its_testkit::{Rig, Settings, V4};
@@ -358,4 +359,69 @@ fn gicv41_deschedule_without_doorbell_writes_pending_last() {
     assert!(d.pending_last);
     r.g.destroy_vm(&mut vm).unwrap();
     r.model.assert_no_errors();
+}
+
+/// GICv4.1: every redistributor may cache a vPE's default doorbell configuration (its LPI
+/// property byte) until INVDB for the vPE. A doorbell enabled in the property table but not
+/// invalidated stays pending without firing on the hardware-like model, and fires once INVDB
+/// reaches the redistributor; QEMU-like, the table is read at each use.
+#[test]
+fn gicv41_default_doorbell_fires_only_after_invdb() {
+    for hard in [false, true] {
+        let mut cfg = ModelConfig::gicv41(1);
+        if hard {
+            cfg = cfg.harden();
+        }
+        let r = leak(cfg);
+        let vm =
+            r.g.create_vm(VmConfig {
+                vintid_bits: 16,
+                vpes: &[0],
+            })
+            .unwrap();
+        let (id, db) = {
+            let vpe = vm.vpe(0).unwrap();
+            (vpe.id(), vpe.doorbell())
+        };
+        let mut dev = r.its[0].map_device(DeviceId::new(3), 2).unwrap();
+        r.g.map_vlpi(&r.its[0], &mut dev, 0, &vm, 0, vcfg(8200, true))
+            .unwrap();
+        r.g.make_resident(&vm, 0, 0, &mut r.model.redist(0))
+            .unwrap();
+        // Behind the doorbell layer's back: the byte says enabled, nothing invalidates it.
+        r.lpis.configure(db, 0xa0, true).unwrap();
+        // Deschedule by hand with the default doorbell requested (GICR_VPENDBASER.DB), and
+        // wait for the VPT parse.
+        let mut rd = r.model.redist(0);
+        rd.set_vpendbaser(
+            GicrVpendbaserV41::new()
+                .with_vpe_id(id.get())
+                .with_doorbell(true)
+                .into(),
+        );
+        let mut reads = 0;
+        while GicrVpendbaserV41::from(rd.vpendbaser()).dirty() {
+            reads += 1;
+            assert!(reads < 100, "Dirty never clears");
+        }
+        r.its[0].int_event(&dev, 0).unwrap();
+        assert!(
+            r.model.pending_lpis(0).contains(&db.get()),
+            "hard={hard}: the vLPI did not make the default doorbell pending"
+        );
+        if hard {
+            assert_eq!(
+                r.model.take_lpi(0),
+                None,
+                "the redistributor used a doorbell configuration nobody invalidated"
+            );
+            r.g.invdb(&vm, 0).unwrap();
+        }
+        assert_eq!(
+            r.model.take_lpi(0),
+            Some(db.get()),
+            "hard={hard}: the enabled default doorbell does not fire"
+        );
+        r.model.assert_no_errors();
+    }
 }

@@ -769,7 +769,19 @@ fn apply(w: &mut World, n: usize, cmd: &Command) -> Result<(), Stall> {
                 redist::invalidate_vlpi_config(w, key, None);
             }
         }
-        Command::Invdb { vpe } | Command::Vsgi { vpe, .. } => {
+        Command::Invdb { vpe } => {
+            if lookup_vte(w, n, cmd.mnemonic(), vpe.get())?.is_some()
+                && let Some(db) = w.its[n].v41.get(&vpe.get()).map(|v| v.default_db)
+                && (8192..1 << 24).contains(&db)
+            {
+                // Every redistributor may hold the default doorbell's property byte; INVDB
+                // reaches them all.
+                for cpu in 0..w.rds.len() {
+                    redist::reload_lpi_config(w, cpu, Some(db));
+                }
+            }
+        }
+        Command::Vsgi { vpe, .. } => {
             lookup_vte(w, n, cmd.mnemonic(), vpe.get())?;
         }
         // A command its-core gained after this model: said, and skipped as QEMU skips a

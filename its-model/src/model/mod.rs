@@ -77,7 +77,9 @@ pub struct PageSizes {
 pub struct Strict {
     /// The redistributors cache LPI and vLPI configuration (the property bytes): a change
     /// is seen only after an invalidation of that LPI (INV, GICR_INVLPIR) or of all of them
-    /// (INVALL, VINVALL, GICR_INVALLR), or, for a vPE, at its (re)mapping. The cache holds
+    /// (INVALL, VINVALL, GICR_INVALLR), or, for a vPE, at its (re)mapping. A GICv4.1 vPE's
+    /// default doorbell is a physical LPI held like the others by each redistributor, and
+    /// INVDB for the vPE reloads it on every redistributor (a VMAPP does not). The cache holds
     /// the bytes as they were at the last invalidation, so a missing or misordered
     /// invalidation loses or delays the interrupt. QEMU reads the table at each use.
     pub config_cache: bool,
