@@ -6,97 +6,31 @@
 //! 5. GICv4.1 doorbells were invalidated on one redistributor (GICR_INVLPIR, proxy INV), not
 //!    with INVDB, which every redistributor sees;
 //! 6. with DirectLPI, a moved vPE's doorbell stayed pending on the old redistributor.
-// The test platform below forwards `DmaAlloc`, an unsafe trait, to the model's platform.
-#![allow(unsafe_code)]
 
-use core::ptr::NonNull;
 use core::time::Duration;
-use std::alloc::Layout;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread::ThreadId;
 
 use doorbell::{DoorbellConfig, Doorbells};
 use its_cmdq::{Its, Lpis};
-use its_core::addr::PhysAddr;
 use its_core::cmd::Command;
 use its_core::ids::{DeviceId, VLpi, VpeId};
 use its_core::mmio::RedistRegisters;
-use its_core::platform::{AllocError, CacheMaint, Clock, DmaAlloc, DmaRegion, Instant};
-use its_model::{FakePlatform, GicModel, ModelConfig};
+use its_model::{Event, FakePlatform, GicModel, ModelConfig};
 use its_testkit::rig::{dist_caps, its_config, redists};
 use its_testkit::{Rig, Settings, with_v4};
 use vpe_sched::{V4Config, VlpiConfig, VmConfig};
 
 /// A pause in one thread's next 4-byte write to driver memory (a word of the doorbells'
 /// state, not a byte of the LPI property table): the thread stops there, says so, and goes
-/// on when told.
+/// on when told. Run by the platform's observer ([`FakePlatform::set_observer`]).
 struct Pause {
     /// The thread to stop, while the pause is still to come.
     thread: Mutex<Option<ThreadId>>,
     /// Met when the thread stopped, then to let it go.
     stopped: Barrier,
     go: Barrier,
-}
-
-/// The model's platform, with a [`Pause`] at driver writes.
-#[derive(Clone)]
-struct Paused {
-    inner: FakePlatform,
-    pause: Arc<Pause>,
-}
-
-// SAFETY: every method forwards to `FakePlatform`, which meets `DmaAlloc`'s contract; the
-// pause only delays the thread that made the write.
-unsafe impl DmaAlloc for Paused {
-    fn alloc_zeroed(&self, layout: Layout) -> Result<DmaRegion, AllocError> {
-        self.inner.alloc_zeroed(layout)
-    }
-    unsafe fn dealloc(&self, region: DmaRegion) {
-        // SAFETY: our caller's promise is `FakePlatform::dealloc`'s.
-        unsafe { self.inner.dealloc(region) }
-    }
-    fn virt_to_phys(&self, va: NonNull<u8>) -> Option<PhysAddr> {
-        self.inner.virt_to_phys(va)
-    }
-    fn note_write(&self, pa: PhysAddr, len: usize) {
-        self.inner.note_write(pa, len);
-        if len != 4 {
-            return;
-        }
-        let me = std::thread::current().id();
-        let mut t = self.pause.thread.lock().unwrap();
-        if *t == Some(me) {
-            *t = None;
-            drop(t);
-            self.pause.stopped.wait();
-            self.pause.go.wait();
-        }
-    }
-}
-
-impl CacheMaint for Paused {
-    fn clean_to_poc(&self, va: NonNull<u8>, len: usize) {
-        self.inner.clean_to_poc(va, len);
-    }
-    fn clean_inval_to_poc(&self, va: NonNull<u8>, len: usize) {
-        self.inner.clean_inval_to_poc(va, len);
-    }
-    fn dsb_ishst(&self) {
-        self.inner.dsb_ishst();
-    }
-    fn dsb_sy(&self) {
-        self.inner.dsb_sy();
-    }
-}
-
-impl Clock for Paused {
-    fn now(&self) -> Instant {
-        self.inner.now()
-    }
-    fn relax(&self) {
-        self.inner.relax();
-    }
 }
 
 /// Finding 1. A stale doorbell is taken on one CPU (the old CPU of a vPE that moved) while
@@ -123,11 +57,21 @@ fn an_enable_inside_the_interrupt_paths_window_is_not_undone() {
             stopped: Barrier::new(2),
             go: Barrier::new(2),
         });
-        let p = Paused {
-            inner: plat.clone(),
-            pause: pause.clone(),
-        };
-        let lpis = Lpis::new(&dist_caps(&cfg), p.clone()).unwrap();
+        let pz = pause.clone();
+        plat.set_observer(Some(Arc::new(move |e: &Event| {
+            if !matches!(e, Event::Write { len: 4, .. }) {
+                return;
+            }
+            let me = std::thread::current().id();
+            let mut t = pz.thread.lock().unwrap();
+            if *t == Some(me) {
+                *t = None;
+                drop(t);
+                pz.stopped.wait();
+                pz.go.wait();
+            }
+        })));
+        let lpis = Lpis::new(&dist_caps(&cfg), plat.clone()).unwrap();
         let _pending: Vec<_> = (0..cfg.cpus)
             .map(|c| {
                 lpis.init_redistributor(&mut model.redist(c), Duration::from_millis(5))
@@ -136,7 +80,7 @@ fn an_enable_inside_the_interrupt_paths_window_is_not_undone() {
             .collect();
         let its = Its::new(
             model.its(0),
-            p.clone(),
+            plat.clone(),
             &redists(&model),
             its_config(&cfg, &settings, 0),
         )

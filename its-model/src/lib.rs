@@ -72,4 +72,4 @@ pub use model::{
     CteView, Delay, DteView, GicModel, IteView, ItsHandle, ModelConfig, ModelError, PageSizes,
     RedistHandle, Strict, VteView,
 };
-pub use platform::{AllocFaults, Event, FakeClock, FakePlatform, MemFault, View};
+pub use platform::{AllocFaults, Event, FakeClock, FakePlatform, MemFault, Observer, View};

@@ -121,7 +121,12 @@ unsafe impl Send for State {}
 pub struct FakePlatform {
     state: Arc<Mutex<State>>,
     clock: FakeClock,
+    observer: Arc<Mutex<Option<Observer>>>,
 }
+
+/// What a test runs at the driver's CPU writes and barriers (see
+/// [`FakePlatform::set_observer`]).
+pub type Observer = Arc<dyn Fn(&Event) + Send + Sync>;
 
 impl core::fmt::Debug for FakePlatform {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -174,6 +179,29 @@ impl FakePlatform {
                 peak_bytes: 0,
             })),
             clock,
+            observer: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Runs `observer` on the calling thread at each [`Event::Write`] (a CPU write through a
+    /// `DmaBuf`), [`Event::DsbIshst`] and [`Event::DsbSy`], after the platform's own work and
+    /// whether or not events are being recorded; `None` removes it. This is where a test
+    /// interposes on the driver: pause a thread at a write, or take an "interrupt" inside the
+    /// barrier before a GITS_CWRITER write. The observer may call back into the platform,
+    /// and it runs for the barriers of its own calls too.
+    pub fn set_observer(&self, observer: Option<Observer>) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = observer;
+    }
+
+    /// Runs the observer, if any, on `e`, holding no lock of ours.
+    fn observe(&self, e: &Event) {
+        let observer = self
+            .observer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(o) = observer {
+            o(e);
         }
     }
 
@@ -438,10 +466,9 @@ unsafe impl DmaAlloc for FakePlatform {
     }
 
     fn note_write(&self, pa: PhysAddr, len: usize) {
-        let mut s = self.lock();
-        if s.recording {
-            s.events.push(Event::Write { pa: pa.get(), len });
-        }
+        let e = Event::Write { pa: pa.get(), len };
+        self.record(e.clone());
+        self.observe(&e);
     }
 }
 
@@ -469,9 +496,11 @@ impl CacheMaint for FakePlatform {
     }
     fn dsb_ishst(&self) {
         self.record(Event::DsbIshst);
+        self.observe(&Event::DsbIshst);
     }
     fn dsb_sy(&self) {
         self.record(Event::DsbSy);
+        self.observe(&Event::DsbSy);
     }
 }
 
